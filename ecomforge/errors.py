@@ -1,0 +1,68 @@
+"""The error hierarchy: plugins raise these; only the CLI turns them into a message and exit code."""
+from __future__ import annotations
+
+
+class EcomforgeError(Exception):
+    """Base of every error ecomforge raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The message and its hint, on one line, as the CLI prints it."""
+        text = " ".join(self.message.split())
+        if self.hint:
+            text += f" ({' '.join(self.hint.split())})"
+        return text
+
+
+class UsageError(EcomforgeError):
+    """Bad usage or bad input from the user: exit code 2."""
+
+    exit_code = 2
+
+
+class RecipeError(UsageError):
+    """A recipe key is unknown, missing or out of range; names the key's path."""
+
+    def __init__(self, path: str, message: str, *, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message, hint=hint)
+
+
+class InputError(UsageError):
+    """An input file (image, mask, recipe) is missing, unreadable or invalid; names the file."""
+
+
+class PluginError(EcomforgeError):
+    """A plugin is missing, broken, or two plugins claim the same name."""
+
+
+class PluginNotFound(PluginError, UsageError):
+    """A recipe names a plugin that is not installed."""
+
+    exit_code = 2
+
+
+class ModelNotFound(UsageError):
+    """A model's weights are not on disk and cannot be fetched; says what to download and where."""
+
+
+class StageError(EcomforgeError):
+    """A plugin failed at run time; names the step, plugin and product (raised ``from`` the cause)."""
+
+    def __init__(self, step: str, plugin: str, product: str, cause: BaseException) -> None:
+        self.step, self.plugin, self.product = step, plugin, product
+        detail = cause.one_line() if isinstance(cause, EcomforgeError) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"{step} failed in plugin '{plugin}' for product '{product}': {detail}")
+        # A user error surfacing inside a stage (a bad mask file, say) stays a usage error.
+        if isinstance(cause, EcomforgeError):
+            self.exit_code = cause.exit_code
+
+
+class NothingFound(UsageError):
+    """A masker found no product above its confidence threshold (reports the best score)."""

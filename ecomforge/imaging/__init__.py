@@ -1,0 +1,1 @@
+"""Image and mask operations shared by every plugin: refinement, paste-back, PNG metadata."""

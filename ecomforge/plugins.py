@@ -1,0 +1,169 @@
+"""The plugin manager and the registry of stage classes, loaded from entry points in group ``ecomforge``."""
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as md
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError, PluginNotFound
+from .stages import STAGE_KINDS, Stage
+
+ENTRY_POINT_GROUP = "ecomforge"
+
+# First-party plugins and the distribution to install for them: used for "pip install ..." hints.
+KNOWN_PLUGINS: dict[str, str] = {
+    **dict.fromkeys(["local", "classic", "upload", "composite", "cv-inpaint", "color", "keypoints", "threshold"],
+                    "ecomforge-classic"),
+    **dict.fromkeys(["sd-inpaint", "sd-img2img"], "ecomforge-diffusers"),
+    **dict.fromkeys(["sam-clip", "sam", "clipseg", "sam3"], "ecomforge-sam"),
+    **dict.fromkeys(["clip-image", "clip-text", "dino", "lpips"], "ecomforge-scorers"),
+    **dict.fromkeys(["lora", "dreambooth"], "ecomforge-train"),
+    "ray": "ecomforge[ray]",
+}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registered stage class and the distribution it came from."""
+
+    kind: str
+    name: str
+    cls: type[Stage]
+    distribution: str
+    version: str
+
+
+@dataclass
+class LoadError:
+    """A plugin that failed to import or register: shown by ``ecomforge plugins``, never fatal."""
+
+    plugin: str
+    distribution: str
+    error: str
+
+
+@dataclass
+class Registry:
+    """Every stage class by kind and name, plus the load errors met while building it."""
+
+    plugins: dict[str, dict[str, PluginInfo]] = field(default_factory=lambda: {k: {} for k in STAGE_KINDS})
+    errors: list[LoadError] = field(default_factory=list)
+    pm: pluggy.PluginManager | None = None
+
+    def get(self, kind: str, name: str) -> PluginInfo:
+        """Look a plugin up, or raise PluginNotFound with a did-you-mean or pip-install hint."""
+        found = self.plugins[kind].get(name)
+        if found is not None:
+            return found
+        raise PluginNotFound(f"unknown {kind} plugin '{name}'", hint=self.hint(kind, name))
+
+    def hint(self, kind: str, name: str) -> str:
+        """Suggest a close name, the distribution to install, or the available names."""
+        for err in self.errors:
+            if err.plugin == name or name in err.error:
+                return f"plugin failed to load: {err.error}"
+        close = difflib.get_close_matches(name, list(self.plugins[kind]), n=1)
+        if close:
+            return f"did you mean '{close[0]}'?"
+        if name in KNOWN_PLUGINS:
+            return f"pip install {KNOWN_PLUGINS[name]}"
+        names = ", ".join(sorted(self.plugins[kind])) or "none installed"
+        return f"available {kind}s: {names}"
+
+    def create(self, kind: str, name: str, config: Any = None, *, device: str = "auto", path: str = "config") -> Stage:
+        """Instantiate a plugin with a validated config (cheap: no weights load here)."""
+        return self.get(kind, name).cls(config, device=device, path=path)
+
+    def all(self) -> list[PluginInfo]:
+        """Every registered plugin, sorted by kind and name."""
+        return [info for kind in STAGE_KINDS for _, info in sorted(self.plugins[kind].items())]
+
+
+_HOOK_FOR_KIND = {kind: f"register_{kind}s" for kind in STAGE_KINDS}
+
+
+def build_plugin_manager(extra: list[Any] | None = None, *, entry_points: bool = True) -> tuple[pluggy.PluginManager, list[LoadError], dict[str, tuple[str, str]]]:
+    """Make a plugin manager with every entry-point plugin; import failures become LoadErrors."""
+    pm = pluggy.PluginManager("ecomforge")
+    pm.add_hookspecs(hookspecs)
+    errors: list[LoadError] = []
+    origins: dict[str, tuple[str, str]] = {}
+    if entry_points:
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
+            dist = ep.dist.name if ep.dist else "?"
+            version = ep.dist.version if ep.dist else "?"
+            try:
+                module = ep.load()
+                if pm.is_registered(module):
+                    continue
+                pm.register(module, name=f"{dist}:{ep.name}")
+                origins[f"{dist}:{ep.name}"] = (dist, version)
+            except Exception as exc:  # a broken plugin must never break the CLI
+                errors.append(LoadError(ep.name, dist, f"{type(exc).__name__}: {exc}"))
+    for i, plugin in enumerate(extra or []):
+        name = getattr(plugin, "__name__", f"extra-{i}")
+        pm.register(plugin, name=name)
+        origins[name] = (getattr(plugin, "__distribution__", name), getattr(plugin, "__version__", "0"))
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        errors.append(LoadError(str(getattr(exc, "plugin_name", "?")), "?", f"unknown hook: {exc}"))
+    return pm, errors, origins
+
+
+def build_registry(extra: list[Any] | None = None, *, entry_points: bool = True) -> Registry:
+    """Load plugins and collect every stage class they register, one hook implementation at a time."""
+    pm, errors, origins = build_plugin_manager(extra, entry_points=entry_points)
+    registry = Registry(errors=errors, pm=pm)
+    for kind, hook_name in _HOOK_FOR_KIND.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in hook.get_hookimpls():
+            dist, version = origins.get(impl.plugin_name, (impl.plugin_name, "?"))
+
+            def register(cls: type, _kind: str = kind, _dist: str = dist, _version: str = version) -> None:
+                _register(registry, _kind, cls, _dist, _version)
+
+            try:
+                impl.function(register)
+            except Exception as exc:
+                errors.append(LoadError(impl.plugin_name, dist, f"{hook_name} failed: {type(exc).__name__}: {exc}"))
+    return registry
+
+
+def _register(registry: Registry, kind: str, cls: type, dist: str, version: str) -> None:
+    base = STAGE_KINDS[kind]
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(f"{getattr(cls, '__name__', cls)!r} is not a {base.__name__} subclass")
+    if not cls.name:
+        raise PluginError(f"{cls.__name__} has no 'name'")
+    existing = registry.plugins[kind].get(cls.name)
+    if existing is not None and existing.cls is not cls:
+        raise PluginError(
+            f"two plugins claim {kind} '{cls.name}': {existing.distribution} and {dist}")
+    registry.plugins[kind][cls.name] = PluginInfo(kind, cls.name, cls, dist, version)
+
+
+_lock = threading.Lock()
+_default: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = build_registry()
+        return _default
+
+
+def set_registry(registry: Registry | None) -> Registry | None:
+    """Swap the process-wide registry (tests register temporary plugins this way); returns the old one."""
+    global _default
+    with _lock:
+        old, _default = _default, registry
+        return old

@@ -1,0 +1,177 @@
+"""The stage ABCs: one abstract method each, a nested pydantic ``Config``, weights loaded lazily."""
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import RecipeError
+from .types import Candidate, Decision, GenerationRequest, Mask, Reference, Scored, ScoringContext
+
+
+class StageConfig(BaseModel):
+    """Base of every plugin's ``Config``: unknown keys are rejected, every field is described."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stage(ABC):
+    """A configured plugin instance. Constructing one is cheap; ``setup()`` loads weights once."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[StageConfig]] = StageConfig
+
+    def __init__(self, config: StageConfig | dict[str, Any] | None = None, *, device: str = "auto",
+                 path: str = "config") -> None:
+        self.config = self.parse_config(config, path=path)
+        self.device = device
+        self._ready = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def parse_config(cls, config: StageConfig | dict[str, Any] | None, *, path: str = "config") -> Any:
+        """Validate a config dict against ``Config``; errors name the key path, value and reason."""
+        if isinstance(config, cls.Config):
+            return config
+        try:
+            return cls.Config.model_validate(dict(config or {}))
+        except ValidationError as exc:
+            raise config_error(exc, path, cls.Config) from None
+
+    def ensure_setup(self) -> None:
+        """Run ``setup()`` once, thread-safely."""
+        if self._ready:
+            return
+        with self._lock:
+            if not self._ready:
+                self.setup()
+                self._ready = True
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Load models and do heavy imports; the default does nothing."""
+
+    def identity(self) -> dict[str, str]:
+        """Model ids (and weight hashes where known) for the manifest; override when weights are used."""
+        return {}
+
+
+def config_error(exc: ValidationError, path: str, model: type[BaseModel]) -> RecipeError:
+    """Turn a pydantic error into a RecipeError naming the first bad key, its value and a hint."""
+    import difflib
+
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    full = f"{path}.{loc}" if loc else path
+    hint = None
+    if err["type"] == "extra_forbidden":
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+        return RecipeError(full, "unknown key", hint=hint)
+    value = err.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    return RecipeError(full, f"{err['msg']} (got {shown[:80]})")
+
+
+class Acquirer(Stage):
+    """Turns a references spec (files, folders, globs, URLs) into ``Reference`` objects."""
+
+    kind = "acquirer"
+
+    @abstractmethod
+    def acquire(self, specs: Sequence[str], *, product: str, base_dir: Path) -> list[Reference]:
+        """Load every image the specs name, in a deterministic order."""
+
+
+class Masker(Stage):
+    """Finds the product region of a reference."""
+
+    kind = "masker"
+
+    @abstractmethod
+    def mask(self, reference: Reference) -> Mask:
+        """Return the product mask for one reference (raise ``NothingFound`` rather than guess)."""
+
+
+class Generator(Stage):
+    """Makes new images of the product; one candidate per seed in the request."""
+
+    kind = "generator"
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest) -> list[Candidate]:
+        """Generate one candidate per seed of ``request.seeds``, in that order."""
+
+    def describe(self, config: Any) -> dict[str, Any]:
+        """The parameters that define an output, for ids and PNG text (defaults to the whole config)."""
+        return config.model_dump(mode="json")
+
+
+class Scorer(Stage):
+    """Rates how faithfully each candidate shows the product: floats in [0,1], higher is better."""
+
+    kind = "scorer"
+
+    @abstractmethod
+    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[float]:
+        """One score in [0,1] per candidate, in order."""
+
+
+class Filter(Stage):
+    """Chooses which scored candidates to keep, and says why."""
+
+    kind = "filter"
+
+    @abstractmethod
+    def select(self, scored: Sequence[Scored]) -> list[Decision]:
+        """One decision per scored candidate, in order."""
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """How to build the generator in any process: plugin name, config dict and device."""
+
+    plugin: str
+    config: dict[str, Any]
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """One batched generator call: a request plus the candidate ids its seeds will get."""
+
+    key: str
+    product: str
+    request: GenerationRequest
+    ids: tuple[str, ...]
+
+
+class Executor(Stage):
+    """Decides where generation jobs run; yields results as they complete, in any order."""
+
+    kind = "executor"
+
+    @abstractmethod
+    def map(self, spec: GeneratorSpec, jobs: Sequence[GenerationJob]) -> Iterator[tuple[GenerationJob, list[Candidate]]]:
+        """Run every job once and yield (job, candidates) as each finishes."""
+
+
+class Trainer(Stage):
+    """Fine-tunes a generator's model on a product's references."""
+
+    kind = "trainer"
+
+    @abstractmethod
+    def train(self, references: Sequence[Reference], output_dir: Path) -> Path:
+        """Train and return the path of the produced weights."""
+
+
+STAGE_KINDS: dict[str, type[Stage]] = {
+    cls.kind: cls for cls in (Acquirer, Masker, Generator, Scorer, Filter, Executor, Trainer)
+}
