@@ -116,9 +116,11 @@ def build_plugin_manager(extra: list[Any] | None = None, *, entry_points: bool =
     return pm, errors, origins
 
 
-def build_registry(extra: list[Any] | None = None, *, entry_points: bool = True) -> Registry:
+def build_registry(extra: list[Any] | None = None, *, entry_points: bool = True,
+                   loaded: tuple[pluggy.PluginManager, list[LoadError], dict[str, tuple[str, str]]] | None = None) -> Registry:
     """Load plugins and collect every stage class they register, one hook implementation at a time."""
-    pm, errors, origins = build_plugin_manager(extra, entry_points=entry_points)
+    pm, errors, origins = loaded or build_plugin_manager(extra, entry_points=entry_points)
+    errors = list(errors)
     registry = Registry(errors=errors, pm=pm)
     for kind, hook_name in _HOOK_FOR_KIND.items():
         hook = getattr(pm.hook, hook_name)
@@ -148,8 +150,20 @@ def _register(registry: Registry, kind: str, cls: type, dist: str, version: str)
     registry.plugins[kind][cls.name] = PluginInfo(kind, cls.name, cls, dist, version)
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _default: Registry | None = None
+_loaded: tuple[pluggy.PluginManager, list[LoadError], dict[str, tuple[str, str]]] | None = None
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager (entry points loaded, stage classes not yet imported)."""
+    global _loaded
+    with _lock:
+        if _default is not None and _default.pm is not None:
+            return _default.pm
+        if _loaded is None:
+            _loaded = build_plugin_manager()
+        return _loaded[0]
 
 
 def get_registry() -> Registry:
@@ -157,7 +171,8 @@ def get_registry() -> Registry:
     global _default
     with _lock:
         if _default is None:
-            _default = build_registry()
+            get_plugin_manager()
+            _default = build_registry(loaded=_loaded)
         return _default
 
 

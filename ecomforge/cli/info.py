@@ -1,0 +1,76 @@
+"""``ecomforge plugins`` and ``ecomforge schema``."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from . import cli
+
+
+def plugin_table() -> dict[str, Any]:
+    """Every plugin with its kind, distribution, version and config schema, plus load errors."""
+    from ..plugins import get_registry
+
+    reg = get_registry()
+    return {
+        "plugins": [{"name": p.name, "kind": p.kind, "distribution": p.distribution, "version": p.version,
+                     "doc": (p.cls.__doc__ or "").strip().splitlines()[0] if p.cls.__doc__ else "",
+                     "config_schema": p.cls.Config.model_json_schema()} for p in reg.all()],
+        "errors": [{"plugin": e.plugin, "distribution": e.distribution, "error": e.error} for e in reg.errors],
+    }
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output, with config schemas.")
+def plugins(as_json: bool) -> None:
+    """List every installed plugin and any that failed to load."""
+    table = plugin_table()
+    if as_json:
+        click.echo(json.dumps(table, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("kind", "name", "distribution", "version", "description")
+    for p in table["plugins"]:
+        t.add_row(p["kind"], p["name"], p["distribution"], p["version"], p["doc"])
+    console = Console()
+    console.print(t)
+    for e in table["errors"]:
+        console.print(f"[red]failed to load[/red] {e['plugin']} ({e['distribution']}): {e['error']}", markup=True)
+
+
+def recipe_schema() -> dict[str, Any]:
+    """JSON schema of recipes, with each step's config tied to its plugin's own schema."""
+    from ..plugins import get_registry
+    from ..recipe.schema import Recipe
+
+    schema = Recipe.model_json_schema()
+    reg = get_registry()
+    defs = schema.setdefault("$defs", {})
+    kinds = {"acquire": "acquirer", "mask": "masker", "generate": "generator", "filter": "filter",
+             "execute": "executor", "score": "scorer"}
+    for step, kind in kinds.items():
+        options = []
+        for name, info in sorted(reg.plugins[kind].items()):
+            key = f"{kind}:{name}"
+            defs[key] = info.cls.Config.model_json_schema()
+            options.append({"properties": {"plugin": {"const": name}, "config": {"$ref": f"#/$defs/{key}"}}})
+        if options:
+            schema.setdefault("properties", {}).setdefault(step, {})["x-plugins"] = sorted(reg.plugins[kind])
+            target = schema["properties"][step]
+            if step == "score":
+                target["items"] = {"allOf": [{"$ref": "#/$defs/Score"}, {"anyOf": options}]}
+            else:
+                ref = {k: v for k, v in target.items() if k not in ("x-plugins",)}
+                schema["properties"][step] = {"allOf": [ref, {"anyOf": options}], "x-plugins": target["x-plugins"],
+                                              "description": target.get("description", "")}
+    return schema
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON schema of recipes (for editors)."""
+    click.echo(json.dumps(recipe_schema(), indent=2))

@@ -1,0 +1,172 @@
+"""Load a recipe: YAML, ``--set`` overrides, schema and plugin-config validation, before any work."""
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import InputError, RecipeError
+from ..plugins import Registry, get_registry
+from ..stages import StageConfig, config_error
+from .schema import Recipe
+
+_MAX_GRID = 100_000
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse a recipe file into a dict; errors name the file (and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: recipe file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a recipe file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read recipe ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InputError(f"{path}:{where} {problem}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a recipe must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
+    """Parse ``key.path=value`` strings; values are read as YAML scalars/lists."""
+    out = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise RecipeError("--set", f"expected key.path=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        # Only explicit [..] / {..} make a list or mapping: "a: b" stays the text the user typed.
+        if isinstance(value, (dict, list)) and not raw.strip().startswith(("[", "{")):
+            value = raw
+        out.append((key.split("."), value))
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[tuple[list[str], Any]]) -> dict[str, Any]:
+    """Set each override in a deep copy of the recipe dict; list items are addressed by index."""
+    data = copy.deepcopy(data)
+    for parts, value in overrides:
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise RecipeError(where, f"no list item {part!r} (the list has {len(node)})")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if node.get(part) is None:
+                        node[part] = {}
+                    node = node[part]
+            else:
+                raise RecipeError(where, f"cannot set a key inside a {type(node).__name__}")
+    return data
+
+
+@dataclass
+class ResolvedRecipe:
+    """A validated recipe plus every plugin's validated config and the sweep grid."""
+
+    recipe: Recipe
+    path: Path | None
+    base_dir: Path
+    configs: dict[str, StageConfig] = field(default_factory=dict)  # step path -> config
+    grid: list[dict[str, Any]] = field(default_factory=list)  # sweep points (overrides of the base config)
+    versions: dict[str, str] = field(default_factory=dict)  # plugin -> distribution==version
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe: every default filled in, plugin versions pinned."""
+        data = self.recipe.model_dump(mode="json")
+        for step, cfg in self.configs.items():
+            target: Any = data
+            for part in step.split("."):
+                target = target[int(part)] if isinstance(target, list) else target[part]
+            target["config"] = cfg.model_dump(mode="json")
+        data["plugins"] = dict(sorted(self.versions.items()))
+        return data
+
+
+def _sweep_grid(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    keys = list(sweep)
+    size = 1
+    for values in sweep.values():
+        size *= len(values)
+    if size > _MAX_GRID:
+        raise RecipeError("generate.sweep", f"the grid has {size} points (limit {_MAX_GRID})")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(sweep[k] for k in keys))]
+
+
+def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: Registry | None = None) -> ResolvedRecipe:
+    """Validate the schema and every plugin config (each sweep point too); no weights load."""
+    registry = registry or get_registry()
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(exc, "", Recipe) from None
+    base_dir = (path.parent if path else Path.cwd()).resolve()
+    resolved = ResolvedRecipe(recipe=recipe, path=path, base_dir=base_dir)
+    steps: list[tuple[str, str, Any]] = [
+        ("acquire", "acquirer", recipe.acquire), ("mask", "masker", recipe.mask),
+        ("generate", "generator", recipe.generate), ("filter", "filter", recipe.filter),
+        ("execute", "executor", recipe.execute),
+    ] + [(f"score.{i}", "scorer", s) for i, s in enumerate(recipe.score)]
+    for where, kind, step in steps:
+        try:
+            info = registry.get(kind, step.plugin)
+        except Exception as exc:
+            hint = getattr(exc, "hint", None)
+            raise RecipeError(f"{where}.plugin", f"unknown {kind} plugin {step.plugin!r}", hint=hint) from None
+        resolved.configs[where] = info.cls.parse_config(step.config, path=f"{where}.config")
+        resolved.versions[step.plugin] = f"{info.distribution}=={info.version}"
+    gen_cls = registry.get("generator", recipe.generate.plugin).cls
+    resolved.grid = _sweep_grid(recipe.generate.sweep)
+    fields = gen_cls.Config.model_fields
+    for key in recipe.generate.sweep:
+        if key not in fields:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            raise RecipeError(f"generate.sweep.{key}", "not a setting of generator "
+                              f"'{recipe.generate.plugin}'", hint=f"did you mean '{close[0]}'?" if close else None)
+    base = recipe.generate.config
+    for point in resolved.grid:
+        try:
+            gen_cls.Config.model_validate({**base, **point})
+        except ValidationError as exc:
+            err = config_error(exc, "generate.sweep", gen_cls.Config)
+            raise RecipeError("", f"{err.message} (sweep point {point})") from None
+    return resolved
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, registry: Registry | None = None) -> ResolvedRecipe:
+    """Read, override and validate a recipe file."""
+    path = Path(path)
+    data = apply_overrides(read_yaml(path), parse_overrides(list(overrides)))
+    try:
+        return resolve_recipe(data, path=path, registry=registry)
+    except RecipeError as exc:
+        raise RecipeError("", f"{path}: {exc.message}", hint=exc.hint) from None

@@ -1,0 +1,135 @@
+"""The recipe schema (pydantic): every key described, unknown keys rejected."""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Step(_Strict):
+    """A stage: which plugin, and its config (validated against the plugin's own Config)."""
+
+    plugin: str = Field(description="Name of the plugin that runs this step.")
+    config: dict[str, Any] = Field(default_factory=dict, description="The plugin's settings; see `ecomforge plugins`.")
+
+
+class SeedRange(_Strict):
+    """``count`` consecutive seeds starting at ``base``."""
+
+    count: int = Field(ge=1, le=100_000, description="How many seeds.")
+    base: int = Field(default=0, ge=0, description="The first seed.")
+
+
+class Inputs(_Strict):
+    """What to generate from: references for one product (or several products) and the prompts."""
+
+    references: list[str] | None = Field(
+        default=None, description="Files, folders, globs or http(s) URLs of one product's photos.")
+    products: dict[str, list[str]] | None = Field(
+        default=None, description="Several products: name -> references. Use instead of `references`.")
+    prompt: str = Field(default="", description="What the new images should show.")
+    negative_prompt: str = Field(default="", description="What they should not show.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Inputs":
+        if (self.references is None) == (self.products is None):
+            raise ValueError("give exactly one of 'references' or 'products'")
+        if self.references is not None and not self.references:
+            raise ValueError("'references' is empty: name at least one file, folder, glob or URL")
+        for name, refs in (self.products or {}).items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+                raise ValueError(f"product name {name!r} must be letters, digits, '.', '_' or '-'")
+            if not refs:
+                raise ValueError(f"product {name!r} has no references")
+        return self
+
+
+class Generate(Step):
+    """The generator, the parameter grid it sweeps and the seeds."""
+
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Config keys -> values to try; the full grid runs in a fixed order.")
+    seeds: list[int] | SeedRange = Field(default_factory=lambda: [0], description="Seeds, or {count, base}.")
+    sources: Literal["all", "first"] = Field(
+        default="all", description="Generate from every reference of a product, or only the first.")
+    batch_size: int = Field(default=4, ge=1, le=256, description="Seeds per generator call (batched).")
+
+    @field_validator("sweep")
+    @classmethod
+    def _non_empty(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in sweep.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"sweep '{key}' needs a non-empty list of values")
+        return sweep
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: list[int] | SeedRange) -> list[int] | SeedRange:
+        if isinstance(seeds, list):
+            if not seeds:
+                raise ValueError("seeds is empty")
+            if len(set(seeds)) != len(seeds):
+                raise ValueError("seeds repeat")
+            if any(s < 0 or s >= 2**63 for s in seeds):
+                raise ValueError("seeds must be in [0, 2^63)")
+        return seeds
+
+    def seed_list(self) -> list[int]:
+        """The seeds as a list."""
+        if isinstance(self.seeds, SeedRange):
+            return list(range(self.seeds.base, self.seeds.base + self.seeds.count))
+        return list(self.seeds)
+
+
+class Score(Step):
+    """One scorer and its weight in the combined score."""
+
+    weight: float = Field(default=1.0, ge=0.0, le=1000.0, description="Weight in the combined score.")
+    name: str | None = Field(default=None, description="Name of this score (defaults to the plugin name).")
+
+    @property
+    def key(self) -> str:
+        """The name scores are recorded under."""
+        return self.name or self.plugin
+
+
+class Output(_Strict):
+    """Where run folders go."""
+
+    dir: str = Field(default="runs", description="Parent folder of run folders.")
+    report: bool = Field(default=True, description="Write report.html.")
+
+
+class Recipe(_Strict):
+    """A whole run: inputs, then acquire → mask → generate → score → filter, then output."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Name of the recipe (used in run ids).")
+    description: str = Field(default="", description="Free text.")
+    inputs: Inputs = Field(description="References and prompts.")
+    acquire: Step = Field(default_factory=lambda: Step(plugin="local"), description="Where references come from.")
+    mask: Step = Field(description="How the product region is found.")
+    generate: Generate = Field(description="How new images are made.")
+    score: list[Score] = Field(default_factory=list, description="Scorers; their weighted mean is the total.")
+    filter: Step = Field(default_factory=lambda: Step(plugin="threshold"), description="Which candidates to keep.")
+    execute: Step = Field(default_factory=lambda: Step(plugin="local"), description="Where generation jobs run.")
+    output: Output = Field(default_factory=Output, description="Where the run folder goes.")
+
+    @field_validator("score")
+    @classmethod
+    def _unique_scores(cls, score: list[Score]) -> list[Score]:
+        keys = [s.key for s in score]
+        dup = {k for k in keys if keys.count(k) > 1}
+        if dup:
+            raise ValueError(f"two scorers are both named {sorted(dup)[0]!r}: give one a 'name'")
+        return score
+
+    def product_specs(self) -> dict[str, list[str]]:
+        """Product name -> its reference specs."""
+        if self.inputs.products is not None:
+            return dict(self.inputs.products)
+        return {self.name: list(self.inputs.references or [])}

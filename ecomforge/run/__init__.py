@@ -1,0 +1,1 @@
+"""Running recipes: the runner, the run folder, progress and the local executor."""

@@ -1,0 +1,291 @@
+"""The runner: per product acquire → mask → generate (sweep × seeds) → score → filter → run folder."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import EcomforgeError, StageError, UsageError
+from ..plugins import Registry, get_registry
+from ..recipe.load import ResolvedRecipe, resolve_recipe
+from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer
+from ..types import Candidate, GenerationRequest, Mask, Reference, Scored, ScoringContext
+from .context import RunContext
+from .ids import candidate_id, mask_sha256
+from .store import RunStore, new_run_id
+
+STEPS = ("acquire", "mask", "generate", "score", "filter")
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+class Runner:
+    """Runs one resolved recipe into one run folder; stages are built once and reused per product."""
+
+    def __init__(self, resolved: ResolvedRecipe, *, registry: Registry | None = None, device: str = "auto",
+                 executor: str | None = None, observers: list[Any] = ()) -> None:
+        self.resolved = resolved
+        self.registry = registry or get_registry()
+        self.device = device
+        self.observers = list(observers)
+        self._refs_sha: dict[str, list[str]] = {}
+        r, cfg = resolved.recipe, resolved.configs
+        create = self.registry.create
+        self.acquirer: Acquirer = create("acquirer", r.acquire.plugin, cfg["acquire"], device=device)
+        self.masker: Masker = create("masker", r.mask.plugin, cfg["mask"], device=device)
+        self.generator: Generator = create("generator", r.generate.plugin, cfg["generate"], device=device)
+        self.scorers: list[tuple[str, float, Scorer]] = [
+            (s.key, s.weight, create("scorer", s.plugin, cfg[f"score.{i}"], device=device))
+            for i, s in enumerate(r.score)]
+        self.filter: Filter = create("filter", r.filter.plugin, cfg["filter"], device=device)
+        exec_name = executor or r.execute.plugin
+        exec_cfg = cfg["execute"] if exec_name == r.execute.plugin else {}
+        self.executor: Executor = create("executor", exec_name, exec_cfg, device=device, path="execute.config")
+
+    # --- public entry -----------------------------------------------------------------------
+    def run(self, *, out: Path | None = None, resume: Path | None = None) -> RunResult:
+        """Run into a new folder under ``out``, or finish the run folder ``resume``."""
+        recipe = self.resolved.recipe
+        if resume is not None:
+            store = RunStore.open(resume)
+            run_id = store.root.name
+        else:
+            run_id = new_run_id(recipe.name)
+            store = RunStore.create(Path(out or recipe.output.dir), run_id, self.resolved.to_dict())
+        ctx = RunContext(run_id=run_id, dir=store.root, resolved=self.resolved, device=self.device,
+                         resumed=resume is not None, products=list(recipe.product_specs()))
+        pm = self.registry.pm
+        plugins = [store, *self.observers]
+        for p in plugins:
+            pm.register(p)
+        try:
+            pm.hook.on_run_start(run=ctx)
+            counts = {"candidates": 0, "kept": 0, "failed": 0}
+            for product, specs in recipe.product_specs().items():
+                if store.product_done(product):
+                    self._advance_overall(ctx, product)
+                    continue
+                for rec in self._run_product(ctx, store, product, specs):
+                    counts["candidates"] += 1
+                    counts["kept"] += int(rec["kept"])
+                    counts["failed"] += int(bool(rec.get("failed")))
+            records = list(store.records)
+            summary = {**counts, "run_id": run_id, "seconds": round(time.time() - ctx.started, 3),
+                       "stage_seconds": {k: round(v, 4) for k, v in ctx.stage_seconds.items()},
+                       "total_candidates": len(records), "total_kept": sum(bool(r["kept"]) for r in records)}
+            pm.hook.on_run_end(run=ctx, summary=summary)
+            return RunResult(store.root, records, summary)
+        except BaseException as exc:
+            pm.hook.on_run_error(run=ctx, error=exc)
+            raise
+        finally:
+            for p in plugins:
+                pm.unregister(p)
+
+    def _advance_overall(self, ctx: RunContext, product: str) -> None:
+        for step in STEPS:
+            self.registry.pm.hook.on_step_start(run=ctx, step=step, product=product, total=0)
+            self.registry.pm.hook.on_step_end(run=ctx, step=step, product=product, seconds=0.0)
+
+    @contextmanager
+    def _step(self, ctx: RunContext, step: str, plugin: str, product: str, total: int) -> Iterator[dict[str, float]]:
+        hook = self.registry.pm.hook
+        hook.on_step_start(run=ctx, step=step, product=product, total=total)
+        timer = {"inside": 0.0}
+        try:
+            yield timer
+        except StageError as exc:
+            hook.on_step_error(run=ctx, step=step, product=product, error=exc)
+            raise
+        except Exception as exc:
+            hook.on_step_error(run=ctx, step=step, product=product, error=exc)
+            raise StageError(step, plugin, product, exc) from exc
+        ctx.add_time(step, timer["inside"])
+        hook.on_step_end(run=ctx, step=step, product=product, seconds=timer["inside"])
+
+    def _advance(self, ctx: RunContext, step: str, product: str, n: int = 1) -> None:
+        self.registry.pm.hook.on_step_advance(run=ctx, step=step, product=product, advance=n)
+
+    # --- one product ----------------------------------------------------------------------------
+    def _run_product(self, ctx: RunContext, store: RunStore, product: str, specs: list[str]) -> list[dict[str, Any]]:
+        recipe, hook = self.resolved.recipe, self.registry.pm.hook
+        timings: dict[str, float] = {}
+
+        with self._step(ctx, "acquire", recipe.acquire.plugin, product, 1) as t:
+            t0 = time.perf_counter()
+            self.acquirer.ensure_setup()
+            refs = self.acquirer.acquire(specs, product=product, base_dir=self.resolved.base_dir)
+            t["inside"] = timings["acquire"] = time.perf_counter() - t0
+            if not refs:
+                raise UsageError(f"product '{product}': no reference images found in {specs}")
+            hook.on_references(run=ctx, product=product, references=refs)
+            self._advance(ctx, "acquire", product)
+
+        masks: list[Mask] = []
+        with self._step(ctx, "mask", recipe.mask.plugin, product, len(refs)) as t:
+            self.masker.ensure_setup()
+            for ref in refs:
+                t0 = time.perf_counter()
+                mask = self.masker.mask(ref)
+                t["inside"] += time.perf_counter() - t0
+                if mask.data.shape != ref.image.shape[:2]:
+                    raise UsageError(f"mask of {ref.source} is {mask.data.shape[::-1]}, image is {ref.size}")
+                masks.append(mask)
+                hook.on_mask(run=ctx, product=product, reference=ref, mask=mask)
+                self._advance(ctx, "mask", product)
+            timings["mask"] = t["inside"]
+
+        self._refs_sha[product] = sorted({r.sha256 for r in refs})
+        jobs = self._jobs(product, refs, masks)
+        n_total = sum(len(j.ids) for j in jobs)
+        cands: dict[str, Candidate] = {}
+        meta: dict[str, dict[str, Any]] = {}
+        with self._step(ctx, "generate", recipe.generate.plugin, product, n_total) as t:
+            pending = []
+            for job in jobs:
+                loaded = [store.load_candidate(cid) for cid in job.ids]
+                if all(c is not None for c in loaded):
+                    for cid, cand in zip(job.ids, loaded):
+                        cands[cid], meta[cid] = cand, {"job": job, "generate_s": 0.0, "resumed": True}
+                    self._advance(ctx, "generate", product, len(job.ids))
+                else:
+                    pending.append(job)
+            spec = GeneratorSpec(recipe.generate.plugin, dict(self.resolved.configs["generate"].model_dump()), self.device)
+            t0 = time.perf_counter()
+            for job, out in self.executor.map(spec, pending):
+                elapsed = time.perf_counter() - t0
+                t["inside"] += elapsed
+                if len(out) != len(job.ids):
+                    raise RuntimeError(f"returned {len(out)} images for {len(job.ids)} seeds")
+                for cid, cand in zip(job.ids, out):
+                    cands[cid] = cand
+                    meta[cid] = {"job": job, "generate_s": elapsed / len(out)}
+                    hook.on_candidate(run=ctx, record=self._base_record(product, job, cid, cand), image=cand)
+                self._advance(ctx, "generate", product, len(out))
+                t0 = time.perf_counter()
+            timings["generate"] = t["inside"]
+
+        order = [cid for job in jobs for cid in job.ids]
+        ok = [cid for cid in order if not cands[cid].failed]
+        scores: dict[str, dict[str, float]] = {cid: {} for cid in order}
+        context = ScoringContext(tuple(refs), tuple(masks), recipe.inputs.prompt)
+        with self._step(ctx, "score", ",".join(s.plugin for s in recipe.score) or "-", product,
+                        len(ok) * len(self.scorers)) as t:
+            for key, _, scorer in self.scorers:
+                t0 = time.perf_counter()
+                scorer.ensure_setup()
+                values = scorer.score([cands[cid] for cid in ok], context)
+                t["inside"] += time.perf_counter() - t0
+                if len(values) != len(ok):
+                    raise RuntimeError(f"scorer '{key}' returned {len(values)} scores for {len(ok)} candidates")
+                for cid, v in zip(ok, values):
+                    v = float(v)
+                    if not (0.0 <= v <= 1.0):
+                        raise RuntimeError(f"scorer '{key}' returned {v}, outside [0, 1]")
+                    scores[cid][key] = v
+                self._advance(ctx, "score", product, len(ok))
+            timings["score"] = t["inside"]
+
+        scored = [Scored(cid, cands[cid], scores[cid], self._total(scores[cid])) for cid in ok]
+        with self._step(ctx, "filter", recipe.filter.plugin, product, 1) as t:
+            t0 = time.perf_counter()
+            decisions = self.filter.select(scored) if scored else []
+            t["inside"] = timings["filter"] = time.perf_counter() - t0
+            if len(decisions) != len(scored):
+                raise RuntimeError(f"returned {len(decisions)} decisions for {len(scored)} candidates")
+            self._advance(ctx, "filter", product)
+        verdict = {s.id: d for s, d in zip(scored, decisions)}
+
+        n = max(1, len(order))
+        records = []
+        for cid in order:
+            cand, m = cands[cid], meta[cid]
+            rec = self._base_record(product, m["job"], cid, cand)
+            d = verdict.get(cid)
+            rec.update({
+                "scores": scores[cid],
+                "total": round(self._total(scores[cid]), 6) if not cand.failed else None,
+                "kept": bool(d and d.kept),
+                "reason": d.reason if d else f"failed: {cand.failed}",
+                "selected": f"selected/{cid}.png" if d and d.kept else None,
+                "product_candidates": len(order),
+                "timings": {"acquire": timings["acquire"] / n, "mask": timings["mask"] / n,
+                            "generate": m["generate_s"], "score": timings["score"] / n,
+                            "filter": timings["filter"] / n},
+            })
+            records.append(rec)
+        hook.on_product_done(run=ctx, product=product, records=records)
+        return records
+
+    def _total(self, scores: dict[str, float]) -> float:
+        weights = [(w, scores[k]) for k, w, _ in self.scorers if k in scores]
+        wsum = sum(w for w, _ in weights)
+        return sum(w * v for w, v in weights) / wsum if wsum > 0 else 1.0
+
+    def _jobs(self, product: str, refs: list[Reference], masks: list[Mask]) -> list[GenerationJob]:
+        recipe = self.resolved.recipe
+        gen = recipe.generate
+        cls = type(self.generator)
+        seeds = gen.seed_list()
+        pairs = list(zip(refs, masks))
+        if gen.sources == "first":
+            pairs = pairs[:1]
+        jobs = []
+        for ref, mask in pairs:
+            msha = mask_sha256(mask.data, mask.dilate, mask.feather)
+            for point in self.resolved.grid:
+                config = cls.Config.model_validate({**gen.config, **point})
+                params = self.generator.describe(config)
+                for start in range(0, len(seeds), gen.batch_size):
+                    batch = tuple(seeds[start:start + gen.batch_size])
+                    ids = tuple(candidate_id(product=product, reference_sha256=ref.sha256, mask_sha256=msha,
+                                             plugin=gen.plugin, params=params, seed=s, prompt=recipe.inputs.prompt,
+                                             negative_prompt=recipe.inputs.negative_prompt) for s in batch)
+                    request = GenerationRequest(ref, mask, recipe.inputs.prompt, recipe.inputs.negative_prompt,
+                                                config, batch)
+                    jobs.append(GenerationJob(ids[0], product, request, ids))
+        return jobs
+
+    def _base_record(self, product: str, job: GenerationJob, cid: str, cand: Candidate) -> dict[str, Any]:
+        req = job.request
+        refs_sha = self._refs_sha.get(product, [req.reference.sha256])
+        return {
+            "id": cid, "product": product, "reference": req.reference.name,
+            "reference_sha256": req.reference.sha256, "references_sha256": refs_sha,
+            "mask": f"masks/{product}/{req.reference.name}.png", "plugin": self.resolved.recipe.generate.plugin,
+            "models": cand.models, "params": cand.params, "seed": cand.seed,
+            "prompt": req.prompt, "negative_prompt": req.negative_prompt,
+            "image": f"candidates/{cid}.png", "failed": cand.failed, "info": cand.info,
+        }
+
+
+def run_recipe(resolved: ResolvedRecipe, *, out: Path | None = None, resume: Path | None = None,
+               device: str = "auto", executor: str | None = None, registry: Registry | None = None,
+               observers: list[Any] = ()) -> RunResult:
+    """Run a resolved recipe (or resume a run folder) and return its records."""
+    if resume is not None:
+        stored = RunStore.open(resume).stored_recipe()
+        stored.pop("plugins", None)
+        again = resolve_recipe(stored, path=resolved.path, registry=registry)
+        mine, theirs = resolved.to_dict(), again.to_dict()
+        for d in (mine, theirs):
+            d.pop("output", None)
+            d.pop("plugins", None)
+        if mine != theirs:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise UsageError(f"{resume}: this run folder was made by a different recipe (differs in: {', '.join(diff)})")
+        resolved = again
+    try:
+        runner = Runner(resolved, registry=registry, device=device, executor=executor, observers=observers)
+        return runner.run(out=out, resume=resume)
+    except EcomforgeError:
+        raise

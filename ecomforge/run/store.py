@@ -1,0 +1,225 @@
+"""The run folder: resolved recipe, append-only manifest, images, report; resumable after a crash."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..errors import InputError, UsageError
+from ..hookspecs import hookimpl
+from ..imaging.io import a1111_parameters, atomic_write_bytes, read_png, save_png
+from ..types import Candidate, Mask, Reference
+from .context import RunContext
+from .ids import canonical_json
+
+MANIFEST = "manifest.jsonl"
+RECIPE = "recipe.yaml"
+
+
+def new_run_id(name: str) -> str:
+    """``<recipe name>-<UTC date-time>-<4 random hex>``: sortable and unique."""
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80] or "_"
+
+
+class RunStore:
+    """Reads and writes one run folder. Registered as a hook plugin for the run's duration."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.records: list[dict[str, Any]] = []
+        self._done_products: set[str] = set()
+
+    # --- creating and opening -------------------------------------------------------------
+    @classmethod
+    def create(cls, parent: Path, run_id: str, resolved_recipe: dict[str, Any]) -> "RunStore":
+        """Make a new run folder and write the resolved recipe into it."""
+        parent = Path(parent)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            root = parent / run_id
+            root.mkdir(exist_ok=False)
+            for sub in ("references", "masks", "candidates", "selected"):
+                (root / sub).mkdir()
+            probe = root / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError(f"{parent}: cannot write the run folder ({exc.strerror or exc})") from None
+        store = cls(root)
+        atomic_write_bytes(root / RECIPE, yaml.safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True).encode())
+        (root / MANIFEST).touch()
+        return store
+
+    @classmethod
+    def open(cls, root: Path) -> "RunStore":
+        """Open an existing run folder to resume it; repairs a manifest cut off mid-write."""
+        root = Path(root)
+        if not (root / RECIPE).is_file():
+            raise InputError(f"{root}: not a run folder (no {RECIPE})")
+        if not os.access(root, os.W_OK):
+            raise UsageError(f"{root}: run folder is not writable")
+        store = cls(root)
+        store._load_manifest()
+        store.settle()
+        return store
+
+    def stored_recipe(self) -> dict[str, Any]:
+        """The resolved recipe this run was started with."""
+        return yaml.safe_load((self.root / RECIPE).read_text(encoding="utf-8"))
+
+    def _load_manifest(self) -> None:
+        path = self.root / MANIFEST
+        raw = path.read_bytes() if path.exists() else b""
+        keep = raw[: raw.rfind(b"\n") + 1]  # a line without its newline was cut off mid-write
+        records = []
+        for line in keep.splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        if len(keep) != len(raw):
+            with open(path, "r+b") as fh:
+                fh.truncate(len(keep))
+        self.records = records
+
+    def settle(self) -> None:
+        """Keep only products whose records are complete; a partial trailing product is dropped."""
+        counts: dict[str, int] = {}
+        expected: dict[str, int] = {}
+        for rec in self.records:
+            counts[rec["product"]] = counts.get(rec["product"], 0) + 1
+            expected[rec["product"]] = rec.get("product_candidates", -1)
+        complete = {p for p, n in counts.items() if n == expected[p]}
+        good = [r for r in self.records if r["product"] in complete]
+        if len(good) != len(self.records):
+            data = b"".join((canonical_json(r) + "\n").encode() for r in good)
+            atomic_write_bytes(self.root / MANIFEST, data)
+            self.records = good
+        self._done_products = complete
+
+    def product_done(self, product: str) -> bool:
+        """True when every record of the product is already in the manifest."""
+        return product in self._done_products
+
+    # --- paths ----------------------------------------------------------------------------
+    def reference_path(self, ref: Reference) -> Path:
+        """Where a reference's normalised PNG goes."""
+        return self.root / "references" / _safe(ref.product) / f"{_safe(ref.name)}.png"
+
+    def mask_path(self, ref: Reference) -> Path:
+        """Where a reference's mask goes."""
+        return self.root / "masks" / _safe(ref.product) / f"{_safe(ref.name)}.png"
+
+    def candidate_path(self, cid: str) -> Path:
+        """Where a candidate's PNG goes."""
+        return self.root / "candidates" / f"{cid}.png"
+
+    def rel(self, path: Path) -> str:
+        """A path relative to the run folder, with forward slashes."""
+        return path.relative_to(self.root).as_posix()
+
+    # --- candidates written before scoring, so a crash loses none ---------------------------
+    def load_candidate(self, cid: str) -> Candidate | None:
+        """A candidate generated before an interruption, or None."""
+        path = self.candidate_path(cid)
+        if not path.is_file():
+            return None
+        try:
+            pixels, text = read_png(path)
+            meta = json.loads(text["ecomforge"])
+        except Exception:
+            return None  # unreadable leftovers are regenerated
+        mask = None
+        mpath = path.with_suffix(".mask.png")
+        if meta.get("has_mask"):
+            if not mpath.is_file():
+                return None
+            mask, _ = read_png(mpath)
+        return Candidate(image=pixels[..., :3], seed=meta["seed"], params=meta["params"], plugin=meta["plugin"],
+                         models=meta.get("models", {}), mask=mask, failed=meta.get("failed"), info=meta.get("info", {}))
+
+    # --- lifecycle hooks ------------------------------------------------------------------
+    @hookimpl
+    def on_references(self, run: RunContext, product: str, references: list[Reference]) -> None:
+        """Save each reference as PNG (alpha kept)."""
+        for ref in references:
+            path = self.reference_path(ref)
+            if path.exists():
+                continue
+            pixels = ref.image if ref.alpha is None else np.dstack([ref.image, ref.alpha])
+            save_png(path, pixels, {"source": ref.source, "sha256": ref.sha256})
+
+    @hookimpl
+    def on_mask(self, run: RunContext, product: str, reference: Reference, mask: Mask) -> None:
+        """Save the mask and an overlay of it on the reference for the report."""
+        from .overlay import mask_overlay
+
+        save_png(self.mask_path(reference), mask.data, {"label": mask.label, "score": f"{mask.score:.4f}"})
+        overlay = mask_overlay(reference.image, mask.data)
+        save_png(self.mask_path(reference).with_suffix(".overlay.png"), overlay)
+
+    @hookimpl
+    def on_candidate(self, run: RunContext, record: dict[str, Any], image: Any) -> None:
+        """Write the candidate PNG (and its mask) atomically, with its parameters in text chunks."""
+        cand: Candidate = image
+        path = self.candidate_path(record["id"])
+        if cand.mask is not None:
+            save_png(path.with_suffix(".mask.png"), cand.mask)
+        meta = {"id": record["id"], "seed": cand.seed, "params": cand.params, "plugin": cand.plugin,
+                "models": cand.models, "failed": cand.failed, "info": cand.info, "has_mask": cand.mask is not None}
+        h, w = cand.image.shape[:2]
+        params = a1111_parameters(record["prompt"], record["negative_prompt"], cand.params, seed=cand.seed,
+                                  size=(w, h), extra={"Generator": cand.plugin, "Candidate id": record["id"]})
+        save_png(path, cand.image, {"parameters": params, "candidate_id": record["id"],
+                                    "ecomforge": canonical_json(meta)})
+
+    @hookimpl
+    def on_product_done(self, run: RunContext, product: str, records: list[dict[str, Any]]) -> None:
+        """Copy kept images to selected/, then append the product's records in one write."""
+        for rec in records:
+            if rec["kept"]:
+                src = self.root / rec["image"]
+                dst = self.root / "selected" / src.name
+                if not dst.exists():
+                    atomic_write_bytes(dst, src.read_bytes())
+        block = "".join(canonical_json(r) + "\n" for r in records).encode()
+        with open(self.root / MANIFEST, "ab") as fh:
+            fh.write(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.records.extend(records)
+        self._done_products.add(product)
+
+    @hookimpl
+    def on_run_end(self, run: RunContext, summary: dict[str, Any]) -> None:
+        """Write report.html."""
+        if run.recipe.output.report:
+            from .report import write_report
+
+            write_report(self.root, self.records, run, summary)
+
+
+def read_manifest(run_dir: Path) -> list[dict[str, Any]]:
+    """Every complete record of a run folder's manifest."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{run_dir}: not a run folder (no {MANIFEST})")
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return out

@@ -1,0 +1,152 @@
+"""The ``classic`` (plain-background) and ``upload`` (user-supplied file) maskers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from ecomforge.errors import InputError, NothingFound
+from ecomforge.imaging.masks import binarize, check_usable, refine
+from ecomforge.stages import Masker, StageConfig
+from ecomforge.types import Mask, Reference
+
+from .segment import segment, upscale_mask, working_copy
+
+
+class RefineConfig(StageConfig):
+    """Clean-up and paste-back options shared by the offline maskers."""
+
+    fill_holes: bool = Field(True, description="Fill background regions enclosed by the product.")
+    close_radius: int = Field(0, ge=0, le=256,
+                              description="Morphological closing radius (px) before hole filling; bridges small gaps.")
+    largest: int = Field(0, ge=0, description="Keep only the N largest connected parts (0 = no limit).")
+    min_area_fraction: float = Field(0.0, ge=0.0, le=1.0,
+                                     description="Drop parts smaller than this fraction of the largest part.")
+    dilate: int = Field(0, ge=-256, le=256, description="Grow (>0) or shrink (<0) the mask by this many px.")
+    feather: int = Field(0, ge=0, le=256, description="Soft edge width (px) used when the product is pasted back.")
+
+    def apply(self, mask: np.ndarray) -> np.ndarray:
+        """Run the shared refine chain with these options."""
+        return refine(mask, fill=self.fill_holes, close_radius=self.close_radius, largest=self.largest,
+                      min_area_fraction=self.min_area_fraction, grow=self.dilate)
+
+    def finish(self, data: np.ndarray, *, score: float, label: str) -> Mask:
+        """Wrap a refined mask with the paste-back geometry."""
+        return Mask(data=data, score=score, label=label, feather=self.feather, dilate=max(0, self.dilate))
+
+
+class ClassicMasker(Masker):
+    """Segments a product on a plain or near-plain background (the usual packshot), no weights needed."""
+
+    name = "classic"
+
+    class Config(RefineConfig):
+        largest: int = Field(0, ge=0, description="Keep only the N largest connected parts (0 = no limit).")
+        min_area_fraction: float = Field(0.1, ge=0.0, le=1.0,
+                                         description="Drop parts smaller than this fraction of the largest part.")
+        working_size: int = Field(512, ge=64, le=4096,
+                                  description="Long side (px) of the downscaled copy that is segmented.")
+        min_contrast: float = Field(30.0, gt=0.0,
+                                    description="Lab distance from the background that marks product for sure.")
+        lightness_weight: float = Field(0.5, ge=0.0, le=1.0,
+                                        description="Weight of lightness against colour; <1 tolerates shadows.")
+        reach: float = Field(0.04, ge=0.0, le=0.5,
+                             description="Weaker detail within this fraction of the image size joins the product.")
+        detail: float = Field(25.0, ge=0.0, le=255.0,
+                              description="Grey-level step of thin dark lines (print, grid lines) near the "
+                                          "product that join it (0 = off).")
+        grabcut: bool = Field(True, description="Refine the edge with GrabCut, seeded from the threshold mask.")
+        convex_hull: bool = Field(True, description="Fill the mask's convex hull (recovers product parts that "
+                                                    "match the background colour).")
+        use_alpha: bool = Field(True, description="Use the reference's alpha channel when it has transparency.")
+        min_area: float = Field(0.002, ge=0.0, le=1.0, description="Smallest product area (fraction of the image).")
+        max_area: float = Field(0.95, ge=0.0, le=1.0, description="Largest product area (fraction of the image).")
+
+    def mask(self, reference: Reference) -> Mask:
+        """The product mask: from the alpha channel when present, else from the background model."""
+        cfg = self.config
+        where = reference.source or reference.name
+        alpha = reference.alpha
+        if cfg.use_alpha and alpha is not None and int(alpha.min()) < 255:
+            data = cfg.apply(binarize(alpha))
+            self._check_area(data, where, "alpha channel")
+            return cfg.finish(data, score=1.0, label="alpha")
+        small = working_copy(reference.image, cfg.working_size)
+        seg = segment(small, min_contrast=cfg.min_contrast, lightness_weight=cfg.lightness_weight,
+                      reach=cfg.reach, detail=cfg.detail, grabcut=cfg.grabcut, convex_hull=cfg.convex_hull)
+        data = upscale_mask(seg.mask, reference.size)
+        data = cfg.apply(data) if data.any() else data
+        self._check_area(data, where, f"background contrast {seg.contrast:.1f} vs noise {seg.noise:.1f}")
+        # Confidence: how far the product stands out from the border's own variation.
+        score = float(np.clip(1.0 - 2.0 * seg.noise / max(seg.contrast, 1e-6), 0.0, 1.0))
+        return cfg.finish(data, score=score, label="classic")
+
+    def _check_area(self, data: np.ndarray, where: str, detail: str) -> None:
+        area = float(np.count_nonzero(data)) / max(1, data.size)
+        if area < self.config.min_area:
+            raise NothingFound(f"{where}: no product found on the background (mask area {area:.4f} < min_area "
+                               f"{self.config.min_area}; {detail})")
+        if area > self.config.max_area:
+            raise NothingFound(f"{where}: the mask covers nearly everything (area {area:.3f} > max_area "
+                               f"{self.config.max_area}; {detail}): is the background plain?")
+
+
+class UploadMasker(Masker):
+    """Uses a mask file the user supplies: one file, or a pattern with {name} / {stem} per reference."""
+
+    name = "upload"
+
+    class Config(RefineConfig):
+        path: str = Field(..., min_length=1, description="Mask file, or a pattern such as 'masks/{stem}.png' "
+                                                         "({name}: reference name, {stem}: source file stem).")
+        invert: bool = Field(False, description="Treat dark pixels as product (for black-on-white masks).")
+        resize: bool = Field(False, description="Resize a mask whose size differs from the reference "
+                                                "instead of rejecting it.")
+        threshold: int = Field(128, ge=1, le=255, description="Grey level at or above which a pixel is product.")
+        base_dir: str = Field("", description="Folder that relative paths are resolved against when they do not "
+                                              "exist from the current directory (the recipe's folder).")
+
+    def mask(self, reference: Reference) -> Mask:
+        """Load, binarise, size-check and refine the user's mask for this reference."""
+        cfg = self.config
+        path = self._path_for(reference)
+        from .decode import decode_image
+
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read mask ({exc.strerror or exc})") from None
+        rgb, alpha = decode_image(data, what=str(path))
+        # A mask with real transparency carries its shape in alpha; otherwise the grey level does.
+        grey = alpha if alpha is not None and int(alpha.min()) < 255 else rgb.max(axis=2)
+        binary = binarize(grey, cfg.threshold)
+        if cfg.invert:
+            binary = 255 - binary
+        width, height = reference.size
+        if binary.shape != (height, width):
+            if not cfg.resize:
+                raise InputError(f"{path}: mask is {binary.shape[1]}x{binary.shape[0]} but reference "
+                                 f"{reference.source or reference.name} is {width}x{height} (set resize: true)")
+            binary = upscale_mask(binary, (width, height))
+        check_usable(binary, str(path))
+        refined = cfg.apply(binary)
+        check_usable(refined, f"{path} after refine")
+        return cfg.finish(refined, score=1.0, label="upload")
+
+    def _path_for(self, reference: Reference) -> Path:
+        """The mask file for a reference: pattern filled in, cwd first, then ``base_dir``."""
+        stem = Path(reference.source.split("?")[0]).stem if reference.source else reference.name
+        try:
+            text = self.config.path.format(name=reference.name, stem=stem, product=reference.product)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"mask path '{self.config.path}': bad pattern ({exc}); use {{name}} or {{stem}}") from None
+        candidate = Path(text).expanduser()
+        if candidate.is_absolute() or candidate.exists() or not self.config.base_dir:
+            if not candidate.exists():
+                raise InputError(f"{candidate}: mask file not found")
+            return candidate
+        fallback = Path(self.config.base_dir) / candidate
+        if not fallback.exists():
+            raise InputError(f"{text}: mask file not found (looked in {Path.cwd()} and {self.config.base_dir})")
+        return fallback

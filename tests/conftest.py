@@ -1,0 +1,29 @@
+"""Shared fixtures: the toy plugins registered for orchestration tests."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import toyplugins  # noqa: E402
+
+from ecomforge.testing import temporary_plugins  # noqa: E402
+
+
+@pytest.fixture
+def toy_registry():
+    """The registry with toy stages added (entry-point plugins too)."""
+    toyplugins.CALLS.clear()
+    with temporary_plugins(toyplugins) as reg:
+        yield reg
+
+
+@pytest.fixture
+def toy_recipe(tmp_path):
+    """A toy recipe file."""
+    path = tmp_path / "toy.yaml"
+    path.write_text(toyplugins.TOY_RECIPE)
+    return path

@@ -1,0 +1,112 @@
+"""The CLI: exit codes 0/1/2, one-line errors, plugins listing, schema, validate."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOYCLI = [sys.executable, str(Path(__file__).parent / "toycli.py")]
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([*TOYCLI, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def _one_error_line(res):
+    lines = [ln for ln in res.stderr.splitlines() if "error:" in ln]
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
+def test_run_ok(toy_recipe, tmp_path):
+    res = cli("run", str(toy_recipe), "--out", str(tmp_path), "--progress", "none")
+    assert res.returncode == 0, res.stderr
+    assert "18 candidates, 9 kept" in res.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "missing.yaml"], "missing.yaml"),
+    (["run", "{recipe}", "--set", "generate.config.levle=3"], "generate.config.levle"),
+    (["run", "{recipe}", "--set", "generate.plugin=toi"], "did you mean 'toy'?"),
+    (["run", "{recipe}", "--set", "inputs.products.b=[nope]"], "nope"),
+    (["run", "{recipe}", "--set", "inputs.products.b=[]"], "no references"),
+    (["run", "{recipe}", "--resume", "{tmp}/not-a-run"], "not a run folder"),
+    (["validate", "{recipe}", "--set", "score.0.weight=-1"], "score.0.weight"),
+    (["run"], "Missing argument"),
+])
+def test_bad_input_one_line_exit_2(toy_recipe, tmp_path, args, needle):
+    args = [a.format(recipe=toy_recipe, tmp=tmp_path) for a in args]
+    if "--resume" in args:
+        (tmp_path / "not-a-run").mkdir()
+    res = cli(*args, "--out", str(tmp_path / "o")) if args[0] == "run" and len(args) > 1 else cli(*args)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    if needle != "Missing argument":
+        assert needle in _one_error_line(res)
+    else:
+        assert needle in res.stderr
+
+
+def test_unwritable_output_folder(toy_recipe, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = cli("run", str(toy_recipe), "--out", str(blocker / "sub"))
+    assert res.returncode == 2
+    assert "cannot write the run folder" in _one_error_line(res)
+
+
+def test_verbose_shows_traceback(toy_recipe, tmp_path):
+    res = cli("--verbose", "run", str(toy_recipe), "--set", "inputs.products.b=[nope]", "--out", str(tmp_path))
+    assert res.returncode == 2 and "Traceback" in res.stderr
+
+
+def test_validate_ok_and_bad(toy_recipe, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(toy_recipe.read_text().replace("plugin: toy-top", "plugin: toy-topp"))
+    res = cli("validate", str(toy_recipe), str(bad))
+    assert res.returncode == 2
+    assert f"{toy_recipe}: ok" in res.stdout
+    assert "did you mean 'toy-top'?" in res.stderr
+
+
+def test_plugins_json_lists_configs_and_broken_plugins(tmp_path):
+    script = tmp_path / "broken.py"
+    script.write_text(
+        "import sys; sys.path.insert(0, %r)\n"
+        "import toyplugins\n"
+        "from ecomforge import hookimpl\n"
+        "from ecomforge.cli import main\n"
+        "from ecomforge.testing import temporary_plugins\n"
+        "class Broken:\n"
+        "    @hookimpl\n"
+        "    def register_maskers(self, register):\n"
+        "        raise ImportError('No module named segment_anything_missing')\n"
+        "with temporary_plugins(toyplugins, Broken()):\n"
+        "    main(sys.argv[1:])\n" % str(Path(__file__).parent))
+    res = subprocess.run([sys.executable, str(script), "plugins", "--json"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    toy = [p for p in data["plugins"] if p["name"] == "toy" and p["kind"] == "generator"][0]
+    assert "level" in toy["config_schema"]["properties"]
+    assert any("segment_anything_missing" in e["error"] for e in data["errors"])
+    res = subprocess.run([sys.executable, str(script), "plugins"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "failed to load" in res.stdout
+
+
+def test_schema_is_json_with_plugin_configs():
+    res = cli("schema")
+    assert res.returncode == 0
+    schema = json.loads(res.stdout)
+    assert "generate" in schema["properties"]
+    assert "toy" in schema["properties"]["generate"]["x-plugins"]
+    assert "generator:toy" in schema["$defs"]
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from ecomforge.cli import cli; import ecomforge.recipe, ecomforge.run.runner; " \
+           "print('torch' in sys.modules, 'diffusers' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "False False"
