@@ -6,7 +6,12 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def register_executors(register):
-    """The in-process executor, the default."""
+    """The in-process executor (default) and the Ray executor (needs ``pip install 'ecomforge[ray]'``)."""
     from .run.executor import LocalExecutor
 
     register(LocalExecutor)
+    try:
+        from .run.ray_executor import RayExecutor
+    except ImportError:  # the module itself imports ray lazily; absent only in trimmed installs
+        return
+    register(RayExecutor)

@@ -42,7 +42,7 @@ def test_run_folder_layout_and_manifest(toy_registry, toy_recipe, tmp_path):
         assert r["kept"] == (r["selected"] is not None)
         if r["kept"]:
             assert (root / r["selected"]).read_bytes() == (root / r["image"]).read_bytes()
-        assert set(r["timings"]) == {"acquire", "mask", "generate", "score", "filter"}
+        assert set(r["timings"]) == {"acquire", "mask", "generate", "score", "filter", "io"}
     # toy-top keeps the better half per product, and the brighter sweep point scores higher
     kept = [r for r in records if r["kept"]]
     assert len(kept) == 6 + 3 and all(r["params"]["level"] == 180 for r in kept)
@@ -176,11 +176,11 @@ def test_stage_failure_names_step_plugin_and_product(toy_registry, toy_recipe, t
     from ecomforge.errors import StageError
 
     with pytest.raises(Exception) as info:
-        run_recipe(load_recipe(toy_recipe, ["inputs.products.b=[nope]"]), out=tmp_path)
+        run_recipe(load_recipe(toy_recipe, ["inputs.products.b=[nope]"]), out=tmp_path / "runs")
     err = info.value
     assert isinstance(err, StageError)
     assert err.exit_code == 2  # the cause was bad input
     assert "acquire" in str(err) and "'toy'" in str(err) and "'b'" in str(err) and "nope" in str(err)
     # product a finished before b failed: its records are in the manifest and resumable
-    run_dir = next(tmp_path.iterdir())
+    run_dir = next((tmp_path / "runs").iterdir())
     assert {r["product"] for r in read_manifest(run_dir)} == {"a"}

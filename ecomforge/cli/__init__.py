@@ -53,7 +53,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def _register_core() -> None:
-    from . import info, run  # noqa: F401  (the modules attach their commands to ``cli``)
+    from . import analyze, info, run  # noqa: F401  (the modules attach their commands to ``cli``)
 
 
 _register_core()

@@ -18,18 +18,23 @@ DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Parent folder of the run folder.")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Finish an interrupted run folder.")
 @click.option("--executor", help="Where generation runs: local (default) or ray.")
+@click.option("--address", help="Ray cluster address for --executor ray (auto, or ray://host:port).")
 @click.option("--device", type=DEVICES, default="auto", show_default=True, help="Where models run.")
 @click.option("--progress", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto",
               help="Progress display (auto: bars on a terminal, log lines otherwise).")
 def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path | None, executor: str | None,
-        device: str, progress: str) -> None:
+        address: str | None, device: str, progress: str) -> None:
     """Run RECIPE: acquire, mask, generate, score and filter into a new run folder."""
     from ..recipe import load_recipe
     from ..run.runner import run_recipe
 
+    if executor:
+        overrides = (*overrides, f"execute.plugin={executor}")
+    if address:
+        overrides = (*overrides, f"execute.config.address={address}")
     resolved = load_recipe(recipe, overrides)
     observers = _progress(progress)
-    result = run_recipe(resolved, out=out, resume=resume, device=device, executor=executor, observers=observers)
+    result = run_recipe(resolved, out=out, resume=resume, device=device, observers=observers)
     s = result.summary
     click.echo(f"{s['total_candidates']} candidates, {s['total_kept']} kept -> {result.run_dir}")
     click.echo(f"report: {result.run_dir / 'report.html'}")

@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .masks import dilate, feather_alpha
+from .masks import dilate, erode, feather_alpha
 
 
 def paste_alpha(mask: np.ndarray, *, dilate_px: int, feather_px: int) -> np.ndarray:
-    """The paste-back alpha: the mask dilated by ``dilate_px``, then feathered inward by ``feather_px``."""
-    return feather_alpha(dilate(mask, dilate_px), feather_px)
+    """The paste-back alpha: the mask dilated by ``dilate_px``, then feathered inward by ``feather_px``.
+
+    Exactly 255 on ``erode(mask, feather_px - dilate_px)``: discrete disks do not compose, so
+    eroding the dilated mask can miss a few of those pixels; they are forced opaque.
+    """
+    alpha = feather_alpha(dilate(mask, dilate_px), feather_px)
+    alpha[erode(mask, max(feather_px - dilate_px, 0)) > 0] = 255
+    return alpha
 
 
 def composite(top: np.ndarray, bottom: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import EcomforgeError, StageError, UsageError
+from ..errors import StageError, UsageError
 from ..plugins import Registry, get_registry
 from ..recipe.load import ResolvedRecipe, resolve_recipe
 from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer
@@ -220,7 +220,7 @@ class Runner:
                 "product_candidates": len(order),
                 "timings": {"acquire": timings["acquire"] / n, "mask": timings["mask"] / n,
                             "generate": m["generate_s"], "score": timings["score"] / n,
-                            "filter": timings["filter"] / n},
+                            "filter": timings["filter"] / n, "io": ctx.extra.get("io", {}).get(cid, 0.0)},
             })
             records.append(rec)
         hook.on_product_done(run=ctx, product=product, records=records)
@@ -277,15 +277,14 @@ def run_recipe(resolved: ResolvedRecipe, *, out: Path | None = None, resume: Pat
         stored.pop("plugins", None)
         again = resolve_recipe(stored, path=resolved.path, registry=registry)
         mine, theirs = resolved.to_dict(), again.to_dict()
-        for d in (mine, theirs):
-            d.pop("output", None)
-            d.pop("plugins", None)
+        for d in (mine, theirs):  # where and how jobs run does not change the result
+            for key in ("output", "plugins", "execute"):
+                d.pop(key, None)
         if mine != theirs:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise UsageError(f"{resume}: this run folder was made by a different recipe (differs in: {', '.join(diff)})")
+        again.recipe = again.recipe.model_copy(update={"execute": resolved.recipe.execute})
+        again.configs["execute"] = resolved.configs["execute"]
         resolved = again
-    try:
-        runner = Runner(resolved, registry=registry, device=device, executor=executor, observers=observers)
-        return runner.run(out=out, resume=resume)
-    except EcomforgeError:
-        raise
+    runner = Runner(resolved, registry=registry, device=device, executor=executor, observers=observers)
+    return runner.run(out=out, resume=resume)

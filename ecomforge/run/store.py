@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import re
 import secrets
 import time
@@ -70,6 +72,8 @@ class RunStore:
         if not os.access(root, os.W_OK):
             raise UsageError(f"{root}: run folder is not writable")
         store = cls(root)
+        for leftover in root.rglob(".*.tmp"):  # a write killed before its rename
+            leftover.unlink(missing_ok=True)
         store._load_manifest()
         store.settle()
         return store
@@ -153,6 +157,10 @@ class RunStore:
     @hookimpl
     def on_references(self, run: RunContext, product: str, references: list[Reference]) -> None:
         """Save each reference as PNG (alpha kept)."""
+        with _io_timer(run):
+            self._save_references(references)
+
+    def _save_references(self, references: list[Reference]) -> None:
         for ref in references:
             path = self.reference_path(ref)
             if path.exists():
@@ -165,6 +173,10 @@ class RunStore:
         """Save the mask and an overlay of it on the reference for the report."""
         from .overlay import mask_overlay
 
+        with _io_timer(run):
+            self._save_mask(reference, mask, mask_overlay)
+
+    def _save_mask(self, reference: Reference, mask: Mask, mask_overlay) -> None:
         save_png(self.mask_path(reference), mask.data, {"label": mask.label, "score": f"{mask.score:.4f}"})
         overlay = mask_overlay(reference.image, mask.data)
         save_png(self.mask_path(reference).with_suffix(".overlay.png"), overlay)
@@ -172,6 +184,10 @@ class RunStore:
     @hookimpl
     def on_candidate(self, run: RunContext, record: dict[str, Any], image: Any) -> None:
         """Write the candidate PNG (and its mask) atomically, with its parameters in text chunks."""
+        with _io_timer(run, record["id"]):
+            self._save_candidate(record, image)
+
+    def _save_candidate(self, record: dict[str, Any], image: Candidate) -> None:
         cand: Candidate = image
         path = self.candidate_path(record["id"])
         if cand.mask is not None:
@@ -187,6 +203,10 @@ class RunStore:
     @hookimpl
     def on_product_done(self, run: RunContext, product: str, records: list[dict[str, Any]]) -> None:
         """Copy kept images to selected/, then append the product's records in one write."""
+        with _io_timer(run):
+            self._append_product(product, records)
+
+    def _append_product(self, product: str, records: list[dict[str, Any]]) -> None:
         for rec in records:
             if rec["kept"]:
                 src = self.root / rec["image"]
@@ -207,7 +227,19 @@ class RunStore:
         if run.recipe.output.report:
             from .report import write_report
 
-            write_report(self.root, self.records, run, summary)
+            with _io_timer(run):
+                write_report(self.root, self.records, run, summary)
+
+
+@contextmanager
+def _io_timer(run: RunContext, cid: str | None = None) -> Iterator[None]:
+    """Count time spent writing the run folder as the 'io' stage (and per candidate when given)."""
+    t0 = time.perf_counter()
+    yield
+    dt = time.perf_counter() - t0
+    run.add_time("io", dt)
+    if cid is not None:
+        run.extra.setdefault("io", {})[cid] = dt
 
 
 def read_manifest(run_dir: Path) -> list[dict[str, Any]]:

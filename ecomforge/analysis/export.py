@@ -1,0 +1,39 @@
+"""``ecomforge export``: kept candidates as a Hugging Face ``datasets`` imagefolder for fine-tuning."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..imaging.io import atomic_write_bytes
+from ..run.store import read_manifest
+
+
+def export_imagefolder(run_dir: Path, out_dir: Path, *, include: str = "kept") -> int:
+    """Copy images and write ``metadata.jsonl`` (file_name, text = prompt, scores, parameters); returns the count."""
+    records = read_manifest(run_dir)
+    chosen = [r for r in records if (r["kept"] if include == "kept" else not r.get("failed"))]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out_dir}: cannot create the export folder ({exc.strerror or exc})") from None
+    meta_path = out_dir / "metadata.jsonl"
+    existing: list[dict[str, Any]] = []
+    if meta_path.exists():
+        existing = [json.loads(line) for line in meta_path.read_text().splitlines() if line.strip()]
+    seen = {m["file_name"] for m in existing}
+    lines = list(existing)
+    for r in chosen:
+        name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', r['product'])}-{r['id']}.png"
+        if name in seen:
+            continue
+        atomic_write_bytes(out_dir / name, (Path(run_dir) / r["image"]).read_bytes())
+        lines.append({"file_name": name, "text": r["prompt"], "negative_prompt": r["negative_prompt"],
+                      "id": r["id"], "product": r["product"], "seed": r["seed"], "params": r["params"],
+                      "models": r["models"], "scores": r["scores"], "total": r.get("total"),
+                      "reference_sha256": r["reference_sha256"], "references_sha256": r.get("references_sha256", []),
+                      "run": Path(run_dir).name})
+    atomic_write_bytes(meta_path, "".join(json.dumps(m, sort_keys=True) + "\n" for m in lines).encode())
+    return len(lines) - len(existing)

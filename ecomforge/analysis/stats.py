@@ -1,0 +1,61 @@
+"""Small statistics for A/B comparison: paired bootstrap interval, win rate, Spearman correlation."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks starting at 1, ties given their average rank."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    sorted_vals = values[order]
+    r = np.empty(len(values), dtype=np.float64)
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
+            j += 1
+        r[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return r
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation; None when undefined (fewer than 2 items or a constant side)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(a) != len(b):
+        return None
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def bootstrap_mean_ci(diff: np.ndarray, *, level: float = 0.95, resamples: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of paired differences (deterministic for a seed)."""
+    diff = np.asarray(diff, float)
+    if len(diff) == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(diff), size=(resamples, len(diff)))
+    means = diff[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def win_rate(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of pairs where B beats A, ties counting half."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) == 0:
+        return float("nan")
+    return float(((b > a).sum() + 0.5 * (b == a).sum()) / len(a))
+
+
+def paired_summary(a: np.ndarray, b: np.ndarray) -> dict[str, float | list[float] | int]:
+    """Means, medians, the mean paired difference (B − A) with its 95 % interval, and B's win rate."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    diff = b - a
+    lo, hi = bootstrap_mean_ci(diff)
+    return {"n": int(len(a)), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
+            "median_a": float(np.median(a)), "median_b": float(np.median(b)),
+            "mean_diff": float(diff.mean()), "ci95": [lo, hi], "win_rate_b": win_rate(a, b)}
