@@ -31,6 +31,7 @@ class Stage(ABC):
                  path: str = "config") -> None:
         self.config = self.parse_config(config, path=path)
         self.device = device
+        self.base_dir: Path | None = None  # the recipe's folder, set by the runner
         self._ready = False
         self._lock = threading.Lock()
 

@@ -50,6 +50,8 @@ class Runner:
         exec_name = executor or r.execute.plugin
         exec_cfg = cfg["execute"] if exec_name == r.execute.plugin else {}
         self.executor: Executor = create("executor", exec_name, exec_cfg, device=device, path="execute.config")
+        for stage in (self.acquirer, self.masker, self.generator, self.filter, *(s for _, _, s in self.scorers)):
+            stage.base_dir = resolved.base_dir  # where relative paths in a stage's config resolve
 
     # --- public entry -----------------------------------------------------------------------
     def run(self, *, out: Path | None = None, resume: Path | None = None) -> RunResult:
