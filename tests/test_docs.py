@@ -1,0 +1,24 @@
+"""The generated references are current, and every recipe in recipes/ validates offline."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_generated_docs_are_current():
+    res = subprocess.run([sys.executable, str(ROOT / "scripts/gen_docs.py"), "--check"], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "recipes").glob("*.yaml")))
+def test_shipped_recipes_validate(recipe):
+    exe = Path(sys.executable).parent / "ecomforge"
+    res = subprocess.run([str(exe), "validate", str(ROOT / "recipes" / recipe)], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
