@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..recipe.load import ResolvedRecipe
-
 
 @dataclass
 class RunContext:
@@ -15,7 +13,7 @@ class RunContext:
 
     run_id: str
     dir: Path
-    resolved: ResolvedRecipe
+    resolved: Any  # ecomforge.recipe.load.ResolvedRecipe (not imported: hooks stay below the loader)
     device: str = "auto"
     resumed: bool = False
     started: float = field(default_factory=time.time)
