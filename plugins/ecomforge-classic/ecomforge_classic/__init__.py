@@ -26,7 +26,8 @@ def register_maskers(register):
 @hookimpl
 def register_generators(register):
     """Cut-out compositing and OpenCV inpainting."""
-    from .generators import CompositeGenerator, CvInpaintGenerator
+    from .composite import CompositeGenerator
+    from .inpaint import CvInpaintGenerator
 
     register(CompositeGenerator)
     register(CvInpaintGenerator)
@@ -35,7 +36,8 @@ def register_generators(register):
 @hookimpl
 def register_scorers(register):
     """Colour-histogram and local-feature fidelity scores."""
-    from .scorers import ColorScorer, KeypointsScorer
+    from .color import ColorScorer
+    from .keypoints import KeypointsScorer
 
     register(ColorScorer)
     register(KeypointsScorer)
@@ -44,6 +46,6 @@ def register_scorers(register):
 @hookimpl
 def register_filters(register):
     """Minimum score, top-K and near-duplicate removal."""
-    from .filters import ThresholdFilter
+    from .threshold import ThresholdFilter
 
     register(ThresholdFilter)

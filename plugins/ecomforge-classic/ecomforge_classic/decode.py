@@ -19,8 +19,10 @@ def decode_image(data: bytes, *, what: str = "image", max_pixels: int = DEFAULT_
 
     if not data:
         raise InputError(f"{what}: the file is empty")
-    # Our own limit is checked from the header before decoding; PIL's guard is a second line of defence.
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    # Our limit is checked from the header, before any pixel is decoded. PIL's process-wide guard is
+    # raised to at least ours (never lowered: other code in the process may open bigger images).
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # malformed-tag chatter; bad files still raise

@@ -23,13 +23,16 @@ class RefineConfig(StageConfig):
     largest: int = Field(0, ge=0, description="Keep only the N largest connected parts (0 = no limit).")
     min_area_fraction: float = Field(0.0, ge=0.0, le=1.0,
                                      description="Drop parts smaller than this fraction of the largest part.")
-    dilate: int = Field(0, ge=-256, le=256, description="Grow (>0) or shrink (<0) the mask by this many px.")
+    dilate: int = Field(0, ge=-256, le=256,
+                        description="Paste-back reach beyond the product in px (>0, kept on Mask.dilate; the mask "
+                                    "itself stays the product), or shrink the mask by this many px (<0).")
     feather: int = Field(0, ge=0, le=256, description="Soft edge width (px) used when the product is pasted back.")
 
     def apply(self, mask: np.ndarray) -> np.ndarray:
-        """Run the shared refine chain with these options."""
+        """Run the shared refine chain with these options (growth is left to paste-back, see ``finish``)."""
+        # Growing here as well would dilate twice: generators grow the paste-back region by Mask.dilate.
         return refine(mask, fill=self.fill_holes, close_radius=self.close_radius, largest=self.largest,
-                      min_area_fraction=self.min_area_fraction, grow=self.dilate)
+                      min_area_fraction=self.min_area_fraction, grow=min(self.dilate, 0))
 
     def finish(self, data: np.ndarray, *, score: float, label: str) -> Mask:
         """Wrap a refined mask with the paste-back geometry."""
@@ -56,9 +59,11 @@ class ClassicMasker(Masker):
         detail: float = Field(25.0, ge=0.0, le=255.0,
                               description="Grey-level step of thin dark lines (print, grid lines) near the "
                                           "product that join it (0 = off).")
-        grabcut: bool = Field(True, description="Refine the edge with GrabCut, seeded from the threshold mask.")
-        convex_hull: bool = Field(True, description="Fill the mask's convex hull (recovers product parts that "
-                                                    "match the background colour).")
+        grabcut: bool = Field(False, description="Refine the edge with GrabCut seeded from the threshold mask (off: it "
+                                                 "drops product parts coloured like the background).")
+        convex_hull: bool = Field(False, description="Fill the mask's convex hull: recovers product parts that match "
+                                                     "the background colour (a white bowl on white cloth), but adds "
+                                                     "background to concave shapes (a bottle's neck), so off by default.")
         use_alpha: bool = Field(True, description="Use the reference's alpha channel when it has transparency.")
         min_area: float = Field(0.002, ge=0.0, le=1.0, description="Smallest product area (fraction of the image).")
         max_area: float = Field(0.95, ge=0.0, le=1.0, description="Largest product area (fraction of the image).")
@@ -98,8 +103,9 @@ class UploadMasker(Masker):
     name = "upload"
 
     class Config(RefineConfig):
-        path: str = Field(..., min_length=1, description="Mask file, or a pattern such as 'masks/{stem}.png' "
-                                                         "({name}: reference name, {stem}: source file stem).")
+        path: str = Field("masks/{stem}.png", min_length=1,
+                          description="Mask file, or a pattern ({name}: reference name, {stem}: source file "
+                                      "stem, {product}: product name); relative paths: current folder, then base_dir.")
         invert: bool = Field(False, description="Treat dark pixels as product (for black-on-white masks).")
         resize: bool = Field(False, description="Resize a mask whose size differs from the reference "
                                                 "instead of rejecting it.")
@@ -142,11 +148,14 @@ class UploadMasker(Masker):
         except (KeyError, IndexError, ValueError) as exc:
             raise InputError(f"mask path '{self.config.path}': bad pattern ({exc}); use {{name}} or {{stem}}") from None
         candidate = Path(text).expanduser()
-        if candidate.is_absolute() or candidate.exists() or not self.config.base_dir:
+        if candidate.is_absolute() or candidate.exists():
             if not candidate.exists():
                 raise InputError(f"{candidate}: mask file not found")
             return candidate
-        fallback = Path(self.config.base_dir) / candidate
-        if not fallback.exists():
-            raise InputError(f"{text}: mask file not found (looked in {Path.cwd()} and {self.config.base_dir})")
-        return fallback
+        # The runner may tell a stage its recipe's folder (``base_dir`` attribute); the config can too.
+        roots = [Path(r) for r in (self.config.base_dir, getattr(self, "base_dir", None)) if r]
+        for root in roots:
+            if (root / candidate).exists():
+                return root / candidate
+        looked = " and ".join(str(p) for p in [Path.cwd(), *roots])
+        raise InputError(f"{text}: mask file not found (looked in {looked})")

@@ -48,7 +48,7 @@ def background_distance(rgb: np.ndarray, *, border: float = 0.02, lightness_weig
 
 
 def segment(rgb: np.ndarray, *, min_contrast: float = 30.0, lightness_weight: float = 0.5,
-            reach: float = 0.04, detail: float = 25.0, grabcut: bool = True, convex_hull: bool = True) -> Segmentation:
+            reach: float = 0.04, detail: float = 25.0, grabcut: bool = False, convex_hull: bool = True) -> Segmentation:
     """Product mask of a photo on a plain background (working resolution, no clean-up beyond the method)."""
     h, w = rgb.shape[:2]
     side = max(h, w)

@@ -1,0 +1,73 @@
+"""Backgrounds for the compositor: a solid colour, a linear or radial gradient, or a photo."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ecomforge.errors import InputError
+
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+def parse_colour(text: str) -> np.ndarray:
+    """'#rrggbb' as an RGB float array."""
+    m = _HEX.match(text.strip())
+    if not m:
+        raise InputError(f"background colour {text!r} is not '#rrggbb'")
+    h = m.group(1)
+    return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], np.float32)
+
+
+def is_spec(text: str) -> bool:
+    """True for a colour or gradient spec (anything else names a photo file)."""
+    t = text.strip()
+    return bool(_HEX.match(t)) or t.startswith(("linear:", "radial:"))
+
+
+def render(spec: str, width: int, height: int, *, base_dir: Path | None = None, hue_shift: float = 0.0) -> np.ndarray:
+    """An H×W×3 uint8 background: '#rrggbb', 'linear:#top:#bottom', 'radial:#centre:#edge' or a photo path."""
+    t = spec.strip()
+    if t.startswith(("linear:", "radial:")):
+        kind, *cols = t.split(":")
+        if len(cols) != 2:
+            raise InputError(f"background {spec!r}: expected '{kind}:#rrggbb:#rrggbb'")
+        a, b = parse_colour(cols[0]), parse_colour(cols[1])
+        yy, xx = np.mgrid[:height, :width].astype(np.float32)
+        if kind == "linear":
+            w = yy / max(height - 1, 1)
+        else:
+            d = np.hypot((xx - width / 2) / (width / 2), (yy - height / 2) / (height / 2))
+            w = np.clip(d / np.sqrt(2), 0, 1)
+        img = a * (1 - w[..., None]) + b * w[..., None]
+        # Dither so 8-bit gradients do not band.
+        img += np.random.default_rng(0).uniform(-0.5, 0.5, img.shape).astype(np.float32)
+    elif _HEX.match(t):
+        img = np.broadcast_to(parse_colour(t), (height, width, 3)).astype(np.float32)
+    else:
+        img = _photo(t, width, height, base_dir).astype(np.float32)
+    out = np.clip(np.round(img), 0, 255).astype(np.uint8)
+    if hue_shift:
+        hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV_FULL)
+        hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(round(hue_shift / 360 * 256))) % 256
+        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
+    return out
+
+
+def _photo(path_text: str, width: int, height: int, base_dir: Path | None) -> np.ndarray:
+    from .decode import decode_image
+
+    path = Path(path_text).expanduser()
+    if not path.is_absolute() and not path.exists() and base_dir is not None:
+        path = Path(base_dir) / path
+    if not path.is_file():
+        raise InputError(f"background {path_text!r}: not a colour ('#rrggbb'), gradient ('linear:#a:#b') or image file")
+    rgb, _ = decode_image(path.read_bytes(), what=str(path))
+    h, w = rgb.shape[:2]
+    s = max(width / w, height / h)  # cover: fill the canvas, crop the overflow
+    nw, nh = max(width, round(w * s)), max(height, round(h * s))
+    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    x0, y0 = (nw - width) // 2, (nh - height) // 2
+    return resized[y0:y0 + height, x0:x0 + width]

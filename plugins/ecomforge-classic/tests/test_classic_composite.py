@@ -1,0 +1,145 @@
+"""The composite and cv-inpaint generators on real photos: product pixels kept, seeds reproducible."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecomforge.errors import InputError, RecipeError
+from ecomforge.imaging.masks import erode
+from ecomforge.testing import GeneratorContract, make_reference
+from ecomforge.types import GenerationRequest, Mask
+from ecomforge_classic.acquire import LocalAcquirer
+from ecomforge_classic.composite import CompositeGenerator
+from ecomforge_classic.inpaint import CvInpaintGenerator
+from ecomforge_classic.maskers import ClassicMasker
+
+SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "dreambench"
+
+
+class TestCompositeContract(GeneratorContract):
+    def make_stage(self):
+        return CompositeGenerator({"jitter": 0.5, "size": [96, 96]})
+
+
+class TestCvInpaintContract(GeneratorContract):
+    def make_stage(self):
+        return CvInpaintGenerator({"region": "product"})
+
+
+def request(gen, ref, mask, seeds=(1,), **cfg):
+    return GenerationRequest(ref, mask, "p", "", gen.parse_config(cfg), tuple(seeds))
+
+
+@pytest.fixture(scope="module")
+def vase():
+    (ref,) = LocalAcquirer().acquire([str(SAMPLES / "vase/02.jpg")], product="vase", base_dir=SAMPLES)
+    return ref, ClassicMasker({"feather": 3}).mask(ref)
+
+
+def test_native_scale_keeps_product_pixels_bit_exact(vase):
+    ref, mask = vase
+    gen = CompositeGenerator()
+    (cand,) = gen.generate(request(gen, ref, mask, scale=None, background="linear:#ffffff:#cfd8e3"))
+    dx, dy = cand.info["translate"]
+    yy, xx = np.nonzero(erode(mask.data, mask.feather))
+    inside = (yy + dy >= 0) & (yy + dy < cand.image.shape[0]) & (xx + dx >= 0) & (xx + dx < cand.image.shape[1])
+    assert inside.mean() > 0.99
+    yy, xx = yy[inside], xx[inside]
+    assert np.array_equal(cand.image[yy + dy, xx + dx], ref.image[yy, xx])
+    assert np.all(cand.mask[yy + dy, xx + dx] == 255)
+
+
+def test_seeds_vary_only_with_jitter(vase):
+    ref, mask = vase
+    gen = CompositeGenerator()
+    a1, a2 = gen.generate(request(gen, ref, mask, seeds=(1, 2), size=[256, 256]))
+    assert np.array_equal(a1.image, a2.image)
+    j1, j2 = gen.generate(request(gen, ref, mask, seeds=(1, 2), size=[256, 256], jitter=0.8))
+    assert not np.array_equal(j1.image, j2.image)
+    again = gen.generate(request(gen, ref, mask, seeds=(2,), size=[256, 256], jitter=0.8))[0]
+    assert np.array_equal(again.image, j2.image)
+    assert j1.params["position"] != j2.params["position"]
+
+
+def test_mask_follows_the_product_and_shadow_darkens_below(vase):
+    ref, mask = vase
+    gen = CompositeGenerator()
+    (c,) = gen.generate(request(gen, ref, mask, size=[300, 300], placement="bottom", background="#ffffff", shadow=0.6))
+    ys, xs = np.nonzero(c.mask)
+    assert c.mask.shape == (300, 300) and 0.1 < c.mask.mean() / 255 < 0.5
+    assert ys.max() > 230  # standing near the floor line
+    below = c.image[min(299, ys.max() + 3), int(xs.mean())]
+    assert below.max() < 250  # the contact shadow darkens the white floor under the product
+    assert np.array_equal(c.image[5, 5], [255, 255, 255])  # far corner: untouched background
+
+
+@pytest.mark.parametrize("bg", ["#102030", "linear:#000000:#ffffff", "radial:#ffffff:#000000"])
+def test_backgrounds(bg):
+    ref, mask = make_reference(64, 48)
+    gen = CompositeGenerator()
+    (c,) = gen.generate(request(gen, ref, mask, background=bg, size=[64, 64], shadow=0))
+    corner = c.image[0, 0].astype(int)
+    if bg == "#102030":
+        assert corner.tolist() == [16, 32, 48]
+    elif bg.startswith("linear"):
+        assert corner.max() < 5 and c.image[-1, 0].min() > 250
+    else:
+        assert corner.max() < 10 and c.image[1, 32].min() > 60  # centre colour fades out to the corners
+
+
+def test_background_photo(tmp_path):
+    ref, mask = make_reference(64, 48)
+    gen = CompositeGenerator()
+    photo = str(SAMPLES / "berry_bowl/01.jpg")
+    (c,) = gen.generate(request(gen, ref, mask, background=photo, size=[80, 60], shadow=0))
+    assert c.image.shape == (60, 80, 3) and c.image[0, 0].std() >= 0
+
+
+@pytest.mark.parametrize("bad", [{"background": "not-a-colour-or-file"}, {"background": "linear:#fff"}])
+def test_bad_backgrounds(bad):
+    ref, mask = make_reference()
+    gen = CompositeGenerator()
+    with pytest.raises(InputError):
+        gen.generate(request(gen, ref, mask, **bad))
+
+
+def test_config_validation():
+    with pytest.raises(RecipeError, match="size"):
+        CompositeGenerator({"size": [8, 8]})
+    with pytest.raises(RecipeError, match="scale"):
+        CompositeGenerator({"scale": 1.5})
+
+
+@settings(max_examples=25, deadline=None)
+@given(w=st.integers(24, 120), h=st.integers(24, 120), scale=st.one_of(st.none(), st.floats(0.2, 1.0)),
+       jitter=st.floats(0, 1), seed=st.integers(0, 1000))
+def test_composite_properties(w, h, scale, jitter, seed):
+    """Any size, scale and jitter: output of the requested size, a non-empty product mask inside it."""
+    ref, mask = make_reference(64, 48, seed=seed % 7)
+    gen = CompositeGenerator()
+    (c,) = gen.generate(request(gen, ref, mask, seeds=(seed,), size=[w, h], scale=scale, jitter=jitter, padding=2))
+    assert c.image.shape == (h, w, 3) and c.mask.shape == (h, w)
+    assert c.mask.any()
+
+
+def test_cv_inpaint_removes_product_and_keeps_background():
+    ref, mask = make_reference(96, 64)
+    gen = CvInpaintGenerator()
+    (c,) = gen.generate(request(gen, ref, mask, region="product", grow=2))
+    inside = mask.data > 0
+    assert np.abs(c.image[inside].astype(int) - 235).mean() < 25  # filled with the plain background
+    far = erode(255 - mask.data, 6) > 0
+    assert np.array_equal(c.image[far], ref.image[far])
+    (k,) = gen.generate(request(gen, ref, mask, region="background"))
+    assert np.array_equal(k.image[inside], ref.image[inside])
+
+
+def test_empty_mask_is_a_clear_error():
+    ref, _ = make_reference()
+    gen = CompositeGenerator()
+    with pytest.raises(InputError, match="empty"):
+        gen.generate(request(gen, ref, Mask(np.zeros(ref.image.shape[:2], np.uint8))))
