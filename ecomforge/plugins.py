@@ -5,13 +5,19 @@ import difflib
 import importlib.metadata as md
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import PluginError, PluginNotFound
-from .stages import STAGE_KINDS, Stage
+
+if TYPE_CHECKING:
+    from .stages import Stage
+
+# The stage kinds, in lifecycle order (ecomforge.stages.STAGE_KINDS maps them to their ABCs; it is
+# imported only when classes are registered, so listing commands stays free of pydantic and numpy).
+KINDS = ("acquirer", "masker", "generator", "scorer", "filter", "executor", "trainer")
 
 ENTRY_POINT_GROUP = "ecomforge"
 
@@ -33,7 +39,7 @@ class PluginInfo:
 
     kind: str
     name: str
-    cls: type[Stage]
+    cls: "type[Stage]"
     distribution: str
     version: str
 
@@ -51,7 +57,7 @@ class LoadError:
 class Registry:
     """Every stage class by kind and name, plus the load errors met while building it."""
 
-    plugins: dict[str, dict[str, PluginInfo]] = field(default_factory=lambda: {k: {} for k in STAGE_KINDS})
+    plugins: dict[str, dict[str, PluginInfo]] = field(default_factory=lambda: {k: {} for k in KINDS})
     errors: list[LoadError] = field(default_factory=list)
     pm: pluggy.PluginManager | None = None
 
@@ -75,16 +81,16 @@ class Registry:
         names = ", ".join(sorted(self.plugins[kind])) or "none installed"
         return f"available {kind}s: {names}"
 
-    def create(self, kind: str, name: str, config: Any = None, *, device: str = "auto", path: str = "config") -> Stage:
+    def create(self, kind: str, name: str, config: Any = None, *, device: str = "auto", path: str = "config") -> "Stage":
         """Instantiate a plugin with a validated config (cheap: no weights load here)."""
         return self.get(kind, name).cls(config, device=device, path=path)
 
     def all(self) -> list[PluginInfo]:
         """Every registered plugin, sorted by kind and name."""
-        return [info for kind in STAGE_KINDS for _, info in sorted(self.plugins[kind].items())]
+        return [info for kind in KINDS for _, info in sorted(self.plugins[kind].items())]
 
 
-_HOOK_FOR_KIND = {kind: f"register_{kind}s" for kind in STAGE_KINDS}
+_HOOK_FOR_KIND = {kind: f"register_{kind}s" for kind in KINDS}
 
 
 def build_plugin_manager(extra: list[Any] | None = None, *, entry_points: bool = True) -> tuple[pluggy.PluginManager, list[LoadError], dict[str, tuple[str, str]]]:
@@ -138,6 +144,8 @@ def build_registry(extra: list[Any] | None = None, *, entry_points: bool = True,
 
 
 def _register(registry: Registry, kind: str, cls: type, dist: str, version: str) -> None:
+    from .stages import STAGE_KINDS
+
     base = STAGE_KINDS[kind]
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(f"{getattr(cls, '__name__', cls)!r} is not a {base.__name__} subclass")

@@ -34,7 +34,7 @@ def png_bytes(image: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     for key, value in (text or {}).items():
         info.add_itxt(key, value) if not value.isascii() else info.add_text(key, value)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", pnginfo=info, compress_level=4)
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", pnginfo=info, compress_level=1)  # speed over size: a run writes many large PNGs
     return buf.getvalue()
 
 
