@@ -66,7 +66,9 @@ def config_error(exc: ValidationError, path: str, model: type[BaseModel]) -> Rec
     """Turn a pydantic error into a RecipeError naming the first bad key, its value and a hint."""
     import difflib
 
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # An unknown key explains a "field required" next to it (a misspelt key): report it first.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = ".".join(str(p) for p in err["loc"])
     full = f"{path}.{loc}" if loc else path
     hint = None

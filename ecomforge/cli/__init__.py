@@ -54,6 +54,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 def _register_core() -> None:
     from . import analyze, info, run  # noqa: F401  (the modules attach their commands to ``cli``)
+    from ..web import cli as _web  # noqa: F401  (``serve``; fastapi/gradio load only when it runs)
 
 
 _register_core()

@@ -1,11 +1,12 @@
 """Tiny random-weight Stable Diffusion models in the genuine on-disk formats, for fast offline tests.
 
-Three builders, each deterministic (seeded), idempotent and cached per (path, kind, seed):
+Builders, each deterministic (seeded), idempotent and cached per (path, kind, seed):
 
 - ``build_tiny_pipeline``: a diffusers pipeline folder (``save_pretrained``, safetensors),
 - ``build_tiny_single_file``: one ``.safetensors`` checkpoint in the original SD (ldm) key layout,
   loadable by ``from_single_file(path, config=<a tiny pipeline folder>)``,
-- ``build_tiny_lora``: a LoRA for the tiny UNet (diffusers or kohya keys) with non-zero B matrices.
+- ``build_tiny_lora``: a LoRA for the tiny UNet (diffusers or kohya keys) with non-zero B matrices,
+- ``build_tiny_ip_adapter``: an IP-Adapter (weights file + CLIP image encoder folder) for the tiny UNet.
 
 Shapes follow what ENVIRONMENT.md checked: a two-level UNet (32, 64) and a four-block VAE, so the
 latent is /8 like the real model and a 2-step call at 128 px takes a fraction of a second on CPU.
@@ -203,7 +204,7 @@ def build_tiny_single_file(path: str | os.PathLike, *, kind: str = "inpaint", se
     from safetensors.torch import load_file, save_file
 
     path = Path(path)
-    spec = {"builder": "tiny_single_file", "kind": kind, "seed": seed, "version": 1}
+    spec = {"builder": "tiny_single_file", "kind": kind, "seed": seed, "version": 2}
     config_dir = build_tiny_pipeline(path.with_name(path.name + ".config"), kind=kind, seed=seed)
     with _LOCK:
         if path.exists() and _marker_ok(path, spec):
@@ -214,7 +215,8 @@ def build_tiny_single_file(path: str | os.PathLike, *, kind: str = "inpaint", se
                             len(unet_cfg["block_out_channels"]), unet_cfg["layers_per_block"])
         vae = _vae_to_ldm(load_file(str(config_dir / "vae" / "diffusion_pytorch_model.safetensors")),
                           len(vae_cfg["block_out_channels"]), vae_cfg["layers_per_block"])
-        text = {"cond_stage_model.transformer." + k: v
+        # transformers >= 5.6 saves CLIPTextModel without its ``text_model.`` level; SD files keep it
+        text = {"cond_stage_model.transformer." + (k if k.startswith("text_model.") else "text_model." + k): v
                 for k, v in load_file(str(config_dir / "text_encoder" / "model.safetensors")).items()}
         state = {k: v.contiguous() for k, v in {**unet, **vae, **text}.items()}
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
@@ -251,10 +253,11 @@ def build_tiny_lora(pipeline_dir: str | os.PathLike, out_file: str | os.PathLike
             for name, param in unet.named_parameters():
                 if "lora_B" in name:  # freshly initialised B is zero, which would make the LoRA a no-op
                     param.copy_(torch.randn(param.shape, generator=generator) * scale_b)
-        state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-        state = {"unet." + k: v for k, v in state.items()}
-        if format == "kohya":
-            state = convert_state_dict_to_kohya(state)
+        peft_state = {"unet." + k: v for k, v in get_peft_model_state_dict(unet).items()}
+        if format == "kohya":  # lora_unet_..._to_q.lora_down.weight + .alpha, as A1111 and ComfyUI write
+            state = convert_state_dict_to_kohya(peft_state)
+        else:
+            state = convert_state_dict_to_diffusers(peft_state)
         out_file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=out_file.name + ".", dir=out_file.parent)
         os.close(fd)
@@ -262,3 +265,55 @@ def build_tiny_lora(pipeline_dir: str | os.PathLike, out_file: str | os.PathLike
         _publish(Path(tmp), out_file)
         out_file.with_name(out_file.name + _MARKER).write_text(json.dumps(spec))
     return out_file
+
+
+def build_tiny_ip_adapter(pipeline_dir: str | os.PathLike, out_dir: str | os.PathLike, *, seed: int = 0,
+                          scale: float = 0.5) -> Path:
+    """Write a tiny IP-Adapter in h94/IP-Adapter's layout: ``ip-adapter.safetensors`` + ``image_encoder/``.
+
+    Returns the weights file; ``load_ip_adapter(dir, subfolder="", weight_name=...)`` finds the
+    CLIP image encoder in the ``image_encoder`` folder beside it, as in the real repository.
+    """
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    out_dir = Path(out_dir)
+    weights = out_dir / "ip-adapter.safetensors"
+    spec = {"builder": "tiny_ip_adapter", "pipeline": str(Path(pipeline_dir).resolve()), "seed": seed,
+            "scale": scale, "version": 1}
+    with _LOCK:
+        if weights.exists() and _marker_ok(weights, spec):
+            return weights
+        unet = UNet2DConditionModel.from_pretrained(str(Path(pipeline_dir) / "unet"))
+        cross = unet.config.cross_attention_dim
+        torch.manual_seed(seed)
+        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+            hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+            image_size=32, patch_size=8, projection_dim=32))
+        generator = torch.Generator().manual_seed(seed)
+
+        def rand(*shape: int) -> Any:
+            return (torch.randn(shape, generator=generator) * scale).contiguous()
+
+        state = {"image_proj.proj.weight": rand(4 * cross, 32), "image_proj.proj.bias": rand(4 * cross),
+                 "image_proj.norm.weight": torch.ones(cross), "image_proj.norm.bias": torch.zeros(cross)}
+        key_id = 1  # numbering as diffusers' _convert_ip_adapter_attn_to_diffusers reads it
+        for name in unet.attn_processors:
+            if name.endswith("attn1.processor"):
+                continue
+            if name.startswith("mid_block"):
+                hidden = unet.config.block_out_channels[-1]
+            elif name.startswith("up_blocks"):
+                hidden = list(reversed(unet.config.block_out_channels))[int(name.split(".")[1])]
+            else:
+                hidden = unet.config.block_out_channels[int(name.split(".")[1])]
+            state[f"ip_adapter.{key_id}.to_k_ip.weight"] = rand(hidden, cross)
+            state[f"ip_adapter.{key_id}.to_v_ip.weight"] = rand(hidden, cross)
+            key_id += 2
+        out_dir.mkdir(parents=True, exist_ok=True)
+        encoder.save_pretrained(str(out_dir / "image_encoder"), safe_serialization=True)
+        save_file(state, str(weights), metadata={"format": "pt"})
+        weights.with_name(weights.name + _MARKER).write_text(json.dumps(spec))
+    return weights

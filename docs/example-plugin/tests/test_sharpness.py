@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import cv2
-import numpy as np
 
 from ecomforge.plugins import get_registry
 from ecomforge.testing import ScorerContract, make_reference

@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Literal
 
 import cv2
-import numpy as np
 from pydantic import Field
 
 from ecomforge.imaging.masks import dilate

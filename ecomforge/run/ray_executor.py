@@ -1,0 +1,256 @@
+"""The Ray executor: generation jobs run on long-lived actors (one per GPU), each holding the model loaded."""
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from ..errors import StageError, UsageError
+from ..stages import Executor, GenerationJob, GeneratorSpec, StageConfig
+from ..types import Candidate, GenerationRequest, Mask, Reference
+
+ADDRESS_HELP = ("'auto': this process's Ray session if started, else the cluster RAY_ADDRESS or a local "
+                "`ray start` points at, else a new local one; 'local': always start a private local cluster; "
+                "'ray://host:port' (Ray client) or 'host:port' (the head's GCS): join that cluster.")
+
+
+class RayExecutor(Executor):
+    """Runs generation jobs on Ray actors that build the generator once and keep its weights loaded."""
+
+    name = "ray"
+
+    class Config(StageConfig):
+        """Where the Ray workers are and how many run at once."""
+
+        address: str = Field(default="auto", description=ADDRESS_HELP)
+        num_workers: int | None = Field(
+            default=None, ge=1,
+            description="Actors (model copies) to start. Default: one per GPU in the cluster, else one per "
+                        "num_cpus_per_worker CPU slots; never more than the first product has jobs.")
+        num_gpus_per_worker: float | None = Field(
+            default=None, ge=0,
+            description="GPUs each actor reserves (0.5 packs two actors on a GPU). Default: 1 when the cluster "
+                        "has GPUs, else 0.")
+        num_cpus_per_worker: float = Field(default=1.0, gt=0, description="CPU slots each actor reserves.")
+        max_retries: int = Field(
+            default=3, ge=0,
+            description="Times one job is sent again after the actor running it died (the actor is replaced).")
+        max_in_flight: int | None = Field(
+            default=None, ge=1,
+            description="Jobs submitted but not yet returned, over all actors (bounds memory). "
+                        "Default: 2 per actor, so each has its next job queued while it works.")
+        plugins: list[str] = Field(
+            default_factory=list,
+            description="Extra plugin modules (importable names, e.g. 'my_plugins') each actor imports and "
+                        "registers beside the installed entry points: how a local, uninstalled plugin reaches "
+                        "the workers. Ship the code with runtime_env.")
+        runtime_env: dict[str, Any] = Field(
+            default_factory=dict,
+            description="Ray runtime_env for the actors, e.g. {env_vars: {PYTHONPATH: /src}}, "
+                        "{py_modules: [/src/my_plugins]} or {pip: [ecomforge-diffusers]}.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pools: dict[str, _Pool] = {}
+        self._started_ray = False
+
+    # --- public ---------------------------------------------------------------------------
+    def map(self, spec: GeneratorSpec, jobs: Sequence[GenerationJob]) -> Iterator[tuple[GenerationJob, list[Candidate]]]:
+        """Send each job to a free actor; yield (job, candidates) as each finishes, retrying jobs whose actor died."""
+        if not jobs:
+            return
+        ray = self._connect()
+        pool = self._pool(ray, spec, len(jobs))
+        limit = self.config.max_in_flight or 2 * len(pool.actors)
+        todo = list(reversed(jobs))  # popped from the end: submitted in the runner's order
+        tries = {job.key: 0 for job in jobs}
+        running: dict[Any, tuple[int, Any, GenerationJob]] = {}  # object ref -> (slot, actor, job)
+        sent: dict[int, Any] = {}  # id() of a reference/mask -> its object ref, so each ships once
+        try:
+            while todo or running:
+                while todo and len(running) < limit:
+                    job = todo.pop()
+                    slot = pool.least_busy()
+                    running[pool.submit(slot, _wire(ray, job, sent))] = (slot, pool.actors[slot], job)
+                done, _ = ray.wait(list(running), num_returns=1)
+                slot, actor, job = running.pop(done[0])
+                pool.busy[slot] -= 1
+                try:
+                    out = ray.get(done[0])
+                except ray.exceptions.RayActorError as exc:
+                    if getattr(exc, "actor_init_failed", False):
+                        raise _init_error(spec, exc) from None
+                    tries[job.key] += 1
+                    if tries[job.key] > self.config.max_retries:
+                        raise StageError("generate", spec.plugin, job.product,
+                                         RuntimeError(f"Ray worker died {tries[job.key]} times on job {job.key}")) from None
+                    pool.replace(slot, actor)
+                    todo.append(job)
+                    continue
+                except ray.exceptions.RayTaskError as exc:
+                    cause = getattr(exc, "cause", None)
+                    raise (cause if isinstance(cause, Exception) else RuntimeError(str(exc))) from None
+                yield job, out
+        finally:
+            for ref in running:  # a stopped run (error, Ctrl-C, consumer gone) leaves nothing queued
+                try:
+                    ray.cancel(ref, force=False)
+                except Exception:  # noqa: BLE001 - best effort: the actor may be gone already
+                    pass
+
+    def close(self) -> None:
+        """Stop this executor's actors (and the local cluster if this executor started it)."""
+        if not self._pools:
+            return
+        import ray
+
+        for pool in self._pools.values():
+            pool.stop()
+        self._pools.clear()
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+            self._started_ray = False
+
+    # --- connecting and pools ---------------------------------------------------------------
+    def _connect(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise UsageError("executor 'ray' needs Ray installed", hint="pip install 'ecomforge[ray]'") from None
+        if ray.is_initialized():
+            return ray
+        address = self.config.address
+        kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": True}
+        if address == "local":
+            kwargs.update(address="local", include_dashboard=False)
+        elif address != "auto":
+            kwargs["address"] = address
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise UsageError(f"execute.config.address={address!r}: cannot connect to Ray "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        self._started_ray = True
+        return ray
+
+    def _pool(self, ray: Any, spec: GeneratorSpec, n_jobs: int) -> "_Pool":
+        from .ids import canonical_json
+
+        key = canonical_json({"plugin": spec.plugin, "config": spec.config, "device": spec.device})
+        if key not in self._pools:
+            gpus = self.config.num_gpus_per_worker
+            have_gpus = float(ray.cluster_resources().get("GPU", 0))
+            if gpus is None:
+                gpus = 1.0 if have_gpus >= 1 else 0.0
+            n = self.config.num_workers or min(n_jobs, default_workers(  # no idle model copies
+                have_gpus, float(ray.cluster_resources().get("CPU", 1)), gpus, self.config.num_cpus_per_worker))
+            options = {"num_gpus": gpus, "num_cpus": self.config.num_cpus_per_worker,
+                       "runtime_env": dict(self.config.runtime_env) or None, "max_restarts": 0}
+            self._pools[key] = _Pool(ray, options, spec, list(self.config.plugins), n)
+        return self._pools[key]
+
+
+@dataclass
+class _WireJob:
+    """A job as sent to an actor: plain values only (the config as a dict, rebuilt by the actor's plugin)."""
+
+    reference: Any  # Reference or an object ref to one
+    mask: Any
+    prompt: str
+    negative_prompt: str
+    config: dict[str, Any]
+    seeds: tuple[int, ...]
+
+
+def _wire(ray: Any, job: GenerationJob, sent: dict[int, Any]) -> _WireJob:
+    """Strip a job to what an actor needs; references and masks go to the object store once per map()."""
+    req = job.request
+    refs = []
+    for obj in (req.reference, req.mask):
+        if id(obj) not in sent:
+            sent[id(obj)] = (ray.put(obj), obj)  # the obj keeps its id() from being reused
+        refs.append(sent[id(obj)][0])
+    # The pydantic Config class may live in a module the worker only gets via `plugins`: send a dict.
+    return _WireJob(refs[0], refs[1], req.prompt, req.negative_prompt,
+                    req.config.model_dump(mode="python"), tuple(req.seeds))
+
+
+class _Pool:
+    """The actors of one generator spec, with how many jobs each has in flight."""
+
+    def __init__(self, ray: Any, options: dict[str, Any], spec: GeneratorSpec, plugins: list[str], n: int) -> None:
+        self.ray, self.options, self.spec, self.plugins = ray, options, spec, plugins
+        self.cls = ray.remote(GeneratorWorker)
+        self.actors = [self._start() for _ in range(n)]
+        self.busy = [0] * n
+
+    def _start(self) -> Any:
+        return self.cls.options(**self.options).remote(self.spec.plugin, self.spec.config, self.spec.device,
+                                                       self.plugins)
+
+    def least_busy(self) -> int:
+        """The slot with the fewest jobs in flight (ties: the lowest slot)."""
+        return min(range(len(self.actors)), key=lambda i: self.busy[i])
+
+    def submit(self, slot: int, job: _WireJob) -> Any:
+        """Queue one job on an actor."""
+        self.busy[slot] += 1
+        return self.actors[slot].generate.remote(job)
+
+    def replace(self, slot: int, dead: Any) -> None:
+        """Start a fresh actor in a slot whose actor died, once: its other queued jobs fail and retry too."""
+        if self.actors[slot] is not dead:
+            return  # already replaced when an earlier job of the dead actor failed
+        self.ray.kill(dead, no_restart=True)
+        self.actors[slot] = self._start()
+
+    def stop(self) -> None:
+        """Kill every actor of the pool."""
+        for actor in self.actors:
+            self.ray.kill(actor, no_restart=True)
+
+
+class GeneratorWorker:
+    """The actor body: builds the generator once from its spec and serves batched generate calls."""
+
+    def __init__(self, plugin: str, config: dict[str, Any], device: str, plugins: list[str]) -> None:
+        from ..plugins import build_registry, get_registry
+
+        registry = build_registry([importlib.import_module(m) for m in plugins]) if plugins else get_registry()
+        self.generator = registry.create("generator", plugin, config, device=device)
+        self.generator.ensure_setup()  # load weights now, before the first job arrives
+
+    def generate(self, job: _WireJob) -> list[Candidate]:
+        """Run one batched generator call."""
+        ray = importlib.import_module("ray")
+        reference: Reference = _resolve(ray, job.reference)
+        mask: Mask = _resolve(ray, job.mask)
+        config = self.generator.Config.model_validate(job.config)
+        return self.generator.generate(GenerationRequest(reference, mask, job.prompt, job.negative_prompt,
+                                                         config, job.seeds))
+
+
+def _resolve(ray: Any, value: Any) -> Any:
+    """Ray passes top-level object refs by value but not refs nested in a dataclass: fetch those."""
+    return ray.get(value) if isinstance(value, ray.ObjectRef) else value
+
+
+def _init_error(spec: GeneratorSpec, exc: BaseException) -> UsageError:
+    """A one-line error for an actor whose generator could not be built (plugin missing on the workers...)."""
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    last = lines[-1] if lines else type(exc).__name__
+    hint = None
+    if "PluginNotFound" in text or "ModuleNotFoundError" in text or "unknown generator" in text:
+        hint = ("install the plugin on every worker, or name its module in execute.config.plugins "
+                "and ship it with execute.config.runtime_env")
+    return UsageError(f"Ray workers could not build generator '{spec.plugin}': {last[:200]}", hint=hint)
+
+
+def default_workers(gpus: float, cpus: float, per_gpu: float, per_cpu: float) -> int:
+    """How many actors fit: one per ``per_gpu`` GPUs when GPUs are used, else per ``per_cpu`` CPU slots."""
+    return max(1, math.floor(gpus / per_gpu) if per_gpu > 0 else math.floor(cpus / per_cpu))

@@ -1,0 +1,250 @@
+"""The HTTP API: submit, list, watch, cancel and resume jobs; fetch their files and zips; list plugins and recipes."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.datastructures import UploadFile
+
+from ..errors import InputError
+from .jobs import TERMINAL, Job, valid_job_id
+from .manager import JobManager, JobNotFound
+from .recipes import list_presets
+from .submit import rerun_candidate, submit_job
+from .uploads import Limits, TooLarge
+
+CANDIDATE_ID = re.compile(r"^[0-9a-f]{16}$")
+MEDIA = {".png": "image/png", ".html": "text/html; charset=utf-8", ".jsonl": "application/x-ndjson",
+         ".yaml": "text/plain; charset=utf-8", ".json": "application/json"}
+# Files are our own output, but prompts end up inside report.html: never let it run script on this origin.
+FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+
+JOB_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["references"],
+    "properties": {
+        "references": {"type": "array", "items": {"type": "string", "format": "binary"},
+                       "description": "One or more product photos (PNG, JPEG, WebP, BMP, TIFF, GIF)."},
+        "recipe": {"description": "A preset name from GET /api/recipes, or a recipe YAML file.",
+                   "oneOf": [{"type": "string"}, {"type": "string", "format": "binary"}]},
+        "prompt": {"type": "string", "description": "What the new images should show (default: the recipe's)."},
+        "negative_prompt": {"type": "string", "description": "What they should not show."},
+        "overrides": {"type": "string", "description": 'JSON object of dotted recipe keys -> values, e.g. '
+                                                       '{"generate.config.steps": 20, "generate.seeds": [3]}'},
+        "masks": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "description": "Optional: one mask per reference (light = product); uses the 'upload' masker."},
+    }}}}}}
+
+
+def error(status: int, message: str) -> JSONResponse:
+    """The API's error shape: ``{"error": message, "status": code}``."""
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRouter:
+    """Routes under /api, bound to one job manager."""
+    r = APIRouter(prefix="/api")
+
+    def job_or_404(job_id: str) -> Job:
+        job = manager.get(job_id) if valid_job_id(job_id) else None
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        return job
+
+    def run_root(job: Job) -> Path | None:
+        if not job.run_dir:
+            return None
+        root = (manager.store.job_dir(job.id) / job.run_dir).resolve()
+        return root if (root / "recipe.yaml").is_file() else None
+
+    def view(job: Job, results: bool = True) -> dict[str, Any]:
+        d = job.to_dict()
+        d["waiting"] = manager.waiting() if job.state == "queued" else 0
+        if results:
+            d["results"] = _results(job, run_root(job))
+        return d
+
+    @r.post("/jobs", status_code=202, openapi_extra=JOB_FORM, summary="Submit a job (multipart form)")
+    async def create_job(request: Request) -> JSONResponse:
+        """Validate the uploads and the recipe, then queue the job (429 when the queue is full)."""
+        try:
+            form = await request.form(max_files=1000, max_fields=100)
+        except Exception as exc:  # noqa: BLE001 - the multipart parser's messages are already plain
+            return error(400, f"bad multipart form: {exc}")
+        try:
+            refs = [v for v in form.getlist("references") if isinstance(v, UploadFile)]
+            masks = [v for v in form.getlist("masks") if isinstance(v, UploadFile)]
+            if not refs:
+                return error(400, "field 'references': upload at least one product photo")
+            if len(refs) > limits.max_files or len(masks) > limits.max_files:
+                raise TooLarge(f"references: {len(refs)} files is over the limit of {limits.max_files}")
+            if masks and len(masks) != len(refs):
+                return error(400, f"field 'masks': {len(masks)} masks for {len(refs)} references (one each)")
+            recipe = form.get("recipe")
+            if recipe is None or recipe == "":
+                return error(400, "field 'recipe': give a preset name (GET /api/recipes) or a recipe file")
+            fields = {k: form.get(k) for k in ("prompt", "negative_prompt", "overrides")}
+            for k, v in fields.items():
+                if v is not None and not isinstance(v, str):
+                    return error(400, f"field '{k}': expected text, got a file")
+                if k != "overrides" and v is not None and len(v) > limits.max_text:
+                    raise TooLarge(f"field '{k}': over {limits.max_text} characters")
+            ref_bytes = [await f.read(limits.max_file_bytes + 1) for f in refs]
+            mask_bytes = [await f.read(limits.max_file_bytes + 1) for f in masks]
+            recipe_bytes = await recipe.read(limits.max_recipe_bytes + 1) if isinstance(recipe, UploadFile) else None
+        finally:
+            await form.close()
+        job = await run_in_threadpool(
+            lambda: submit_job(manager, recipes_dir, limits, references=ref_bytes, masks=mask_bytes,
+                               preset=recipe if isinstance(recipe, str) else None, recipe_file=recipe_bytes,
+                               prompt=fields["prompt"], negative_prompt=fields["negative_prompt"],
+                               overrides=fields["overrides"]))
+        return JSONResponse(view(job, results=False), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+
+    @r.get("/jobs", summary="List jobs, newest first")
+    def list_jobs() -> dict[str, Any]:
+        """Every job the server knows, without results."""
+        return {"jobs": [view(j, results=False) for j in manager.store.all()], "waiting": manager.waiting(),
+                "queue_size": manager.queue_size}
+
+    @r.get("/jobs/{job_id}", summary="A job: state, stage, progress, ETA and results")
+    def get_job(job_id: str) -> dict[str, Any]:
+        """State, current stage with done/total, overall fraction and ETA, and each result's scores and parameters."""
+        return view(job_or_404(job_id))
+
+    @r.get("/jobs/{job_id}/events", summary="Server-sent events of a job's progress")
+    async def job_events(job_id: str, request: Request) -> StreamingResponse:
+        """``event: progress`` with the job (no results) on every change; ``event: end`` when it stops."""
+        job_or_404(job_id)
+
+        async def stream():
+            last = -1
+            while not await request.is_disconnected():
+                version = manager.version(job_id)
+                if version != last:
+                    last = version
+                    job = manager.get(job_id)
+                    yield f"event: progress\ndata: {json.dumps(view(job, results=False))}\n\n"
+                    if job.state in TERMINAL:
+                        yield f"event: end\ndata: {json.dumps({'state': job.state})}\n\n"
+                        return
+                await asyncio.sleep(0.2)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    @r.post("/jobs/{job_id}/cancel", summary="Cancel a job (a running one stops at its next step or candidate)")
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        """Cancel; the run folder stays resumable."""
+        job_or_404(job_id)
+        return view(manager.cancel(job_id), results=False)
+
+    @r.post("/jobs/{job_id}/resume", status_code=202, summary="Finish an interrupted, cancelled or failed job")
+    def resume_job(job_id: str) -> dict[str, Any]:
+        """Queue the job again; work already in its run folder is not redone."""
+        job_or_404(job_id)
+        return view(manager.resume(job_id), results=False)
+
+    @r.post("/jobs/{job_id}/candidates/{candidate_id}/rerun", status_code=202,
+            summary="Make one candidate again (its reference, seed and sweep point) as a new job")
+    def rerun(job_id: str, candidate_id: str) -> JSONResponse:
+        """A new job; its id is in the answer."""
+        job_or_404(job_id)
+        if not CANDIDATE_ID.fullmatch(candidate_id):
+            raise JobNotFound(f"no candidate {candidate_id!r}")
+        job = rerun_candidate(manager, recipes_dir, limits, job_id, candidate_id)
+        return JSONResponse(view(job, results=False), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+
+    @r.get("/jobs/{job_id}/results.zip", summary="Result images as a zip (all, or ?ids=a,b)")
+    def results_zip(job_id: str, ids: str | None = None) -> Response:
+        """Candidate PNGs and their manifest lines; ``ids`` picks some."""
+        job = job_or_404(job_id)
+        root = run_root(job)
+        if root is None:
+            return error(409, f"job {job_id} has no results yet")
+        data = zip_results(root, job, ids)
+        name = f"{job.id}-results.zip"
+        return Response(data, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @r.get("/jobs/{job_id}/files/{path:path}", summary="A file of the job's run folder")
+    def job_file(job_id: str, path: str) -> Response:
+        """Only files inside the job's run folder; nothing hidden, nothing through links out of it."""
+        job = job_or_404(job_id)
+        root = run_root(job)
+        if root is None:
+            return error(404, f"job {job_id} has no run folder yet")
+        parts = path.split("/")
+        if not path or "\\" in path or "\x00" in path or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+            return error(404, f"no file {path!r} in this job")
+        target = (root / path).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return error(404, f"no file {path!r} in this job")
+        media = MEDIA.get(target.suffix.lower(), "application/octet-stream")
+        return FileResponse(target, media_type=media,
+                            headers={"Content-Security-Policy": FILE_CSP, "X-Content-Type-Options": "nosniff"})
+
+    @r.get("/plugins", summary="Installed plugins with their config JSON schemas")
+    def plugins() -> dict[str, Any]:
+        """The same table as ``ecomforge plugins --json``."""
+        from ..cli.info import plugin_table
+
+        return plugin_table()
+
+    @r.get("/recipes", summary="Recipe presets")
+    def recipes() -> dict[str, Any]:
+        """The YAML presets in the server's recipes folder, with their plugins and key parameters."""
+        return {"recipes": list_presets(recipes_dir)}
+
+    return r
+
+
+def _results(job: Job, root: Path | None) -> list[dict[str, Any]]:
+    if root is None or not (root / "manifest.jsonl").is_file():
+        return []
+    from ..run.store import read_manifest
+
+    base = f"/api/jobs/{job.id}/files/"
+    out = []
+    for rec in read_manifest(root):
+        out.append({"id": rec["id"], "product": rec["product"], "reference": rec.get("reference"),
+                    "image": base + rec["image"], "selected": base + rec["selected"] if rec.get("selected") else None,
+                    "kept": rec["kept"], "reason": rec.get("reason"), "scores": rec.get("scores", {}),
+                    "total": rec.get("total"), "seed": rec.get("seed"), "params": rec.get("params", {}),
+                    "plugin": rec.get("plugin"), "failed": rec.get("failed")})
+    return out
+
+
+def zip_results(root: Path, job: Job, ids: str | None) -> bytes:
+    """A zip of the run's candidate PNGs (all, or the comma-separated ``ids``) and their manifest lines."""
+    from ..run.store import read_manifest
+
+    records = read_manifest(root)
+    if ids:
+        wanted = [i.strip() for i in ids.split(",") if i.strip()]
+        bad = [i for i in wanted if not CANDIDATE_ID.fullmatch(i)]
+        if bad or len(wanted) > 10_000:
+            raise InputError(f"ids: {bad[0]!r} is not a candidate id" if bad else "ids: too many")
+        by_id = {r["id"]: r for r in records}
+        missing = [i for i in wanted if i not in by_id]
+        if missing:
+            raise JobNotFound(f"ids: no candidate {missing[0]!r} in job {job.id}")
+        records = [by_id[i] for i in dict.fromkeys(wanted)]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
+        for rec in records:
+            path = root / "candidates" / f"{rec['id']}.png"  # rebuilt from the checked id, not from the file
+            if path.is_file():
+                zf.write(path, f"{rec['product']}/{rec['id']}.png" if _safe_part(rec["product"]) else f"{rec['id']}.png")
+        zf.writestr("manifest.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    return buf.getvalue()
+
+
+def _safe_part(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name)) and ".." not in name

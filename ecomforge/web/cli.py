@@ -1,0 +1,45 @@
+"""``ecomforge serve``: the web UI and HTTP API (FastAPI, Gradio and uvicorn are imported only when it runs)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ..cli import cli
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (others need --token).")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--token", default=None, help="Access token for the API and UI (or env ECOMFORGE_TOKEN).")
+@click.option("--runs", default="runs", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of job run folders and the job database.")
+@click.option("--recipes", default="recipes", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of recipe presets (*.yaml).")
+@click.option("--queue-size", default=8, show_default=True, type=click.IntRange(1, 10_000),
+              help="Jobs that may wait; more are refused with HTTP 429.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Jobs that run at once (one per device).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where models run.")
+@click.option("--no-ui", is_flag=True, help="Serve only the HTTP API.")
+def serve(host: str, port: int, token: str | None, runs: Path, recipes: Path, queue_size: int, workers: int,
+          device: str, no_ui: bool) -> None:
+    """Serve the web UI and the HTTP API (OpenAPI at /openapi.json)."""
+    from .security import check_bind
+
+    token = token or os.environ.get("ECOMFORGE_TOKEN") or None
+    check_bind(host, token)
+    try:
+        import uvicorn
+
+        from .app import ServerConfig, create_app
+    except ImportError as exc:
+        raise click.UsageError(f"the web server needs extra packages ({exc.name}): pip install 'ecomforge[web]'") from None
+    app = create_app(ServerConfig(runs=runs, recipes=recipes, token=token, workers=workers,
+                                  queue_size=queue_size, device=device, ui=not no_ui))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    click.echo(f"ecomforge serving http://{shown}:{port}/{'?token=<your token>' if token else ''} "
+               f"(API docs: /docs, jobs in {runs})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

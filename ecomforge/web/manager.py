@@ -1,0 +1,217 @@
+"""The job queue: a bounded queue, a pool of worker threads (one per device by default), cancel and resume."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import EcomforgeError, UsageError
+from .jobs import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, TERMINAL, Job, JobStore, new_job_id
+from .progress import JobCancelled, JobObserver
+
+log = logging.getLogger("ecomforge.web")
+JOB_RECIPE = "job.yaml"
+
+
+class QueueFull(UsageError):
+    """Too many jobs are waiting (HTTP 429)."""
+
+
+class JobNotFound(UsageError):
+    """No job with that id (HTTP 404)."""
+
+
+class JobConflict(UsageError):
+    """The job is not in a state that allows this (HTTP 409)."""
+
+
+class JobManager:
+    """Owns the job table, the queue and the workers; runs each job's recipe through ``run_recipe``."""
+
+    def __init__(self, root: Path, *, workers: int = 1, queue_size: int = 8, device: str = "auto") -> None:
+        self.root = Path(root).resolve()
+        self.store = JobStore(self.root)
+        self.interrupted_at_start = self.store.mark_interrupted()
+        self.workers = max(1, workers)
+        self.queue_size = queue_size
+        self.device = device
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._waiting: set[str] = set()
+        self._stops: dict[str, threading.Event] = {}
+        self._observers: dict[str, JobObserver] = {}
+        self._live: dict[str, dict[str, Any]] = {}
+        self._versions: dict[str, int] = {}
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker threads."""
+        if self._threads:
+            return
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"ecomforge-job-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Interrupt running jobs (they stay resumable), stop the workers, close the database."""
+        with self._lock:
+            for job_id, ev in self._stops.items():
+                obs = self._observers.get(job_id)
+                if obs is not None:
+                    obs.stop_reason = "interrupted"
+                ev.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = []
+        self.store.mark_interrupted()
+        self.store.close()
+
+    # --- requests --------------------------------------------------------------------------------
+    def new_job(self, recipe: str, request: dict[str, Any]) -> Job:
+        """A fresh job id and folder (nothing queued yet)."""
+        job = Job(id=new_job_id(), state=QUEUED, recipe=recipe, request=request)
+        self.store.job_dir(job.id).mkdir(parents=True)
+        return job
+
+    def submit(self, job: Job, recipe_data: dict[str, Any]) -> Job:
+        """Queue a validated job; raises QueueFull when the queue is at its bound."""
+        path = self.store.job_dir(job.id) / JOB_RECIPE
+        with self._lock:
+            if len(self._waiting) >= self.queue_size:
+                raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again later")
+            path.write_text(yaml.safe_dump(recipe_data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            self.store.add(job)
+            self._waiting.add(job.id)
+            self._bump(job.id)
+        self._queue.put(job.id)
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a waiting job at once, or ask a running one to stop at its next step or candidate."""
+        job = self._require(job_id)
+        with self._lock:
+            if job_id in self._waiting:
+                self._waiting.discard(job_id)
+                self.store.update(job_id, state=CANCELLED, finished=time.time(), error="cancelled before it started")
+            elif job_id in self._stops:
+                self._stops[job_id].set()
+            elif job.state in TERMINAL:
+                raise JobConflict(f"job {job_id} is already {job.state}")
+            self._bump(job_id)
+        return self._require(job_id)
+
+    def resume(self, job_id: str) -> Job:
+        """Queue an interrupted, cancelled or failed job again; its run folder is finished, not restarted."""
+        job = self._require(job_id)
+        if not job.resumable:
+            raise JobConflict(f"job {job_id} is {job.state}: only interrupted, cancelled or failed jobs resume")
+        if not (self.store.job_dir(job_id) / JOB_RECIPE).is_file():
+            raise JobConflict(f"job {job_id} has no saved recipe to resume from")
+        with self._lock:
+            if len(self._waiting) >= self.queue_size:
+                raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again later")
+            self.store.update(job_id, state=QUEUED, error=None, finished=None)
+            self._waiting.add(job_id)
+            self._bump(job_id)
+        self._queue.put(job_id)
+        return self._require(job_id)
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with its live progress when it is running."""
+        job = self.store.get(job_id)
+        if job is not None and job_id in self._live:
+            job.progress = dict(self._live[job_id])
+        return job
+
+    def version(self, job_id: str) -> int:
+        """Changes whenever the job's state or progress changes (for server-sent events)."""
+        return self._versions.get(job_id, 0)
+
+    def waiting(self) -> int:
+        """Jobs in the queue."""
+        return len(self._waiting)
+
+    def _require(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        return job
+
+    def _bump(self, job_id: str) -> None:
+        self._versions[job_id] = self._versions.get(job_id, 0) + 1
+
+    # --- the workers -----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            with self._lock:
+                if job_id not in self._waiting:  # cancelled while it waited
+                    continue
+                self._waiting.discard(job_id)
+                stop = self._stops[job_id] = threading.Event()
+            try:
+                self._run(job_id, stop)
+            except BaseException as exc:  # noqa: BLE001 - a worker must survive any job
+                log.exception("job %s crashed the worker: %s", job_id, exc)
+            finally:
+                with self._lock:
+                    self._stops.pop(job_id, None)
+                    self._observers.pop(job_id, None)
+                    self._live.pop(job_id, None)
+                    self._bump(job_id)
+
+    def _run(self, job_id: str, stop: threading.Event) -> None:
+        from ..recipe.load import read_yaml, resolve_recipe
+        from ..run.runner import run_recipe
+
+        jdir = self.store.job_dir(job_id)
+        job = self.store.get(job_id)
+        self.store.update(job_id, state=RUNNING, started=time.time())
+
+        def changed(progress: dict[str, Any], persist: bool) -> None:
+            self._live[job_id] = progress
+            self._bump(job_id)
+            if persist:  # the run folder is recorded as soon as it exists, so a crash leaves it resumable
+                run_dir = obs.run_dir.relative_to(jdir).as_posix() if obs.run_dir else None
+                self.store.update(job_id, progress=progress, run_dir=run_dir)
+
+        obs = JobObserver(jdir, stop, changed)
+        self._observers[job_id] = obs
+        resume = None
+        if job.run_dir and (jdir / job.run_dir / "recipe.yaml").is_file():
+            resume = jdir / job.run_dir
+        try:
+            path = jdir / JOB_RECIPE
+            resolved = resolve_recipe(read_yaml(path), path=path)
+            result = run_recipe(resolved, out=jdir, resume=resume, device=self.device, observers=[obs])
+        except JobCancelled as exc:
+            state = INTERRUPTED if exc.reason == "interrupted" else CANCELLED
+            self._finish(job_id, obs, state, f"{exc.reason} (resumable)")
+        except EcomforgeError as exc:
+            self._finish(job_id, obs, FAILED, exc.one_line())
+        except Exception as exc:  # noqa: BLE001 - reported on the job, not raised into the worker
+            log.exception("job %s failed", job_id)
+            self._finish(job_id, obs, FAILED, f"{type(exc).__name__}: {exc}")
+        else:
+            self._finish(job_id, obs, DONE, None, summary=result.summary)
+
+    def _finish(self, job_id: str, obs: JobObserver, state: str, error: str | None,
+                summary: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"state": state, "finished": time.time(), "error": error,
+                                  "progress": obs.state}
+        if obs.run_dir is not None:
+            values["run_dir"] = obs.run_dir.relative_to(self.store.job_dir(job_id)).as_posix()
+        if summary is not None:
+            values["summary"] = summary
+        self.store.update(job_id, **values)

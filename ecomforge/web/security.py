@@ -1,0 +1,127 @@
+"""Access token and request-size checks, as plain ASGI middleware in front of the API and the UI."""
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from ..errors import UsageError
+
+COOKIE = "ecomforge_token"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Any host but loopback needs an access token: refuse to start without one."""
+    if host not in LOCAL_HOSTS and not token:
+        raise UsageError(f"--host {host} exposes the server beyond this machine: set an access token with "
+                         "--token or the ECOMFORGE_TOKEN environment variable (or bind 127.0.0.1)")
+    if token is not None and len(token) < 8:
+        raise UsageError("the access token must be at least 8 characters")
+
+
+async def send_json(send, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """A whole JSON response from inside ASGI middleware."""
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TokenMiddleware:
+    """Every request carries the token (``Authorization: Bearer``, ``?token=`` or the cookie a ``?token=`` visit sets)."""
+
+    def __init__(self, app, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    def _given(self, scope) -> tuple[str | None, bool]:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip(), False
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if query.get("token"):
+            return query["token"][0], True
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE:
+                return value, False
+        return None, False
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.token is None or scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        given, from_query = self._given(scope)
+        if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            msg = "access token required: send 'Authorization: Bearer TOKEN' or open the page with ?token=TOKEN"
+            if given is not None:
+                msg = "wrong access token"
+            await send_json(send, 401, {"error": msg, "status": 401}, [(b"www-authenticate", b"Bearer")])
+            return
+        if not from_query or scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_cookie(message) -> None:
+            # A browser that opened ?token=... keeps the token in a same-site, script-invisible cookie.
+            if message["type"] == "http.response.start":
+                cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        msg = {"error": f"request body is over the limit of {self.limit} bytes", "status": 413}
+        for k, v in scope.get("headers", []):
+            if k.lower() == b"content-length":
+                try:
+                    size = int(v)
+                except ValueError:
+                    await send_json(send, 400, {"error": "bad Content-Length header", "status": 400})
+                    return
+                if size > self.limit:
+                    await send_json(send, 413, msg)
+                    return
+        seen = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await send_json(send, 413, msg)

@@ -1,0 +1,103 @@
+"""Turning a request (uploads, a preset or recipe file, overrides) into a validated, queued job."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .jobs import Job
+from .manager import JOB_RECIPE, JobConflict, JobManager, JobNotFound
+from .recipes import job_recipe, preset_path
+from .uploads import Limits, parse_overrides_json, parse_recipe_upload, save_mask, save_reference
+
+
+def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, references: list[bytes],
+               masks: list[bytes] = (), preset: str | None = None, recipe_file: bytes | None = None,
+               prompt: str | None = None, negative_prompt: str | None = None,
+               overrides: dict[str, Any] | str | None = None) -> Job:
+    """Check everything before the job is queued; a refused job leaves nothing behind."""
+    from ..recipe.load import read_yaml, resolve_recipe
+
+    if not references:
+        raise InputError("references: upload at least one product photo")
+    if len(references) > limits.max_files or len(masks) > limits.max_files:
+        from .uploads import TooLarge
+
+        raise TooLarge(f"references: {max(len(references), len(masks))} files is over the limit of {limits.max_files}")
+    if masks and len(masks) != len(references):
+        raise InputError(f"masks: {len(masks)} masks for {len(references)} references (one each)")
+    if isinstance(overrides, str) or overrides is None:
+        overrides = parse_overrides_json(overrides, limits)
+    if recipe_file is not None:
+        base = parse_recipe_upload(recipe_file, limits)
+        label = f"upload:{str(base.get('name', 'recipe'))[:64]}"
+    elif preset:
+        base = read_yaml(preset_path(recipes_dir, preset))
+        label = preset
+    else:
+        raise InputError("recipe: give a preset name (GET /api/recipes) or a recipe file")
+    job = manager.new_job(label, {"prompt": prompt, "negative_prompt": negative_prompt, "overrides": overrides,
+                                  "references": len(references), "masks": len(masks)})
+    jdir = manager.store.job_dir(job.id)
+    try:
+        uploads = jdir / "uploads"
+        refs = [save_reference(b, uploads, i, limits) for i, b in enumerate(references)]
+        for i, b in enumerate(masks):
+            save_mask(b, uploads, i, limits)
+        data = job_recipe(base, references=refs, prompt=prompt, negative_prompt=negative_prompt,
+                          overrides=overrides, mask_dir=uploads / "masks" if masks else None)
+        resolve_recipe(data, path=jdir / JOB_RECIPE)  # every key and plugin config checked now, not in the worker
+        manager.submit(job, data)
+    except BaseException:
+        shutil.rmtree(jdir, ignore_errors=True)
+        raise
+    return manager.get(job.id)
+
+
+def rerun_overrides(manager: JobManager, job_id: str, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the job's recipe, overrides) that make exactly one candidate again: its seed and its sweep point."""
+    from ..recipe.load import read_yaml
+    from ..run.store import read_manifest
+
+    job = manager.get(job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    if not job.run_dir:
+        raise JobConflict(f"job {job_id} has no results yet")
+    jdir = manager.store.job_dir(job_id)
+    rec = next((r for r in read_manifest(jdir / job.run_dir) if r["id"] == candidate_id), None)
+    if rec is None:
+        raise JobNotFound(f"no candidate {candidate_id!r} in job {job_id}")
+    data = read_yaml(jdir / JOB_RECIPE)
+    gen = data.get("generate") or {}
+    over: dict[str, Any] = {"generate.seeds": [int(rec["seed"])], "generate.sweep": {}}
+    for key in gen.get("sweep") or {}:
+        if key in rec.get("params", {}):
+            over[f"generate.config.{key}"] = rec["params"][key]
+    refs = (data.get("inputs") or {}).get("references") or []
+    # Only the candidate's own reference (matched by the file's sha256, as the acquirer hashes it).
+    same = [r for r in refs if Path(r).is_file() and hashlib.sha256(Path(r).read_bytes()).hexdigest()
+            == rec.get("reference_sha256")]
+    if same:
+        data["inputs"]["references"] = same[:1]
+    return data, over
+
+
+def rerun_candidate(manager: JobManager, recipes_dir: Path, limits: Limits, job_id: str, candidate_id: str) -> Job:
+    """A new job that regenerates one candidate (same reference, seed and sweep point)."""
+    import yaml
+
+    data, over = rerun_overrides(manager, job_id, candidate_id)
+    refs = [Path(p).read_bytes() for p in data["inputs"]["references"]]
+    jdir = manager.store.job_dir(job_id)
+    masks_dir = jdir / "uploads" / "masks"
+    masks = [(masks_dir / f"{Path(p).stem}.png").read_bytes() for p in data["inputs"]["references"]] \
+        if data.get("mask", {}).get("plugin") == "upload" and masks_dir.is_dir() else []
+    if masks:
+        data["mask"]["plugin"] = "upload"
+    recipe = yaml.safe_dump(data, sort_keys=False).encode()
+    return submit_job(manager, recipes_dir, limits, references=refs, masks=masks, recipe_file=recipe,
+                      prompt=data["inputs"].get("prompt"), negative_prompt=data["inputs"].get("negative_prompt"),
+                      overrides=over)

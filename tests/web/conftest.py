@@ -1,0 +1,47 @@
+"""Fixtures for the web tests: a server app on a temporary runs folder with a small toy-generator preset."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from webhelpers import WEB_RECIPE  # noqa: E402
+
+
+@pytest.fixture
+def recipes_dir(tmp_path) -> Path:
+    """A presets folder with the toy web recipe."""
+    d = tmp_path / "recipes"
+    d.mkdir()
+    (d / "webtoy.yaml").write_text(WEB_RECIPE)
+    return d
+
+
+@pytest.fixture
+def make_app(toy_registry, tmp_path, recipes_dir):
+    """Build an app (API only unless ui=True) on tmp_path/runs; keyword arguments go to ServerConfig."""
+    from ecomforge.web.app import ServerConfig, create_app
+    from ecomforge.web.uploads import Limits
+
+    def make(**kw):
+        kw.setdefault("runs", tmp_path / "runs")
+        kw.setdefault("recipes", recipes_dir)
+        kw.setdefault("ui", False)
+        kw.setdefault("limits", Limits(max_file_bytes=200_000, max_files=3, max_pixels=400_000, max_side=2000))
+        return create_app(ServerConfig(**kw))
+
+    return make
+
+
+@pytest.fixture
+def client(make_app):
+    """A TestClient on a fresh app (workers running)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(make_app()) as c:
+        yield c
+
+

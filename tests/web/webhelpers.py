@@ -1,0 +1,67 @@
+"""Helpers for the web tests: sample uploads, the toy preset, submit and wait."""
+from __future__ import annotations
+
+import io
+import json
+import time
+
+from PIL import Image
+
+from ecomforge.testing import sample_image
+# Uploaded references are real files read by the `local` acquirer and masked by the `classic` masker;
+# generation, scoring and filtering use the toy stages (fast, deterministic, no weights).
+WEB_RECIPE = """
+name: webtoy
+description: toy generator on uploaded photos
+inputs:
+  references: [placeholder.png]
+  prompt: a toy on a table
+  negative_prompt: blurry
+mask: {plugin: classic, config: {feather: 0}}
+generate:
+  plugin: toy
+  config: {level: 100, delay: 0.0}
+  sweep: {level: [60, 180]}
+  seeds: [1, 2]
+  batch_size: 1
+score:
+  - {plugin: toy, weight: 1}
+filter: {plugin: toy-top}
+"""
+
+
+def png_bytes(seed: int = 1, size: tuple[int, int] = (96, 72)) -> bytes:
+    """A synthetic packshot (plain background, one product) as PNG bytes."""
+    img, _ = sample_image(size[0], size[1], seed)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def jpeg_bytes(seed: int = 1) -> bytes:
+    """The same as JPEG."""
+    img, _ = sample_image(96, 72, seed)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def submit(client, *, refs=None, recipe="webtoy", overrides=None, headers=None, **fields):
+    """POST /api/jobs with the given references (bytes) and fields."""
+    refs = [png_bytes(1)] if refs is None else refs
+    files = [("references", (f"r{i}.png", b, "image/png")) for i, b in enumerate(refs)]
+    data = {"recipe": recipe, **fields}
+    if overrides is not None:
+        data["overrides"] = json.dumps(overrides)
+    return client.post("/api/jobs", files=files or None, data=data, headers=headers or {})
+
+
+def wait_for(client, job_id, states=("done", "failed", "cancelled", "interrupted"), timeout=30.0, headers=None):
+    """Poll a job until it reaches one of ``states``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/api/jobs/{job_id}", headers=headers or {}).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} stuck in {job['state']}: {job}")
