@@ -43,11 +43,27 @@ def bhattacharyya(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.clip(np.sqrt(p * q).sum(), 0.0, 1.0))
 
 
+def shifted_bhattacharyya(p: np.ndarray, q: np.ndarray, radius: int) -> float:
+    """The best Bhattacharyya coefficient over global shifts of ``p`` by up to ``radius`` bins per axis.
+
+    A white-balance or colour-temperature change moves the whole chroma histogram a little; a
+    recoloured product moves it far (or reshapes it), which no small shift undoes.
+    """
+    best = bhattacharyya(p, q)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dx or dy:
+                shifted = np.roll(np.roll(p, dy, axis=0), dx, axis=1)
+                best = max(best, bhattacharyya(shifted, q))
+    return best
+
+
 class ColorScorer(Scorer):
     """Colour fidelity: Bhattacharyya coefficient of the product's a*b* chroma histograms.
 
-    Calibration: score = BC_chroma^gamma · BC_lightness^(gamma·lightness_weight), the best over the
-    references. Identical regions give 1.0. Pose, scale and background changes do not move the
+    Calibration: score = BC_chroma^gamma (· BC_lightness^(gamma·lightness_weight) when weighted),
+    with BC_chroma the best over global chroma shifts of up to ``cast_tolerance`` bins (a colour
+    cast), and the best over the references. Identical regions give 1.0. Pose, scale and background changes do not move the
     histograms; brightness hardly does (lightness is mean-removed, chroma is lightness-free); a hue
     shift or recolouring moves the chroma mass and drops the score towards 0.
     """
@@ -58,7 +74,8 @@ class ColorScorer(Scorer):
         bins: int = Field(default=32, ge=4, le=128, description="Histogram bins per chroma axis.")
         smooth: float = Field(default=0.8, ge=0, le=8, description="Histogram blur (bins) tolerating small colour casts.")
         gamma: float = Field(default=2.0, gt=0, le=16, description="Sharpens the score: BC^gamma.")
-        lightness_weight: float = Field(default=0.25, ge=0, le=2, description="Weight of the lightness-distribution term.")
+        lightness_weight: float = Field(default=0.0, ge=0, le=2, description="Weight of the lightness-distribution term (0: lighting never counts).")
+        cast_tolerance: int = Field(default=2, ge=0, le=8, description="Bins of global chroma shift forgiven (a white-balance cast), per axis.")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -82,7 +99,9 @@ class ColorScorer(Scorer):
             ch, lh = self._hists(cand.image, cand.mask)
             best = 0.0
             for rch, rlh in refs:
-                s = bhattacharyya(ch, rch) ** cfg.gamma * bhattacharyya(lh, rlh) ** (cfg.gamma * cfg.lightness_weight)
+                s = shifted_bhattacharyya(ch, rch, cfg.cast_tolerance) ** cfg.gamma
+                if cfg.lightness_weight:
+                    s *= bhattacharyya(lh, rlh) ** (cfg.gamma * cfg.lightness_weight)
                 best = max(best, s)
             out.append(float(np.clip(best, 0.0, 1.0)))
         return out

@@ -17,8 +17,9 @@ class KeypointsScorer(Scorer):
     """Print and shape fidelity: share of the reference's SIFT features found again, geometrically consistent.
 
     Calibration: matches pass Lowe's ratio test, then a RANSAC similarity transform; score =
-    min(1, inliers / (saturation · min(n_reference, n_candidate))), the best over the references and
-    their mirror images (a flipped product is the same product). Rotation, scale, lighting and
+    min(1, inliers / (saturation · min(n_reference, n_candidate))) × coverage, where coverage is
+    the share of an N×N grid over the reference's features whose cells kept a verified match; the
+    best over the references and their mirror images (a flipped product is the same product). Rotation, scale, lighting and
     background leave most features matchable; an altered print, a replaced patch, missing parts or a
     scrambled texture destroy the consistent matches there.
     """
@@ -32,6 +33,7 @@ class KeypointsScorer(Scorer):
         reproj: float = Field(default=6.0, gt=0, le=50, description="RANSAC reprojection threshold, px.")
         saturation: float = Field(default=0.3, gt=0, le=1, description="Inlier share that already counts as a perfect match.")
         mirror: bool = Field(default=True, description="Also match against the mirrored references.")
+        grid: int = Field(default=5, ge=1, le=16, description="Coverage grid (N×N cells over the reference's features).")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -64,6 +66,7 @@ class KeypointsScorer(Scorer):
         return self._cache[key]
 
     def _match(self, a, b) -> float:
+        """Candidate features ``a`` against reference features ``b``: match share × spatial coverage."""
         (pa, da), (pb, db) = a, b
         if da is None or db is None or len(pa) < 4 or len(pb) < 4:
             return 0.0
@@ -76,10 +79,28 @@ class KeypointsScorer(Scorer):
         dst = np.float32([pb[m.trainIdx] for m in good])
         _, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=self.config.reproj,
                                              maxIters=2000, confidence=0.99)
-        inliers = int(inl.sum()) if inl is not None else 0
-        if inliers < 4:
+        if inl is None or int(inl.sum()) < 4:
             return 0.0
-        return min(1.0, inliers / (self.config.saturation * min(len(pa), len(pb))))
+        inliers = int(inl.sum())
+        share = min(1.0, inliers / (self.config.saturation * min(len(pa), len(pb))))
+        return share * self._coverage(pb, dst[inl.ravel() > 0])
+
+    def _coverage(self, ref_pts: np.ndarray, hit_pts: np.ndarray) -> float:
+        """Share of the reference's feature-bearing grid cells that kept at least one verified match.
+
+        A replaced patch, a missing part or a warped print leaves whole cells without a consistent
+        match even when the rest of the product matches perfectly.
+        """
+        n = self.config.grid
+        lo, hi = ref_pts.min(axis=0), ref_pts.max(axis=0) + 1e-6
+        def cells(pts):
+            ij = np.clip(((pts - lo) / (hi - lo) * n).astype(int), 0, n - 1)
+            return ij[:, 1] * n + ij[:, 0]
+        counts = np.bincount(cells(ref_pts), minlength=n * n)
+        bearing = counts >= 2
+        hit = np.zeros(n * n, bool)
+        hit[cells(hit_pts)] = True
+        return float((hit & bearing).sum() / max(1, bearing.sum()))
 
     def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[float]:
         """The best verified match over the references (and their mirrors), per candidate."""

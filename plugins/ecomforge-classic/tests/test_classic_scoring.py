@@ -114,3 +114,19 @@ def test_scores_bounded_and_finite_for_any_image(img, mask_bits):
     for scorer in (ColorScorer(), KeypointsScorer()):
         v = _score(scorer, img, cand_mask, ref, m)
         assert np.isfinite(v) and 0.0 <= v <= 1.0
+
+
+def test_keypoints_drop_when_a_patch_of_the_print_is_replaced(clock):
+    """Coverage: the rest of the print still matches, but the replaced region's cells lose every match."""
+    ref, m = clock
+    s = KeypointsScorer()
+    ys, xs = np.nonzero(m.data)
+    y0, x0 = ys.min(), xs.min()
+    hgt, wid = ys.max() - y0, xs.max() - x0
+    patched = ref.image.copy()
+    py, px = y0 + hgt // 4, x0 + wid // 4
+    patched[py:py + hgt // 2, px:px + wid // 2] = np.random.default_rng(0).integers(0, 255, (hgt // 2, wid // 2, 3))
+    rot = _score(s, *_rotate(ref.image, m.data, 10), ref, m)
+    hit = _score(s, patched, m.data, ref, m)
+    assert hit < rot - 0.2
+    assert KeypointsScorer({"grid": 1}).score([Candidate(patched, 0, {}, mask=m.data)], ScoringContext((ref,), (m,)))[0] > hit
