@@ -164,6 +164,9 @@ class Executor(Stage):
     def map(self, spec: GeneratorSpec, jobs: Sequence[GenerationJob]) -> Iterator[tuple[GenerationJob, list[Candidate]]]:
         """Run every job once and yield (job, candidates) as each finishes."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers (called once at the end of a run); the default does nothing."""
+
 
 class Trainer(Stage):
     """Fine-tunes a generator's model on a product's references."""

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import toyplugins
 from PIL import Image
 
+from ecomforge import hookimpl
 from ecomforge.recipe import load_recipe
 from ecomforge.run.runner import run_recipe
 from ecomforge.run.store import read_manifest
 from ecomforge.types import Decision
-
-import toyplugins
 
 ray = pytest.importorskip("ray")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,13 +39,12 @@ def _same_pixels(dir_a: Path, dir_b: Path, records) -> None:
         assert np.array_equal(a, b), (r["id"], np.abs(a.astype(int) - b).max(), (a != b).mean())
 
 
-def _ray_set(*paths: Path, plugins=("toyplugins",), env: dict[str, str] | None = None, address: str | None = None,
-             workers: int = 2) -> list[str]:
+def _ray_set(*paths: Path, plugins=("toyplugins",), env: dict[str, str] | None = None, workers: int = 2) -> list[str]:
     """--set items that run generation on Ray with local plugin modules shipped through PYTHONPATH."""
     env_vars = {"PYTHONPATH": os.pathsep.join(str(p) for p in paths), **(env or {})}
     env_yaml = ", ".join(f"{k}: '{v}'" for k, v in env_vars.items())
     cfg = (f"{{num_workers: {workers}, num_cpus_per_worker: 0.5, plugins: [{', '.join(plugins)}], "
-           f"runtime_env: {{env_vars: {{{env_yaml}}}}}" + (f", address: '{address}'" if address else "") + "}")
+           f"runtime_env: {{env_vars: {{{env_yaml}}}}}}}")
     return ["execute.plugin=ray", f"execute.config={cfg}"]
 
 
@@ -68,6 +67,18 @@ def test_ray_gives_the_same_manifest_and_pixels_as_local(cluster, toy_registry, 
     assert len(records) == 18 and len({r["id"] for r in records}) == 18
     assert _strip(records) == _strip(read_manifest(local.run_dir))
     _same_pixels(local.run_dir, remote.run_dir, records)
+
+
+class _Spy:
+    """Records every candidate the executor hands to the runner."""
+
+    def __init__(self):
+        self.ids = []
+
+    @hookimpl
+    def on_candidate(self, run, record, image):
+        """Note the id."""
+        self.ids.append(record["id"])
 
 
 CRASHY = '''
@@ -113,13 +124,14 @@ def test_a_worker_that_dies_has_its_jobs_retried_without_duplicates(cluster, toy
             local = run_recipe(load_recipe(toy_recipe, over), out=tmp_path / "local")  # no marker set: no crash
             marker = tmp_path / "crashed"
             sets = _ray_set(TESTS, tmp_path, plugins=("toyplugins", "crashytoy"), env={"CRASH_MARKER": str(marker)})
-            remote = run_recipe(load_recipe(toy_recipe, over + sets), out=tmp_path / "ray")
+            remote = run_recipe(load_recipe(toy_recipe, over + sets), out=tmp_path / "ray", observers=[spy := _Spy()])
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("crashytoy", None)
     assert marker.is_file() and int(marker.read_text()) != os.getpid()  # a worker process really exited
     records = read_manifest(remote.run_dir)
     assert len(records) == 18 and len({r["id"] for r in records}) == 18
+    assert sorted(spy.ids) == sorted(r["id"] for r in records)  # each candidate came back (and was written) once
     assert _strip(records) == _strip(read_manifest(local.run_dir))
     _same_pixels(local.run_dir, remote.run_dir, records)
 
@@ -128,7 +140,8 @@ def test_killed_driver_resumes_on_ray_to_the_same_result(cluster, toy_registry, 
     """SIGKILL the CLI mid-generation on Ray, resume it on Ray: same manifest as a local run, no duplicates."""
     slow = ["generate.config.delay=0.15"]
     ref_dir = run_recipe(load_recipe(toy_recipe, slow), out=tmp_path / "ref").run_dir
-    sets = [a for s in slow + _ray_set(TESTS, address=cluster) for a in ("--set", s)]
+    config = [s for s in _ray_set(TESTS) if s.startswith("execute.config=")]
+    sets = [a for s in slow + config for a in ("--set", s)] + ["--executor", "ray", "--address", cluster]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([*TOYCLI, "run", str(toy_recipe), "--out", str(tmp_path / "crash"), "--progress", "none",
                              *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -143,7 +156,7 @@ def test_killed_driver_resumes_on_ray_to_the_same_result(cluster, toy_registry, 
     assert len(read_manifest(crash_dir)) < 18, err.decode()[-2000:]  # it really was interrupted
 
     res = subprocess.run([*TOYCLI, "run", str(toy_recipe), "--resume", str(crash_dir), "--progress", "none", *sets],
-                         capture_output=True, text=True, env=env, timeout=120)
+                         capture_output=True, text=True, env=env, timeout=120, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     final = read_manifest(crash_dir)
     assert len({r["id"] for r in final}) == len(final) == 18
@@ -200,7 +213,6 @@ filter: {plugin: keep-all-ray-test}
 def test_real_tiny_diffusers_model_gives_the_same_pixels_on_ray(cluster, tmp_path):
     """The sd-inpaint plugin (installed, so found by the workers' entry points) on a tiny SD model on disk."""
     pytest.importorskip("ecomforge_diffusers")
-    from ecomforge import hookimpl
     from ecomforge.imaging.io import save_png
     from ecomforge.stages import Filter
     from ecomforge.testing import sample_image, temporary_plugins
@@ -230,8 +242,9 @@ def test_real_tiny_diffusers_model_gives_the_same_pixels_on_ray(cluster, tmp_pat
 
     # CPU float sums depend on the thread count; Ray gives an actor OMP_NUM_THREADS=num_cpus, so match ours.
     threads = torch.get_num_threads()
-    sets = ["execute.plugin=ray", "execute.config={num_workers: 1, num_cpus_per_worker: 0.5, runtime_env: "
-            f"{{env_vars: {{HF_HUB_OFFLINE: '1', OMP_NUM_THREADS: '{threads}'}}}}}}"]
+    cfg = ("{num_workers: 1, num_cpus_per_worker: 0.5, runtime_env: "
+           f"{{env_vars: {{HF_HUB_OFFLINE: '1', OMP_NUM_THREADS: '{threads}'}}}}}}")
+    sets = ["execute.plugin=ray", f"execute.config={cfg}"]
     with temporary_plugins(Plugin()):
         local = run_recipe(load_recipe(recipe), out=tmp_path / "local", device="cpu")
         remote = run_recipe(load_recipe(recipe, sets), out=tmp_path / "ray", device="cpu")
@@ -240,3 +253,17 @@ def test_real_tiny_diffusers_model_gives_the_same_pixels_on_ray(cluster, tmp_pat
     assert _strip(records) == _strip(read_manifest(local.run_dir))
     _same_pixels(local.run_dir, remote.run_dir, records)
     assert len({(remote.run_dir / r["image"]).read_bytes() for r in records}) == 4  # seeds and guidance matter
+
+
+def test_the_core_imports_without_ray_and_says_how_to_get_it(monkeypatch):
+    """Importing the executor never imports ray; using it without ray is one line with the pip command."""
+    from ecomforge.errors import UsageError
+    from ecomforge.run.ray_executor import RayExecutor
+
+    code = "import sys, ecomforge.plugins as p; p.get_registry().get('executor', 'ray'); print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
+    with pytest.raises(UsageError) as info:
+        RayExecutor({})._connect()
+    assert info.value.exit_code == 2 and "pip install 'ecomforge[ray]'" in info.value.one_line()

@@ -1,6 +1,7 @@
 """The Ray executor: generation jobs run on long-lived actors (one per GPU), each holding the model loaded."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 from collections.abc import Iterator, Sequence
@@ -97,10 +98,8 @@ class RayExecutor(Executor):
                 yield job, out
         finally:
             for ref in running:  # a stopped run (error, Ctrl-C, consumer gone) leaves nothing queued
-                try:
+                with contextlib.suppress(Exception):  # best effort: the actor may be gone already
                     ray.cancel(ref, force=False)
-                except Exception:  # noqa: BLE001 - best effort: the actor may be gone already
-                    pass
 
     def close(self) -> None:
         """Stop this executor's actors (and the local cluster if this executor started it)."""
@@ -137,7 +136,7 @@ class RayExecutor(Executor):
         self._started_ray = True
         return ray
 
-    def _pool(self, ray: Any, spec: GeneratorSpec, n_jobs: int) -> "_Pool":
+    def _pool(self, ray: Any, spec: GeneratorSpec, n_jobs: int) -> _Pool:
         from .ids import canonical_json
 
         key = canonical_json({"plugin": spec.plugin, "config": spec.config, "device": spec.device})
@@ -226,7 +225,7 @@ class GeneratorWorker:
 
     def generate(self, job: _WireJob) -> list[Candidate]:
         """Run one batched generator call."""
-        ray = importlib.import_module("ray")
+        import ray
         reference: Reference = _resolve(ray, job.reference)
         mask: Mask = _resolve(ray, job.mask)
         config = self.generator.Config.model_validate(job.config)

@@ -90,6 +90,7 @@ class Runner:
             pm.hook.on_run_error(run=ctx, error=exc)
             raise
         finally:
+            self.executor.close()
             for p in plugins:
                 pm.unregister(p)
 
