@@ -1,0 +1,154 @@
+"""One batched pipeline call: latents out, our own decode (NaN/black checks, fp32 VAE retry), OOM fallbacks."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .imageops import failure_reason
+from .schedulers import make_scheduler
+
+
+@dataclass
+class CallResult:
+    """Float [0,1] H×W×3 images in seed order, a failure reason per image, and notes for Candidate.info."""
+
+    images: list[np.ndarray]
+    failed: list[str | None]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _decode(pipe: Any, latents: Any) -> np.ndarray:
+    import torch
+
+    vae = pipe.vae
+    with torch.no_grad():
+        image = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    return pipe.image_processor.postprocess(image.float(), output_type="np",
+                                            do_denormalize=[True] * image.shape[0])
+
+
+def _vae_encode(pipe: Any, pixels: Any) -> Any:
+    """Scaled VAE latents of [-1, 1] pixels: the distribution's mode, so no generator is consumed."""
+    import torch
+
+    vae = pipe.vae
+    with torch.no_grad():
+        latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
+    return latents * vae.config.scaling_factor
+
+
+def _call(pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[np.ndarray], mask: np.ndarray | None,
+          seeds: list[int], strength: float, size: tuple[int, int], steps: int,
+          image_prompt: np.ndarray | None) -> Any:
+    """The pipeline call for one batch of seeds; returns latents.
+
+    We encode the init (and masked) image ourselves, once per distinct image rather than once per
+    seed, and with the latent mode instead of a sample: the pipeline would otherwise draw that
+    sample from the first seed's generator, so a seed's pixels would depend on its batch.
+    """
+    import torch
+    from PIL import Image
+
+    n = len(seeds)
+    distinct = images[:1] if all(i is images[0] for i in images) else images
+    pixels = pipe.image_processor.preprocess([Image.fromarray(i) for i in distinct], height=size[1], width=size[0])
+
+    def per_seed(latents: Any) -> Any:
+        return latents.repeat(n // latents.shape[0], 1, 1, 1)
+
+    kwargs: dict[str, Any] = {
+        "num_inference_steps": steps, "guidance_scale": cfg.guidance_scale, "strength": strength,
+        "output_type": "latent",
+        # CPU generators give the same starting noise on every device for a given seed
+        "generator": [torch.Generator("cpu").manual_seed(s) for s in seeds],
+    }
+    if isinstance(embeds, str):  # SDXL: the pipeline encodes the text with both its encoders
+        kwargs.update(prompt=[embeds] * n, negative_prompt=[negative] * n)
+    else:
+        kwargs.update(prompt_embeds=embeds.repeat(n, 1, 1), negative_prompt_embeds=negative.repeat(n, 1, 1))
+    if image_prompt is not None:  # IP-Adapter: the pipeline repeats its embedding for the batch
+        kwargs["ip_adapter_image"] = Image.fromarray(image_prompt)
+    # a 9-channel inpainting UNet at strength 1 starts from pure noise and never needs the image latents
+    pure_noise = mask is not None and strength >= 1.0 and pipe.unet.config.in_channels != 4
+    kwargs["image"] = Image.fromarray(distinct[0]) if pure_noise and len(distinct) == 1 else (
+        [Image.fromarray(i) for i in distinct] if pure_noise else per_seed(_vae_encode(pipe, pixels)))
+    if mask is not None:
+        mask_t = pipe.mask_processor.preprocess(Image.fromarray(mask), height=size[1], width=size[0])
+        kwargs.update(mask_image=Image.fromarray(mask), width=size[0], height=size[1],
+                      masked_image_latents=per_seed(_vae_encode(pipe, pixels * (mask_t < 0.5))))
+    pipe.scheduler = make_scheduler(cfg.scheduler, pipe.scheduler.config)
+    with torch.no_grad():
+        return pipe(**kwargs).images
+
+
+def run_pipeline(pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[np.ndarray],
+                 mask: np.ndarray | None, seeds: list[int], *, strength: float, size: tuple[int, int],
+                 steps: int | None = None, image_prompt: np.ndarray | None = None) -> CallResult:
+    """Generate every seed in one call; on OOM halve the batch, then try VAE tiling + attention slicing."""
+    import torch
+
+    info: dict[str, Any] = {}
+    base_scheduler = pipe.scheduler
+    batches = [list(range(len(seeds)))]
+    latents: dict[int, Any] = {}
+    saving = False
+    try:
+        while batches:
+            idx = batches.pop(0)
+            try:
+                out = _call(pipe, cfg, embeds, negative, [images[i] for i in idx], mask,
+                            [seeds[i] for i in idx], strength, size, steps or cfg.steps, image_prompt)
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+                if not _is_oom(exc):
+                    raise
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                if len(idx) > 1:
+                    half = len(idx) // 2
+                    batches[:0] = [idx[:half], idx[half:]]
+                    info.setdefault("oom_retries", []).append(f"batch {len(idx)} -> {half}")
+                    continue
+                if saving:
+                    raise
+                saving = True
+                pipe.vae.enable_tiling()
+                pipe.enable_attention_slicing()
+                info.setdefault("oom_retries", []).append("vae tiling + attention slicing")
+                batches.insert(0, idx)
+                continue
+            for j, i in enumerate(idx):
+                latents[i] = out[j:j + 1]
+        decoded, failed = [], []
+        for i in range(len(seeds)):
+            lat = latents[i]
+            if not torch.isfinite(lat).all():
+                decoded.append(np.zeros((size[1], size[0], 3), np.float32))
+                failed.append("NaN or inf in the latents (UNet output)")
+                continue
+            image = _decode(pipe, lat)[0]
+            reason = failure_reason(image)
+            if reason and cfg.fp32_vae_retry and pipe.vae.dtype != torch.float32:
+                dtype = pipe.vae.dtype
+                pipe.vae.to(torch.float32)
+                try:
+                    image = _decode(pipe, lat.float())[0]
+                finally:
+                    pipe.vae.to(dtype)
+                info["vae_fp32_retry"] = True
+                reason = failure_reason(image)
+            decoded.append(image)
+            failed.append(reason)
+    finally:
+        pipe.scheduler = base_scheduler  # the cached pipeline keeps the model's own scheduler
+        if saving:
+            pipe.vae.disable_tiling()
+            pipe.disable_attention_slicing()
+    return CallResult(decoded, failed, info)

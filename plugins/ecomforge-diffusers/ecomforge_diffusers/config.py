@@ -1,0 +1,102 @@
+"""The generators' settings: validated before any model loads, with did-you-mean hints."""
+from __future__ import annotations
+
+import difflib
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ecomforge.stages import StageConfig
+
+SCHEDULERS = ("DDIM", "DPM++ 2M", "DPM++ 2M Karras", "Euler a", "UniPC", "LCM")
+
+
+def check_scheduler(name: str) -> str:
+    """Return ``name`` if it is a known scheduler, else raise ValueError with the closest match."""
+    if name in SCHEDULERS:
+        return name
+    close = difflib.get_close_matches(name, SCHEDULERS, n=1, cutoff=0.4)
+    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(SCHEDULERS)}"
+    raise ValueError(f"unknown scheduler '{name}' ({hint})")
+
+
+class LoraSpec(StageConfig):
+    """One LoRA to apply while generating."""
+
+    path: str = Field(description="A LoRA .safetensors file or folder (diffusers or kohya keys).")
+    scale: float = Field(default=1.0, ge=-4.0, le=4.0, description="How strongly this LoRA applies.")
+
+
+class DiffusersConfig(StageConfig):
+    """Settings shared by sd-inpaint and sd-img2img."""
+
+    model: str = Field(description="Hub id, local diffusers folder, or a single .safetensors checkpoint.")
+    base_config: str | None = Field(
+        default=None,
+        description="For a single-file checkpoint: the diffusers folder or hub id whose component configs "
+                    "it uses (defaults to the SD-1.5 repo of the generator's task).")
+    steps: int = Field(default=30, ge=1, le=1000, description="Denoising steps (before strength is applied).")
+    guidance_scale: float = Field(default=7.0, ge=0.0, le=50.0, description="Classifier-free guidance scale.")
+    strength: float = Field(default=1.0, gt=0.0, le=1.0, description="How much of the image is re-noised (0 < s ≤ 1).")
+    scheduler: str = Field(default="DPM++ 2M Karras", description=f"Sampler: one of {', '.join(SCHEDULERS)}.")
+    max_side: int | None = Field(
+        default=None, ge=64, le=4096,
+        description="Long side of the generated image in px (multiple of 8); the reference is scaled to it, "
+                    "aspect kept, then the result is scaled back to the reference size. Default: the model's "
+                    "native size (UNet sample_size × 8: 512 for SD-1.5, 1024 for SDXL).")
+    prompt_weighting: bool = Field(
+        default=True, description="Honour AUTOMATIC1111 weights like '(word:1.3)'; false rejects them.")
+    seam_pass: bool = Field(default=False, description="Refine the paste-back edge with a second low-strength pass.")
+    seam_width: int = Field(default=8, ge=1, le=256, description="Width in px of the band the seam pass repaints.")
+    seam_strength: float = Field(default=0.4, gt=0.0, le=1.0, description="Strength of the seam pass.")
+    color_match: bool = Field(
+        default=False, description="Match the regenerated band's Lab mean/std to its surroundings.")
+    loras: list[LoraSpec] = Field(default_factory=list, description="LoRAs to apply: [{path, scale}].")
+    ip_adapter: str | None = Field(
+        default=None, description="IP-Adapter .safetensors file (its CLIP image encoder in 'image_encoder/' beside "
+                                  "it, as in h94/IP-Adapter); the reference photo becomes an image prompt.")
+    ip_adapter_scale: float = Field(default=0.6, ge=0.0, le=2.0, description="Strength of the IP-Adapter image prompt.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="Weights precision: auto = float16 on GPU, float32 on CPU.")
+    fp32_vae_retry: bool = Field(
+        default=True, description="When a half-precision decode gives NaN, decode again with a float32 VAE.")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, value: str) -> str:
+        return check_scheduler(value)
+
+    @field_validator("max_side", "seam_width")
+    @classmethod
+    def _multiple_of_8(cls, value: int | None, info) -> int | None:
+        if info.field_name == "max_side" and value is not None and value % 8:
+            raise ValueError(f"must be a multiple of 8 (got {value}; try {max(64, round(value / 8) * 8)})")
+        return value
+
+    @model_validator(mode="after")
+    def _at_least_one_step(self):
+        if int(self.steps * self.strength) < 1:
+            raise ValueError(f"steps × strength must give at least one step (got {self.steps} × {self.strength})")
+        return self
+
+
+class InpaintConfig(DiffusersConfig):
+    """sd-inpaint settings."""
+
+    model: str = Field(default="runwayml/stable-diffusion-inpainting",
+                       description="Hub id, local diffusers folder, or a single .safetensors checkpoint.")
+    repaint: Literal["background", "product"] = Field(
+        default="background", description="What is regenerated; the other part keeps its photographed pixels.")
+    crop_to_mask: bool = Field(
+        default=False, description="Generate on a crop around the product at full model resolution "
+                                   "(AUTOMATIC1111's 'only masked'), then paste it back.")
+    crop_padding: int = Field(default=32, ge=0, le=4096, description="Context in px kept around the product crop.")
+
+
+class Img2ImgConfig(DiffusersConfig):
+    """sd-img2img settings."""
+
+    model: str = Field(default="stable-diffusion-v1-5/stable-diffusion-v1-5",
+                       description="Hub id, local diffusers folder, or a single .safetensors checkpoint.")
+    strength: float = Field(default=0.6, gt=0.0, le=1.0, description="How much of the image is re-noised (0 < s ≤ 1).")
+    paste_back: bool = Field(default=True, description="Paste the photographed product back through the mask.")

@@ -1,0 +1,201 @@
+"""sd-inpaint and sd-img2img: diffusers pipelines wrapped with product paste-back."""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ecomforge.errors import InputError
+from ecomforge.imaging.masks import check_usable, dilate
+from ecomforge.imaging.paste import paste_back, seam_band
+from ecomforge.models import resolve_device
+from ecomforge.stages import Generator
+from ecomforge.types import Candidate, GenerationRequest
+
+from . import imageops
+from .calls import run_pipeline
+from .config import DiffusersConfig, Img2ImgConfig, InpaintConfig
+from .loading import Loaded, load_pipeline
+from .lora import applied_ip_adapter, applied_loras
+from .prompts import encode_for
+
+
+class _DiffusersGenerator(Generator):
+    """Shared machinery: load through the model cache, encode prompts, batch seeds, paste back."""
+
+    task: ClassVar[str] = ""
+    Config = DiffusersConfig
+
+    def setup(self) -> None:
+        """Load the configured model into the process-wide cache (sweep points may load others)."""
+        self._pipeline(self.config)
+
+    def identity(self) -> dict[str, str]:
+        """The model id and a cheap weight fingerprint."""
+        return {"model": self.config.model}
+
+    def _pipeline(self, cfg: DiffusersConfig) -> Loaded:
+        device = resolve_device(self.device)
+        return load_pipeline(self.task, cfg.model, cfg.base_config, device, cfg.dtype)
+
+    def generate(self, request: GenerationRequest) -> list[Candidate]:
+        """One candidate per seed; all seeds in one batched pipeline call (split only on OOM)."""
+        cfg = request.config if isinstance(request.config, self.Config) else self.parse_config(request.config)
+        keep = self._keep_region(request, cfg)
+        loaded = self._pipeline(cfg)
+        with loaded.lock, applied_loras(loaded.pipe, cfg.loras) as lora_ids, \
+                applied_ip_adapter(loaded.pipe, cfg.ip_adapter, cfg.ip_adapter_scale) as ip_ids:
+            return self._generate(loaded, cfg, request, keep, {**lora_ids, **ip_ids})
+
+    # --- what each generator repaints and what it keeps ---------------------------------------
+
+    def _product(self, request: GenerationRequest) -> np.ndarray:
+        """The product mask as uint8 {0,255}, checked against the reference's size and for emptiness."""
+        product = (request.mask.data > 127).astype(np.uint8) * 255
+        if product.shape != request.reference.image.shape[:2]:
+            raise InputError(f"mask of {request.reference.source}: size {product.shape[::-1]} differs from "
+                             f"the reference {request.reference.image.shape[1::-1]}")
+        check_usable(product, f"mask of {request.reference.source}")
+        return product
+
+    def _keep_region(self, request: GenerationRequest, cfg: Any) -> tuple[np.ndarray, int, int] | None:
+        """(mask to paste back, dilate px, feather px), or None when nothing is pasted back."""
+        raise NotImplementedError
+
+    def _repaint_region(self, request: GenerationRequest, cfg: Any) -> np.ndarray | None:
+        """uint8 {0,255} mask of what the pipeline regenerates (None: the whole image, img2img)."""
+        raise NotImplementedError
+
+    def _crop(self, request: GenerationRequest, cfg: Any) -> tuple[int, int, int, int] | None:
+        return None
+
+    # --- the generation itself ------------------------------------------------------------------
+
+    def _generate(self, loaded: Loaded, cfg: Any, request: GenerationRequest,
+                  keep: tuple[np.ndarray, int, int] | None, adapter_ids: dict[str, str]) -> list[Candidate]:
+        ref = request.reference.image
+        height, width = ref.shape[:2]
+        box = self._crop(request, cfg) or (0, 0, width, height)
+        x0, y0, x1, y1 = box
+        gw, gh = imageops.generation_size(x1 - x0, y1 - y0, _max_side(cfg, loaded.pipe))
+        region = self._repaint_region(request, cfg)
+        init = imageops.resize(np.ascontiguousarray(ref[y0:y1, x0:x1]), (gw, gh))
+        region_g = None if region is None else imageops.resize(region[y0:y1, x0:x1], (gw, gh), nearest=True)
+
+        pipe = loaded.pipe
+        embeds, negative, prompt_info = encode_for(pipe, request.prompt, request.negative_prompt,
+                                                   weighting=cfg.prompt_weighting, device=pipe.device)
+        seeds = list(request.seeds)
+        image_prompt = ref if cfg.ip_adapter else None
+        result = run_pipeline(pipe, cfg, embeds, negative, [init] * len(seeds), region_g, seeds,
+                              strength=cfg.strength, size=(gw, gh), image_prompt=image_prompt)
+        outs = []
+        for image in result.images:
+            full = ref.copy()
+            full[y0:y1, x0:x1] = imageops.resize(imageops.to_uint8(image), (x1 - x0, y1 - y0))
+            outs.append(full)
+
+        info: dict[str, Any] = {**result.info, **prompt_info}
+        if keep is not None:
+            keep_mask, kd, kf = keep
+            outs = [paste_back(ref, o, keep_mask, dilate_px=kd, feather_px=kf) for o in outs]
+            if cfg.seam_pass or cfg.color_match:
+                band = seam_band(keep_mask, dilate_px=kd, feather_px=kf, width=cfg.seam_width)
+                if cfg.seam_pass:
+                    outs, seam_info = self._seam_pass(pipe, cfg, embeds, negative, outs, band, box, seeds,
+                                                      image_prompt)
+                    info.update(seam_info)
+                if cfg.color_match:
+                    outs = [imageops.color_match(o, band) for o in outs]
+                # the refinements touched the band only; paste again so the product stays bit-exact
+                outs = [paste_back(ref, o, keep_mask, dilate_px=kd, feather_px=kf) for o in outs]
+
+        params = {**self.describe(cfg), "width": gw, "height": gh,
+                  "crop": list(box) if box != (0, 0, width, height) else None,
+                  "prompt_chunks": prompt_info["prompt_chunks"]}
+        models = {"model": cfg.model, "weights": loaded.weights, **adapter_ids}
+        product = request.mask.data if request.mask is not None else None
+        return [Candidate(image=o, seed=s, params=dict(params), plugin=self.name, models=dict(models),
+                          mask=None if product is None else (product > 127).astype(np.uint8) * 255,
+                          failed=result.failed[i], info=dict(info))
+                for i, (o, s) in enumerate(zip(outs, seeds))]
+
+    def _seam_pass(self, pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[np.ndarray],
+                   band: np.ndarray, box: tuple[int, int, int, int], seeds: list[int],
+                   image_prompt: np.ndarray | None) -> tuple[list[np.ndarray], dict]:
+        """Repaint the band around the paste-back edge at low strength so the seam blends in."""
+        from diffusers import AutoPipelineForInpainting
+
+        x0, y0, x1, y1 = box
+        gw, gh = imageops.generation_size(x1 - x0, y1 - y0, _max_side(cfg, pipe))
+        inpaint = pipe
+        if self.task != "inpaint":  # shares the loaded modules: no weights are copied
+            inpaint = AutoPipelineForInpainting.from_pipe(pipe)
+            inpaint.set_progress_bar_config(disable=True)
+        crops = [imageops.resize(np.ascontiguousarray(o[y0:y1, x0:x1]), (gw, gh)) for o in images]
+        band_g = imageops.resize(band[y0:y1, x0:x1], (gw, gh), nearest=True)
+        # at least one denoising step survives the low strength
+        steps = max(cfg.steps, math.ceil(1 / cfg.seam_strength))
+        result = run_pipeline(inpaint, cfg, embeds, negative, crops, band_g, seeds,
+                              strength=cfg.seam_strength, size=(gw, gh), steps=steps,
+                              image_prompt=image_prompt)
+        outs = []
+        inside = band[y0:y1, x0:x1, None] > 0
+        for o, image in zip(images, result.images):
+            seam = imageops.resize(imageops.to_uint8(image), (x1 - x0, y1 - y0))
+            o = o.copy()
+            o[y0:y1, x0:x1] = np.where(inside, seam, o[y0:y1, x0:x1])
+            outs.append(o)
+        return outs, {"seam_pass": {"width": cfg.seam_width, "strength": cfg.seam_strength, **result.info}}
+
+
+def _max_side(cfg: Any, pipe: Any) -> int:
+    """The configured long side, else the model's native resolution."""
+    if cfg.max_side:
+        return cfg.max_side
+    return int(pipe.unet.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
+
+
+class SdInpaintGenerator(_DiffusersGenerator):
+    """Repaints the background around the product (or the product itself) with an inpainting model."""
+
+    name = "sd-inpaint"
+    task = "inpaint"
+    Config = InpaintConfig
+
+    def _keep_region(self, request, cfg):
+        product = self._product(request)
+        if cfg.repaint == "background":
+            return product, request.mask.dilate, request.mask.feather
+        # repainting the product: the photographed background is what stays exact
+        return 255 - dilate(product, request.mask.dilate), 0, request.mask.feather
+
+    def _repaint_region(self, request, cfg):
+        product = self._product(request)
+        if cfg.repaint == "background":
+            return 255 - product
+        return dilate(product, request.mask.dilate)
+
+    def _crop(self, request, cfg):
+        if not cfg.crop_to_mask:
+            return None
+        product = dilate(self._product(request), request.mask.dilate)
+        return imageops.crop_box(product, cfg.crop_padding)
+
+
+class SdImg2ImgGenerator(_DiffusersGenerator):
+    """Restyles the whole reference at a strength; pastes the product back when a mask is given."""
+
+    name = "sd-img2img"
+    task = "img2img"
+    Config = Img2ImgConfig
+
+    def _keep_region(self, request, cfg):
+        if not cfg.paste_back or request.mask is None:
+            return None
+        return self._product(request), request.mask.dilate, request.mask.feather
+
+    def _repaint_region(self, request, cfg):
+        return None
+

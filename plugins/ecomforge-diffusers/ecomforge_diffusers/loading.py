@@ -1,0 +1,154 @@
+"""Finding and loading diffusers pipelines: hub id, local folder or single file, once per process."""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecomforge.errors import InputError, ModelNotFound
+from ecomforge.models import MODEL_CACHE, models_dir, offline
+
+DEFAULT_BASE = {"inpaint": "runwayml/stable-diffusion-inpainting",
+                "img2img": "stable-diffusion-v1-5/stable-diffusion-v1-5"}
+# model_index.json class name family -> (inpaint class, img2img class)
+FAMILIES = {
+    "StableDiffusionXL": ("StableDiffusionXLInpaintPipeline", "StableDiffusionXLImg2ImgPipeline"),
+    "StableDiffusion": ("StableDiffusionInpaintPipeline", "StableDiffusionImg2ImgPipeline"),
+}
+
+
+@dataclass
+class Loaded:
+    """A cached pipeline, the lock that serialises calls on it, and what identifies its weights."""
+
+    pipe: Any
+    model: str
+    weights: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or model.endswith((".safetensors", ".ckpt", ".bin", ".pt")) \
+        or "\\" in model or model.count("/") > 1
+
+
+def resolve_model(model: str, key: str = "generate.config.model") -> tuple[str, Path | None]:
+    """Where the weights are: ('folder'|'file'|'hub', local path or None). Fails fast when offline and absent."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").exists():
+            raise InputError(f"{key}: {path} is a folder without model_index.json (not a diffusers pipeline)")
+        return "folder", path
+    if path.is_file():
+        if path.suffix != ".safetensors":
+            raise InputError(f"{key}: {path} is not a .safetensors file; pickle checkpoints are not loaded "
+                             "(convert it to safetensors first)")
+        return "file", path
+    if _looks_like_path(model):
+        raise InputError(f"{key}: model path {model} does not exist")
+    pulled = models_dir() / model
+    if (pulled / "model_index.json").exists():
+        return "folder", pulled
+    if offline() and not _in_hf_cache(model):
+        raise ModelNotFound(
+            f"{key}: model '{model}' is not downloaded and downloads are off (HF_HUB_OFFLINE)",
+            hint=f"run `ecomforge models pull {model}` while online, or put a diffusers folder at {pulled}")
+    return "hub", None
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(repo_id, "model_index.json")
+    return isinstance(hit, str)
+
+
+def file_hash(path: Path) -> str:
+    """AUTOMATIC1111's short model hash: sha256 of 64 KiB at offset 1 MiB (cheap for multi-GB files)."""
+    with open(path, "rb") as fh:
+        fh.seek(0x100000)
+        chunk = fh.read(0x10000)
+        if not chunk:  # files under 1 MiB (tiny test models): hash the whole file
+            fh.seek(0)
+            chunk = fh.read()
+    return hashlib.sha256(chunk).hexdigest()[:10]
+
+
+def weights_id(kind: str, path: Path | None) -> str:
+    """A cheap weight fingerprint for the manifest (see README: not a full-file sha256)."""
+    if kind == "file" and path is not None:
+        return f"a1111-hash:{file_hash(path)}"
+    if kind == "folder" and path is not None:
+        unet = sorted((path / "unet").glob("*.safetensors"))
+        index = hashlib.sha256((path / "model_index.json").read_bytes()).hexdigest()[:10]
+        return f"model_index:{index}" + (f",unet:{file_hash(unet[0])}" if unet else "")
+    return "hub"
+
+
+def _pipeline_class(task: str, index_file: Path | None) -> Any:
+    """The pipeline class for ``task`` in the model's family (SD-1.5 class unless model_index says XL)."""
+    import diffusers
+
+    name = ""
+    if index_file is not None and index_file.exists():
+        name = json.loads(index_file.read_text()).get("_class_name", "")
+    for prefix, (inpaint, img2img) in FAMILIES.items():
+        if name.startswith(prefix):
+            return getattr(diffusers, inpaint if task == "inpaint" else img2img)
+    return getattr(diffusers, FAMILIES["StableDiffusion"][0 if task == "inpaint" else 1])
+
+
+def torch_dtype(name: str, device: str) -> Any:
+    """auto → float16 on cuda/mps, float32 on cpu."""
+    import torch
+
+    if name == "auto":
+        return torch.float16 if device in ("cuda", "mps") or device.startswith("cuda:") else torch.float32
+    return getattr(torch, name)
+
+
+def _dtype_kwarg() -> str:
+    """Newer diffusers read ``dtype`` and warn on ``torch_dtype``; use whichever this version reads."""
+    from diffusers.utils import deprecation_utils
+
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+def load_pipeline(task: str, model: str, base_config: str | None, device: str, dtype_name: str) -> Loaded:
+    """The pipeline for ``model`` from the process-wide cache (loaded on first use)."""
+    kind, path = resolve_model(model)
+    dtype = torch_dtype(dtype_name, device)
+    base = None
+    if kind == "file":
+        base = base_config or DEFAULT_BASE[task]
+        bkind, bpath = resolve_model(base, "generate.config.base_config")
+        base = str(bpath) if bpath is not None else base
+    key = ("diffusers", task, str(path or model), base, device, str(dtype))
+
+    def loader() -> Loaded:
+        index = None
+        if kind == "folder":
+            index = path / "model_index.json"
+        elif base is not None and Path(base).is_dir():
+            index = Path(base) / "model_index.json"
+        cls = _pipeline_class(task, index)
+        common: dict[str, Any] = {_dtype_kwarg(): dtype}
+        if "XL" not in cls.__name__:  # SD-1.5-class pipelines carry a safety checker; ecomforge scores instead
+            common.update(safety_checker=None, requires_safety_checker=False)
+        try:
+            if kind == "file":
+                pipe = cls.from_single_file(str(path), config=base, local_files_only=offline(), **common)
+            else:
+                source = str(path) if path is not None else model
+                pipe = cls.from_pretrained(source, use_safetensors=True, local_files_only=offline(), **common)
+        except (OSError, EnvironmentError) as exc:
+            raise ModelNotFound(f"generate.config.model: could not load '{model}': {str(exc).splitlines()[0]}",
+                                hint=f"run `ecomforge models pull {model}`" if kind == "hub" else None) from exc
+        pipe.set_progress_bar_config(disable=True)
+        pipe.to(device)
+        return Loaded(pipe, model, weights_id(kind, path))
+
+    return MODEL_CACHE.get(key, loader)

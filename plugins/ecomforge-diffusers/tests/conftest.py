@@ -1,0 +1,36 @@
+"""Tiny SD models built once per session, on disk, in the genuine formats; everything offline."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any hub library reads it
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))  # for diffusers_testutil
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory):
+    """One folder for every tiny model of the session."""
+    return tmp_path_factory.mktemp("tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint(tiny_root):
+    """A tiny SD inpainting pipeline folder (9-channel UNet)."""
+    from ecomforge.testing.tiny_diffusers import build_tiny_pipeline
+
+    return build_tiny_pipeline(tiny_root / "inpaint", kind="inpaint")
+
+
+@pytest.fixture(scope="session")
+def tiny_img2img(tiny_root):
+    """A tiny SD text-to-image/img2img pipeline folder (4-channel UNet)."""
+    from ecomforge.testing.tiny_diffusers import build_tiny_pipeline
+
+    return build_tiny_pipeline(tiny_root / "img2img", kind="img2img")

@@ -1,0 +1,69 @@
+"""A recipe run end to end through `ecomforge run` with the tiny inpainting model on disk."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from diffusers_testutil import KeepAllFilterPlugin
+
+from ecomforge.imaging.io import read_png, save_png
+from ecomforge.imaging.masks import erode
+from ecomforge.testing import sample_image
+
+RECIPE = """
+name: tiny-sd
+inputs:
+  references: [ref.png]
+  prompt: "a (red:1.2) product on a table"
+  negative_prompt: blurry
+mask: {plugin: classic, config: {feather: 3, dilate: 1}}
+generate:
+  plugin: sd-inpaint
+  config: {model: runwayml/stable-diffusion-inpainting, steps: 2, max_side: 96, scheduler: DDIM}
+  sweep: {guidance_scale: [5.0, 7.5]}
+  seeds: [1, 2]
+filter: {plugin: keep-all-sd-test}
+"""
+
+
+def _main(args):
+    from ecomforge.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return exit_info.value.code
+
+
+def test_cli_run_with_tiny_model(tmp_path, tiny_inpaint, ecomforge_plugins, capsys):
+    """Four candidates (2 guidance × 2 seeds), PNGs with A1111 parameters, product bit-exact."""
+    ecomforge_plugins(KeepAllFilterPlugin)
+    image, _ = sample_image(96, 64)
+    save_png(tmp_path / "ref.png", image)
+    (tmp_path / "r.yaml").write_text(RECIPE)
+    code = _main(["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "runs"), "--progress", "none",
+                  "--device", "cpu", "--set", f"generate.config.model={tiny_inpaint}"])
+    assert code == 0, capsys.readouterr().err
+    run = next((tmp_path / "runs").iterdir())
+    records = [json.loads(line) for line in (run / "manifest.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["kept"] for r in records)
+    assert sorted((r["params"]["guidance_scale"], r["seed"]) for r in records) == [(5.0, 1), (5.0, 2), (7.5, 1), (7.5, 2)]
+    mask, _ = read_png(run / records[0]["mask"])
+    core = erode(mask if mask.ndim == 2 else mask[..., 0], 2) > 0
+    assert core.sum() > 500
+    for rec in records:
+        pixels, text = read_png(run / rec["image"])
+        assert np.array_equal(pixels[core], image[core])
+        assert "Sampler: DDIM" in text["parameters"] and f"Seed: {rec['seed']}" in text["parameters"]
+        assert rec["models"]["model"] == str(tiny_inpaint)
+
+
+def test_cli_run_unknown_scheduler_exits_2(tmp_path, tiny_inpaint, ecomforge_plugins, capsys):
+    """A misspelt scheduler is a one-line recipe error with a suggestion, before any model loads."""
+    ecomforge_plugins(KeepAllFilterPlugin)
+    save_png(tmp_path / "ref.png", sample_image(96, 64)[0])
+    (tmp_path / "r.yaml").write_text(RECIPE)
+    code = _main(["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "runs"), "--progress", "none",
+                  "--set", "generate.config.scheduler=DPM++ 2M Karas"])
+    err = capsys.readouterr().err
+    assert code == 2 and "generate.config.scheduler" in err and "did you mean 'DPM++ 2M Karras'" in err
