@@ -70,7 +70,7 @@ def config_error(exc: ValidationError, path: str, model: type[BaseModel]) -> Rec
     # An unknown key explains a "field required" next to it (a misspelt key): report it first.
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = ".".join(str(p) for p in err["loc"])
-    full = f"{path}.{loc}" if loc else path
+    full = f"{path}.{loc}" if path and loc else (loc or path)
     hint = None
     if err["type"] == "extra_forbidden":
         known = list(model.model_fields)
