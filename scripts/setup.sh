@@ -14,7 +14,7 @@ echo "setting up $VENV (first time: a few minutes)..." >&2
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 # torch first, pinned, so no plugin pulls another build of it.
 "${PIP[@]}" -c constraints.txt torch torchvision
-pkgs=(-e ".[test,web]")
+pkgs=(-e ".[test,web,ray]")
 for dir in plugins/*/; do
   [ -f "$dir/pyproject.toml" ] && pkgs+=(-e "$dir")
 done
