@@ -8,76 +8,11 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from pydantic import Field
-
-from ecomforge import hookimpl
 from ecomforge.cli import main
-from ecomforge.stages import Filter, Generator, Scorer, StageConfig
-from ecomforge.testing import sample_image, temporary_plugins
-from ecomforge.types import Candidate, Decision
+from ecomforge.testing import sample_image
 
 
-class FlatBackground(Generator):
-    """Downstream stand-in: a flat grey background with the masked product copied in."""
-
-    name = "classic-e2e-flat"
-
-    class Config(StageConfig):
-        level: int = Field(90, ge=0, le=255, description="Background grey level.")
-
-    def generate(self, request):
-        """One image per seed."""
-        out = []
-        for seed in request.seeds:
-            image = np.full_like(request.reference.image, request.config.level)
-            inside = request.mask.data > 0
-            image[inside] = request.reference.image[inside]
-            out.append(Candidate(image, seed, {"level": request.config.level}, plugin=self.name,
-                                 mask=request.mask.data))
-        return out
-
-
-class Ones(Scorer):
-    """Scores every candidate 1."""
-
-    name = "classic-e2e-ones"
-
-    class Config(StageConfig):
-        pass
-
-    def score(self, candidates, context):
-        """All ones."""
-        return [1.0] * len(candidates)
-
-
-class KeepAll(Filter):
-    """Keeps everything."""
-
-    name = "classic-e2e-all"
-
-    class Config(StageConfig):
-        pass
-
-    def select(self, scored):
-        """Keep all."""
-        return [Decision(True, "kept") for _ in scored]
-
-
-class Downstream:
-    @hookimpl
-    def register_generators(self, register):
-        """Stand-in generator."""
-        register(FlatBackground)
-
-    @hookimpl
-    def register_scorers(self, register):
-        """Stand-in scorer."""
-        register(Ones)
-
-    @hookimpl
-    def register_filters(self, register):
-        """Stand-in filter."""
-        register(KeepAll)
+# Downstream stages are the real offline ones: composite, color, threshold (keeping everything).
 
 
 def write_recipe(folder: Path, refs: list[str], mask: dict) -> Path:
@@ -85,9 +20,9 @@ def write_recipe(folder: Path, refs: list[str], mask: dict) -> Path:
         "name": "classic-e2e",
         "inputs": {"references": refs, "prompt": "a product on grey"},
         "mask": mask,
-        "generate": {"plugin": "classic-e2e-flat", "seeds": [1]},
-        "score": [{"plugin": "classic-e2e-ones", "weight": 1}],
-        "filter": {"plugin": "classic-e2e-all"},
+        "generate": {"plugin": "composite", "config": {"shadow": 0}, "seeds": [1]},
+        "score": [{"plugin": "color", "weight": 1}],
+        "filter": {"plugin": "threshold", "config": {"dedupe": False}},
     }
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -110,12 +45,11 @@ def project(tmp_path):
 
 def run_cli(capsys, recipe: Path, out: Path) -> tuple[int, str]:
     """``ecomforge run`` in-process through the real entry point; returns (exit code, stderr)."""
-    with temporary_plugins(Downstream()):
-        try:
-            main(["run", str(recipe), "--out", str(out), "--progress", "none"])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
+    try:
+        main(["run", str(recipe), "--out", str(out), "--progress", "none"])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
     return code, capsys.readouterr().err
 
 
