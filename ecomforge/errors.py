@@ -58,7 +58,10 @@ class StageError(EcomforgeError):
     def __init__(self, step: str, plugin: str, product: str, cause: BaseException) -> None:
         self.step, self.plugin, self.product = step, plugin, product
         detail = cause.one_line() if isinstance(cause, EcomforgeError) else f"{type(cause).__name__}: {cause}"
-        super().__init__(f"{step} failed in plugin '{plugin}' for product '{product}': {detail}")
+        if product == "*":  # a pre-flight check, before any product
+            super().__init__(f"{step} plugin '{plugin}' is not ready: {detail}")
+        else:
+            super().__init__(f"{step} failed in plugin '{plugin}' for product '{product}': {detail}")
         # A user error surfacing inside a stage (a bad mask file, say) stays a usage error.
         if isinstance(cause, EcomforgeError):
             self.exit_code = cause.exit_code

@@ -57,6 +57,9 @@ class Stage(ABC):
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models and do heavy imports; the default does nothing."""
 
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Fail fast, before any work, if a file this stage needs is missing (cheap: no weights load)."""
+
     def identity(self) -> dict[str, str]:
         """Model ids (and weight hashes where known) for the manifest; override when weights are used."""
         return {}

@@ -184,3 +184,26 @@ def test_stage_failure_names_step_plugin_and_product(toy_registry, toy_recipe, t
     # product a finished before b failed: its records are in the manifest and resumable
     run_dir = next((tmp_path / "runs").iterdir())
     assert {r["product"] for r in read_manifest(run_dir)} == {"a"}
+
+
+def test_bad_input_on_a_fresh_run_leaves_no_empty_folder(toy_registry, toy_recipe, tmp_path):
+    from ecomforge.errors import StageError
+
+    with pytest.raises(StageError):
+        run_recipe(load_recipe(toy_recipe, ["inputs.products.a=[nope]"]), out=tmp_path / "runs")
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_missing_model_fails_before_any_work(toy_registry, toy_recipe, tmp_path, monkeypatch):
+    """A stage's check() runs before the run folder exists; its error names the step and plugin."""
+    from ecomforge.errors import ModelNotFound, StageError
+
+    def missing(self):
+        raise ModelNotFound("toy weights not found", hint="ecomforge models pull toy")
+
+    monkeypatch.setattr(toyplugins.ToyGenerator, "check", missing)
+    with pytest.raises(StageError) as info:
+        run_recipe(load_recipe(toy_recipe), out=tmp_path / "runs")
+    assert info.value.exit_code == 2
+    assert "generate plugin 'toy' is not ready: toy weights not found" in info.value.one_line()
+    assert not (tmp_path / "runs").exists() and not toyplugins.CALLS

@@ -57,6 +57,7 @@ class Runner:
     def run(self, *, out: Path | None = None, resume: Path | None = None) -> RunResult:
         """Run into a new folder under ``out``, or finish the run folder ``resume``."""
         recipe = self.resolved.recipe
+        self._check_stages()
         if resume is not None:
             store = RunStore.open(resume)
             run_id = store.root.name
@@ -88,11 +89,25 @@ class Runner:
             return RunResult(store.root, records, summary)
         except BaseException as exc:
             pm.hook.on_run_error(run=ctx, error=exc)
+            if resume is None and getattr(exc, "exit_code", 1) == 2:
+                store.discard_if_empty()  # bad input on a fresh run: leave no empty run folder behind
             raise
         finally:
             self.executor.close()
             for p in plugins:
                 pm.unregister(p)
+
+    def _check_stages(self) -> None:
+        """Every stage confirms its model files are there before a run folder or any work is made."""
+        r = self.resolved.recipe
+        steps = [("acquire", r.acquire.plugin, self.acquirer), ("mask", r.mask.plugin, self.masker),
+                 ("generate", r.generate.plugin, self.generator), ("filter", r.filter.plugin, self.filter),
+                 *(("score", s.plugin, stage) for s, (_, _, stage) in zip(r.score, self.scorers))]
+        for step, plugin, stage in steps:
+            try:
+                stage.check()
+            except Exception as exc:
+                raise StageError(step, plugin, "*", exc) from exc
 
     def _advance_overall(self, ctx: RunContext, product: str) -> None:
         for step in STEPS:

@@ -78,6 +78,15 @@ class RunStore:
         store.settle()
         return store
 
+    def discard_if_empty(self) -> bool:
+        """Delete this run folder if no candidate was written to it yet; True when it was deleted."""
+        import shutil
+
+        if self.records or any((self.root / "candidates").glob("*.png")):
+            return False
+        shutil.rmtree(self.root, ignore_errors=True)
+        return True
+
     def stored_recipe(self) -> dict[str, Any]:
         """The resolved recipe this run was started with."""
         return yaml.safe_load((self.root / RECIPE).read_text(encoding="utf-8"))

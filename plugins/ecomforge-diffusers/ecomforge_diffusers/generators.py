@@ -31,6 +31,12 @@ class _DiffusersGenerator(Generator):
         """Load the configured model into the process-wide cache (sweep points may load others)."""
         self._pipeline(self.config)
 
+    def check(self) -> None:
+        """The model must be on disk or fetchable: fail before any work, naming what to download."""
+        from .loading import resolve_model
+
+        resolve_model(self.config.model)
+
     def identity(self) -> dict[str, str]:
         """The model id and a cheap weight fingerprint."""
         return {"model": self.config.model}

@@ -204,6 +204,10 @@ class SamMaskerBase:
     config: Any
     device: str
 
+    def check(self) -> None:
+        """The SAM checkpoint must exist: fail before any work, saying what to download."""
+        resolve_checkpoint(self.config.model)
+
     def load_session(self) -> Any:
         """Load the SAM checkpoint (cached process-wide) and its embedding-reusing predictor."""
         from .embeddings import session_for
