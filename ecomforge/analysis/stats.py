@@ -59,3 +59,11 @@ def paired_summary(a: np.ndarray, b: np.ndarray) -> dict[str, float | list[float
     return {"n": int(len(a)), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
             "median_a": float(np.median(a)), "median_b": float(np.median(b)),
             "mean_diff": float(diff.mean()), "ci95": [lo, hi], "win_rate_b": win_rate(a, b)}
+
+
+def auroc(positives, negatives) -> float:
+    """P(a random positive scores above a random negative), ties counting half (Mann–Whitney U / n·m)."""
+    pos, neg = np.asarray(positives, float)[:, None], np.asarray(negatives, float)[None, :]
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("auroc needs at least one positive and one negative")
+    return float(((pos > neg) + 0.5 * (pos == neg)).mean())

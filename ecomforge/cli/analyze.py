@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from . import cli
+from .group import cli
 
 
 @cli.command()

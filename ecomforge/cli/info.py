@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from . import cli
+from .group import cli
 
 
 def plugin_table() -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import EcomforgeError
-from . import cli
+from .group import cli
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 

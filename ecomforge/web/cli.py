@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import cli
+from ..cli.group import cli
 
 
 @cli.command()

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoints import LoadedSam
+# ``sam`` arguments are checkpoints.LoadedSam (not imported: checkpoints imports this module).
 
 
 class LRU:
@@ -53,7 +53,7 @@ def pixels_digest(image: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=12).hexdigest() + str(image.shape)
 
 
-def make_predictor(sam: LoadedSam, cache: LRU = EMBEDDINGS) -> Any:
+def make_predictor(sam: Any, cache: LRU = EMBEDDINGS) -> Any:
     """A ``SamPredictor`` whose ``set_image`` looks the embedding up before running the encoder."""
     from segment_anything import SamPredictor
 
@@ -85,7 +85,7 @@ def make_predictor(sam: LoadedSam, cache: LRU = EMBEDDINGS) -> Any:
 class SamSession:
     """One loaded SAM with its caching predictor; a lock serialises use of the stateful predictor."""
 
-    def __init__(self, sam: LoadedSam, cache: LRU = EMBEDDINGS) -> None:
+    def __init__(self, sam: Any, cache: LRU = EMBEDDINGS) -> None:
         self.sam = sam
         self.predictor = make_predictor(sam, cache)
         self.lock = threading.Lock()
@@ -112,7 +112,7 @@ _SESSIONS: dict[str, SamSession] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-def session_for(sam: LoadedSam) -> SamSession:
+def session_for(sam: Any) -> SamSession:
     """The process-wide session of a loaded model (one predictor per model, shared by maskers)."""
     with _SESSIONS_LOCK:
         key = f"{sam.model_id}|{sam.device}"

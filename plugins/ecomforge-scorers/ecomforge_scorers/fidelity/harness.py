@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ecomforge.analysis.stats import auroc
 from ecomforge.errors import EcomforgeError, UsageError
 from ecomforge.types import Candidate, ScoringContext
 
@@ -20,14 +21,6 @@ from .transforms import VARIANTS, Variant
 DEFAULT_SCORERS = ("color", "keypoints", "clip-image", "dino", "lpips")
 DEFAULT_PRODUCTS = DREAMBENCH + SKIMAGE
 MODEL_SCORERS = ("clip-image", "clip-text", "dino")  # scorers whose config takes a `model`
-
-
-def auroc(positives: Sequence[float], negatives: Sequence[float]) -> float:
-    """P(a random positive scores above a random negative), ties counting half (Mann–Whitney U / n·m)."""
-    pos, neg = np.asarray(positives, float)[:, None], np.asarray(negatives, float)[None, :]
-    if pos.size == 0 or neg.size == 0:
-        raise ValueError("auroc needs at least one positive and one negative")
-    return float(((pos > neg) + 0.5 * (pos == neg)).mean())
 
 
 def tiny_models(folder: Path) -> dict[str, str]:

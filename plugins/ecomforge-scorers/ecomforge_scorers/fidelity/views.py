@@ -34,7 +34,7 @@ def view_sets(products: list[Product], size: int, same: int = 3, others: int = 3
 
 def run_views(products: list[Product], stages: dict[str, Any], size: int) -> dict:
     """Score every view set with every scorer; AUROC of same-product photos vs other products."""
-    from .harness import auroc
+    from ecomforge.analysis.stats import auroc
 
     rows, seconds = [], dict.fromkeys(stages, 0.0)
     for product, cands in view_sets(products, size):
