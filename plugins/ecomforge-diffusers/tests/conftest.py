@@ -19,18 +19,3 @@ def tiny_root(tmp_path_factory):
     """One folder for every tiny model of the session."""
     return tmp_path_factory.mktemp("tiny-sd")
 
-
-@pytest.fixture(scope="session")
-def tiny_inpaint(tiny_root):
-    """A tiny SD inpainting pipeline folder (9-channel UNet)."""
-    from ecomforge.testing.tiny_diffusers import build_tiny_pipeline
-
-    return build_tiny_pipeline(tiny_root / "inpaint", kind="inpaint")
-
-
-@pytest.fixture(scope="session")
-def tiny_img2img(tiny_root):
-    """A tiny SD text-to-image/img2img pipeline folder (4-channel UNet)."""
-    from ecomforge.testing.tiny_diffusers import build_tiny_pipeline
-
-    return build_tiny_pipeline(tiny_root / "img2img", kind="img2img")

@@ -35,14 +35,14 @@ def _main(args):
     return exit_info.value.code
 
 
-def test_cli_run_with_tiny_model(tmp_path, tiny_inpaint, ecomforge_plugins, capsys):
+def test_cli_run_with_tiny_model(tmp_path, tiny_sd_inpaint, ecomforge_plugins, capsys):
     """Four candidates (2 guidance × 2 seeds), PNGs with A1111 parameters, product bit-exact."""
     ecomforge_plugins(KeepAllFilterPlugin)
     image, _ = sample_image(96, 64)
     save_png(tmp_path / "ref.png", image)
     (tmp_path / "r.yaml").write_text(RECIPE)
     code = _main(["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "runs"), "--progress", "none",
-                  "--device", "cpu", "--set", f"generate.config.model={tiny_inpaint}"])
+                  "--device", "cpu", "--set", f"generate.config.model={tiny_sd_inpaint}"])
     assert code == 0, capsys.readouterr().err
     run = next((tmp_path / "runs").iterdir())
     records = [json.loads(line) for line in (run / "manifest.jsonl").read_text().splitlines()]
@@ -55,10 +55,10 @@ def test_cli_run_with_tiny_model(tmp_path, tiny_inpaint, ecomforge_plugins, caps
         pixels, text = read_png(run / rec["image"])
         assert np.array_equal(pixels[core], image[core])
         assert "Sampler: DDIM" in text["parameters"] and f"Seed: {rec['seed']}" in text["parameters"]
-        assert rec["models"]["model"] == str(tiny_inpaint)
+        assert rec["models"]["model"] == str(tiny_sd_inpaint)
 
 
-def test_cli_run_unknown_scheduler_exits_2(tmp_path, tiny_inpaint, ecomforge_plugins, capsys):
+def test_cli_run_unknown_scheduler_exits_2(tmp_path, tiny_sd_inpaint, ecomforge_plugins, capsys):
     """A misspelt scheduler is a one-line recipe error with a suggestion, before any model loads."""
     ecomforge_plugins(KeepAllFilterPlugin)
     save_png(tmp_path / "ref.png", sample_image(96, 64)[0])

@@ -12,8 +12,8 @@ from ecomforge_diffusers.generators import SdImg2ImgGenerator, SdInpaintGenerato
 
 
 @pytest.fixture
-def gen(tiny_inpaint):
-    return SdInpaintGenerator({"model": str(tiny_inpaint), **FAST}, device="cpu")
+def gen(tiny_sd_inpaint):
+    return SdInpaintGenerator({"model": str(tiny_sd_inpaint), **FAST}, device="cpu")
 
 
 @pytest.mark.parametrize("fill", [0, 255])
@@ -52,12 +52,12 @@ def test_missing_hub_model_offline_names_what_to_pull(monkeypatch, tmp_path):
     assert str(tmp_path / "acme" / "not-downloaded-inpainting") in line
 
 
-def test_pulled_model_is_found_by_its_hub_id(monkeypatch, tmp_path, tiny_inpaint):
+def test_pulled_model_is_found_by_its_hub_id(monkeypatch, tmp_path, tiny_sd_inpaint):
     """A model under $ECOMFORGE_MODELS/<hub id> (where `models pull` puts it) loads offline by id."""
     import shutil
 
     monkeypatch.setenv("ECOMFORGE_MODELS", str(tmp_path))
-    shutil.copytree(tiny_inpaint, tmp_path / "acme" / "tiny-inpaint")
+    shutil.copytree(tiny_sd_inpaint, tmp_path / "acme" / "tiny-inpaint")
     gen = SdInpaintGenerator({"model": "acme/tiny-inpaint", **FAST}, device="cpu")
     out = gen.generate(request_for(gen))[0]
     assert out.models["model"] == "acme/tiny-inpaint" and out.failed is None
@@ -101,9 +101,9 @@ def _broken_copy(src, dst, how):
 
 
 @pytest.mark.parametrize("how,reason", [("nan", "NaN"), ("black", "black image")])
-def test_broken_decoder_output_is_flagged_failed(tiny_inpaint, tmp_path, how, reason):
+def test_broken_decoder_output_is_flagged_failed(tiny_sd_inpaint, tmp_path, how, reason):
     """NaN or all-black decodes come back as failed candidates with the reason, not as images to score."""
-    broken = _broken_copy(tiny_inpaint, tmp_path / how, how)
+    broken = _broken_copy(tiny_sd_inpaint, tmp_path / how, how)
     gen = SdInpaintGenerator({"model": str(broken), **FAST}, device="cpu")
     out = gen.generate(request_for(gen, seeds=(1, 2)))
     assert all(c.failed and reason in c.failed for c in out)

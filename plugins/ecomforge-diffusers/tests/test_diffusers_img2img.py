@@ -12,8 +12,8 @@ from ecomforge_diffusers.generators import SdImg2ImgGenerator, SdInpaintGenerato
 
 
 @pytest.fixture
-def gen(tiny_img2img):
-    return SdImg2ImgGenerator({"model": str(tiny_img2img), **FAST, "strength": 0.5}, device="cpu")
+def gen(tiny_sd_img2img):
+    return SdImg2ImgGenerator({"model": str(tiny_sd_img2img), **FAST, "strength": 0.5}, device="cpu")
 
 
 def test_img2img_restyles_and_pastes_product_back(gen):
@@ -45,12 +45,12 @@ def test_img2img_seam_pass_keeps_product_exact(gen):
     assert "seam_pass" in out.info
 
 
-def test_single_file_checkpoint_matches_its_folder(tiny_root, tiny_inpaint):
+def test_single_file_checkpoint_matches_its_folder(tiny_root, tiny_sd_inpaint):
     """An original-layout .safetensors file loads via from_single_file and gives the folder's pixels."""
     single = build_tiny_single_file(tiny_root / "tiny-inpaint.safetensors", kind="inpaint")
     by_file = SdInpaintGenerator({"model": str(single), "base_config": str(single) + ".config", **FAST},
                                  device="cpu")
-    by_folder = SdInpaintGenerator({"model": str(tiny_inpaint), **FAST}, device="cpu")
+    by_folder = SdInpaintGenerator({"model": str(tiny_sd_inpaint), **FAST}, device="cpu")
     a = by_file.generate(request_for(by_file, seeds=(4,)))[0]
     b = by_folder.generate(request_for(by_folder, seeds=(4,)))[0]
     assert np.array_equal(a.image, b.image)
@@ -59,10 +59,10 @@ def test_single_file_checkpoint_matches_its_folder(tiny_root, tiny_inpaint):
 
 
 @pytest.mark.parametrize("fmt", ["diffusers", "kohya"])
-def test_lora_changes_output_and_unloads_exactly(tiny_root, tiny_inpaint, fmt):
+def test_lora_changes_output_and_unloads_exactly(tiny_root, tiny_sd_inpaint, fmt):
     """A LoRA (diffusers or kohya keys) changes the image; afterwards the cached pipeline is restored exactly."""
-    lora = build_tiny_lora(tiny_inpaint, tiny_root / f"lora-{fmt}.safetensors", format=fmt)
-    gen = SdInpaintGenerator({"model": str(tiny_inpaint), **FAST}, device="cpu")
+    lora = build_tiny_lora(tiny_sd_inpaint, tiny_root / f"lora-{fmt}.safetensors", format=fmt)
+    gen = SdInpaintGenerator({"model": str(tiny_sd_inpaint), **FAST}, device="cpu")
     before = gen.generate(request_for(gen, seeds=(5,)))[0]
     with_lora = gen.generate(request_for(gen, seeds=(5,), loras=[{"path": str(lora), "scale": 1.0}]))[0]
     half = gen.generate(request_for(gen, seeds=(5,), loras=[{"path": str(lora), "scale": 0.3}]))[0]
@@ -75,11 +75,11 @@ def test_lora_changes_output_and_unloads_exactly(tiny_root, tiny_inpaint, fmt):
     assert not gen._pipeline(gen.config).pipe.get_list_adapters()
 
 
-def test_two_loras_with_their_own_scales(tiny_root, tiny_inpaint):
+def test_two_loras_with_their_own_scales(tiny_root, tiny_sd_inpaint):
     """Two adapters apply together; swapping their scales changes the result."""
-    a = build_tiny_lora(tiny_inpaint, tiny_root / "lora-a.safetensors", seed=1)
-    b = build_tiny_lora(tiny_inpaint, tiny_root / "lora-b.safetensors", seed=2, format="kohya")
-    gen = SdInpaintGenerator({"model": str(tiny_inpaint), **FAST}, device="cpu")
+    a = build_tiny_lora(tiny_sd_inpaint, tiny_root / "lora-a.safetensors", seed=1)
+    b = build_tiny_lora(tiny_sd_inpaint, tiny_root / "lora-b.safetensors", seed=2, format="kohya")
+    gen = SdInpaintGenerator({"model": str(tiny_sd_inpaint), **FAST}, device="cpu")
     one = gen.generate(request_for(gen, seeds=(1,), loras=[{"path": str(a), "scale": 1.0},
                                                           {"path": str(b), "scale": 0.2}]))[0]
     two = gen.generate(request_for(gen, seeds=(1,), loras=[{"path": str(a), "scale": 0.2},
@@ -88,12 +88,12 @@ def test_two_loras_with_their_own_scales(tiny_root, tiny_inpaint):
     assert len([k for k in one.models if k.startswith("lora:")]) == 2
 
 
-def test_ip_adapter_changes_output_and_unloads_exactly(tiny_root, tiny_inpaint):
+def test_ip_adapter_changes_output_and_unloads_exactly(tiny_root, tiny_sd_inpaint):
     """An IP-Adapter in h94's layout conditions on the reference; afterwards the pipeline is restored exactly."""
     from ecomforge.testing.tiny_diffusers import build_tiny_ip_adapter
 
-    ip = build_tiny_ip_adapter(tiny_inpaint, tiny_root / "ip-adapter")
-    gen = SdInpaintGenerator({"model": str(tiny_inpaint), **FAST}, device="cpu")
+    ip = build_tiny_ip_adapter(tiny_sd_inpaint, tiny_root / "ip-adapter")
+    gen = SdInpaintGenerator({"model": str(tiny_sd_inpaint), **FAST}, device="cpu")
     before = gen.generate(request_for(gen, seeds=(3,)))[0]
     strong = gen.generate(request_for(gen, seeds=(3,), ip_adapter=str(ip), ip_adapter_scale=1.0))[0]
     weak = gen.generate(request_for(gen, seeds=(3,), ip_adapter=str(ip), ip_adapter_scale=0.2))[0]

@@ -11,16 +11,16 @@ from ecomforge_diffusers.generators import SdInpaintGenerator
 
 
 @pytest.fixture
-def gen(tiny_inpaint):
-    return SdInpaintGenerator({"model": str(tiny_inpaint), **FAST}, device="cpu")
+def gen(tiny_sd_inpaint):
+    return SdInpaintGenerator({"model": str(tiny_sd_inpaint), **FAST}, device="cpu")
 
 
 class TestInpaintContract(GeneratorContract):
     """The shared generator contract, run on the real tiny pipeline."""
 
     @pytest.fixture(autouse=True)
-    def _model(self, tiny_inpaint):
-        self.model = str(tiny_inpaint)
+    def _model(self, tiny_sd_inpaint):
+        self.model = str(tiny_sd_inpaint)
 
     def make_stage(self):
         return SdInpaintGenerator({"model": self.model, **FAST}, device="cpu")
@@ -118,8 +118,8 @@ def test_every_scheduler_runs_and_is_recorded(gen, name):
     assert type(gen._pipeline(gen.config).pipe.scheduler).__name__ == "DDIMScheduler"
 
 
-def test_default_size_is_the_models_native_resolution(tiny_inpaint):
+def test_default_size_is_the_models_native_resolution(tiny_sd_inpaint):
     """Without max_side the long side is the UNet's sample_size × 8 (128 for the tiny model, 512 for SD-1.5)."""
-    gen = SdInpaintGenerator({"model": str(tiny_inpaint), "steps": 2, "scheduler": "DDIM"}, device="cpu")
+    gen = SdInpaintGenerator({"model": str(tiny_sd_inpaint), "steps": 2, "scheduler": "DDIM"}, device="cpu")
     out = gen.generate(request_for(gen, seeds=(1,), max_side=None))[0]
     assert (out.params["width"], out.params["height"]) == (128, 88) and out.image.shape == (64, 96, 3)

@@ -27,10 +27,10 @@ def test_models_pull_offline_is_one_clear_line(tmp_path):
     assert "Traceback" not in res.stderr
 
 
-def test_models_list_shows_pulled_folders_and_single_files(tmp_path, tiny_inpaint):
+def test_models_list_shows_pulled_folders_and_single_files(tmp_path, tiny_sd_inpaint):
     """`models list --json` lists diffusers folders and single files under $ECOMFORGE_MODELS."""
     root = tmp_path / "m"
-    shutil.copytree(tiny_inpaint, root / "acme" / "tiny-inpaint")
+    shutil.copytree(tiny_sd_inpaint, root / "acme" / "tiny-inpaint")
     (root / "loose").mkdir(parents=True)
     (root / "loose" / "ckpt.safetensors").write_bytes(b"x" * 10)
     res = _run(["models", "list", "--json"], {"ECOMFORGE_MODELS": str(root)}, tmp_path)

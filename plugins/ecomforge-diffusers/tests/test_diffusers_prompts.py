@@ -13,8 +13,8 @@ from ecomforge_diffusers.prompts import encode_chunks, parse_weights
 
 
 @pytest.fixture
-def gen(tiny_inpaint):
-    return SdInpaintGenerator({"model": str(tiny_inpaint), **FAST}, device="cpu")
+def gen(tiny_sd_inpaint):
+    return SdInpaintGenerator({"model": str(tiny_sd_inpaint), **FAST}, device="cpu")
 
 
 def test_parse_weights_a1111_syntax():

@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
 
 import mlflow  # noqa: E402  (a dependency of this plugin)
 

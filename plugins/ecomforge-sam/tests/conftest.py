@@ -1,4 +1,4 @@
-"""Tiny SAM and CLIP models in their genuine on-disk formats, built once per test session."""
+"""SAM test settings; the tiny SAM and CLIP models come from the ecomforge pytest plugin."""
 from __future__ import annotations
 
 import os
@@ -8,31 +8,14 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-
 @pytest.fixture(scope="session")
-def tiny_sam(tmp_path_factory):
-    """Path of a tiny SAM checkpoint saved as a state-dict .pth, like Meta's releases."""
-    from ecomforge.testing.tiny_sam import build_tiny_sam
-
-    return build_tiny_sam(tmp_path_factory.mktemp("sam"))
-
-
-@pytest.fixture(scope="session")
-def tiny_clip(tmp_path_factory):
-    """Folder of a tiny open_clip model (open_clip_config.json + safetensors)."""
-    from ecomforge.testing.tiny_clip import build_tiny_open_clip
-
-    return build_tiny_open_clip(tmp_path_factory.mktemp("clip"))
-
-
-@pytest.fixture(scope="session")
-def sam_clip_base(tiny_sam, tiny_clip):
+def sam_clip_base(tiny_sam_checkpoint, tiny_open_clip):
     """A sam-clip config on the tiny models with a small, fast automatic mask generator.
 
     A 3x3 point grid decoded in one batch, no quality filtering (random weights never reach SAM's
     default IoU/stability bars) and min_score -1 (random CLIP scores are meaningless).
     """
-    return {"model": str(tiny_sam), "clip_model": str(tiny_clip), "text": "a striped bag", "min_score": -1.0,
+    return {"model": str(tiny_sam_checkpoint), "clip_model": str(tiny_open_clip), "text": "a striped bag", "min_score": -1.0,
             "points_per_side": 3, "points_per_batch": 64, "pred_iou_thresh": 0.0,
             "stability_score_thresh": 0.0, "min_area": 0.0}
 

@@ -18,13 +18,13 @@ def sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_builder_is_deterministic_and_a_plain_state_dict(tmp_path, tiny_sam):
+def test_builder_is_deterministic_and_a_plain_state_dict(tmp_path, tiny_sam_checkpoint):
     again = build_tiny_sam(tmp_path / "again")
-    assert sha(again) == sha(tiny_sam)
-    state = torch.load(tiny_sam, weights_only=True)  # Meta's format: a bare name -> tensor dict
+    assert sha(again) == sha(tiny_sam_checkpoint)
+    state = torch.load(tiny_sam_checkpoint, weights_only=True)  # Meta's format: a bare name -> tensor dict
     assert isinstance(state, dict) and state["image_encoder.pos_embed"].shape == (1, 64, 64, 32)
     assert 4.5e6 < sum(v.numel() for v in state.values()) < 5.2e6
-    assert sha(build_tiny_sam(tmp_path / "other", seed=1)) != sha(tiny_sam)
+    assert sha(build_tiny_sam(tmp_path / "other", seed=1)) != sha(tiny_sam_checkpoint)
 
 
 @pytest.mark.parametrize("fmt", ["pth", "safetensors"])
@@ -50,14 +50,14 @@ def test_architecture_is_read_off_the_shapes(name):
     assert model_type_of(infer_architecture(state)) == name
 
 
-def test_official_names_resolve_from_the_model_cache(tmp_path, monkeypatch, tiny_sam):
+def test_official_names_resolve_from_the_model_cache(tmp_path, monkeypatch, tiny_sam_checkpoint):
     monkeypatch.setenv("ECOMFORGE_MODELS", str(tmp_path))
     with pytest.raises(ModelNotFound) as info:
         resolve_checkpoint("vit_b")
     line = info.value.one_line()
     assert f"{DOWNLOAD_URL}{OFFICIAL['vit_b']}" in line and str(tmp_path / "sam") in line
     (tmp_path / "sam").mkdir()
-    (tmp_path / "sam" / OFFICIAL["vit_h"]).write_bytes(tiny_sam.read_bytes())
+    (tmp_path / "sam" / OFFICIAL["vit_h"]).write_bytes(tiny_sam_checkpoint.read_bytes())
     assert resolve_checkpoint("vit_h") == tmp_path / "sam" / OFFICIAL["vit_h"]
     # The file's shapes say it is not really vit_h: a stated type that disagrees is an input error.
     with pytest.raises(InputError, match="tiny checkpoint but model_type is vit_h"):

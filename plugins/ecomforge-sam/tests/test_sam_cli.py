@@ -82,8 +82,8 @@ def test_nothing_found_is_exit_2_with_the_best_score(project, capsys, sam_clip_b
     ({"points": [[500, 10]]}, "points[0] = [500, 10] is outside the 128x96 image"),
     ({"box": [90, 10, 20, 50]}, "inverted or empty"),
 ])
-def test_bad_prompts_are_exit_2_with_one_line(project, capsys, tiny_sam, config, needle):
-    code, err = run(project, capsys, {"plugin": "sam", "config": {"model": str(tiny_sam), **config}})
+def test_bad_prompts_are_exit_2_with_one_line(project, capsys, tiny_sam_checkpoint, config, needle):
+    code, err = run(project, capsys, {"plugin": "sam", "config": {"model": str(tiny_sam_checkpoint), **config}})
     assert code == 2 and needle in error_line(err)
 
 

@@ -11,14 +11,14 @@ from ecomforge.testing import MaskerContract, make_reference
 from ecomforge_sam.prompted import SamMasker, rough_mask_logits
 
 
-def masker(tiny_sam, **config) -> SamMasker:
-    return SamMasker({"model": str(tiny_sam), **config}, device="cpu")
+def masker(tiny_sam_checkpoint, **config) -> SamMasker:
+    return SamMasker({"model": str(tiny_sam_checkpoint), **config}, device="cpu")
 
 
 class TestSamMaskerContract(MaskerContract):
     @pytest.fixture(autouse=True)
-    def _model(self, tiny_sam):
-        self.model = tiny_sam
+    def _model(self, tiny_sam_checkpoint):
+        self.model = tiny_sam_checkpoint
 
     def make_stage(self):
         return masker(self.model, points=[[48, 32]])
@@ -30,33 +30,33 @@ class TestSamMaskerContract(MaskerContract):
     {"box": [30, 20, 100, 80]},
     {"box": [30, 20, 100, 80], "points": [[64, 48]]},
 ], ids=["point", "point+background", "box", "box+point"])
-def test_prompts_give_a_refined_binary_mask(tiny_sam, reference, prompt):
-    mask = masker(tiny_sam, feather=3, **prompt).mask(reference)
+def test_prompts_give_a_refined_binary_mask(tiny_sam_checkpoint, reference, prompt):
+    mask = masker(tiny_sam_checkpoint, feather=3, **prompt).mask(reference)
     assert mask.data.shape == (96, 128) and mask.data.dtype == np.uint8
     assert set(np.unique(mask.data)) <= {0, 255} and mask.data.any()
     assert np.array_equal(fill_holes(mask.data), mask.data)  # fill_holes is on by default
     assert (mask.feather, mask.dilate) == (3, 0) and 0.0 <= mask.score <= 1.0
     assert mask.label.startswith("sam: ")
     # dilate > 0 is paste-back reach (kept on the Mask, the mask stays the product); < 0 shrinks it
-    grown = masker(tiny_sam, dilate=2, **prompt).mask(reference)
+    grown = masker(tiny_sam_checkpoint, dilate=2, **prompt).mask(reference)
     assert grown.dilate == 2 and np.array_equal(grown.data, mask.data)
-    shrunk = masker(tiny_sam, dilate=-1, **prompt).mask(reference)
+    shrunk = masker(tiny_sam_checkpoint, dilate=-1, **prompt).mask(reference)
     assert shrunk.dilate == 0 and shrunk.area < mask.area
     assert not np.any((shrunk.data > 0) & (mask.data == 0))
 
 
-def test_rough_mask_prompt_is_read_with_patterns_and_any_size(tmp_path, tiny_sam, reference):
+def test_rough_mask_prompt_is_read_with_patterns_and_any_size(tmp_path, tiny_sam_checkpoint, reference):
     (tmp_path / "masks").mkdir()
     rough = np.zeros((48, 64), np.uint8)
     rough[10:40, 16:50] = 255  # half the reference's size: scaled up like the upload masker does
     Image.fromarray(rough).save(tmp_path / "masks" / "sample1.png")
-    mask = masker(tiny_sam, mask_path="masks/{name}.png", base_dir=str(tmp_path)).mask(reference)
+    mask = masker(tiny_sam_checkpoint, mask_path="masks/{name}.png", base_dir=str(tmp_path)).mask(reference)
     assert mask.data.shape == (96, 128) and mask.label == "sam: rough mask"
     # SAM gets the rough mask itself, not only its bounding box (which is also passed along)
-    box_only = masker(tiny_sam, box=[32, 20, 100, 80]).mask(reference)
+    box_only = masker(tiny_sam_checkpoint, box=[32, 20, 100, 80]).mask(reference)
     assert not np.array_equal(mask.data, box_only.data)
     with pytest.raises(InputError, match="mask file not found"):
-        masker(tiny_sam, mask_path=str(tmp_path / "missing.png")).mask(reference)
+        masker(tiny_sam_checkpoint, mask_path=str(tmp_path / "missing.png")).mask(reference)
 
 
 def test_rough_mask_becomes_logits_in_sams_padded_frame():
@@ -69,9 +69,9 @@ def test_rough_mask_becomes_logits_in_sams_padded_frame():
     assert (logits[0, 136:, :] < 0).all()  # the padding below the image is background
 
 
-def test_one_encoder_pass_for_many_prompts_on_one_reference(tiny_sam, reference, encoder_calls):
-    maskers = [masker(tiny_sam, points=[[64, 48]]), masker(tiny_sam, box=[10, 10, 90, 70]),
-               masker(tiny_sam, points=[[20, 20], [100, 70]], labels=[1, 0])]
+def test_one_encoder_pass_for_many_prompts_on_one_reference(tiny_sam_checkpoint, reference, encoder_calls):
+    maskers = [masker(tiny_sam_checkpoint, points=[[64, 48]]), masker(tiny_sam_checkpoint, box=[10, 10, 90, 70]),
+               masker(tiny_sam_checkpoint, points=[[20, 20], [100, 70]], labels=[1, 0])]
     calls = encoder_calls(maskers[0])
     results = [m.mask(reference) for m in maskers]
     assert len(calls) == 1
@@ -90,9 +90,9 @@ def test_one_encoder_pass_for_many_prompts_on_one_reference(tiny_sam, reference,
     ({}, "give at least one prompt"),
     ({"box": [1, 2, 3]}, "config.box"),
 ])
-def test_bad_prompts_are_rejected_at_validation(tiny_sam, config, needle):
+def test_bad_prompts_are_rejected_at_validation(tiny_sam_checkpoint, config, needle):
     with pytest.raises(RecipeError) as info:
-        masker(tiny_sam, **config)
+        masker(tiny_sam_checkpoint, **config)
     line = info.value.one_line()
     assert needle in line and "\n" not in line
 
@@ -102,7 +102,7 @@ def test_bad_prompts_are_rejected_at_validation(tiny_sam, config, needle):
     ({"points": [[128, 10]]}, "points[0] = [128, 10] is outside"),
     ({"box": [10, 10, 140, 50]}, "box [10, 10, 140, 50] reaches outside the 128x96 image"),
 ])
-def test_prompts_outside_the_image_are_input_errors(tiny_sam, reference, config, needle):
+def test_prompts_outside_the_image_are_input_errors(tiny_sam_checkpoint, reference, config, needle):
     with pytest.raises(InputError) as info:
-        masker(tiny_sam, **config).mask(reference)
+        masker(tiny_sam_checkpoint, **config).mask(reference)
     assert needle in info.value.one_line() and reference.source in info.value.one_line()

@@ -19,10 +19,10 @@ FEW = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck
 @FEW
 @given(ref_index=st.integers(0, 1), x=st.floats(0, 95.9), y=st.floats(0, 63.9), fill=st.booleans(),
        close=st.integers(0, 3), largest=st.integers(0, 2), feather=st.integers(0, 8), shrink=st.integers(0, 2))
-def test_masks_are_binary_sized_filled_and_feather_bounded(tiny_sam, ref_index, x, y, fill, close, largest,
+def test_masks_are_binary_sized_filled_and_feather_bounded(tiny_sam_checkpoint, ref_index, x, y, fill, close, largest,
                                                             feather, shrink):
     reference = REFERENCES[ref_index]
-    stage = SamMasker({"model": str(tiny_sam), "points": [[x, y]], "fill_holes": fill, "close_radius": close,
+    stage = SamMasker({"model": str(tiny_sam_checkpoint), "points": [[x, y]], "fill_holes": fill, "close_radius": close,
                        "largest": largest, "feather": feather, "dilate": -shrink}, device="cpu")
     try:
         mask = stage.mask(reference)
@@ -45,23 +45,23 @@ coord = st.floats(-50, 500, allow_nan=False)
 
 @settings(max_examples=60, deadline=None)
 @given(box=st.tuples(coord, coord, coord, coord))
-def test_box_is_accepted_exactly_when_ordered_and_non_negative(tiny_sam, box):
+def test_box_is_accepted_exactly_when_ordered_and_non_negative(tiny_sam_checkpoint, box):
     x0, y0, x1, y1 = box
     valid = x0 < x1 and y0 < y1 and x0 >= 0 and y0 >= 0
     if valid:
-        assert SamMasker({"model": str(tiny_sam), "box": list(box)}).config.box == box
+        assert SamMasker({"model": str(tiny_sam_checkpoint), "box": list(box)}).config.box == box
     else:
         with pytest.raises(RecipeError, match="config.box"):
-            SamMasker({"model": str(tiny_sam), "box": list(box)})
+            SamMasker({"model": str(tiny_sam_checkpoint), "box": list(box)})
 
 
 @settings(max_examples=60, deadline=None)
 @given(points=st.lists(st.tuples(coord, coord), min_size=1, max_size=4), data=st.data())
-def test_points_and_labels_parse_or_fail_with_one_line(tiny_sam, points, data):
+def test_points_and_labels_parse_or_fail_with_one_line(tiny_sam_checkpoint, points, data):
     labels = data.draw(st.one_of(st.just([]), st.lists(st.integers(-1, 2), min_size=1, max_size=4)))
     valid = (all(x >= 0 and y >= 0 for x, y in points) and all(v in (0, 1) for v in labels)
              and (not labels or len(labels) == len(points)))
-    config = {"model": str(tiny_sam), "points": [list(p) for p in points], "labels": labels}
+    config = {"model": str(tiny_sam_checkpoint), "points": [list(p) for p in points], "labels": labels}
     if valid:
         assert len(SamMasker(config).config.points) == len(points)
     else:

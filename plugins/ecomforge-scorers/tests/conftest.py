@@ -1,4 +1,4 @@
-"""Tiny open_clip and DINOv2 models in their genuine on-disk formats, built once per test session."""
+"""Scorer configs on the tiny open_clip and DINOv2 models (fixtures of the ecomforge pytest plugin)."""
 from __future__ import annotations
 
 import os
@@ -9,28 +9,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def tiny_clip_dir(tmp_path_factory):
-    """Folder of a tiny open_clip model (open_clip_config.json + open_clip_model.safetensors)."""
-    from ecomforge.testing.tiny_clip import build_tiny_open_clip
-
-    return build_tiny_open_clip(tmp_path_factory.mktemp("clip"))
-
-
-@pytest.fixture(scope="session")
-def tiny_dino_dir(tmp_path_factory):
-    """Folder of a tiny DINOv2 (config.json, model.safetensors, preprocessor_config.json)."""
-    from ecomforge.testing.tiny_dino import build_tiny_dinov2
-
-    return build_tiny_dinov2(tmp_path_factory.mktemp("dino"))
-
-
-@pytest.fixture(scope="session")
-def scorer_configs(tiny_clip_dir, tiny_dino_dir):
+def scorer_configs(tiny_open_clip, tiny_dinov2):
     """A working config for each of this plugin's scorers, on the tiny models."""
     return {
-        "clip-image": {"model": str(tiny_clip_dir)},
-        "clip-text": {"model": str(tiny_clip_dir)},
-        "dino": {"model": str(tiny_dino_dir)},
+        "clip-image": {"model": str(tiny_open_clip)},
+        "clip-text": {"model": str(tiny_open_clip)},
+        "dino": {"model": str(tiny_dinov2)},
         "lpips": {"backbone": "random", "size": 64},
     }
 

@@ -60,7 +60,7 @@ class TestPlugin:
         register(KeepAll)
 
 
-def test_run_recipe_scores_with_every_learned_scorer(tmp_path, tiny_clip_dir, tiny_dino_dir):
+def test_run_recipe_scores_with_every_learned_scorer(tmp_path, tiny_open_clip, tiny_dinov2):
     """A recipe with clip-image, clip-text, dino and lpips runs; faithful candidates outscore the damaged one."""
     from ecomforge.cli import cli
     from ecomforge.testing import sample_image, temporary_plugins
@@ -76,9 +76,9 @@ inputs:
 mask: {{plugin: classic}}
 generate: {{plugin: test-product-variants, seeds: [1, 2]}}
 score:
-  - {{plugin: clip-image, config: {{model: "{tiny_clip_dir}"}}}}
-  - {{plugin: clip-text, config: {{model: "{tiny_clip_dir}", low: -1.0}}}}
-  - {{plugin: dino, config: {{model: "{tiny_dino_dir}"}}}}
+  - {{plugin: clip-image, config: {{model: "{tiny_open_clip}"}}}}
+  - {{plugin: clip-text, config: {{model: "{tiny_open_clip}", low: -1.0}}}}
+  - {{plugin: dino, config: {{model: "{tiny_dinov2}"}}}}
   - {{plugin: lpips, config: {{backbone: random, size: 64}}}}
 filter: {{plugin: test-keep-all}}
 """)

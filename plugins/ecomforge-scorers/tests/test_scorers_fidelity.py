@@ -112,13 +112,13 @@ def _check_result(result, names):
     assert {r["kind"] for r in result["scores"]} == {"benign", "distorted"}
 
 
-def test_harness_runs_and_writes_fidelity_json(tmp_path, tiny_clip_dir, tiny_dino_dir):
+def test_harness_runs_and_writes_fidelity_json(tmp_path, tiny_open_clip, tiny_dinov2):
     """Two real photos, three learned scorers on tiny models: fidelity.json has every key, AUROCs in [0,1]."""
     from ecomforge_scorers.fidelity import run_fidelity
 
     names = ["clip-image", "dino", "lpips"]
     result = run_fidelity(tmp_path, names, ["coffee", "can"], size=96,
-                          models={"clip-image": str(tiny_clip_dir), "dino": str(tiny_dino_dir)})
+                          models={"clip-image": str(tiny_open_clip), "dino": str(tiny_dinov2)})
     on_disk = json.loads((tmp_path / "fidelity.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
     _check_result(on_disk, names)

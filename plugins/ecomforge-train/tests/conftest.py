@@ -28,22 +28,6 @@ def tiny_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_inpaint(tiny_root):
-    """A tiny SD inpainting pipeline folder (9-channel UNet)."""
-    from ecomforge.testing.tiny_diffusers import build_tiny_pipeline
-
-    return build_tiny_pipeline(tiny_root / "inpaint", kind="inpaint")
-
-
-@pytest.fixture(scope="session")
-def tiny_txt2img(tiny_root):
-    """A tiny SD pipeline folder with a 4-channel UNet (saved as an img2img pipeline)."""
-    from ecomforge.testing.tiny_diffusers import build_tiny_pipeline
-
-    return build_tiny_pipeline(tiny_root / "img2img", kind="img2img")
-
-
-@pytest.fixture(scope="session")
 def photos(tiny_root):
     """Three small real photos (skimage) saved as JPEG files, and their references + product masks."""
     import skimage.data

@@ -25,9 +25,9 @@ def run_cli(capsys, *args):
 
 
 @pytest.fixture
-def recipe(tmp_path, tiny_inpaint, photos):
+def recipe(tmp_path, tiny_sd_inpaint, photos):
     """A train recipe for the tiny inpainting pipeline: 4 steps, checkpoints and validation every 2."""
-    data = {"base_model": str(tiny_inpaint), "references": [str(photos / "*.jpg")],
+    data = {"base_model": str(tiny_sd_inpaint), "references": [str(photos / "*.jpg")],
             "instance_prompt": "a photo of sks cup", "output": str(tmp_path / "out"), "steps": 4,
             "resolution": 64, "rank": 4, "checkpoint_every": 2, "device": "cpu", "learning_rate": 1e-3,
             "validation": {"num_images": 1, "steps": 2, "scorers": [{"plugin": "sharpness"}]}}

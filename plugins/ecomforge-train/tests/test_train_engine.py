@@ -20,10 +20,10 @@ def _eval_loss(engine, batch):
 
 
 @pytest.mark.parametrize("kind", ["inpaint", "txt2img"])
-def test_a_few_dozen_steps_lower_the_loss_on_a_fixed_batch(kind, tiny_inpaint, tiny_txt2img, references, config_for):
+def test_a_few_dozen_steps_lower_the_loss_on_a_fixed_batch(kind, tiny_sd_inpaint, tiny_sd_img2img, references, config_for):
     """30 steps on one fixed batch bring its (fixed-noise) loss well down, for both UNet kinds."""
     refs, masks = references
-    base = tiny_inpaint if kind == "inpaint" else tiny_txt2img
+    base = tiny_sd_inpaint if kind == "inpaint" else tiny_sd_img2img
     engine = LoraEngine(TrainConfig(**config_for(base, learning_rate=1e-2, rank=8)), device="cpu")
     engine.add_lora()
     assert engine.parts.inpaint is (kind == "inpaint")
@@ -37,11 +37,11 @@ def test_a_few_dozen_steps_lower_the_loss_on_a_fixed_batch(kind, tiny_inpaint, t
     assert after < 0.8 * before, (before, after)
 
 
-def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path, tiny_inpaint, references, config_for):
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path, tiny_sd_inpaint, references, config_for):
     """Stop at step 3, resume in a fresh engine: the LoRA and every logged loss match a straight run of 6."""
     refs, masks = references
     examples = [Example(r.image, "a photo of sks cup", m.data) for r, m in zip(refs, masks)]
-    cfg = config_for(tiny_inpaint, steps=6, checkpoint_every=3, batch_size=2, learning_rate=1e-3)
+    cfg = config_for(tiny_sd_inpaint, steps=6, checkpoint_every=3, batch_size=2, learning_rate=1e-3)
 
     straight = run_training(LoraEngine(TrainConfig(**cfg), device="cpu"), examples, tmp_path / "a")
     run_training(LoraEngine(TrainConfig(**{**cfg, "steps": 3}), device="cpu"), examples, tmp_path / "b")
@@ -58,10 +58,10 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path, tiny_inp
     assert logs[0] == logs[1] and len(logs[0]) == 6
 
 
-def test_checkpoint_state_loads_with_weights_only(tmp_path, tiny_inpaint, references, config_for):
+def test_checkpoint_state_loads_with_weights_only(tmp_path, tiny_sd_inpaint, references, config_for):
     """Checkpoints hold plain tensors: torch.load(weights_only=True) reads them; old ones are pruned."""
     refs, _ = references
-    cfg = config_for(tiny_inpaint, steps=6, checkpoint_every=2, keep_checkpoints=2)
+    cfg = config_for(tiny_sd_inpaint, steps=6, checkpoint_every=2, keep_checkpoints=2)
     run_training(LoraEngine(TrainConfig(**cfg), device="cpu"), [Example(refs[0].image, "x")], tmp_path)
     kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert kept == ["step-000004", "step-000006"]
@@ -69,10 +69,10 @@ def test_checkpoint_state_loads_with_weights_only(tmp_path, tiny_inpaint, refere
     assert state["step"] == 6 and state["optimizer"]["state"]
 
 
-def test_lora_file_is_diffusers_format_with_conv_in_for_inpainting(tmp_path, tiny_inpaint, references, config_for):
+def test_lora_file_is_diffusers_format_with_conv_in_for_inpainting(tmp_path, tiny_sd_inpaint, references, config_for):
     """The output is pytorch_lora_weights.safetensors with diffusers 'unet.*.lora.down/up' keys."""
     refs, _ = references
-    path = run_training(LoraEngine(TrainConfig(**config_for(tiny_inpaint, steps=2)), device="cpu"),
+    path = run_training(LoraEngine(TrainConfig(**config_for(tiny_sd_inpaint, steps=2)), device="cpu"),
                         [Example(refs[0].image, "x")], tmp_path)
     assert path.name == "pytorch_lora_weights.safetensors"
     keys = list(load_file(str(path)))
@@ -86,10 +86,10 @@ def test_lora_file_is_diffusers_format_with_conv_in_for_inpainting(tmp_path, tin
     assert info["inpaint"] is True and info["unet_in_channels"] == 9
 
 
-def test_text_encoder_lora_trains_under_gradient_checkpointing(tmp_path, tiny_txt2img, references, config_for):
+def test_text_encoder_lora_trains_under_gradient_checkpointing(tmp_path, tiny_sd_img2img, references, config_for):
     """train_text_encoder adds text_encoder.* keys, and their B matrices (zero at init) have moved."""
     refs, _ = references
-    cfg = config_for(tiny_txt2img, steps=2, train_text_encoder=True, gradient_checkpointing=True)
+    cfg = config_for(tiny_sd_img2img, steps=2, train_text_encoder=True, gradient_checkpointing=True)
     path = run_training(LoraEngine(TrainConfig(**cfg), device="cpu"), [Example(refs[0].image, "x")], tmp_path)
     state = load_file(str(path))
     text_up = [v for k, v in state.items() if k.startswith("text_encoder.") and (k.endswith("up.weight") or "lora_B" in k)]
@@ -112,10 +112,10 @@ def test_augmented_batches_are_seeded_and_shaped(references):
     assert float(a["pixels"].min()) >= -1.0 and float(a["pixels"].max()) <= 1.0
 
 
-def test_bf16_mixed_precision_trains_and_saves_float32_lora(tmp_path, tiny_inpaint, references, config_for):
+def test_bf16_mixed_precision_trains_and_saves_float32_lora(tmp_path, tiny_sd_inpaint, references, config_for):
     """bf16 autocast over bf16 frozen weights (the GPU code path, run on CPU): LoRA weights stay float32."""
     refs, _ = references
-    engine = LoraEngine(TrainConfig(**config_for(tiny_inpaint, steps=2, mixed_precision="bf16")), device="cpu")
+    engine = LoraEngine(TrainConfig(**config_for(tiny_sd_inpaint, steps=2, mixed_precision="bf16")), device="cpu")
     assert engine.weight_dtype == torch.bfloat16 and engine.autocast == torch.bfloat16
     path = run_training(engine, [Example(refs[0].image, "x")], tmp_path)
     state = load_file(str(path))
@@ -124,9 +124,9 @@ def test_bf16_mixed_precision_trains_and_saves_float32_lora(tmp_path, tiny_inpai
     assert len(losses) == 2 and all(np.isfinite(losses))
 
 
-def test_fp16_on_cpu_is_a_usage_error(tiny_inpaint, config_for):
+def test_fp16_on_cpu_is_a_usage_error(tiny_sd_inpaint, config_for):
     """fp16 autocast needs CUDA: said before any weights load."""
     from ecomforge.errors import UsageError
 
     with pytest.raises(UsageError, match="fp16 needs a CUDA device"):
-        LoraEngine(TrainConfig(**config_for(tiny_inpaint, mixed_precision="fp16")), device="cpu")
+        LoraEngine(TrainConfig(**config_for(tiny_sd_inpaint, mixed_precision="fp16")), device="cpu")

@@ -21,11 +21,11 @@ def test_both_trainers_are_registered_with_described_configs():
     assert registry.get("trainer", "dreambooth").cls.Config.model_fields["prior_preservation"].default is True
 
 
-def test_dreambooth_generates_class_images_and_trains_with_the_prior_loss(tmp_path, tiny_txt2img, references,
+def test_dreambooth_generates_class_images_and_trains_with_the_prior_loss(tmp_path, tiny_sd_img2img, references,
                                                                           config_for):
     """Missing class images are drawn by the base model; training then mixes them into every batch."""
     refs, _ = references
-    cfg = config_for(tiny_txt2img, steps=2, class_prompt="a photo of a cup", num_class_images=2,
+    cfg = config_for(tiny_sd_img2img, steps=2, class_prompt="a photo of a cup", num_class_images=2,
                      validation={"num_images": 1, "steps": 2, "scorers": []})
     trainer = get_registry().create("trainer", "dreambooth", cfg, device="cpu")
     path = trainer.train(refs, tmp_path, echo=lambda m: None)
