@@ -44,33 +44,9 @@ generate:
   sweep: {{guidance_scale: {points}}}
   seeds: {seeds}
   batch_size: {batch}
-filter: {{plugin: keep-all-bench}}
+filter: {{plugin: threshold, config: {{dedupe: false}}}}  # no scorers: every candidate kept
 """
 GUIDANCE = [5.0, 7.5, 9.0, 11.0]
-
-
-def _keep_all_plugin():
-    """A filter that keeps everything (no scorers run: the bench measures generation)."""
-    from ecomforge import hookimpl
-    from ecomforge.stages import Filter
-    from ecomforge.types import Decision
-
-    class KeepAll(Filter):
-        """Keeps every candidate."""
-
-        name = "keep-all-bench"
-
-        def select(self, scored):
-            """Keep all."""
-            return [Decision(True, "kept") for _ in scored]
-
-    class Plugin:
-        @hookimpl
-        def register_filters(self, register):
-            """The keep-all filter."""
-            register(KeepAll)
-
-    return Plugin()
 
 
 def _write_recipe(folder: Path, model: Path, *, size: int, steps: int, seeds: int, points: int, batch: int) -> Path:
@@ -233,12 +209,11 @@ def main() -> None:
     import ecomforge_diffusers.generators  # noqa: F401
     import torch
 
-    from ecomforge.testing import temporary_plugins
 
     torch.set_num_threads(args.threads)
     results: dict = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "command": sys.argv,
                      "load_average": os.getloadavg()}
-    with tempfile.TemporaryDirectory() as tmp, temporary_plugins(_keep_all_plugin()):
+    with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_full:
             results["full"] = bench_full(Path(tmp), args.full_dir, size=args.size, steps=args.steps,
                                          seeds=args.seeds, points=args.points)

@@ -18,7 +18,6 @@ from ecomforge import hookimpl
 from ecomforge.recipe import load_recipe
 from ecomforge.run.runner import run_recipe
 from ecomforge.run.store import read_manifest
-from ecomforge.types import Decision
 
 import ray  # noqa: E402  (installed by scripts/setup.sh: a missing ray must fail, not skip)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -206,7 +205,7 @@ generate:
   sweep: {guidance_scale: [5.0, 7.5]}
   seeds: [1, 2]
   batch_size: 2
-filter: {plugin: keep-all-ray-test}
+filter: {plugin: threshold, config: {dedupe: false}}
 """
 
 
@@ -214,8 +213,7 @@ def test_real_tiny_diffusers_model_gives_the_same_pixels_on_ray(cluster, tmp_pat
     """The sd-inpaint plugin (installed, so found by the workers' entry points) on a tiny SD model on disk."""
     pytest.importorskip("ecomforge_diffusers")
     from ecomforge.imaging.io import save_png
-    from ecomforge.stages import Filter
-    from ecomforge.testing import sample_image, temporary_plugins
+    from ecomforge.testing import sample_image
     from ecomforge.testing.tiny_diffusers import build_tiny_pipeline
 
     model = build_tiny_pipeline(tmp_path / "tiny", kind="inpaint")
@@ -223,20 +221,6 @@ def test_real_tiny_diffusers_model_gives_the_same_pixels_on_ray(cluster, tmp_pat
     recipe = tmp_path / "sd.yaml"
     recipe.write_text(SD_RECIPE.replace("MODEL", str(model)))
 
-    class KeepAll(Filter):
-        """Keeps every candidate (filters run in the driver, so this one is never shipped)."""
-
-        name = "keep-all-ray-test"
-
-        def select(self, scored):
-            """Keep all."""
-            return [Decision(True, "kept") for _ in scored]
-
-    class Plugin:
-        @hookimpl
-        def register_filters(self, register):
-            """The keep-all filter."""
-            register(KeepAll)
 
     import torch
 
@@ -245,9 +229,8 @@ def test_real_tiny_diffusers_model_gives_the_same_pixels_on_ray(cluster, tmp_pat
     cfg = ("{num_workers: 1, num_cpus_per_worker: 0.5, runtime_env: "
            f"{{env_vars: {{HF_HUB_OFFLINE: '1', OMP_NUM_THREADS: '{threads}'}}}}}}")
     sets = ["execute.plugin=ray", f"execute.config={cfg}"]
-    with temporary_plugins(Plugin()):
-        local = run_recipe(load_recipe(recipe), out=tmp_path / "local", device="cpu")
-        remote = run_recipe(load_recipe(recipe, sets), out=tmp_path / "ray", device="cpu")
+    local = run_recipe(load_recipe(recipe), out=tmp_path / "local", device="cpu")
+    remote = run_recipe(load_recipe(recipe, sets), out=tmp_path / "ray", device="cpu")
     records = read_manifest(remote.run_dir)
     assert len(records) == 4 and {r["models"]["model"] for r in records} == {str(model)}
     assert _strip(records) == _strip(read_manifest(local.run_dir))
