@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
 # Install Debian's chromium for the real-browser web UI test (playwright drives it; it cannot download its own).
 set -euo pipefail
-command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+export DEBIAN_FRONTEND=noninteractive
+command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
