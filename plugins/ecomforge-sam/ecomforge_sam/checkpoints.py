@@ -4,10 +4,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ecomforge.errors import InputError, ModelNotFound, NothingFound
 from ecomforge.models import MODEL_CACHE, models_dir, resolve_device
@@ -220,6 +220,16 @@ class SamMaskerBase:
         if not data.any():
             raise NothingFound(f"{where}: the mask is empty after clean-up ({label}, score {score:.3f})")
         return self.config.finish(data, score=float(np.clip(score, 0.0, 1.0)), label=label)
+
+
+def _non_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text is empty: name the product, e.g. 'a t-shirt'")
+    return text.strip()
+
+
+# A text prompt naming the product, stripped; blank text is rejected when the recipe is validated.
+ProductText = Annotated[str, AfterValidator(_non_blank)]
 
 
 def reference_name(reference: Any) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ecomforge.errors import ModelNotFound, NothingFound
 from ecomforge.models import MODEL_CACHE, offline, resolve_device
@@ -14,7 +14,7 @@ from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
 from ecomforge.imaging.refine import RefineConfig
 
-from .checkpoints import reference_name
+from .checkpoints import ProductText, reference_name
 
 DEFAULT_MODEL = "CIDAS/clipseg-rd64-refined"
 
@@ -64,7 +64,7 @@ class ClipSegMasker(Masker):
     name = "clipseg"
 
     class Config(RefineConfig):
-        text: str = Field(..., description="What the product is, e.g. 'a t-shirt'.")
+        text: ProductText = Field(..., description="What the product is, e.g. 'a t-shirt'.")
         model: str = Field(DEFAULT_MODEL, min_length=1,
                            description="CLIPSeg hub id or a local folder saved with save_pretrained.")
         threshold: float = Field(0.4, gt=0.0, lt=1.0,
@@ -72,13 +72,6 @@ class ClipSegMasker(Masker):
         min_score: float = Field(0.3, ge=0.0, le=1.0,
                                  description="Smallest peak probability that counts as the product; below it "
                                              "the masker reports that nothing was found.")
-
-        @field_validator("text")
-        @classmethod
-        def _text_not_blank(cls, text: str) -> str:
-            if not text.strip():
-                raise ValueError("text is empty: name the product, e.g. 'a t-shirt'")
-            return text.strip()
 
     def setup(self) -> None:
         """Load CLIPSeg once per process."""

@@ -12,7 +12,7 @@ from ecomforge.errors import NothingFound
 from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
 
-from .checkpoints import SamMaskerBase, SamModelConfig, reference_name
+from .checkpoints import ProductText, SamMaskerBase, SamModelConfig, reference_name
 from .embeddings import LRU
 from .proposals import (AutoSettings, automatic_proposals, masked_crop, overlaps, square_crop, touches,
                         union_box, windows)
@@ -68,7 +68,7 @@ class SamClipMasker(SamMaskerBase, Masker):
     name = "sam-clip"
 
     class Config(SamModelConfig):
-        text: str = Field(..., description="What the product is, e.g. 'a t-shirt' (CLIP compares regions to it).")
+        text: ProductText = Field(..., description="What the product is, e.g. 'a t-shirt' (CLIP compares regions to it).")
         clip_model: str = Field("ViT-B-32/laion2b_s34b_b79k",
                                 description="open_clip model: ARCH/TAG, a folder with open_clip_config.json, "
                                             "or ARCH//weights.safetensors.")
@@ -100,13 +100,6 @@ class SamClipMasker(SamMaskerBase, Masker):
                                                                      "it for CLIP (fraction of the box).")
         crop_fill: int = Field(128, ge=0, le=255, description="Grey level that replaces pixels outside a region.")
         batch_size: int = Field(32, ge=1, le=1024, description="Crops per CLIP forward pass.")
-
-        @field_validator("text")
-        @classmethod
-        def _text_not_blank(cls, text: str) -> str:
-            if not text.strip():
-                raise ValueError("text is empty: name the product, e.g. 'a t-shirt'")
-            return text.strip()
 
         @field_validator("window_scales")
         @classmethod
