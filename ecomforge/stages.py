@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import RecipeError
-from .types import Candidate, Decision, GenerationRequest, Mask, Reference, Scored, ScoringContext
+from .types import Candidate, Decision, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
 
 
 class StageConfig(BaseModel):
@@ -125,8 +125,8 @@ class Scorer(Stage):
     kind = "scorer"
 
     @abstractmethod
-    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[float]:
-        """One score in [0,1] per candidate, in order."""
+    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> Sequence[float | Score]:
+        """One score in [0,1] per candidate, in order: a float, or a ``Score`` that also says why it is low."""
 
 
 class Filter(Stage):

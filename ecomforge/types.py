@@ -75,6 +75,28 @@ class ScoringContext:
     prompt: str = ""
 
 
+class Score(float):
+    """One scorer's verdict on one candidate: a float in [0,1] that can also say why it is low.
+
+    A float subclass, so code that treats scores as numbers (comparisons, means, JSON) keeps working.
+    """
+
+    reason: str  # a few words a user can act on ("background is flat grey"); empty when fine
+
+    def __new__(cls, value: float, reason: str = "") -> "Score":
+        obj = super().__new__(cls, value)
+        obj.reason = reason
+        return obj
+
+    @property
+    def value(self) -> float:
+        """The plain float."""
+        return float(self)
+
+    def __repr__(self) -> str:
+        return f"Score({float(self)!r}, {self.reason!r})"
+
+
 @dataclass
 class Scored:
     """A candidate with its id, per-scorer scores and weighted total."""
@@ -83,6 +105,7 @@ class Scored:
     candidate: Candidate
     scores: dict[str, float]
     total: float
+    reasons: dict[str, str] = field(default_factory=dict)  # scorer key -> why its score is low
 
 
 @dataclass(frozen=True)

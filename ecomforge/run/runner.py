@@ -11,7 +11,7 @@ from ..errors import StageError, UsageError
 from ..plugins import Registry, get_registry
 from ..recipe.load import ResolvedRecipe, resolve_recipe
 from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer
-from ..types import Candidate, GenerationRequest, Mask, Reference, Scored, ScoringContext
+from ..types import Candidate, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
 from .context import RunContext
 from .ids import candidate_id, mask_sha256
 from .store import RunStore, new_run_id
@@ -195,6 +195,7 @@ class Runner:
         order = [cid for job in jobs for cid in job.ids]
         ok = [cid for cid in order if not cands[cid].failed]
         scores: dict[str, dict[str, float]] = {cid: {} for cid in order}
+        reasons: dict[str, dict[str, str]] = {cid: {} for cid in order}
         context = ScoringContext(tuple(refs), tuple(masks), recipe.inputs.prompt)
         with self._step(ctx, "score", ",".join(s.plugin for s in recipe.score) or "-", product,
                         len(ok) * len(self.scorers)) as t:
@@ -205,15 +206,17 @@ class Runner:
                 t["inside"] += time.perf_counter() - t0
                 if len(values) != len(ok):
                     raise RuntimeError(f"scorer '{key}' returned {len(values)} scores for {len(ok)} candidates")
-                for cid, v in zip(ok, values):
-                    v = float(v)
+                for cid, raw in zip(ok, values):
+                    v = float(raw)
                     if not (0.0 <= v <= 1.0):
                         raise RuntimeError(f"scorer '{key}' returned {v}, outside [0, 1]")
                     scores[cid][key] = v
+                    if isinstance(raw, Score) and raw.reason:
+                        reasons[cid][key] = raw.reason
                 self._advance(ctx, "score", product, len(ok))
             timings["score"] = t["inside"]
 
-        scored = [Scored(cid, cands[cid], scores[cid], self._total(scores[cid])) for cid in ok]
+        scored = [Scored(cid, cands[cid], scores[cid], self._total(scores[cid]), reasons[cid]) for cid in ok]
         with self._step(ctx, "filter", recipe.filter.plugin, product, 1) as t:
             t0 = time.perf_counter()
             decisions = self.filter.select(scored) if scored else []
@@ -231,6 +234,7 @@ class Runner:
             d = verdict.get(cid)
             rec.update({
                 "scores": scores[cid],
+                "score_reasons": reasons[cid],
                 "total": round(self._total(scores[cid]), 6) if not cand.failed else None,
                 "kept": bool(d and d.kept),
                 "reason": d.reason if d else f"failed: {cand.failed}",
