@@ -1,13 +1,19 @@
 """The threshold filter: minimums, top-K, near-duplicates, diversity, reasons."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecomforge.testing import FilterContract
-from ecomforge.types import Candidate, Scored
-from ecomforge_classic.threshold import ThresholdFilter, dhash, hamming
+from ecomforge.types import Candidate, GenerationRequest, Scored
+from ecomforge_classic.acquire import LocalAcquirer
+from ecomforge_classic.composite import CompositeGenerator
+from ecomforge_classic.maskers import ClassicMasker
+from ecomforge_classic.threshold import ThresholdFilter, color_distance, dhash, hamming, lab_thumbnail
 
 
 class TestThresholdContract(FilterContract):
@@ -85,3 +91,75 @@ def test_filter_properties(totals, min_score, top_k, dedupe):
     for s, d in zip(scored, out):
         if "top_k" in d.reason:
             assert all(k.total >= s.total for k in kept)
+
+
+# --- near-duplicates by colour, and drop reasons that say why -------------------------------------
+
+SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "dreambench"
+
+
+@pytest.fixture(scope="module")
+def vase_composites():
+    """The real vase photo composited (offline generator) on three backgrounds; the last two differ only by noise."""
+    (ref,) = LocalAcquirer().acquire([str(SAMPLES / "vase/02.jpg")], product="vase", base_dir=SAMPLES)
+    mask = ClassicMasker({"feather": 3}).mask(ref)
+    gen = CompositeGenerator()
+
+    def on(background: str) -> np.ndarray:
+        cfg = gen.parse_config({"background": background, "size": [256, 256], "shadow": 0.0})
+        return gen.generate(GenerationRequest(ref, mask, "p", "", cfg, (1,)))[0].image
+
+    cream, sage = on("#f4efe6"), on("#b7d3b0")
+    rng = np.random.default_rng(3)
+    cream_again = np.clip(cream.astype(int) + rng.integers(-2, 3, cream.shape), 0, 255).astype(np.uint8)
+    return cream, sage, cream_again
+
+
+def test_background_colour_alone_is_not_a_duplicate(vase_composites):
+    cream, sage, _ = vase_composites
+    # The luminance hash alone cannot tell them apart; that is why colour is compared too.
+    assert hamming(dhash(cream), dhash(sage)) <= ThresholdFilter.Config().dedupe_distance
+    out = ThresholdFilter().select(_scored([0.9, 0.8], [cream, sage]))
+    assert [d.kept for d in out] == [True, True]
+
+
+def test_near_identical_composites_are_deduped(vase_composites):
+    cream, sage, cream_again = vase_composites
+    out = ThresholdFilter().select(_scored([0.9, 0.8, 0.85], [cream, sage, cream_again]))
+    assert [d.kept for d in out] == [True, True, False]
+    assert "near-duplicate of id00" in out[2].reason
+
+
+def test_dedupe_color_zero_tolerance_keeps_recoloured_twins_apart():
+    a = _img(4)
+    tinted = np.clip(a.astype(int) + [5, 0, -5], 0, 255).astype(np.uint8)
+    assert [d.kept for d in ThresholdFilter().select(_scored([0.9, 0.8], [a, tinted]))] == [True, False]
+    strict = ThresholdFilter({"dedupe_color": 0.5}).select(_scored([0.9, 0.8], [a, tinted]))
+    assert [d.kept for d in strict] == [True, True]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), shift=st.integers(0, 60))
+def test_color_distance_properties(seed, shift):
+    a = _img(seed)
+    b = np.clip(a.astype(int) + shift, 0, 255).astype(np.uint8)
+    la, lb = lab_thumbnail(a), lab_thumbnail(b)
+    assert color_distance(la, la) == 0.0
+    assert color_distance(la, lb) == pytest.approx(color_distance(lb, la))
+    c = np.clip(a.astype(int) + shift + 20, 0, 255).astype(np.uint8)
+    # Moving further in brightness never looks closer.
+    assert color_distance(la, lab_thumbnail(c)) >= color_distance(la, lb) - 1e-3
+
+
+def test_low_total_quotes_the_lowest_scorers_reason():
+    s = Scored("x", Candidate(_img(0), 0, {}), {"seams": 0.1, "color": 0.9}, 0.4,
+               reasons={"seams": "bright halo along the paste edge", "color": ""})
+    (d,) = ThresholdFilter({"min_score": 0.5}).select([s])
+    assert not d.kept
+    assert "total 0.400 < 0.5" in d.reason and "lowest: seams 0.100 (bright halo along the paste edge)" in d.reason
+
+
+def test_per_scorer_minimum_quotes_its_reason_and_missing_scores():
+    s = Scored("x", Candidate(_img(0), 0, {}), {"seams": 0.1}, 0.1, reasons={"seams": "dark rim"})
+    (d,) = ThresholdFilter({"min_scores": {"seams": 0.5, "framing": 0.2}}).select([s])
+    assert "seams 0.100 (dark rim) < 0.5" in d.reason and "framing missing < 0.2" in d.reason
