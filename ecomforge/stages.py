@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -99,6 +99,11 @@ class Masker(Stage):
     """Finds the product region of a reference."""
 
     kind = "masker"
+    # The prompts this masker takes, each mapped to the Config key that carries it, so a UI can offer
+    # the right inputs without knowing plugin names: "text" (what the product is), "points" ([[x, y], ...]
+    # in reference pixels), "point_labels" (1 product / 0 background, one per point), "box"
+    # ([x0, y0, x1, y1]), "mask" (the path of a mask file the user uploads). Empty: it needs none.
+    accepts: ClassVar[Mapping[str, str]] = {}
 
     @abstractmethod
     def mask(self, reference: Reference) -> Mask:

@@ -19,6 +19,7 @@ class ClassicMasker(Masker):
     """Segments a product on a plain or near-plain background (the usual packshot), no weights needed."""
 
     name = "classic"
+    accepts = {}  # no prompt: it finds the product on its own
 
     class Config(RefineConfig):
         largest: int = Field(0, ge=0, description="Keep only the N largest connected parts (0 = no limit).")
@@ -77,6 +78,7 @@ class UploadMasker(Masker):
     """Uses a mask file the user supplies: one file, or a pattern with {name} / {stem} per reference."""
 
     name = "upload"
+    accepts = {"mask": "path"}
 
     class Config(RefineConfig):
         path: str = Field("masks/{stem}.png", min_length=1,

@@ -62,6 +62,7 @@ class ClipSegMasker(Masker):
     """Finds the product named by a text with CLIPSeg's heat map: fast, coarser edges than SAM."""
 
     name = "clipseg"
+    accepts = {"text": "text"}
 
     class Config(RefineConfig):
         text: ProductText = Field(..., description="What the product is, e.g. 'a t-shirt'.")

@@ -20,6 +20,7 @@ class SamMasker(SamMaskerBase, Masker):
     """Segments the product that the user points at: foreground/background points, a box or a rough mask."""
 
     name = "sam"
+    accepts = {"points": "points", "point_labels": "labels", "box": "box", "mask": "mask_path"}
 
     class Config(SamModelConfig):
         points: list[tuple[float, float]] = Field(

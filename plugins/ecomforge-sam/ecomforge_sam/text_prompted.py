@@ -66,6 +66,7 @@ class SamClipMasker(SamMaskerBase, Masker):
     """Finds the product named by a text: SAM's masks (or CLIP-picked boxes) scored by CLIP."""
 
     name = "sam-clip"
+    accepts = {"text": "text"}
 
     class Config(SamModelConfig):
         text: ProductText = Field(..., description="What the product is, e.g. 'a t-shirt' (CLIP compares regions to it).")
