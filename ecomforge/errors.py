@@ -42,6 +42,20 @@ class PluginError(EcomforgeError):
     """A plugin is missing, broken, or two plugins claim the same name."""
 
 
+class PluginConflict(PluginError, UsageError):
+    """Two installed distributions register the same plugin name; the recipe must not guess which."""
+
+    exit_code = 2
+
+
+class PluginContractError(PluginError):
+    """A plugin broke its stage's contract (wrong number of outputs, a score outside [0,1], ...); names the plugin."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        self.plugin = plugin
+        super().__init__(f"plugin '{plugin}' broke its contract: {message}")
+
+
 class PluginNotFound(PluginError, UsageError):
     """A recipe names a plugin that is not installed."""
 

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata as md
+import os
+import re
 import threading
+import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, PluginNotFound
+from .errors import PluginConflict, PluginError, PluginNotFound
 
 if TYPE_CHECKING:
     from .stages import Stage
@@ -20,6 +23,10 @@ if TYPE_CHECKING:
 KINDS = ("acquirer", "masker", "generator", "scorer", "filter", "executor", "trainer")
 
 ENTRY_POINT_GROUP = "ecomforge"
+
+# Distributions (or entry-point names) to skip, comma-separated: the way out of a name conflict
+# or a plugin that breaks at import time.
+DISABLE_ENV = "ECOMFORGE_DISABLE"
 
 # First-party plugins and the distribution to install for them: used for "pip install ..." hints.
 KNOWN_PLUGINS: dict[str, str] = {
@@ -51,6 +58,8 @@ class LoadError:
     plugin: str
     distribution: str
     error: str
+    kind: str = ""  # the stage kind whose registration failed, when known
+    traceback: str = ""  # the formatted traceback, shown under ``--verbose``
 
 
 @dataclass
@@ -60,9 +69,17 @@ class Registry:
     plugins: dict[str, dict[str, PluginInfo]] = field(default_factory=lambda: {k: {} for k in KINDS})
     errors: list[LoadError] = field(default_factory=list)
     pm: pluggy.PluginManager | None = None
+    # (kind, name) -> every plugin claiming it: a contested name is unusable until one is disabled.
+    conflicts: dict[tuple[str, str], list[PluginInfo]] = field(default_factory=dict)
 
     def get(self, kind: str, name: str) -> PluginInfo:
-        """Look a plugin up, or raise PluginNotFound with a did-you-mean or pip-install hint."""
+        """Look a plugin up, or raise PluginNotFound (with a hint) or PluginConflict (naming both claimants)."""
+        claimants = self.conflicts.get((kind, name))
+        if claimants:
+            dists = " and ".join(sorted({c.distribution for c in claimants}))
+            raise PluginConflict(
+                f"two plugins claim {kind} '{name}': {dists}",
+                hint=f"uninstall one, or set {DISABLE_ENV}=<distribution> to skip it")
         found = self.plugins[kind].get(name)
         if found is not None:
             return found
@@ -71,7 +88,7 @@ class Registry:
     def hint(self, kind: str, name: str) -> str:
         """Suggest a close name, the distribution to install, or the available names."""
         for err in self.errors:
-            if err.plugin == name or name in err.error:
+            if err.kind in ("", kind) and (err.plugin == name or re.search(rf"\b{re.escape(kind)} '{re.escape(name)}'", err.error)):
                 return f"plugin failed to load: {err.error}"
         close = difflib.get_close_matches(name, list(self.plugins[kind]), n=1)
         if close:
@@ -99,10 +116,13 @@ def build_plugin_manager(extra: list[Any] | None = None, *, entry_points: bool =
     pm.add_hookspecs(hookspecs)
     errors: list[LoadError] = []
     origins: dict[str, tuple[str, str]] = {}
+    disabled = disabled_distributions()
     if entry_points:
         for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
+            if _normalise(dist) in disabled or _normalise(ep.name) in disabled:
+                continue
             try:
                 module = ep.load()
                 if pm.is_registered(module):
@@ -110,16 +130,38 @@ def build_plugin_manager(extra: list[Any] | None = None, *, entry_points: bool =
                 pm.register(module, name=f"{dist}:{ep.name}")
                 origins[f"{dist}:{ep.name}"] = (dist, version)
             except Exception as exc:  # a broken plugin must never break the CLI
-                errors.append(LoadError(ep.name, dist, f"{type(exc).__name__}: {exc}"))
+                errors.append(LoadError(ep.name, dist, f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
     for i, plugin in enumerate(extra or []):
         name = getattr(plugin, "__name__", f"extra-{i}")
         pm.register(plugin, name=name)
         origins[name] = (getattr(plugin, "__distribution__", name), getattr(plugin, "__version__", "0"))
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        errors.append(LoadError(str(getattr(exc, "plugin_name", "?")), "?", f"unknown hook: {exc}"))
+    _check_hook_names(pm, errors, origins)
     return pm, errors, origins
+
+
+def _check_hook_names(pm: pluggy.PluginManager, errors: list[LoadError], origins: dict[str, tuple[str, str]]) -> None:
+    """A hook implementation no hookspec knows (a typo) is a load error naming the plugin; the plugin is dropped."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            plugin = getattr(exc, "plugin", None)
+            name = (pm.get_name(plugin) if plugin is not None else None) or "?"
+            dist = origins.get(name, (name, "?"))[0]
+            errors.append(LoadError(name, dist, f"unknown hook: {exc}", traceback=traceback.format_exc()))
+            if plugin is None:
+                return
+            pm.unregister(plugin)
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def disabled_distributions() -> set[str]:
+    """The distributions and entry points named in ``ECOMFORGE_DISABLE`` (normalised)."""
+    return {_normalise(n.strip()) for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
 
 
 def build_registry(extra: list[Any] | None = None, *, entry_points: bool = True,
@@ -139,7 +181,8 @@ def build_registry(extra: list[Any] | None = None, *, entry_points: bool = True,
             try:
                 impl.function(register)
             except Exception as exc:
-                errors.append(LoadError(impl.plugin_name, dist, f"{hook_name} failed: {type(exc).__name__}: {exc}"))
+                errors.append(LoadError(impl.plugin_name, dist, f"{hook_name} failed: {type(exc).__name__}: {exc}",
+                                        kind=kind, traceback=traceback.format_exc()))
     return registry
 
 
@@ -151,11 +194,18 @@ def _register(registry: Registry, kind: str, cls: type, dist: str, version: str)
         raise PluginError(f"{getattr(cls, '__name__', cls)!r} is not a {base.__name__} subclass")
     if not cls.name:
         raise PluginError(f"{cls.__name__} has no 'name'")
+    info = PluginInfo(kind, cls.name, cls, dist, version)
+    contested = registry.conflicts.get((kind, cls.name))
     existing = registry.plugins[kind].get(cls.name)
-    if existing is not None and existing.cls is not cls:
-        raise PluginError(
-            f"two plugins claim {kind} '{cls.name}': {existing.distribution} and {dist}")
-    registry.plugins[kind][cls.name] = PluginInfo(kind, cls.name, cls, dist, version)
+    if contested is not None:
+        contested.append(info)
+    elif existing is not None and existing.cls is not cls:
+        # Neither wins: the name stays listed but using it is an error naming both distributions.
+        registry.conflicts[(kind, cls.name)] = [existing, info]
+        registry.errors.append(LoadError(cls.name, dist, f"two plugins claim {kind} '{cls.name}': "
+                                                         f"{existing.distribution} and {dist}", kind=kind))
+    else:
+        registry.plugins[kind][cls.name] = info
 
 
 _lock = threading.RLock()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ecomforge import hookimpl, hookspecs
-from ecomforge.errors import PluginNotFound
+from ecomforge.errors import PluginConflict, PluginNotFound
 from ecomforge.plugins import build_registry
 from ecomforge.stages import Masker, StageConfig
 
@@ -39,15 +39,58 @@ class Misspelt:
         pass
 
 
-def test_two_plugins_one_name_is_an_error():
-    reg = build_registry([toyplugins, Dup()], entry_points=False)
-    assert reg.plugins["masker"]["toy"].cls is toyplugins.ToyMasker
+def test_two_plugins_one_name_is_an_error_where_the_name_is_used():
+    """Neither claimant silently wins: using the name fails, naming both distributions."""
+    dup = Dup()
+    dup.__distribution__ = "ecomforge-other"  # type: ignore[attr-defined]
+    reg = build_registry([toyplugins, dup], entry_points=False)
     assert any("two plugins claim masker 'toy'" in e.error for e in reg.errors)
+    with pytest.raises(PluginConflict) as info:
+        reg.get("masker", "toy")
+    assert "toyplugins" in info.value.message and "ecomforge-other" in info.value.message
+    assert info.value.exit_code == 2 and "ECOMFORGE_DISABLE" in (info.value.hint or "")
+    assert reg.get("generator", "toy").cls is toyplugins.ToyGenerator  # other kinds are untouched
 
 
-def test_misspelt_hook_is_reported():
+def test_conflict_hint_does_not_leak_into_other_kinds():
+    reg = build_registry([toyplugins, Dup()], entry_points=False)
+    with pytest.raises(PluginNotFound) as info:
+        reg.get("filter", "toy-missing")
+    assert "masker" not in (info.value.hint or "")
+
+
+def test_misspelt_hook_is_reported_with_its_plugin_name():
     reg = build_registry([toyplugins, Misspelt()], entry_points=False)
-    assert any("register_maskerz" in e.error for e in reg.errors)
+    errs = [e for e in reg.errors if "register_maskerz" in e.error]
+    assert errs and errs[0].plugin != "?" and errs[0].traceback
+    assert "toy" in reg.plugins["masker"]  # the rest still loads
+
+
+def test_disable_skips_a_distribution(monkeypatch):
+    from ecomforge.plugins import disabled_distributions
+
+    monkeypatch.setenv("ECOMFORGE_DISABLE", "ecomforge_classic, Other.Dist")
+    assert disabled_distributions() == {"ecomforge-classic", "other-dist"}
+    reg = build_registry()
+    assert "composite" not in reg.plugins["generator"]
+    monkeypatch.delenv("ECOMFORGE_DISABLE")
+    assert "composite" in build_registry().plugins["generator"]
+
+
+def test_plugins_command_fails_when_a_plugin_failed_to_load(monkeypatch):
+    from click.testing import CliRunner
+
+    from ecomforge.cli import cli
+    from ecomforge.plugins import set_registry
+
+    old = set_registry(build_registry([toyplugins, Misspelt()], entry_points=False))
+    try:
+        quiet = CliRunner().invoke(cli, ["plugins"])
+        loud = CliRunner().invoke(cli, ["-v", "plugins"])
+    finally:
+        set_registry(old)
+    assert quiet.exit_code == 1 and "register_maskerz" in quiet.output and "Traceback" not in quiet.output
+    assert loud.exit_code == 1 and "Traceback" in loud.output
 
 
 def test_unknown_plugin_hints():

@@ -18,18 +18,25 @@ def plugin_table() -> dict[str, Any]:
         "plugins": [{"name": p.name, "kind": p.kind, "distribution": p.distribution, "version": p.version,
                      "doc": (p.cls.__doc__ or "").strip().splitlines()[0] if p.cls.__doc__ else "",
                      "config_schema": p.cls.Config.model_json_schema()} for p in reg.all()],
-        "errors": [{"plugin": e.plugin, "distribution": e.distribution, "error": e.error} for e in reg.errors],
+        "errors": [{"plugin": e.plugin, "distribution": e.distribution, "kind": e.kind, "error": e.error,
+                    "traceback": e.traceback} for e in reg.errors],
     }
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output, with config schemas.")
-def plugins(as_json: bool) -> None:
-    """List every installed plugin and any that failed to load."""
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List every installed plugin and any that failed to load (exit code 1 if any did)."""
     table = plugin_table()
     if as_json:
         click.echo(json.dumps(table, indent=2))
-        return
+        ctx.exit(1 if table["errors"] else 0)
+    _print_table(table, verbose=bool((ctx.find_root().obj or {}).get("verbose")))
+    ctx.exit(1 if table["errors"] else 0)
+
+
+def _print_table(table: dict[str, Any], *, verbose: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -39,7 +46,13 @@ def plugins(as_json: bool) -> None:
     console = Console()
     console.print(t)
     for e in table["errors"]:
-        console.print(f"[red]failed to load[/red] {e['plugin']} ({e['distribution']}): {e['error']}", markup=True)
+        console.print(f"[red]failed to load[/red] {e['plugin']} ({e['distribution']}): {e['error']}",
+                      markup=True, highlight=False)
+        if verbose and e["traceback"]:
+            console.print(e["traceback"], markup=False, highlight=False)
+    if table["errors"] and not verbose:
+        console.print("(run 'ecomforge -v plugins' for tracebacks; set ECOMFORGE_DISABLE=<distribution> to skip a plugin)",
+                      markup=False, highlight=False)
 
 
 def recipe_schema() -> dict[str, Any]:
