@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from ..errors import StageError, UsageError
 from ..plugins import Registry, get_registry
 from ..recipe.load import ResolvedRecipe, resolve_recipe
 from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer
-from ..types import Candidate, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
+from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
 from .context import RunContext
 from .ids import candidate_id, mask_sha256
 from .store import RunStore, new_run_id
@@ -26,6 +26,31 @@ class RunResult:
     run_dir: Path
     records: list[dict[str, Any]]
     summary: dict[str, Any]
+
+
+@dataclass
+class ProductWork:
+    """One product on its way through the steps: each step reads what the earlier ones filled in."""
+
+    product: str
+    specs: list[str]
+    refs: list[Reference] = field(default_factory=list)
+    masks: list[Mask] = field(default_factory=list)
+    jobs: list[GenerationJob] = field(default_factory=list)
+    cands: dict[str, Candidate] = field(default_factory=dict)  # candidate id -> candidate
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate id -> its job, generate seconds
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # candidate id -> scorer key -> value
+    reasons: dict[str, dict[str, str]] = field(default_factory=dict)  # candidate id -> scorer key -> why low
+    verdict: dict[str, Decision] = field(default_factory=dict)  # candidate id -> the filter's decision
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds inside the stage
+
+    def order(self) -> list[str]:
+        """Every candidate id, in job order."""
+        return [cid for job in self.jobs for cid in job.ids]
+
+    def ok(self) -> list[str]:
+        """Ids of candidates that did not fail, in job order."""
+        return [cid for cid in self.order() if not self.cands[cid].failed]
 
 
 class Runner:
@@ -133,22 +158,32 @@ class Runner:
     def _advance(self, ctx: RunContext, step: str, product: str, n: int = 1) -> None:
         self.registry.pm.hook.on_step_advance(run=ctx, step=step, product=product, advance=n)
 
-    # --- one product ----------------------------------------------------------------------------
+    # --- one product: each step reads a ProductWork and fills in its part ------------------------
     def _run_product(self, ctx: RunContext, store: RunStore, product: str, specs: list[str]) -> list[dict[str, Any]]:
-        recipe, hook = self.resolved.recipe, self.registry.pm.hook
-        timings: dict[str, float] = {}
+        work = ProductWork(product, specs)
+        self._acquire_and_mask(ctx, work)
+        work.jobs = self._plan_jobs(product, work.refs, work.masks)
+        self._generate(ctx, store, work)
+        self._score(ctx, work)
+        self._filter(ctx, work)
+        records = self._records(ctx, work)
+        self.registry.pm.hook.on_product_done(run=ctx, product=product, records=records)
+        return records
 
+    def _acquire_and_mask(self, ctx: RunContext, work: ProductWork) -> None:
+        """Acquire the product's references, then mask each one."""
+        recipe, hook, product = self.resolved.recipe, self.registry.pm.hook, work.product
         with self._step(ctx, "acquire", recipe.acquire.plugin, product, 1) as t:
             t0 = time.perf_counter()
             self.acquirer.ensure_setup()
-            refs = self.acquirer.acquire(specs, product=product, base_dir=self.resolved.base_dir)
-            t["inside"] = timings["acquire"] = time.perf_counter() - t0
+            refs = self.acquirer.acquire(work.specs, product=product, base_dir=self.resolved.base_dir)
+            t["inside"] = work.timings["acquire"] = time.perf_counter() - t0
             if not refs:
-                raise UsageError(f"product '{product}': no reference images found in {specs}")
+                raise UsageError(f"product '{product}': no reference images found in {work.specs}")
             hook.on_references(run=ctx, product=product, references=refs)
             self._advance(ctx, "acquire", product)
+        work.refs = refs
 
-        masks: list[Mask] = []
         with self._step(ctx, "mask", recipe.mask.plugin, product, len(refs)) as t:
             self.masker.ensure_setup()
             for ref in refs:
@@ -157,23 +192,23 @@ class Runner:
                 t["inside"] += time.perf_counter() - t0
                 if mask.data.shape != ref.image.shape[:2]:
                     raise UsageError(f"mask of {ref.source} is {mask.data.shape[::-1]}, image is {ref.size}")
-                masks.append(mask)
+                work.masks.append(mask)
                 hook.on_mask(run=ctx, product=product, reference=ref, mask=mask)
                 self._advance(ctx, "mask", product)
-            timings["mask"] = t["inside"]
-
+            work.timings["mask"] = t["inside"]
         self._refs_sha[product] = sorted({r.sha256 for r in refs})
-        jobs = self._jobs(product, refs, masks)
-        n_total = sum(len(j.ids) for j in jobs)
-        cands: dict[str, Candidate] = {}
-        meta: dict[str, dict[str, Any]] = {}
+
+    def _generate(self, ctx: RunContext, store: RunStore, work: ProductWork) -> None:
+        """Reuse candidates already on disk (resume), run the other jobs on the executor."""
+        recipe, hook, product = self.resolved.recipe, self.registry.pm.hook, work.product
+        n_total = sum(len(j.ids) for j in work.jobs)
         with self._step(ctx, "generate", recipe.generate.plugin, product, n_total) as t:
             pending = []
-            for job in jobs:
+            for job in work.jobs:
                 loaded = [store.load_candidate(cid) for cid in job.ids]
                 if all(c is not None for c in loaded):
                     for cid, cand in zip(job.ids, loaded):
-                        cands[cid], meta[cid] = cand, {"job": job, "generate_s": 0.0, "resumed": True}
+                        work.cands[cid], work.meta[cid] = cand, {"job": job, "generate_s": 0.0, "resumed": True}
                     self._advance(ctx, "generate", product, len(job.ids))
                 else:
                     pending.append(job)
@@ -185,57 +220,70 @@ class Runner:
                 if len(out) != len(job.ids):
                     raise RuntimeError(f"returned {len(out)} images for {len(job.ids)} seeds")
                 for cid, cand in zip(job.ids, out):
-                    cands[cid] = cand
-                    meta[cid] = {"job": job, "generate_s": elapsed / len(out)}
+                    work.cands[cid] = cand
+                    work.meta[cid] = {"job": job, "generate_s": elapsed / len(out)}
                     hook.on_candidate(run=ctx, record=self._base_record(product, job, cid, cand), image=cand)
                 self._advance(ctx, "generate", product, len(out))
                 t0 = time.perf_counter()
-            timings["generate"] = t["inside"]
+            work.timings["generate"] = t["inside"]
 
-        order = [cid for job in jobs for cid in job.ids]
-        ok = [cid for cid in order if not cands[cid].failed]
-        scores: dict[str, dict[str, float]] = {cid: {} for cid in order}
-        reasons: dict[str, dict[str, str]] = {cid: {} for cid in order}
-        context = ScoringContext(tuple(refs), tuple(masks), recipe.inputs.prompt)
+    def _score(self, ctx: RunContext, work: ProductWork) -> None:
+        """Every scorer over all of the product's good candidates at once (so scorers batch)."""
+        recipe, product = self.resolved.recipe, work.product
+        ok = work.ok()
+        work.scores = {cid: {} for cid in work.order()}
+        work.reasons = {cid: {} for cid in work.order()}
+        context = ScoringContext(tuple(work.refs), tuple(work.masks), recipe.inputs.prompt)
         with self._step(ctx, "score", ",".join(s.plugin for s in recipe.score) or "-", product,
                         len(ok) * len(self.scorers)) as t:
             for key, _, scorer in self.scorers:
                 t0 = time.perf_counter()
                 scorer.ensure_setup()
-                values = scorer.score([cands[cid] for cid in ok], context)
+                values = scorer.score([work.cands[cid] for cid in ok], context)
                 t["inside"] += time.perf_counter() - t0
-                if len(values) != len(ok):
-                    raise RuntimeError(f"scorer '{key}' returned {len(values)} scores for {len(ok)} candidates")
-                for cid, raw in zip(ok, values):
-                    v = float(raw)
-                    if not (0.0 <= v <= 1.0):
-                        raise RuntimeError(f"scorer '{key}' returned {v}, outside [0, 1]")
-                    scores[cid][key] = v
-                    if isinstance(raw, Score) and raw.reason:
-                        reasons[cid][key] = raw.reason
+                self._take_scores(work, key, ok, values)
                 self._advance(ctx, "score", product, len(ok))
-            timings["score"] = t["inside"]
+            work.timings["score"] = t["inside"]
 
-        scored = [Scored(cid, cands[cid], scores[cid], self._total(scores[cid]), reasons[cid]) for cid in ok]
-        with self._step(ctx, "filter", recipe.filter.plugin, product, 1) as t:
+    @staticmethod
+    def _take_scores(work: ProductWork, key: str, ok: list[str], values: Sequence[Any]) -> None:
+        """Check one scorer's values and record them (and their reasons) per candidate."""
+        if len(values) != len(ok):
+            raise RuntimeError(f"scorer '{key}' returned {len(values)} scores for {len(ok)} candidates")
+        for cid, raw in zip(ok, values):
+            v = float(raw)
+            if not (0.0 <= v <= 1.0):
+                raise RuntimeError(f"scorer '{key}' returned {v}, outside [0, 1]")
+            work.scores[cid][key] = v
+            if isinstance(raw, Score) and raw.reason:
+                work.reasons[cid][key] = raw.reason
+
+    def _filter(self, ctx: RunContext, work: ProductWork) -> None:
+        """The filter decides which scored candidates are kept."""
+        scored = [Scored(cid, work.cands[cid], work.scores[cid], self._total(work.scores[cid]), work.reasons[cid])
+                  for cid in work.ok()]
+        with self._step(ctx, "filter", self.resolved.recipe.filter.plugin, work.product, 1) as t:
             t0 = time.perf_counter()
             decisions = self.filter.select(scored) if scored else []
-            t["inside"] = timings["filter"] = time.perf_counter() - t0
+            t["inside"] = work.timings["filter"] = time.perf_counter() - t0
             if len(decisions) != len(scored):
                 raise RuntimeError(f"returned {len(decisions)} decisions for {len(scored)} candidates")
-            self._advance(ctx, "filter", product)
-        verdict = {s.id: d for s, d in zip(scored, decisions)}
+            self._advance(ctx, "filter", work.product)
+        work.verdict = {s.id: d for s, d in zip(scored, decisions)}
 
+    def _records(self, ctx: RunContext, work: ProductWork) -> list[dict[str, Any]]:
+        """The product's final manifest records, in job order."""
+        order, timings = work.order(), work.timings
         n = max(1, len(order))
         records = []
         for cid in order:
-            cand, m = cands[cid], meta[cid]
-            rec = self._base_record(product, m["job"], cid, cand)
-            d = verdict.get(cid)
+            cand, m = work.cands[cid], work.meta[cid]
+            rec = self._base_record(work.product, m["job"], cid, cand)
+            d = work.verdict.get(cid)
             rec.update({
-                "scores": scores[cid],
-                "score_reasons": reasons[cid],
-                "total": round(self._total(scores[cid]), 6) if not cand.failed else None,
+                "scores": work.scores[cid],
+                "score_reasons": work.reasons[cid],
+                "total": round(self._total(work.scores[cid]), 6) if not cand.failed else None,
                 "kept": bool(d and d.kept),
                 "reason": d.reason if d else f"failed: {cand.failed}",
                 "selected": f"selected/{cid}.png" if d and d.kept else None,
@@ -245,7 +293,6 @@ class Runner:
                             "filter": timings["filter"] / n, "io": ctx.extra.get("io", {}).get(cid, 0.0)},
             })
             records.append(rec)
-        hook.on_product_done(run=ctx, product=product, records=records)
         return records
 
     def _total(self, scores: dict[str, float]) -> float:
@@ -253,7 +300,8 @@ class Runner:
         wsum = sum(w for w, _ in weights)
         return sum(w * v for w, v in weights) / wsum if wsum > 0 else 1.0
 
-    def _jobs(self, product: str, refs: list[Reference], masks: list[Mask]) -> list[GenerationJob]:
+    def _plan_jobs(self, product: str, refs: list[Reference], masks: list[Mask]) -> list[GenerationJob]:
+        """One job per (reference, sweep point, seed batch), each with its candidate ids."""
         recipe = self.resolved.recipe
         gen = recipe.generate
         cls = type(self.generator)
