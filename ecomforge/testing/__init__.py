@@ -19,8 +19,9 @@ from .contracts import (
     sample_image,
 )
 from .fixtures import temporary_plugins
+from .harness import read_manifest, run_test_recipe
 
 __all__ = [
     "AcquirerContract", "FilterContract", "GeneratorContract", "MaskerContract", "ScorerContract",
-    "make_reference", "sample_image", "temporary_plugins",
+    "make_reference", "read_manifest", "run_test_recipe", "sample_image", "temporary_plugins",
 ]

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-
+from typing import ClassVar
 
 import numpy as np
 
+from ..imaging.masks import erode
 from ..stages import Acquirer, Filter, Generator, Masker, Scorer, Stage
 from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Scored, ScoringContext
 
@@ -33,6 +34,8 @@ def make_reference(width: int = 96, height: int = 64, seed: int = 0, product: st
 
 
 class _Contract:
+    """Checks shared by every stage kind: a name, a strict and documented Config that round-trips."""
+
     def make_stage(self) -> Stage:  # pragma: no cover - provided by the test class
         """Return a configured instance of the plugin under test."""
         raise NotImplementedError
@@ -51,9 +54,16 @@ class _Contract:
         with pytest.raises(RecipeError, match="unknown key"):
             type(stage)({"surely_not_a_setting": 1})
 
+    def test_config_round_trips(self) -> None:
+        """The config dumped to JSON (as the run folder stores it) validates back to an equal config."""
+        stage = self.make_stage()
+        dumped = stage.config.model_dump(mode="json")
+        again = type(stage)(dumped, device=stage.device)
+        assert again.config == stage.config, "Config does not survive model_dump(mode='json') -> validate"
+
 
 class MaskerContract(_Contract):
-    """Maskers return a binary mask of the reference's size."""
+    """Maskers return a binary mask of the reference's size, the same one every time."""
 
     def make_reference(self) -> Reference:
         """The reference the masker is run on (override for models that need bigger input)."""
@@ -69,23 +79,43 @@ class MaskerContract(_Contract):
         assert mask.data.dtype == np.uint8 and mask.data.shape == ref.image.shape[:2]
         assert set(np.unique(mask.data)) <= {0, 255}
         assert 0.0 <= mask.score <= 1.0
+        assert mask.feather >= 0 and mask.dilate >= 0
+
+    def test_deterministic(self) -> None:
+        """Masking one reference twice gives the same mask and score (ids depend on it)."""
+        stage: Masker = self.make_stage()  # type: ignore[assignment]
+        stage.ensure_setup()
+        ref = self.make_reference()
+        a, b = stage.mask(ref), stage.mask(ref)
+        assert np.array_equal(a.data, b.data) and a.score == b.score
 
 
 class GeneratorContract(_Contract):
-    """Generators return one candidate per seed, reproducibly."""
+    """Generators return one candidate per seed, reproducibly, batched or not, with the product intact.
+
+    Set ``preserves_product = False`` for a generator that re-renders the product (img2img without
+    paste-back, a compositor that rescales it); ``batch_tolerance`` is the largest per-pixel difference
+    allowed between a batched call and one-by-one calls (0 = identical; document anything else).
+    """
 
     seeds: tuple[int, ...] = (1, 2)
+    preserves_product: ClassVar[bool] = True
+    batch_tolerance: ClassVar[int] = 0
 
     def make_request(self, stage: Generator, seeds: tuple[int, ...]) -> GenerationRequest:
-        """The request the generator is run on (override for other sizes or prompts)."""
+        """The request the generator is run on (override for other sizes, prompts or masks)."""
         ref, mask = make_reference()
         return GenerationRequest(ref, mask, "a product photo", "", stage.config, seeds)
 
-    def test_one_candidate_per_seed(self) -> None:
-        """Candidates come back in seed order, with their params and RGB uint8 pixels."""
+    def _generate(self, seeds: tuple[int, ...]) -> tuple[GenerationRequest, list[Candidate]]:
         stage: Generator = self.make_stage()  # type: ignore[assignment]
         stage.ensure_setup()
-        out = stage.generate(self.make_request(stage, self.seeds))
+        request = self.make_request(stage, seeds)
+        return request, stage.generate(request)
+
+    def test_one_candidate_per_seed(self) -> None:
+        """Candidates come back in seed order, with their params and RGB uint8 pixels."""
+        _, out = self._generate(self.seeds)
         assert [c.seed for c in out] == list(self.seeds)
         for c in out:
             assert isinstance(c, Candidate)
@@ -96,58 +126,113 @@ class GeneratorContract(_Contract):
 
     def test_same_seed_same_pixels(self) -> None:
         """Generating a seed twice gives identical pixels."""
-        stage: Generator = self.make_stage()  # type: ignore[assignment]
-        stage.ensure_setup()
-        a = stage.generate(self.make_request(stage, self.seeds[:1]))[0]
-        b = stage.generate(self.make_request(stage, self.seeds[:1]))[0]
+        _, (a,) = self._generate(self.seeds[:1])
+        _, (b,) = self._generate(self.seeds[:1])
         assert np.array_equal(a.image, b.image)
+
+    def test_batch_equals_one_by_one(self) -> None:
+        """A batch of seeds gives each seed the pixels it gets alone (within ``batch_tolerance``)."""
+        _, batched = self._generate(self.seeds)
+        for seed, cand in zip(self.seeds, batched):
+            _, (alone,) = self._generate((seed,))
+            diff = np.abs(cand.image.astype(np.int16) - alone.image.astype(np.int16)).max()
+            assert diff <= self.batch_tolerance, f"seed {seed}: batched and single differ by {diff} levels"
+
+    def test_product_survives_bit_exact(self) -> None:
+        """Inside erode(mask, feather - dilate) every candidate pixel is the reference's, bit for bit."""
+        if not self.preserves_product:
+            return
+        request, out = self._generate(self.seeds[:1])
+        ref, mask = request.reference, request.mask
+        keep = erode(mask.data, max(mask.feather - mask.dilate, 0)) > 0
+        for c in out:
+            assert c.image.shape == ref.image.shape, "a product-preserving generator keeps the reference's size"
+            changed = int(np.count_nonzero((c.image != ref.image).any(axis=2) & keep))
+            assert changed == 0, f"{changed} product pixels differ from the reference"
 
 
 class ScorerContract(_Contract):
-    """Scorers give one float in [0,1] per candidate; the reference itself scores highest."""
+    """Scorers give one float in [0,1] per candidate, deterministically; the reference itself scores highest."""
+
+    def make_context(self) -> tuple[ScoringContext, Reference, Mask]:
+        """Two references of one product, and the one candidates are made from (override for real photos)."""
+        ref, mask = make_reference(seed=0)
+        second, second_mask = make_reference(seed=1)
+        return ScoringContext((ref, second), (mask, second_mask), "a product photo"), ref, mask
+
+    def make_candidates(self, ref: Reference, mask: Mask) -> list[Candidate]:
+        """Candidates best first: the reference itself, then pure noise (override to add your failure kind)."""
+        noise = np.random.default_rng(3).integers(0, 256, ref.image.shape, dtype=np.uint8)
+        return [Candidate(ref.image.copy(), 0, {}, mask=mask.data), Candidate(noise, 1, {}, mask=mask.data)]
 
     def test_scores_in_unit_interval_and_self_is_best(self) -> None:
-        """Self-similarity is the maximum; an unrelated image scores no higher."""
+        """Self-similarity is the maximum; each later candidate scores no higher than the first."""
         stage: Scorer = self.make_stage()  # type: ignore[assignment]
         stage.ensure_setup()
-        ref, mask = make_reference(seed=0)
-        other, other_mask = make_reference(seed=5)
-        noise = np.random.default_rng(3).integers(0, 256, ref.image.shape, dtype=np.uint8)
-        cands = [Candidate(ref.image.copy(), 0, {}, mask=mask.data), Candidate(noise, 1, {}, mask=mask.data)]
-        ctx = ScoringContext((ref,), (mask,), "a product photo")
-        scores = stage.score(cands, ctx)
-        assert len(scores) == 2
-        assert all(0.0 <= s <= 1.0 and np.isfinite(s) for s in scores)
-        assert scores[0] >= scores[1]
+        ctx, ref, mask = self.make_context()
+        cands = self.make_candidates(ref, mask)
+        scores = list(stage.score(cands, ctx))
+        assert len(scores) == len(cands)
+        assert all(isinstance(s, (int, float)) and np.isfinite(s) and 0.0 <= s <= 1.0 for s in scores)
+        assert all(scores[0] >= s for s in scores[1:])
+        assert all(isinstance(getattr(s, "reason", ""), str) for s in scores)
+
+    def test_deterministic_and_order_free(self) -> None:
+        """Scoring again, or in reverse order, gives the same value per candidate (scores are per candidate)."""
+        stage: Scorer = self.make_stage()  # type: ignore[assignment]
+        stage.ensure_setup()
+        ctx, ref, mask = self.make_context()
+        cands = self.make_candidates(ref, mask)
+        first = [float(s) for s in stage.score(cands, ctx)]
+        again = [float(s) for s in stage.score(cands[::-1], ctx)][::-1]
+        assert np.allclose(first, again, atol=1e-5)
 
 
 class FilterContract(_Contract):
-    """Filters give one decision per candidate."""
+    """Filters give one decision per candidate, with a reason, the same way every time."""
+
+    def make_scored(self) -> list[Scored]:
+        """Scored candidates with images and masks (override to exercise your filter's rule)."""
+        out = []
+        for i in range(6):
+            ref, mask = make_reference(seed=i)
+            out.append(Scored(f"id{i}", Candidate(ref.image, i, {}, mask=mask.data), {"s": i / 10}, i / 10))
+        return out
 
     def test_one_decision_each(self) -> None:
         """Decisions align with the input and carry a reason."""
         stage: Filter = self.make_stage()  # type: ignore[assignment]
-        ref, mask = make_reference()
-        scored = [Scored(f"id{i}", Candidate(ref.image, i, {}), {"s": i / 10}, i / 10) for i in range(6)]
+        scored = self.make_scored()
         out = stage.select(scored)
         assert len(out) == len(scored)
         assert all(isinstance(d, Decision) and d.reason for d in out)
 
+    def test_deterministic_and_order_free(self) -> None:
+        """The same candidates in another order get the same decisions."""
+        stage: Filter = self.make_stage()  # type: ignore[assignment]
+        scored = self.make_scored()
+        first = {s.id: d.kept for s, d in zip(scored, stage.select(scored))}
+        rev = scored[::-1]
+        second = {s.id: d.kept for s, d in zip(rev, stage.select(rev))}
+        assert first == second
+
 
 class AcquirerContract(_Contract):
-    """Acquirers turn specs into references with hashes."""
+    """Acquirers turn specs into references with hashes, in a deterministic order."""
 
     def make_specs(self, tmp_path: Path) -> list[str]:  # pragma: no cover - provided by the test class
         """Specs naming at least one image under ``tmp_path``."""
         raise NotImplementedError
 
     def test_acquires_references(self, tmp_path: Path) -> None:
-        """Every reference is RGB uint8 with a sha256 and a name."""
+        """Every reference is RGB uint8 with a sha256 and a name; acquiring twice gives the same list."""
         stage: Acquirer = self.make_stage()  # type: ignore[assignment]
-        refs = stage.acquire(self.make_specs(tmp_path), product="p", base_dir=tmp_path)
+        specs = self.make_specs(tmp_path)
+        refs = stage.acquire(specs, product="p", base_dir=tmp_path)
         assert refs
         for r in refs:
             assert r.image.dtype == np.uint8 and r.image.shape[2] == 3
             assert len(r.sha256) == 64 and r.name
-
-
+        again = stage.acquire(specs, product="p", base_dir=tmp_path)
+        assert [r.sha256 for r in again] == [r.sha256 for r in refs]
+        assert len({r.name for r in refs}) == len(refs), "reference names must be unique within a product"

@@ -13,6 +13,11 @@ class TestSharpnessContract(ScorerContract):
     def make_stage(self):
         return SharpnessScorer({"gamma": 0.5})
 
+    def make_candidates(self, ref, mask):
+        """Best first: the reference itself, then the failure this scorer is for (a blurred product)."""
+        blurred = cv2.GaussianBlur(ref.image, (0, 0), 2)
+        return [Candidate(ref.image.copy(), 0, {}, mask=mask.data), Candidate(blurred, 1, {}, mask=mask.data)]
+
 
 def test_blur_lowers_the_score():
     ref, mask = make_reference(128, 96)

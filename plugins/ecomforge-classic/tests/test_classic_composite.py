@@ -21,11 +21,15 @@ SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "dreambench"
 
 
 class TestCompositeContract(GeneratorContract):
+    preserves_product = False  # the product is moved and scaled onto a new canvas (tested below)
+
     def make_stage(self):
         return CompositeGenerator({"jitter": 0.5, "size": [96, 96]})
 
 
 class TestCvInpaintContract(GeneratorContract):
+    preserves_product = False  # region "product" repaints the product itself
+
     def make_stage(self):
         return CvInpaintGenerator({"region": "product"})
 
