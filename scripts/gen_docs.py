@@ -13,6 +13,35 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def first_party() -> set[str]:
+    """Distribution names of the plugins that live in this repo: only they are documented here.
+
+    A plugin someone installed beside ecomforge documents itself; it must not make these files stale.
+    """
+    import re
+
+    names = {"ecomforge"}
+    for pyproject in ROOT.glob("plugins/*/pyproject.toml"):
+        found = re.search(r'^name\s*=\s*"([^"]+)"', pyproject.read_text(), re.M)
+        if found:
+            names.add(found.group(1))
+    return names
+
+
+def skip_third_party() -> None:
+    """Disable every installed plugin distribution that is not first-party, before plugins load."""
+    import importlib.metadata as md
+    import os
+
+    from ecomforge.plugins import DISABLE_ENV, ENTRY_POINT_GROUP
+
+    mine = first_party()
+    others = sorted({ep.dist.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)
+                     if ep.dist is not None and ep.dist.name not in mine})
+    current = [n for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
+    os.environ[DISABLE_ENV] = ",".join(current + others)
+
+
 def _type(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return " \\| ".join(f"`{v}`" for v in prop["enum"])
@@ -88,6 +117,7 @@ def cli_reference() -> str:
 
 def main() -> None:
     """Write both files (or, with --check, exit 1 if they are stale)."""
+    skip_third_party()
     files = {ROOT / "docs/recipe-reference.md": recipe_reference(), ROOT / "docs/cli.md": cli_reference()}
     stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
     if "--check" in sys.argv:
