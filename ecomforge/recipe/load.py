@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ..errors import InputError, RecipeError
 from ..plugins import Registry, get_registry
 from ..stages import StageConfig, config_error
+from .safeyaml import safe_load
 from .schema import Recipe
 
 _MAX_GRID = 100_000
@@ -30,7 +31,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read recipe ({exc})") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)  # aliases and expansion budgeted before anything is built
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -1,7 +1,7 @@
 """The ``composite`` generator: the product cut out through its mask and placed on a new background."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import cv2
 import numpy as np
@@ -9,16 +9,21 @@ from pydantic import Field, field_validator
 
 from ecomforge.imaging.masks import bbox
 from ecomforge.imaging.paste import composite, paste_alpha
+from ecomforge.pathspec import PathField
 from ecomforge.stages import Generator, StageConfig
 from ecomforge.types import Candidate, GenerationRequest
 
 from . import backgrounds
 
 
+# A colour or gradient spec, or else a photo file (a path the server checks).
+Background = Annotated[str, PathField("image", literal=r"#?[0-9a-fA-F]{6}|(linear|radial):.*")]
+
+
 class CompositeConfig(StageConfig):
     """How the cut-out product is placed."""
 
-    background: str = Field(default="#f4efe6", description="'#rrggbb', 'linear:#top:#bottom', 'radial:#centre:#edge', or a photo file.")
+    background: Background = Field(default="#f4efe6", description="'#rrggbb', 'linear:#top:#bottom', 'radial:#centre:#edge', or a photo file.")
     size: tuple[int, int] | None = Field(default=None, description="Output [width, height] in px; default: the reference's size.")
     placement: Literal["center", "bottom"] = Field(default="center", description="Centre the product, or stand it on a floor line near the bottom.")
     position: tuple[float, float] | None = Field(default=None, description="Product centre as [x, y] fractions of the canvas (overrides placement).")

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import AfterValidator, Field
 
 from ecomforge.errors import InputError, ModelNotFound, NothingFound
+from ecomforge.pathspec import ModelRef
 from ecomforge.models import MODEL_CACHE, models_dir, resolve_device
 from ecomforge.types import Mask
 from ecomforge.imaging.refine import RefineConfig
@@ -191,7 +192,7 @@ ModelType = Literal["auto", "vit_b", "vit_l", "vit_h", "tiny"]
 class SamModelConfig(RefineConfig):
     """A SAM checkpoint plus the clean-up every masker shares (holes, components, dilate, feather)."""
 
-    model: str = Field("vit_b", min_length=1,
+    model: ModelRef = Field("vit_b", min_length=1,
                        description="vit_b, vit_l or vit_h (weights in the model cache's sam/ folder), or a "
                                    "path to a SAM checkpoint (.pth or .safetensors) or a folder holding one.")
     model_type: ModelType = Field("auto", description="SAM variant of the checkpoint; 'auto' reads it off the "

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.errors import ModelNotFound, NothingFound
+from ecomforge.pathspec import ModelRef
 from ecomforge.models import MODEL_CACHE, offline, resolve_device
 from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
@@ -66,7 +67,7 @@ class ClipSegMasker(Masker):
 
     class Config(RefineConfig):
         text: ProductText = Field(..., description="What the product is, e.g. 'a t-shirt'.")
-        model: str = Field(DEFAULT_MODEL, min_length=1,
+        model: ModelRef = Field(DEFAULT_MODEL, min_length=1,
                            description="CLIPSeg hub id or a local folder saved with save_pretrained.")
         threshold: float = Field(0.4, gt=0.0, lt=1.0,
                                  description="Heat-map probability at or above which a pixel is product.")

@@ -7,6 +7,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from ecomforge.errors import InputError
+from ecomforge.pathspec import ImagePattern, LocalPath
 from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
 
@@ -29,10 +30,10 @@ class SamMasker(SamMaskerBase, Masker):
             default_factory=list, description="One per point: 1 = product, 0 = background (default all 1).")
         box: tuple[float, float, float, float] | None = Field(
             None, description="Box around the product [x0, y0, x1, y1] in reference pixels.")
-        mask_path: str | None = Field(
+        mask_path: ImagePattern | None = Field(
             None, min_length=1, description="A rough mask to refine: a file or a pattern such as "
                                             "'masks/{stem}.png' (any size; white = product).")
-        base_dir: str = Field("", description="Folder that a relative mask_path is also looked up in.")
+        base_dir: LocalPath = Field("", description="Folder that a relative mask_path is also looked up in.")
         multimask: bool = Field(True, description="Ask SAM for three candidate masks and keep the one it "
                                                   "rates best (helps with a single point).")
 

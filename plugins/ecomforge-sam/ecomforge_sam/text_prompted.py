@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ecomforge.errors import NothingFound
+from ecomforge.pathspec import ModelRef
 from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
 
@@ -70,7 +71,7 @@ class SamClipMasker(SamMaskerBase, Masker):
 
     class Config(SamModelConfig):
         text: ProductText = Field(..., description="What the product is, e.g. 'a t-shirt' (CLIP compares regions to it).")
-        clip_model: str = Field("ViT-B-32/laion2b_s34b_b79k",
+        clip_model: ModelRef = Field("ViT-B-32/laion2b_s34b_b79k",
                                 description="open_clip model: ARCH/TAG, a folder with open_clip_config.json, "
                                             "or ARCH//weights.safetensors.")
         mode: Literal["auto", "boxes"] = Field(

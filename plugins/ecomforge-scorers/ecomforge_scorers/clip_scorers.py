@@ -7,6 +7,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.errors import InputError
+from ecomforge.pathspec import ModelRef
 from ecomforge.types import Candidate, ScoringContext
 
 from .clip import ClipEmbedder, load_clip
@@ -29,7 +30,7 @@ class ClipImageScorer(EmbeddingScorer):
     name = "clip-image"
 
     class Config(EmbeddingConfig):
-        model: str = Field(DEFAULT_CLIP, description="open_clip 'ARCH/TAG', a folder with open_clip_config.json, "
+        model: ModelRef = Field(DEFAULT_CLIP, description="open_clip 'ARCH/TAG', a folder with open_clip_config.json, "
                                                      "or a weights file (see docs/scorers.md).")
 
     def load_embedder(self) -> ClipEmbedder:
@@ -49,7 +50,7 @@ class ClipTextScorer(EmbeddingScorer):
     name = "clip-text"
 
     class Config(EmbeddingConfig):
-        model: str = Field(DEFAULT_CLIP, description="open_clip 'ARCH/TAG', a folder with open_clip_config.json, "
+        model: ModelRef = Field(DEFAULT_CLIP, description="open_clip 'ARCH/TAG', a folder with open_clip_config.json, "
                                                      "or a weights file (see docs/scorers.md).")
         prompt: str | None = Field(None, description="Text to compare with instead of the recipe's prompt.")
         low: float = Field(0.15, ge=-1.0, le=1.0, description="Cosine that maps to score 0 (unrelated caption).")

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.errors import ModelNotFound
+from ecomforge.pathspec import ModelRef
 from ecomforge.models import MODEL_CACHE, models_dir, offline, resolve_device
 
 from .embedding import EmbeddingConfig, EmbeddingScorer
@@ -101,7 +102,7 @@ class DinoScorer(EmbeddingScorer):
     name = "dino"
 
     class Config(EmbeddingConfig):
-        model: str = Field(DEFAULT_DINO, description="DINOv2 hub id or local transformers folder "
+        model: ModelRef = Field(DEFAULT_DINO, description="DINOv2 hub id or local transformers folder "
                                                      "(config.json, model.safetensors, preprocessor_config.json).")
         low: float = Field(0.2, ge=-1.0, le=1.0, description="Cosine that maps to score 0 (unrelated images).")
         high: float = Field(1.0, ge=-1.0, le=1.0, description="Cosine that maps to score 1 (the same product).")

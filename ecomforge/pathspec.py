@@ -1,0 +1,142 @@
+"""Typed field kinds for path- and URL-valued stage settings, and a walker that finds them in any config.
+
+A stage declares a setting that names a file, a folder, a model or a URL with one of the ``Annotated``
+kinds below instead of a bare ``str``. Nothing changes for validation; what it buys is that code which
+must not trust a value (the web server) can find every such setting of every plugin — nested models,
+lists, dicts and optional values included — without knowing the plugins.
+"""
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class PathField:
+    """Marks a ``str`` setting as naming something outside the recipe: a file, a folder, a model or a URL."""
+
+    kind: str  # "image" (a picture a stage reads), "file" (a file or folder it reads), "model", "output"
+    urls: bool = False  # the stage also accepts http(s) URLs here
+    pattern: bool = False  # may hold {name} / {stem} / {product} placeholders, filled per reference
+    literal: str | None = None  # regex of values that are not paths at all ('#rrggbb' for a background)
+
+    def is_literal(self, value: str) -> bool:
+        """True when ``value`` is one of the field's non-path forms (a colour spec, say)."""
+        return bool(self.literal and re.fullmatch(self.literal, value.strip()))
+
+
+# An image file a stage reads (a background photo, an uploaded mask).
+ImageSource = Annotated[str, PathField("image")]
+# An image path pattern: {name}, {stem}, {product} are filled per reference.
+ImagePattern = Annotated[str, PathField("image", pattern=True)]
+# A local file or folder a stage reads.
+LocalPath = Annotated[str, PathField("file")]
+# A model: a hub id, or a local folder / checkpoint file.
+ModelRef = Annotated[str, PathField("model")]
+# A folder a stage writes into.
+OutputPath = Annotated[str, PathField("output")]
+
+
+@dataclass(frozen=True)
+class FoundPath:
+    """One path-valued setting found in a config: where it is, its kind, its value."""
+
+    loc: str
+    field: PathField
+    value: str
+
+
+def _marker(annotation: Any) -> PathField | None:
+    """The PathField of an annotation that accepts a plain string (through Optional/unions too)."""
+    if get_origin(annotation) is Annotated:
+        base, *meta = get_args(annotation)
+        found = next((m for m in meta if isinstance(m, PathField)), None)
+        return found or _marker(base)
+    if get_origin(annotation) in (Union, types.UnionType):
+        return next((m for a in get_args(annotation) if (m := _marker(a)) is not None), None)
+    return None
+
+
+def _members(annotation: Any) -> list[Any]:
+    """An annotation with Annotated and unions unwrapped into its alternatives."""
+    if get_origin(annotation) is Annotated:
+        return _members(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [m for a in get_args(annotation) for m in _members(a)]
+    return [annotation]
+
+
+def _field_type(model: type[BaseModel], name: str) -> Any:
+    info = model.model_fields[name]
+    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+
+
+def walk(annotation: Any, value: Any, loc: str = "") -> Iterator[FoundPath]:
+    """Every path-valued string inside ``value`` (a validated config, or plain JSON-like data) of type ``annotation``."""
+    if isinstance(value, str):
+        marker = _marker(annotation)
+        if marker is not None:
+            yield FoundPath(loc, marker, value)
+        return
+    if isinstance(value, BaseModel):
+        yield from walk_config(value, loc)
+        return
+    for member in _members(annotation):
+        origin, args = get_origin(member), get_args(member)
+        if isinstance(member, type) and issubclass(member, BaseModel) and isinstance(value, dict):
+            for key, item in value.items():
+                if key in member.model_fields:
+                    yield from walk(_field_type(member, key), item, _join(loc, key))
+            return
+        if isinstance(value, dict) and origin is dict and len(args) == 2:
+            for key, item in value.items():
+                yield from walk(args[1], item, _join(loc, str(key)))
+            return
+        if isinstance(value, (list, tuple)) and origin in (list, tuple, set, frozenset) and args:
+            for i, item in enumerate(value):
+                if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+                    item_type = args[i] if i < len(args) else None
+                else:
+                    item_type = args[0]
+                yield from walk(item_type, item, _join(loc, str(i)))
+            return
+
+
+def walk_config(config: BaseModel, loc: str = "") -> Iterator[FoundPath]:
+    """Path-valued settings a validated config was given; fields left at their default (the plugin's) are skipped."""
+    model = type(config)
+    for name in model.model_fields:
+        if name not in config.model_fields_set:
+            continue
+        yield from walk(_field_type(model, name), getattr(config, name), _join(loc, name))
+
+
+def path_fields(model: type[BaseModel], loc: str = "") -> Iterator[tuple[str, PathField]]:
+    """The declared path-valued fields of a Config class (nested models and containers followed)."""
+    for name in model.model_fields:
+        yield from _declared(_field_type(model, name), _join(loc, name), {model})
+
+
+def _declared(annotation: Any, loc: str, seen: set[type]) -> Iterator[tuple[str, PathField]]:
+    marker = _marker(annotation)
+    if marker is not None:
+        yield loc, marker
+    for member in _members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel) and member not in seen:
+            for name in member.model_fields:
+                yield from _declared(_field_type(member, name), _join(loc, name), seen | {member})
+        origin, args = get_origin(member), get_args(member)
+        if origin is dict and len(args) == 2:
+            yield from _declared(args[1], f"{loc}{{}}", seen)
+        elif origin in (list, tuple, set, frozenset):
+            for arg in dict.fromkeys(a for a in args if a is not Ellipsis):
+                yield from _declared(arg, f"{loc}[]", seen)
+
+
+def _join(loc: str, part: str) -> str:
+    return f"{loc}.{part}" if loc else part
