@@ -80,9 +80,21 @@ def config_error(exc: ValidationError, path: str, model: type[BaseModel]) -> Rec
         close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
         return RecipeError(full, "unknown key", hint=hint)
+    message = _plain_message(err)
     value = err.get("input")
-    shown = repr(value) if not isinstance(value, dict) else "{...}"
-    return RecipeError(full, f"{err['msg']} (got {shown[:80]})")
+    if isinstance(value, (dict, list)) or err["type"] in ("value_error", "assertion_error", "missing"):
+        return RecipeError(full, message)  # the message already says what is wrong with the whole value
+    shown = repr(value)
+    return RecipeError(full, f"{message} (got {shown[:80]}{'...' if len(shown) > 80 else ''})")
+
+
+def _plain_message(err: Any) -> str:
+    """Pydantic's message without its 'Value error, ' / 'Assertion failed, ' prefixes."""
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
 
 
 class Acquirer(Stage):
@@ -171,6 +183,9 @@ class Executor(Stage):
     @abstractmethod
     def map(self, spec: GeneratorSpec, jobs: Sequence[GenerationJob]) -> Iterator[tuple[GenerationJob, list[Candidate]]]:
         """Run every job once and yield (job, candidates) as each finishes."""
+
+    def attach(self, *, registry: Any = None, generator: Generator | None = None) -> None:  # noqa: B027
+        """Receive the run's plugin registry and generator before the first map(); the default ignores them."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers (called once at the end of a run); the default does nothing."""

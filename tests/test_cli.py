@@ -87,13 +87,13 @@ def test_plugins_json_lists_configs_and_broken_plugins(tmp_path):
         "with temporary_plugins(toyplugins, Broken()):\n"
         "    main(sys.argv[1:])\n" % str(Path(__file__).parent))
     res = subprocess.run([sys.executable, str(script), "plugins", "--json"], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1, res.stderr  # something failed to load: the listing says so in its exit code
     data = json.loads(res.stdout)
     toy = [p for p in data["plugins"] if p["name"] == "toy" and p["kind"] == "generator"][0]
     assert "level" in toy["config_schema"]["properties"]
     assert any("segment_anything_missing" in e["error"] for e in data["errors"])
     res = subprocess.run([sys.executable, str(script), "plugins"], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0 and "failed to load" in res.stdout
+    assert res.returncode == 1 and "failed to load" in res.stdout
 
 
 def test_schema_is_json_with_plugin_configs():
