@@ -2,7 +2,9 @@
 
 Builders, each deterministic (seeded), idempotent and cached per (path, kind, seed):
 
-- ``build_tiny_pipeline``: a diffusers pipeline folder (``save_pretrained``, safetensors),
+- ``build_tiny_pipeline``: a diffusers pipeline folder (``save_pretrained``, safetensors): SD-1.5
+  (``inpaint``, ``img2img``, ``txt2img``) or SDXL (``sdxl``, ``sdxl-inpaint``: two text encoders,
+  ``text_time`` added conditioning, 9 input channels for inpainting),
 - ``build_tiny_single_file``: one ``.safetensors`` checkpoint in the original SD (ldm) key layout,
   loadable by ``from_single_file(path, config=<a tiny pipeline folder>)``,
 - ``build_tiny_lora``: a LoRA for the tiny UNet (diffusers or kohya keys) with non-zero B matrices,
@@ -27,6 +29,8 @@ PIPELINE_CLASSES = {
     "inpaint": "StableDiffusionInpaintPipeline",
     "img2img": "StableDiffusionImg2ImgPipeline",
     "txt2img": "StableDiffusionPipeline",
+    "sdxl": "StableDiffusionXLPipeline",
+    "sdxl-inpaint": "StableDiffusionXLInpaintPipeline",
 }
 UNET_LAYERS_PER_BLOCK = 2
 VAE_LAYERS_PER_BLOCK = 1
@@ -91,6 +95,38 @@ def _components(kind: str, seed: int, tokenizer_dir: Path) -> dict[str, Any]:
             "scheduler": scheduler, "safety_checker": None, "feature_extractor": None}
 
 
+def _sdxl_components(kind: str, seed: int, tokenizer_dir: Path) -> dict[str, Any]:
+    """SDXL's layout at toy size: UNet with text_time conditioning, CLIP-L-like and CLIP-G-like encoders."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    parts = _components("inpaint" if kind == "sdxl-inpaint" else "img2img", seed, tokenizer_dir)
+    tokenizer = parts["tokenizer"]
+    torch.manual_seed(seed + 3)
+    # 6 time ids (original size, crop, target size) x 8 + the second encoder's 32-d pooled embedding
+    parts["unet"] = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=16,
+        in_channels=9 if kind == "sdxl-inpaint" else 4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64, norm_num_groups=8,
+    )
+    config = CLIPTextConfig(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                            vocab_size=tokenizer.vocab_size, max_position_embeddings=77, projection_dim=32,
+                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                            pad_token_id=tokenizer.pad_token_id, hidden_act="gelu")
+    torch.manual_seed(seed + 4)
+    parts["text_encoder"] = CLIPTextModel(config)
+    torch.manual_seed(seed + 5)
+    parts["text_encoder_2"] = CLIPTextModelWithProjection(config)
+    parts["tokenizer_2"] = tokenizer
+    del parts["safety_checker"]
+    parts["image_encoder"] = None
+    return parts
+
+
 def _publish(tmp: Path, final: Path) -> None:
     """Move a finished build into place (replacing a stale one) so readers never see half a build."""
     if final.exists():
@@ -102,7 +138,7 @@ def _publish(tmp: Path, final: Path) -> None:
 
 
 def build_tiny_pipeline(path: str | os.PathLike, *, kind: str = "inpaint", seed: int = 0) -> Path:
-    """Save a tiny random-weight SD pipeline folder (diffusers layout, safetensors) and return its path."""
+    """Save a tiny random-weight SD-1.5 or SDXL pipeline folder (diffusers layout, safetensors); return its path."""
     if kind not in PIPELINE_CLASSES:
         raise ValueError(f"kind must be one of {sorted(PIPELINE_CLASSES)}, got {kind!r}")
     path = Path(path)
@@ -115,9 +151,11 @@ def build_tiny_pipeline(path: str | os.PathLike, *, kind: str = "inpaint", seed:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
         try:
-            parts = _components(kind, seed, tmp / "_tokenizer_src")
+            build = _sdxl_components if kind.startswith("sdxl") else _components
+            parts = build(kind, seed, tmp / "_tokenizer_src")
             shutil.rmtree(tmp / "_tokenizer_src")
-            pipe = getattr(diffusers, PIPELINE_CLASSES[kind])(**parts, requires_safety_checker=False)
+            extra = {} if kind.startswith("sdxl") else {"requires_safety_checker": False}
+            pipe = getattr(diffusers, PIPELINE_CLASSES[kind])(**parts, **extra)
             pipe.save_pretrained(str(tmp), safe_serialization=True)
             (tmp / _MARKER).write_text(json.dumps(spec))
             _publish(tmp, path)

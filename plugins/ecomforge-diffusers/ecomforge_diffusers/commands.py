@@ -8,12 +8,12 @@ import click
 from ecomforge.errors import ModelNotFound
 from ecomforge.models import models_dir, offline
 
+from .families import MOVED
+
 # A pipeline's safetensors weights and configs; root-level .ckpt/.safetensors single files and
 # pickle .bin duplicates are skipped (they double the download and are not loaded anyway).
 DEFAULT_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*/diffusion_pytorch_model.safetensors",
                     "*/model.safetensors"]
-
-
 @click.group("models")
 def models_group() -> None:
     """Fetch or show model weights in the local model folder ($ECOMFORGE_MODELS)."""
@@ -31,14 +31,23 @@ def pull(model_id: str, revision: str | None, variant: str | None, patterns: tup
         raise ModelNotFound(f"cannot pull '{model_id}': downloads are off (HF_HUB_OFFLINE/ECOMFORGE_OFFLINE is set)",
                             hint=f"unset it, or copy a diffusers folder to {target}")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
 
     allow = list(patterns) or [p.replace(".safetensors", f".{variant}.safetensors") if variant else p
                                for p in DEFAULT_PATTERNS]
     try:
         path = snapshot_download(model_id, revision=revision, local_dir=str(target), allow_patterns=allow)
+    except GatedRepoError as exc:  # a subclass of RepositoryNotFoundError: test it first
+        raise ModelNotFound(f"'{model_id}' is gated on the hub: accept its licence on its hub page, then log in "
+                            "with `hf auth login`") from exc
     except RepositoryNotFoundError as exc:
-        raise ModelNotFound(f"no hub model '{model_id}' (or it is gated: log in with `hf auth login`)") from exc
+        moved = MOVED.get(model_id)
+        raise ModelNotFound(f"'{model_id}' was not found on the hub",
+                            hint=f"it moved to '{moved}'" if moved else
+                            "check the id (owner/name); a private repo needs `hf auth login`") from exc
+    except RevisionNotFoundError as exc:
+        raise ModelNotFound(f"'{model_id}' has no revision '{revision}' on the hub") from exc
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
         raise ModelNotFound(f"could not download '{model_id}': {str(exc).splitlines()[0]}",
                             hint=f"check the network, or copy a diffusers folder to {target}") from exc

@@ -1,44 +1,43 @@
 """The generators' settings: validated before any model loads, with did-you-mean hints."""
 from __future__ import annotations
 
-import difflib
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ecomforge.pathspec import ModelRef
 from ecomforge.stages import StageConfig
 
-SCHEDULERS = ("DDIM", "DPM++ 2M", "DPM++ 2M Karras", "Euler a", "UniPC", "LCM")
+from .schedulers import SCHEDULERS, canonical_scheduler
 
 
 def check_scheduler(name: str) -> str:
-    """Return ``name`` if it is a known scheduler, else raise ValueError with the closest match."""
-    if name in SCHEDULERS:
-        return name
-    close = difflib.get_close_matches(name, SCHEDULERS, n=1, cutoff=0.4)
-    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(SCHEDULERS)}"
-    raise ValueError(f"unknown scheduler '{name}' ({hint})")
+    """The canonical name of a known scheduler (any accepted spelling), else ValueError with the closest match."""
+    return canonical_scheduler(name)
 
 
 class LoraSpec(StageConfig):
     """One LoRA to apply while generating."""
 
-    path: str = Field(description="A LoRA .safetensors file or folder (diffusers or kohya keys).")
+    path: ModelRef = Field(description="A LoRA .safetensors file or folder (diffusers or kohya keys).")
     scale: float = Field(default=1.0, ge=-4.0, le=4.0, description="How strongly this LoRA applies.")
 
 
 class DiffusersConfig(StageConfig):
     """Settings shared by sd-inpaint and sd-img2img."""
 
-    model: str = Field(description="Hub id, local diffusers folder, or a single .safetensors checkpoint.")
-    base_config: str | None = Field(
+    model: ModelRef = Field(description="Hub id, local diffusers folder, or a single .safetensors checkpoint.")
+    base_config: ModelRef | None = Field(
         default=None,
         description="For a single-file checkpoint: the diffusers folder or hub id whose component configs "
                     "it uses (defaults to the SD-1.5 repo of the generator's task).")
     steps: int = Field(default=30, ge=1, le=1000, description="Denoising steps (before strength is applied).")
     guidance_scale: float = Field(default=7.0, ge=0.0, le=50.0, description="Classifier-free guidance scale.")
     strength: float = Field(default=1.0, gt=0.0, le=1.0, description="How much of the image is re-noised (0 < s ≤ 1).")
-    scheduler: str = Field(default="DPM++ 2M Karras", description=f"Sampler: one of {', '.join(SCHEDULERS)}.")
+    scheduler: str = Field(
+        default="DPM++ 2M Karras",
+        description=f"Sampler: one of {', '.join(SCHEDULERS)} (case-insensitive; AUTOMATIC1111, k-diffusion "
+                    "and diffusers spellings accepted).")
     max_side: int | None = Field(
         default=None, ge=64, le=4096,
         description="Long side of the generated image in px (multiple of 8); the reference is scaled to it, "
@@ -52,7 +51,7 @@ class DiffusersConfig(StageConfig):
     color_match: bool = Field(
         default=False, description="Match the regenerated band's Lab mean/std to its surroundings.")
     loras: list[LoraSpec] = Field(default_factory=list, description="LoRAs to apply: [{path, scale}].")
-    ip_adapter: str | None = Field(
+    ip_adapter: ModelRef | None = Field(
         default=None, description="IP-Adapter .safetensors file (its CLIP image encoder in 'image_encoder/' beside "
                                   "it, as in h94/IP-Adapter); the reference photo becomes an image prompt.")
     ip_adapter_scale: float = Field(default=0.6, ge=0.0, le=2.0, description="Strength of the IP-Adapter image prompt.")
@@ -83,7 +82,7 @@ class DiffusersConfig(StageConfig):
 class InpaintConfig(DiffusersConfig):
     """sd-inpaint settings."""
 
-    model: str = Field(default="runwayml/stable-diffusion-inpainting",
+    model: ModelRef = Field(default="stable-diffusion-v1-5/stable-diffusion-inpainting",
                        description="Hub id, local diffusers folder, or a single .safetensors checkpoint.")
     repaint: Literal["background", "product"] = Field(
         default="background", description="What is regenerated; the other part keeps its photographed pixels.")
@@ -96,7 +95,7 @@ class InpaintConfig(DiffusersConfig):
 class Img2ImgConfig(DiffusersConfig):
     """sd-img2img settings."""
 
-    model: str = Field(default="stable-diffusion-v1-5/stable-diffusion-v1-5",
+    model: ModelRef = Field(default="stable-diffusion-v1-5/stable-diffusion-v1-5",
                        description="Hub id, local diffusers folder, or a single .safetensors checkpoint.")
     strength: float = Field(default=0.6, gt=0.0, le=1.0, description="How much of the image is re-noised (0 < s ≤ 1).")
     paste_back: bool = Field(default=True, description="Paste the photographed product back through the mask.")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,14 +10,7 @@ from typing import Any
 from ecomforge.errors import InputError, ModelNotFound
 from ecomforge.models import MODEL_CACHE, models_dir, offline
 
-DEFAULT_BASE = {"inpaint": "runwayml/stable-diffusion-inpainting",
-                "img2img": "stable-diffusion-v1-5/stable-diffusion-v1-5"}
-# model_index.json class name family -> (inpaint class, img2img class)
-FAMILIES = {
-    "StableDiffusionXL": ("StableDiffusionXLInpaintPipeline", "StableDiffusionXLImg2ImgPipeline"),
-    "StableDiffusion": ("StableDiffusionInpaintPipeline", "StableDiffusionImg2ImgPipeline"),
-}
-
+from .families import MOVED, Family, check_task, default_base, family_of_file, family_of_folder, family_of_hub
 
 @dataclass
 class Loaded:
@@ -27,6 +19,7 @@ class Loaded:
     pipe: Any
     model: str
     weights: str
+    family: str = "sd"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -52,6 +45,8 @@ def resolve_model(model: str, key: str = "generate.config.model") -> tuple[str, 
     pulled = models_dir() / model
     if (pulled / "model_index.json").exists():
         return "folder", pulled
+    if model in MOVED and not _in_hf_cache(model):
+        raise ModelNotFound(f"{key}: '{model}' was deleted from the hub", hint=f"use '{MOVED[model]}'")
     if offline() and not _in_hf_cache(model):
         raise ModelNotFound(
             f"{key}: model '{model}' is not downloaded and downloads are off (HF_HUB_OFFLINE)",
@@ -88,17 +83,16 @@ def weights_id(kind: str, path: Path | None) -> str:
     return "hub"
 
 
-def _pipeline_class(task: str, index_file: Path | None) -> Any:
-    """The pipeline class for ``task`` in the model's family (SD-1.5 class unless model_index says XL)."""
-    import diffusers
-
-    name = ""
-    if index_file is not None and index_file.exists():
-        name = json.loads(index_file.read_text()).get("_class_name", "")
-    for prefix, (inpaint, img2img) in FAMILIES.items():
-        if name.startswith(prefix):
-            return getattr(diffusers, inpaint if task == "inpaint" else img2img)
-    return getattr(diffusers, FAMILIES["StableDiffusion"][0 if task == "inpaint" else 1])
+def model_family(kind: str, path: Path | None, model: str, base: str | None) -> tuple[Family, str | None]:
+    """(family, resolved base config) of a model: read from the model itself, never from the plugin."""
+    if kind == "folder":
+        return family_of_folder(path), None
+    if kind == "hub":
+        return family_of_hub(model, offline()), None
+    family, sd2 = family_of_file(path)
+    base = base or default_base(family, sd2, path)
+    bkind, bpath = resolve_model(base, "generate.config.base_config")
+    return family, (str(bpath) if bpath is not None else base)
 
 
 def torch_dtype(name: str, device: str) -> Any:
@@ -118,25 +112,17 @@ def _dtype_kwarg() -> str:
 
 
 def load_pipeline(task: str, model: str, base_config: str | None, device: str, dtype_name: str) -> Loaded:
-    """The pipeline for ``model`` from the process-wide cache (loaded on first use)."""
+    """The pipeline for ``model`` from the process-wide cache (loaded on first use), its class the model's own."""
     kind, path = resolve_model(model)
     dtype = torch_dtype(dtype_name, device)
-    base = None
-    if kind == "file":
-        base = base_config or DEFAULT_BASE[task]
-        bkind, bpath = resolve_model(base, "generate.config.base_config")
-        base = str(bpath) if bpath is not None else base
+    family, base = model_family(kind, path, model, base_config)
+    check_task(family, task, model)
     key = ("diffusers", task, str(path or model), base, device, str(dtype))
 
     def loader() -> Loaded:
-        index = None
-        if kind == "folder":
-            index = path / "model_index.json"
-        elif base is not None and Path(base).is_dir():
-            index = Path(base) / "model_index.json"
-        cls = _pipeline_class(task, index)
+        cls = family.pipeline_class(task)
         common: dict[str, Any] = {_dtype_kwarg(): dtype}
-        if "XL" not in cls.__name__:  # SD-1.5-class pipelines carry a safety checker; ecomforge scores instead
+        if family.name == "sd":  # SD-1.5-class pipelines carry a safety checker; ecomforge scores instead
             common.update(safety_checker=None, requires_safety_checker=False)
         try:
             if kind == "file":
@@ -147,8 +133,9 @@ def load_pipeline(task: str, model: str, base_config: str | None, device: str, d
         except (OSError, EnvironmentError) as exc:
             raise ModelNotFound(f"generate.config.model: could not load '{model}': {str(exc).splitlines()[0]}",
                                 hint=f"run `ecomforge models pull {model}`" if kind == "hub" else None) from exc
+        check_task(Family(family.name, int(pipe.unet.config.in_channels) == 9), task, model)
         pipe.set_progress_bar_config(disable=True)
         pipe.to(device)
-        return Loaded(pipe, model, weights_id(kind, path))
+        return Loaded(pipe, model, weights_id(kind, path), family=family.name)
 
     return MODEL_CACHE.get(key, loader)

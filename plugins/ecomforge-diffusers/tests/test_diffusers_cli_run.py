@@ -20,7 +20,7 @@ inputs:
 mask: {plugin: classic, config: {feather: 3, dilate: 1}}
 generate:
   plugin: sd-inpaint
-  config: {model: runwayml/stable-diffusion-inpainting, steps: 2, max_side: 96, scheduler: DDIM}
+  config: {model: stable-diffusion-v1-5/stable-diffusion-inpainting, steps: 2, max_side: 96, scheduler: DDIM}
   sweep: {guidance_scale: [5.0, 7.5]}
   seeds: [1, 2]
 filter: {plugin: keep-all-sd-test}
