@@ -35,12 +35,14 @@ def register_generators(register):
 
 @hookimpl
 def register_scorers(register):
-    """Colour-histogram and local-feature fidelity scores."""
+    """Offline identity scores, each relative to how the references agree: colour, keypoints, shape, texture."""
     from .color import ColorScorer
     from .keypoints import KeypointsScorer
+    from .shape import ShapeScorer
+    from .texture import TextureScorer
 
-    register(ColorScorer)
-    register(KeypointsScorer)
+    for scorer in (ColorScorer, KeypointsScorer, ShapeScorer, TextureScorer):
+        register(scorer)
 
 
 @hookimpl

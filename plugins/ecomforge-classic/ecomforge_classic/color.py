@@ -1,16 +1,12 @@
-"""The ``color`` scorer: colour-distribution similarity of the product region."""
+"""The ``color`` scorer: the product's chroma distribution and colour support, relative to the references."""
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import cv2
 import numpy as np
 from pydantic import Field
 
-from ecomforge.stages import Scorer, StageConfig
-from ecomforge.types import Candidate, ScoringContext
-
-from .regions import product_region, region_key
+from .regions import product_region
+from .relative import RelativeConfig, RelativeScorer
 
 
 def chroma_histogram(image: np.ndarray, mask: np.ndarray, bins: int, smooth: float) -> np.ndarray:
@@ -27,15 +23,6 @@ def chroma_histogram(image: np.ndarray, mask: np.ndarray, bins: int, smooth: flo
     if smooth > 0:  # tolerate small shifts (white balance, JPEG) without hiding a real recolouring
         h = cv2.GaussianBlur(h, (0, 0), smooth)
     return h / max(h.sum(), 1e-9)
-
-
-def lightness_histogram(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> np.ndarray:
-    """Normalised lightness histogram inside the mask, after removing the mean (brightness-invariant)."""
-    L = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 0][mask > 0].astype(np.float32)
-    if L.size == 0:
-        return np.full(bins, 1.0 / bins, np.float32)
-    h, _ = np.histogram(L - L.mean(), bins=bins, range=(-128, 128))
-    return (h / max(h.sum(), 1)).astype(np.float32)
 
 
 def bhattacharyya(p: np.ndarray, q: np.ndarray) -> float:
@@ -58,50 +45,47 @@ def shifted_bhattacharyya(p: np.ndarray, q: np.ndarray, radius: int) -> float:
     return best
 
 
-class ColorScorer(Scorer):
-    """Colour fidelity: Bhattacharyya coefficient of the product's a*b* chroma histograms.
+def support(p: np.ndarray, q: np.ndarray, level: float) -> float:
+    """Share of ``p``'s mass in chroma bins where ``q`` has at least ``level`` of its peak density.
 
-    Calibration: score = BC_chroma^gamma (· BC_lightness^(gamma·lightness_weight) when weighted),
-    with BC_chroma the best over global chroma shifts of up to ``cast_tolerance`` bins (a colour
-    cast), and the best over the references. Identical regions give 1.0. Pose, scale and background changes do not move the
-    histograms; brightness hardly does (lightness is mean-removed, chroma is lightness-free); a hue
-    shift or recolouring moves the chroma mass and drops the score towards 0.
+    A missing part filled with background, a foreign patch or a recoloured print puts candidate
+    pixels where no reference has colour, even when the histograms' overlap stays fair.
+    """
+    wide = cv2.GaussianBlur(q, (0, 0), 1.0)
+    return float(p[wide >= level * max(float(wide.max()), 1e-12)].sum())
+
+
+class ColorScorer(RelativeScorer):
+    """Colour identity: chroma-histogram overlap x colour support, relative to the references' own agreement.
+
+    Raw similarity = BC^gamma x support, with BC the Bhattacharyya coefficient of the product's
+    CIELAB a*b* histograms (the best over global chroma shifts of up to ``cast_tolerance`` bins: a
+    white-balance cast) and support the share of the candidate's colours that the reference shows
+    at all. Lightness is left out, so a re-shoot in other light keeps its score. The raw value is
+    mapped through relative.py (floor: what an unrelated product gets; baseline: what the
+    references achieve against each other), the best over the references.
     """
 
     name = "color"
+    what = "product colours"
 
-    class Config(StageConfig):
+    class Config(RelativeConfig):
         bins: int = Field(default=32, ge=4, le=128, description="Histogram bins per chroma axis.")
         smooth: float = Field(default=0.8, ge=0, le=8, description="Histogram blur (bins) tolerating small colour casts.")
-        gamma: float = Field(default=2.0, gt=0, le=16, description="Sharpens the score: BC^gamma.")
-        lightness_weight: float = Field(default=0.0, ge=0, le=2, description="Weight of the lightness-distribution term (0: lighting never counts).")
+        gamma: float = Field(default=1.0, gt=0, le=16, description="Sharpens the overlap term: BC^gamma.")
         cast_tolerance: int = Field(default=2, ge=0, le=8, description="Bins of global chroma shift forgiven (a white-balance cast), per axis.")
+        support_level: float = Field(default=0.03, gt=0, lt=1, description="Density (share of the peak) below which a reference shows no such colour.")
+        max_side: int = Field(default=128, ge=16, le=1024, description="Product crops are resized to this long side.")
+        floor: float = Field(default=0.35, ge=0, lt=1, description="Raw similarity an unrelated product gets (scores 0).")
+        default_baseline: float = Field(default=0.85, gt=0, le=1, description="Raw similarity of a re-shoot, used with one reference.")
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._cache: dict = {}
+    def features(self, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """The product's smoothed a*b* histogram."""
+        img, m = product_region(image, mask, max_side=self.config.max_side)
+        return chroma_histogram(img, m, self.config.bins, self.config.smooth)
 
-    def _hists(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        img, m = product_region(image, mask)
-        return chroma_histogram(img, m, self.config.bins, self.config.smooth), lightness_histogram(img, m)
-
-    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[float]:
-        """The best match over the references, per candidate."""
-        refs = []
-        for ref, mask in zip(context.references, context.masks):
-            key = region_key(ref.sha256, mask.data)
-            if key not in self._cache:
-                self._cache[key] = self._hists(ref.image, mask.data)
-            refs.append(self._cache[key])
+    def similarity(self, candidate: np.ndarray, reference: np.ndarray) -> float:
+        """BC^gamma x colour support of the candidate's histogram against one reference's."""
         cfg = self.config
-        out = []
-        for cand in candidates:
-            ch, lh = self._hists(cand.image, cand.mask)
-            best = 0.0
-            for rch, rlh in refs:
-                s = shifted_bhattacharyya(ch, rch, cfg.cast_tolerance) ** cfg.gamma
-                if cfg.lightness_weight:
-                    s *= bhattacharyya(lh, rlh) ** (cfg.gamma * cfg.lightness_weight)
-                best = max(best, s)
-            out.append(float(np.clip(best, 0.0, 1.0)))
-        return out
+        overlap = shifted_bhattacharyya(candidate, reference, cfg.cast_tolerance) ** cfg.gamma
+        return overlap * support(candidate, reference, cfg.support_level)

@@ -20,21 +20,28 @@ def _split(value: str | None) -> list[str] | None:
 
 @bench.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-out/fidelity"),
-              show_default=True, help="Folder for fidelity.json and variants.png.")
-@click.option("--scorers", help="Comma-separated scorer names (default: color,keypoints,clip-image,dino,lpips).")
-@click.option("--products", help="Comma-separated DreamBench product names, skimage photos or image paths.")
+              show_default=True, help="Folder for fidelity.json and contact-sheet.png.")
+@click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path),
+              help="Recipe whose score: list (plugins, configs, weights) makes the weighted total "
+                   "(default: recipes/quickstart.yaml of the repository).")
+@click.option("--scorers", help="Comma-separated extra scorers reported on their own "
+                                "(default: color,keypoints,shape,texture,expansion,seams,duplicates,scene,framing).")
+@click.option("--products", help="Comma-separated DreamBench product names (default: all ten).")
+@click.option("--quick", is_flag=True, help="Four products, one photo each, fewer failures: a fast smoke run.")
+@click.option("--views", default=3, show_default=True, type=click.IntRange(1, 6),
+              help="Photos of each product used as the candidate (the others are its references).")
+@click.option("--masks", type=click.Choice(["boxes", "classic"]), default="boxes", show_default=True,
+              help="Product masks: GrabCut in hand-drawn boxes, or the classic masker (box fallback).")
 @click.option("--model", "models", multiple=True, metavar="SCORER=PATH",
               help="Model for a learned scorer, e.g. clip-image=ViT-B-32/laion2b_s34b_b79k or dino=/models/dinov2-small.")
 @click.option("--tiny", is_flag=True, help="Use tiny RANDOM-weight CLIP/DINOv2 where no --model is given "
                                            "(checks the harness; the figures mean nothing).")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(64, 2048), help="Long side of the photos (px).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random transform parameters.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random failure parameters.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or mps.")
-@click.option("--views", is_flag=True, help="Also score other real photos of each DreamBench product against "
-                                            "photos of other products (AUROC same vs other).")
-def fidelity(out_dir: Path, scorers: str | None, products: str | None, models: tuple[str, ...], tiny: bool,
-             size: int, seed: int, device: str, views: bool) -> None:
-    """Score benign variants and distortions of real product photos; report each scorer's AUROC."""
+def fidelity(out_dir: Path, recipe: Path | None, scorers: str | None, products: str | None, quick: bool, views: int,
+             masks: str, models: tuple[str, ...], tiny: bool, size: int, seed: int, device: str) -> None:
+    """Score real re-shoots, clean composites, damaged products, bad scenes and other products; report AUROCs."""
     from .fidelity import run_fidelity
 
     chosen = {}
@@ -44,10 +51,10 @@ def fidelity(out_dir: Path, scorers: str | None, products: str | None, models: t
             raise UsageError(f"--model {item!r}: expected SCORER=PATH")
         chosen[name.strip()] = path.strip()
     command = _command_line(click.get_current_context())
-    result = run_fidelity(out_dir, _split(scorers), _split(products), models=chosen, tiny=tiny, size=size, seed=seed,
-                          device=device, command=command, views=views)
+    result = run_fidelity(out_dir, _split(scorers), _split(products), recipe=recipe, quick=quick, views=views,
+                          masks=masks, models=chosen, tiny=tiny, size=size, seed=seed, device=device, command=command)
     print_tables(result)
-    click.echo(f"wrote {out_dir / 'fidelity.json'} and {out_dir / 'variants.png'}")
+    click.echo(f"wrote {out_dir / 'fidelity.json'} and {out_dir / 'contact-sheet.png'}")
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -64,40 +71,44 @@ def _command_line(ctx: click.Context) -> str:
 
 
 def print_tables(result: dict) -> None:
-    """A summary table (AUROC per scorer) and a table of mean score per transform."""
+    """AUROC per scorer and failure group (all, tuning, held-out products), then per failure kind."""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(100, Console().width))  # the tables need ~100 columns, also in logs
+    console = Console(width=max(110, Console().width))  # the tables need ~110 columns, also in logs
     columns = dict(result["scorers"])
-    if result.get("combined"):
-        columns["combined"] = result["combined"]
-    summary = Table(title=f"Fidelity: benign vs distorted, {len(result['products'])} products "
-                          f"× {sum(len(v) for v in result['transforms'].values())} variants")
-    for head in ("scorer", "model", "weights", "AUROC", "AUROC/prod", "benign", "distorted", "ms/cand"):
-        summary.add_column(head, justify="left" if head in ("scorer", "model", "weights") else "right")
-    for name, entry in columns.items():
-        model = Path(entry["model"]).name if "model" in entry else "mean of the above"
-        weights = "[yellow]RANDOM[/yellow]" if entry.get("random_weights") else ("" if entry.get("model", "-") == "-" else "trained")
-        ms = f"{1000 * entry['seconds_per_candidate']:.1f}" if "seconds_per_candidate" in entry else ""
-        summary.add_row(name, model, weights, f"{entry['auroc']:.3f}", f"{entry['auroc_per_product_mean']:.3f}",
-                        f"{entry['mean_benign']:.3f}", f"{entry['mean_distorted']:.3f}", ms)
-    console.print(summary)
-    per = Table(title="Mean score per transform")
-    per.add_column("transform")
-    per.add_column("kind")
+    if result.get("total"):
+        columns["total"] = result["total"]
+    groups = ("identity", "integration", "cross-similar", "cross-other")
+    for split in ("all", "tune", "held_out"):
+        table = Table(title=f"Fidelity AUROC ({split.replace('_', '-')} products; total = recipe-weighted)")
+        for head in ("scorer", "weight", "all", *groups):
+            table.add_column(head, justify="left" if head == "scorer" else "right")
+        for name, entry in columns.items():
+            if split not in entry:
+                continue
+            got = entry[split]
+            weight = "" if name == "total" else f"{result['weights'].get(name, 0):g}"
+            table.add_row(name, weight, _fmt(got["auroc_all"]), *[_fmt(got["groups"].get(g)) for g in groups])
+        console.print(table)
+    kinds = Table(title="AUROC per failure kind (all products)")
+    kinds.add_column("kind")
     for name in columns:
-        per.add_column(name, justify="right")
-    for kind, names in result["transforms"].items():
-        for t in names:
-            per.add_row(t, kind, *[f"{columns[c]['per_transform'][t]:.3f}" for c in columns])
-    console.print(per)
-    if result.get("views", {}).get("summary"):
-        real = Table(title="Real photos: other shots of the same product vs other products")
-        for head in ("scorer", "AUROC", "same product", "other product"):
-            real.add_column(head, justify="left" if head == "scorer" else "right")
-        for name, entry in result["views"]["summary"].items():
-            real.add_row(name, f"{entry['auroc']:.3f}", f"{entry['mean_same']:.3f}", f"{entry['mean_other']:.3f}")
-        console.print(real)
+        kinds.add_column(name, justify="right")
+    any_entry = next(iter(columns.values()), None)
+    for kind in (any_entry or {}).get("all", {}).get("kinds", {}):
+        kinds.add_row(kind, *[_fmt(columns[c]["all"]["kinds"][kind]["auroc"]) for c in columns])
+    console.print(kinds)
+    for split, goals in result.get("targets", {}).items():
+        text = ", ".join(f"{g} {_fmt(v['auroc'])} (target {v['target']}{'' if v['met'] else ', NOT met'})"
+                         for g, v in goals.items())
+        console.print(f"targets, {split}: {text}")
     for name, reason in result["skipped"].items():
         console.print(f"[dim]skipped {name}: {reason}[/dim]")
+    if result.get("recipe_missing"):
+        console.print(f"[yellow]recipe scorers not installed (left out of the total): "
+                      f"{', '.join(result['recipe_missing'])}[/yellow]")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,6 +1,8 @@
-"""The fidelity benchmark: do scorers rank benign variants of a product above damaged ones?"""
+"""The fidelity benchmark: do scorers rank real re-shoots and clean composites above damaged ones?"""
 from __future__ import annotations
 
-from .harness import DEFAULT_PRODUCTS, DEFAULT_SCORERS, auroc, run_fidelity
+from ecomforge.analysis.stats import auroc
 
-__all__ = ["DEFAULT_PRODUCTS", "DEFAULT_SCORERS", "auroc", "run_fidelity"]
+from .harness import DEFAULT_SCORERS, run_fidelity
+
+__all__ = ["DEFAULT_SCORERS", "auroc", "run_fidelity"]

@@ -1,4 +1,4 @@
-"""The benchmark's products: real photos (DreamBench subset, skimage.data) with automatic product masks."""
+"""The benchmark's photos: every view of each DreamBench product with its product mask, and the scenes."""
 from __future__ import annotations
 
 import hashlib
@@ -8,33 +8,37 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ecomforge.errors import InputError
+from ecomforge.errors import InputError, UsageError
 from ecomforge.imaging.masks import refine
 from ecomforge.types import Mask, Reference
 
+from .boxes import BOXES
+
 DREAMBENCH = ("backpack", "berry_bowl", "can", "candle", "clock", "colorful_sneaker", "duck_toy", "rc_car",
               "teapot", "vase")
-SKIMAGE = ("coffee", "chelsea", "astronaut", "rocket")
-
-# How each default product is masked. The classic masker needs a plain background, so it is used
-# where the photo has one; GrabCut from a central box handles the cluttered ones; the two skimage
-# photos of people/animals have no product and get the central box itself.
-MASK_METHOD = {"berry_bowl": "classic", "can": "classic", "rocket": "classic", "chelsea": "box", "astronaut": "box"}
+# Tuning happens on these; the others are reported apart as held-out products.
+TUNE = ("backpack", "berry_bowl", "can", "clock", "duck_toy", "teapot")
+# Other products of a similar kind: the hard cross-product negatives (same class, or same colour and size).
+SIMILAR = {"backpack": "colorful_sneaker", "berry_bowl": "candle", "can": "candle", "candle": "can",
+           "clock": "duck_toy", "colorful_sneaker": "backpack", "duck_toy": "rc_car", "rc_car": "duck_toy",
+           "teapot": "vase", "vase": "teapot"}
+SCENES = ("coffee", "chelsea", "astronaut", "rocket", "studio-light", "studio-grey", "studio-gradient")
+MASK_METHODS = ("boxes", "classic")
 
 
 @dataclass(frozen=True)
-class Product:
-    """One benchmark product: its reference, its product mask and how the mask was made."""
+class Photo:
+    """One real photo of a product: the reference it plays, its mask and how the mask was made."""
 
-    name: str
+    product: str
+    view: str
     reference: Reference
     mask: Mask
     mask_method: str
-    source: str
 
 
 def find_samples() -> Path | None:
-    """The repository's samples/dreambench folder, looked for upwards from here and the working dir."""
+    """The repository's samples/dreambench folder, looked for upwards from the working dir and from here."""
     for start in (Path.cwd(), Path(__file__).resolve()):
         for folder in (start, *start.parents):
             candidate = folder / "samples" / "dreambench"
@@ -43,81 +47,89 @@ def find_samples() -> Path | None:
     return None
 
 
-def load_image(name: str, samples: Path | None, size: int) -> tuple[np.ndarray, str]:
-    """The RGB photo for a product name (a DreamBench folder, a skimage.data photo or an image path)."""
-    if name in SKIMAGE:
-        import skimage.data
-
-        image, source = getattr(skimage.data, name)(), f"skimage.data.{name}"
-    else:
-        path = samples / name / "00.jpg" if samples is not None and name in DREAMBENCH else Path(name)
-        if not path.is_file():
-            raise InputError(f"fidelity product '{name}': no such DreamBench product or image file",
-                             hint=f"products: {', '.join(DREAMBENCH + SKIMAGE)}")
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputError(f"{path}: not a readable image")
-        image, source = cv2.cvtColor(image, cv2.COLOR_BGR2RGB), str(path)
-        if samples is not None and path.is_relative_to(samples.parent.parent):  # repo-relative in the JSON
-            source = str(path.relative_to(samples.parent.parent))
-    image = np.ascontiguousarray(image[:, :, :3])
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
+def _read(path: Path, size: int) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"{path}: not a readable image")
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    scale = size / max(image.shape[:2])
     if scale < 1:  # the benchmark measures scorers, not resolution: small images keep it fast
-        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    return image, source
+        image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image)
 
 
-def central_box(shape: tuple[int, ...], frac: float = 0.6) -> np.ndarray:
-    """A centred box mask covering ``frac`` of each side."""
-    h, w = shape[:2]
-    mask = np.zeros((h, w), np.uint8)
-    mh, mw = int(h * (1 - frac) / 2), int(w * (1 - frac) / 2)
-    mask[mh:h - mh, mw:w - mw] = 255
-    return mask
-
-
-def grabcut(image: np.ndarray) -> np.ndarray | None:
-    """GrabCut seeded with a central box, largest part kept; None if it finds almost nothing."""
+def box_mask(image: np.ndarray, box: tuple[float, float, float, float]) -> tuple[np.ndarray, str]:
+    """GrabCut inside a loose product box; an ellipse in the box when GrabCut keeps under a third of it."""
     h, w = image.shape[:2]
+    x0, y0 = max(1, int(box[0] * w)), max(1, int(box[1] * h))
+    x1, y1 = min(w - 2, int(box[2] * w)), min(h - 2, int(box[3] * h))
     labels = np.zeros((h, w), np.uint8)
-    rect = (int(w * 0.15), int(h * 0.12), int(w * 0.7), int(h * 0.76))
     cv2.setRNGSeed(0)  # GrabCut's GMM initialisation is random
-    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), labels, rect, np.zeros((1, 65)), np.zeros((1, 65)), 4,
-                cv2.GC_INIT_WITH_RECT)
+    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), labels, (x0, y0, x1 - x0, y1 - y0), np.zeros((1, 65)),
+                np.zeros((1, 65)), 5, cv2.GC_INIT_WITH_RECT)
     mask = refine(np.where((labels == 1) | (labels == 3), 255, 0).astype(np.uint8), fill=True, largest=1)
-    return mask if 0.005 < mask.mean() / 255 < 0.8 else None
+    area = np.count_nonzero(mask)
+    if area >= (x1 - x0) * (y1 - y0) / 3:
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        hull = np.zeros_like(mask)
+        cv2.fillPoly(hull, [cv2.convexHull(max(contours, key=cv2.contourArea))], 255)
+        # GrabCut often keeps one colour of a two-coloured product (half a can): its hull is the better guess.
+        return (hull, "grabcut-hull") if area < 0.7 * np.count_nonzero(hull) else (mask, "grabcut-box")
+    # A white bowl on white cloth defeats GrabCut; the box's ellipse is a fair stand-in for statistics.
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, ((x0 + x1) // 2, (y0 + y1) // 2), ((x1 - x0) // 2, (y1 - y0) // 2), 0, 0, 360, 255, -1)
+    return mask, "box-ellipse"
 
 
 def classic_mask(reference: Reference) -> np.ndarray | None:
-    """The registry's ``classic`` masker (ecomforge-classic), or None if absent or it finds nothing."""
+    """The registry's ``classic`` masker, or None if it is absent or finds nothing."""
     try:
         from ecomforge.plugins import get_registry
 
         return get_registry().create("masker", "classic", {}).mask(reference).data
-    except Exception:  # absent plugin or NothingFound: the caller falls back
+    except Exception:  # absent plugin or NothingFound: the caller falls back to the box
         return None
 
 
-def product_mask(reference: Reference, method: str) -> tuple[np.ndarray, str]:
-    """The product mask by ``method`` (classic, grabcut, box or auto), falling back to a central box."""
-    order = {"classic": ("classic", "grabcut"), "grabcut": ("grabcut",), "box": (), "auto": ("classic", "grabcut")}[method]
-    for how in order:
-        mask = classic_mask(reference) if how == "classic" else grabcut(reference.image)
-        if mask is not None and (method != "auto" or 0.02 < mask.mean() / 255 < 0.6):
-            return mask, how
-    return central_box(reference.image.shape), "box"
-
-
-def load_products(names: list[str], size: int = 256) -> list[Product]:
-    """Load each product's photo (long side at most ``size``) and mask it."""
+def load_photos(product: str, size: int = 256, masks: str = "boxes") -> list[Photo]:
+    """Every photo of one DreamBench product, long side at most ``size``, each with its product mask."""
     samples = find_samples()
-    products = []
-    for name in names:
-        image, source = load_image(name, samples, size)
-        label = Path(name).stem if name not in DREAMBENCH + SKIMAGE else name
-        sha = hashlib.sha256(image.tobytes()).hexdigest()
-        ref = Reference(image=image, source=source, sha256=sha, product=label, name=label)
-        mask, how = product_mask(ref, MASK_METHOD.get(name, "grabcut" if name in DREAMBENCH + SKIMAGE else "auto"))
-        products.append(Product(label, ref, Mask(mask, label=how), how, source))
-    return products
+    if product not in DREAMBENCH:
+        raise UsageError(f"fidelity product '{product}': not a DreamBench product", hint=f"products: {', '.join(DREAMBENCH)}")
+    if samples is None or not (samples / product).is_dir():
+        raise InputError(f"samples/dreambench/{product}: folder not found (run from the repository)")
+    if masks not in MASK_METHODS:
+        raise UsageError(f"--masks {masks!r}: expected one of {', '.join(MASK_METHODS)}")
+    photos = []
+    for path in sorted((samples / product).glob("*.jpg")):
+        image = _read(path, size)
+        view = path.stem
+        ref = Reference(image=image, source=f"samples/dreambench/{product}/{path.name}",
+                        sha256=hashlib.sha256(image.tobytes()).hexdigest(), product=product, name=f"{product}-{view}")
+        data = classic_mask(ref) if masks == "classic" else None
+        how = "classic"
+        if data is None or not 0.01 < data.mean() / 255 < 0.7:
+            data, how = box_mask(image, BOXES.get(f"{product}/{view}", (0.15, 0.12, 0.85, 0.88)))
+        photos.append(Photo(product, view, ref, Mask(data, label=how), how))
+    return photos
+
+
+def scene(name: str, shape: tuple[int, int]) -> np.ndarray:
+    """A real scene (a scikit-image photo) or a plain studio background, resized/cropped to ``shape`` (h, w)."""
+    h, w = shape
+    if name.startswith("studio-"):
+        tone = {"studio-light": (236, 233, 228), "studio-grey": (196, 199, 203), "studio-gradient": (250, 246, 240)}[name]
+        base = np.broadcast_to(np.float32(tone), (h, w, 3)).copy()
+        if name == "studio-gradient":  # a sweep: light at the top, warmer and darker at the floor
+            base *= np.linspace(1.0, 0.82, h, dtype=np.float32)[:, None, None]
+        grain = np.random.default_rng(0).normal(0, 1.5, (h, w, 1)).astype(np.float32)  # real backdrops are never flat
+        return np.clip(base + grain, 0, 255).astype(np.uint8)
+    import skimage.data
+
+    photo = np.ascontiguousarray(getattr(skimage.data, name)()[:, :, :3])
+    ph, pw = photo.shape[:2]
+    s = max(h / ph, w / pw)  # cover, then centre-crop
+    photo = cv2.resize(photo, (max(w, round(pw * s)), max(h, round(ph * s))), interpolation=cv2.INTER_AREA)
+    y, x = (photo.shape[0] - h) // 2, (photo.shape[1] - w) // 2
+    return np.ascontiguousarray(photo[y:y + h, x:x + w])

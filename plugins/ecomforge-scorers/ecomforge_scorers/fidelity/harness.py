@@ -1,26 +1,68 @@
-"""Score benign variants and distortions of real product photos and measure how well each scorer separates them."""
+"""Run every case through every scorer (by registry name) and measure how well each one separates them."""
 from __future__ import annotations
 
 import json
 import time
 import warnings
-import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ecomforge.analysis.stats import auroc
 from ecomforge.errors import EcomforgeError, UsageError
-from ecomforge.types import Candidate, ScoringContext
 
-from .data import DREAMBENCH, SKIMAGE, Product, load_products
-from .transforms import VARIANTS, Variant
+from .cases import cases_for, context_for
+from .data import DREAMBENCH, load_photos
+from .report import contact_sheet, summarise
 
-DEFAULT_SCORERS = ("color", "keypoints", "clip-image", "dino", "lpips")
-DEFAULT_PRODUCTS = DREAMBENCH + SKIMAGE
+IDENTITY_SCORERS = ("color", "keypoints", "shape", "texture")
+INTEGRATION_SCORERS = ("expansion", "seams", "duplicates", "scene", "framing")
+DEFAULT_SCORERS = IDENTITY_SCORERS + INTEGRATION_SCORERS
 MODEL_SCORERS = ("clip-image", "clip-text", "dino")  # scorers whose config takes a `model`
+QUICK = {"products": ("can", "clock", "teapot", "vase"), "views": 1, "composites": 1,
+         "integration": ("expansion", "halo", "duplicate", "bg-flat", "bg-noise", "cut")}
+
+
+@dataclass(frozen=True)
+class Weighted:
+    """One scorer of the total: the key it is reported under, its plugin, config and weight."""
+
+    key: str
+    plugin: str
+    config: dict
+    weight: float
+
+
+def recipe_scorers(path: Path) -> list[Weighted]:
+    """The ``score:`` list of a recipe file, each entry checked like the recipe loader checks it."""
+    from pydantic import ValidationError
+
+    from ecomforge.recipe.load import read_yaml
+    from ecomforge.recipe.schema import Score
+
+    data = read_yaml(path)
+    entries = data.get("score") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise UsageError(f"{path}: no 'score:' list to take the weights from")
+    out = []
+    for i, entry in enumerate(entries):
+        try:
+            step = Score.model_validate(entry)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UsageError(f"{path}: score.{i}{'.' + where if where else ''}: {first['msg']}") from None
+        out.append(Weighted(step.key, step.plugin, dict(step.config), float(step.weight)))
+    return out
+
+
+def default_recipe() -> Path | None:
+    """recipes/quickstart.yaml of the repository, if the benchmark runs from inside one."""
+    from .data import find_samples
+
+    samples = find_samples()
+    path = samples.parent.parent / "recipes" / "quickstart.yaml" if samples else None
+    return path if path and path.is_file() else None
 
 
 def tiny_models(folder: Path) -> dict[str, str]:
@@ -35,143 +77,79 @@ def tiny_models(folder: Path) -> dict[str, str]:
     return {"clip-image": clip, "clip-text": clip, "dino": str(dino)}
 
 
-def make_scorers(names: Sequence[str], models: dict[str, str], device: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """Create and set up each scorer through the registry; unavailable ones are returned with the reason."""
+def make_scorers(specs: Sequence[Weighted], models: dict[str, str], device: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Create and set up each scorer through the registry; unavailable ones come back with the reason."""
     from ecomforge.plugins import get_registry
 
     registry = get_registry()
     ready, skipped = {}, {}
-    for name in names:
-        config = {"model": models[name]} if name in models else {}
+    for spec in specs:
+        config = dict(spec.config)
+        if spec.plugin in models:
+            config["model"] = models[spec.plugin]
         try:
-            stage = registry.create("scorer", name, config, device=device)
+            stage = registry.create("scorer", spec.plugin, config, device=device)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # LPIPS's random-trunk warning is reported in the table instead
                 stage.ensure_setup()
-            ready[name] = stage
+            ready[spec.key] = stage
         except EcomforgeError as exc:
-            skipped[name] = exc.one_line()
+            skipped[spec.key] = exc.one_line()
     return ready, skipped
 
 
-def variants_of(product: Product, seed: int) -> list[tuple[Variant, Candidate]]:
-    """Every variant of one product as a Candidate (image + product mask), seeded per product."""
-    rng = np.random.default_rng([seed, zlib.crc32(product.name.encode())])
-    out = []
-    for variant in VARIANTS:
-        image, mask = variant.apply(product.reference.image, product.mask.data, rng)
-        out.append((variant, Candidate(image, seed, {"transform": variant.name}, plugin="fidelity", mask=mask)))
-    return out
-
-
 def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, products: Sequence[str] | None = None, *,
-                 models: dict[str, str] | None = None, tiny: bool = False, size: int = 256, seed: int = 0,
-                 device: str = "cpu", command: str = "", views: bool = False) -> dict:
-    """Score every variant of every product with every available scorer; write and return fidelity.json's content.
-
-    ``views`` adds the real-photo test (views.py): other photos of each DreamBench product vs other products.
-    """
+                 recipe: str | Path | None = None, quick: bool = False, views: int = 3, models: dict[str, str] | None = None,
+                 tiny: bool = False, size: int = 256, seed: int = 0, device: str = "cpu", masks: str = "boxes",
+                 command: str = "") -> dict:
+    """Score every case of every chosen product; write fidelity.json and contact-sheet.png, return the result."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = list(scorers or DEFAULT_SCORERS)
     models = dict(models or {})
+    unknown = sorted(set(models) - set(MODEL_SCORERS))
+    if unknown:
+        raise UsageError(f"--model given for {', '.join(unknown)}, which take no model path",
+                         hint=f"model scorers: {', '.join(MODEL_SCORERS)}")
+    recipe_path = Path(recipe) if recipe else default_recipe()
+    if recipe is not None and not recipe_path.is_file():
+        raise UsageError(f"--recipe {recipe}: no such file")
+    weighted = recipe_scorers(recipe_path) if recipe_path else []
+    extra = [Weighted(n, n, {}, 0.0) for n in (scorers or DEFAULT_SCORERS) if n not in {w.key for w in weighted}]
+    names = list(products or (QUICK["products"] if quick else DREAMBENCH))
+    photos = {name: load_photos(name, size, masks) for name in names}  # bad input fails before any model loads
     random_models = set()
     if tiny:
         for name, path in tiny_models(out / "tiny-models").items():
             if name not in models:
                 models[name], _ = path, random_models.add(name)
-    unknown = sorted(set(models) - set(MODEL_SCORERS))
-    if unknown:
-        raise UsageError(f"--model given for {', '.join(unknown)}, which take no model path",
-                         hint=f"model scorers: {', '.join(MODEL_SCORERS)}")
-    items = load_products(list(products or DEFAULT_PRODUCTS), size)  # bad input fails before any model loads
-    stages, skipped = make_scorers(names, models, device)
-    rows: list[dict] = []
-    seconds = dict.fromkeys(stages, 0.0)
-    for product in items:
-        pairs = variants_of(product, seed)
-        context = ScoringContext((product.reference,), (product.mask,), f"a photo of a {product.name.replace('_', ' ')}")
-        cands = [c for _, c in pairs]
-        scored = {}
-        for name, stage in stages.items():
-            start = time.perf_counter()
-            scored[name] = stage.score(cands, context)
-            seconds[name] += time.perf_counter() - start
-        for i, (variant, _) in enumerate(pairs):
-            scores = {name: float(values[i]) for name, values in scored.items()}
-            if scores:
-                scores["combined"] = float(np.mean(list(scores.values())))
-            rows.append({"product": product.name, "transform": variant.name, "kind": variant.kind, "scores": scores})
-    if items:
-        _contact_sheet(items[0], variants_of(items[0], seed), out / "variants.png")
-    result = _summarise(rows, stages, skipped, seconds, random_models, items, command, seed, size)
-    if views:
-        from .views import run_views
-
-        result["views"] = run_views(items, stages, size)
+    stages, skipped = make_scorers(weighted + extra, models, device)
+    n_views = 1 if quick else views
+    rows, seconds, sheet = [], dict.fromkeys(stages, 0.0), []
+    for name, shots in photos.items():
+        for photo in shots[:n_views]:
+            cases = cases_for(photo, photos, seed, composites=QUICK["composites"] if quick else 2,
+                              integration=QUICK["integration"] if quick else None, size=size)
+            context = context_for(shots, photo.view, name)
+            scored = {}
+            for key, stage in stages.items():
+                start = time.perf_counter()
+                scored[key] = [float(v) for v in stage.score([c.candidate for c in cases], context)]
+                seconds[key] += time.perf_counter() - start
+            for i, case in enumerate(cases):
+                rows.append({"product": name, "view": photo.view, "group": case.group, "kind": case.kind,
+                             "scores": {key: values[i] for key, values in scored.items()}})
+            if not sheet:
+                sheet = [(c, rows[len(rows) - len(cases) + i]["scores"]) for i, c in enumerate(cases)]
+                sheet_context = context
+    weights = {w.key: w.weight for w in weighted if w.key in stages}
+    result = summarise(rows, stages, skipped, seconds, weights, random_models)
+    result.update(command=command, seed=seed, image_size=size, masks=masks, quick=quick,
+                  recipe=str(recipe_path) if recipe_path else None,
+                  recipe_missing=[w.key for w in weighted if w.key not in stages],
+                  photos={name: [{"view": p.view, "source": p.reference.source, "mask": p.mask_method,
+                                  "mask_area": round(p.mask.area, 4)} for p in shots] for name, shots in photos.items()})
+    out.mkdir(parents=True, exist_ok=True)
+    if sheet:
+        contact_sheet(sheet_context, sheet, weights, out / "contact-sheet.png")
+    result["scores"] = rows
     (out / "fidelity.json").write_text(json.dumps(result, indent=2))
     return result
-
-
-def _summarise(rows: list[dict], stages: dict, skipped: dict, seconds: dict, random_models: set, items: list[Product],
-               command: str, seed: int, size: int) -> dict:
-    columns = list(stages) + (["combined"] if stages else [])
-    n = max(1, len(rows))  # candidates scored by each scorer
-    summary = {}
-    for col in columns:
-        benign = [r["scores"][col] for r in rows if r["kind"] == "benign"]
-        bad = [r["scores"][col] for r in rows if r["kind"] == "distorted"]
-        per_product = []
-        for p in items:
-            pb = [r["scores"][col] for r in rows if r["product"] == p.name and r["kind"] == "benign"]
-            pd = [r["scores"][col] for r in rows if r["product"] == p.name and r["kind"] == "distorted"]
-            per_product.append(auroc(pb, pd))
-        per_transform = {}
-        for v in VARIANTS:
-            values = [r["scores"][col] for r in rows if r["transform"] == v.name]
-            per_transform[v.name] = float(np.mean(values)) if values else None
-        entry = {"auroc": auroc(benign, bad), "auroc_per_product_mean": float(np.mean(per_product)),
-                 "mean_benign": float(np.mean(benign)), "mean_distorted": float(np.mean(bad)),
-                 "per_transform": per_transform}
-        if col == "combined":
-            entry["members"] = list(stages)
-        else:
-            identity = stages[col].identity()
-            model = ", ".join(f"{v}" for v in identity.values()) or "-"
-            entry.update(model=model, random_weights=col in random_models or "random" in model,
-                         seconds_per_candidate=seconds[col] / n)
-        summary[col] = entry
-    return {
-        "command": command,
-        "seed": seed,
-        "image_size": size,
-        "products": [{"name": p.name, "source": p.source, "mask": p.mask_method, "mask_area": round(p.mask.area, 4)}
-                     for p in items],
-        "transforms": {kind: [v.name for v in VARIANTS if v.kind == kind] for kind in ("benign", "distorted")},
-        "transform_descriptions": {v.name: v.description for v in VARIANTS},
-        "scorers": {k: v for k, v in summary.items() if k != "combined"},
-        "combined": summary.get("combined"),
-        "skipped": skipped,
-        "scores": rows,
-    }
-
-
-def _contact_sheet(product: Product, pairs: list[tuple[Variant, Candidate]], path: Path, cell: int = 160) -> None:
-    """The reference and each variant with its product mask outlined, labelled: to look at the benchmark."""
-    import cv2
-
-    tiles = [("reference", product.reference.image, product.mask.data)] + [(v.name, c.image, c.mask) for v, c in pairs]
-    cols = 7
-    sheet = np.full((cell * ((len(tiles) + cols - 1) // cols), cell * cols, 3), 255, np.uint8)
-    for i, (label, image, mask) in enumerate(tiles):
-        h, w = image.shape[:2]
-        s = cell / max(h, w)
-        tile = cv2.resize(image, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA).copy()
-        small = cv2.resize(mask, (tile.shape[1], tile.shape[0]), interpolation=cv2.INTER_NEAREST)
-        contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(tile, contours, -1, (0, 255, 0), 1)
-        cv2.putText(tile, label, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 2)
-        cv2.putText(tile, label, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-        y, x = (i // cols) * cell, (i % cols) * cell
-        sheet[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))

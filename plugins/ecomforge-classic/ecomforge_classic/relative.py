@@ -1,0 +1,96 @@
+"""Identity scores relative to the references: a candidate is as good as the references are to each other.
+
+Real photos of one product (a new angle, light, pose) never match each other perfectly, and how
+well they match depends on the product: a plain mug's photos agree on colour and disagree on
+nothing, a printed backpack's keypoints survive only small turns. So each identity scorer
+measures a raw similarity (higher = more alike), takes the candidate's best over the references,
+and maps it through two anchors:
+
+- ``baseline``: what the references achieve against each other (each one's best match among the
+  others, the median over them) — a real re-shoot should reach it, and then scores 1;
+- ``floor``: what an unrelated product typically gets — it scores 0.
+
+score = clip((raw - floor) / (baseline - floor), 0, 1). With a single reference there is nothing
+to compare it to, and the scorer's ``default_baseline`` stands in. A reference scored against
+itself reaches its self-similarity (the maximum) and so scores 1.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from ecomforge.stages import Scorer, StageConfig
+from ecomforge.types import Candidate, Score, ScoringContext
+
+from .regions import region_key
+
+
+class RelativeConfig(StageConfig):
+    """Anchors shared by the relative identity scorers (each scorer sets its own defaults)."""
+
+    floor: float = Field(default=0.0, description="Raw similarity an unrelated product gets (scores 0).")
+    default_baseline: float = Field(default=1.0, description="Raw similarity a re-shoot gets, used when there is "
+                                                             "only one reference (scores 1).")
+    min_span: float = Field(default=0.05, gt=0, description="Smallest baseline - floor gap, so near-identical "
+                                                            "references do not make every small difference fatal.")
+
+
+class RelativeScorer(Scorer):
+    """Base of the offline identity scorers: features, a raw similarity, and the reference-relative map."""
+
+    Config = RelativeConfig
+    what = "product"  # named in the reason of a low score
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._cache: dict = {}
+
+    def features(self, image: np.ndarray, mask: np.ndarray | None) -> Any:
+        """The scorer's description of the product region (cached for references)."""
+        raise NotImplementedError
+
+    def similarity(self, candidate: Any, reference: Any) -> float:
+        """Raw similarity of two product descriptions, higher = more alike."""
+        raise NotImplementedError
+
+    def _reference_features(self, context: ScoringContext) -> list:
+        out = []
+        for ref, mask in zip(context.references, context.masks):
+            key = region_key(ref.sha256, mask.data)
+            if key not in self._cache:
+                self._cache[key] = self.features(ref.image, mask.data)
+            out.append(self._cache[key])
+        return out
+
+    def baseline(self, refs: list) -> float:
+        """Median over the references of each one's best raw similarity to the others."""
+        if len(refs) < 2:
+            return self.config.default_baseline
+        best = [max(self.similarity(r, o) for j, o in enumerate(refs) if j != i) for i, r in enumerate(refs)]
+        return float(np.median(best))
+
+    def calibrate(self, raw: float, baseline: float) -> float:
+        """The relative score in [0, 1] of a raw similarity, given the references' baseline."""
+        floor = self.config.floor
+        span = max(baseline - floor, self.config.min_span)
+        return float(np.clip((raw - floor) / span, 0.0, 1.0))
+
+    def reason(self, raw: float, baseline: float) -> str:
+        """Why a score is low, in a few words."""
+        return f"{self.what} differs from the references ({raw:.2f} vs {baseline:.2f} between the references)"
+
+    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Score]:
+        """The best match over the references, relative to the references' own agreement, per candidate."""
+        self.ensure_setup()
+        refs = self._reference_features(context)
+        base = self.baseline(refs)
+        out = []
+        for cand in candidates:
+            feats = self.features(cand.image, cand.mask)
+            raw = max((self.similarity(feats, r) for r in refs), default=0.0)
+            value = self.calibrate(raw, base) if np.isfinite(raw) else 0.0
+            out.append(Score(value, self.reason(raw, base) if value < 0.5 else ""))
+        return out
