@@ -110,10 +110,11 @@ def walk(annotation: Any, value: Any, loc: str = "") -> Iterator[FoundPath]:
 def walk_config(config: BaseModel, loc: str = "") -> Iterator[FoundPath]:
     """Path-valued settings a validated config was given; fields left at their default (the plugin's) are skipped."""
     model = type(config)
-    for name in model.model_fields:
-        if name not in config.model_fields_set:
+    for name, info in model.model_fields.items():
+        value = getattr(config, name)
+        if name not in config.model_fields_set or value == info.get_default(call_default_factory=True):
             continue
-        yield from walk(_field_type(model, name), getattr(config, name), _join(loc, name))
+        yield from walk(_field_type(model, name), value, _join(loc, name))
 
 
 def path_fields(model: type[BaseModel], loc: str = "") -> Iterator[tuple[str, PathField]]:

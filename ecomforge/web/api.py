@@ -18,14 +18,18 @@ from ..errors import InputError
 from .jobs import TERMINAL, Job, valid_job_id
 from .manager import JobManager, JobNotFound
 from .recipes import list_presets
+from .security import file_headers
 from .submit import rerun_candidate, submit_job
 from .uploads import Limits, TooLarge
 
 CANDIDATE_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _file_headers(media: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in file_headers(media.encode())}
+
 MEDIA = {".png": "image/png", ".html": "text/html; charset=utf-8", ".jsonl": "application/x-ndjson",
          ".yaml": "text/plain; charset=utf-8", ".json": "application/json"}
-# Files are our own output, but prompts end up inside report.html: never let it run script on this origin.
-FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
 
 JOB_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["references"],
@@ -69,13 +73,14 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
         d["waiting"] = manager.waiting() if job.state == "queued" else 0
         if results:
             d["results"] = _results(job, run_root(job))
-        return d
+        return manager.scrub(job.id, d)
 
     @r.post("/jobs", status_code=202, openapi_extra=JOB_FORM, summary="Submit a job (multipart form)")
     async def create_job(request: Request) -> JSONResponse:
         """Validate the uploads and the recipe, then queue the job (429 when the queue is full)."""
+        manager.check_room()  # 429 before the body is parsed, let alone decoded
         try:
-            form = await request.form(max_files=1000, max_fields=100)
+            form = await request.form(max_files=2 * limits.max_files + 2, max_fields=100)
         except Exception as exc:  # noqa: BLE001 - the multipart parser's messages are already plain
             return error(400, f"bad multipart form: {exc}")
         try:
@@ -171,7 +176,7 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
         data = zip_results(root, job, ids)
         name = f"{job.id}-results.zip"
         return Response(data, media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                        headers={**_file_headers("application/zip"), "Content-Disposition": f'attachment; filename="{name}"'})
 
     @r.get("/jobs/{job_id}/files/{path:path}", summary="A file of the job's run folder")
     def job_file(job_id: str, path: str) -> Response:
@@ -187,8 +192,7 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
         if not target.is_relative_to(root) or not target.is_file():
             return error(404, f"no file {path!r} in this job")
         media = MEDIA.get(target.suffix.lower(), "application/octet-stream")
-        return FileResponse(target, media_type=media,
-                            headers={"Content-Security-Policy": FILE_CSP, "X-Content-Type-Options": "nosniff"})
+        return FileResponse(target, media_type=media, headers=_file_headers(media))
 
     @r.get("/plugins", summary="Installed plugins with their config JSON schemas")
     def plugins() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,9 @@ from ..errors import EcomforgeError
 from .api import error, make_router
 from .manager import JobConflict, JobManager, JobNotFound, QueueFull
 from .recipes import PresetNotFound
-from .security import BodyLimitMiddleware, TokenMiddleware
+from .security import LOCAL_HOSTS, BodyLimitMiddleware, GradioFileGuard, OriginHostMiddleware, TokenMiddleware
+from .login import LoginPage
+from .trust import PathPolicy, PathRefused
 from .uploads import Limits, TooLarge
 
 log = logging.getLogger("ecomforge.web")
@@ -32,12 +35,29 @@ class ServerConfig:
     queue_size: int = 8
     device: str = "auto"
     ui: bool = True
+    host: str = "127.0.0.1"  # the address bound: with loopback names, the Host names requests may use
+    allowed_hosts: tuple[str, ...] = ()  # more Host names (a proxy's public name)
+    allowed_origins: tuple[str, ...] = ()  # other origins that may call the API (CORS stays closed otherwise)
+    policy: PathPolicy = field(default_factory=PathPolicy)  # models and URLs requests may name
+
+    def host_names(self) -> set[str]:
+        """Every Host name this server answers to."""
+        names = {*LOCAL_HOSTS, self.host, *self.allowed_hosts}
+        if self.host in ("0.0.0.0", "::", ""):  # every interface: this machine's own names too
+            import socket
+
+            names.add(socket.gethostname())
+            try:
+                names.update(socket.gethostbyname_ex(socket.gethostname())[2])
+            except OSError:
+                pass
+        return {n.lower() for n in names if n}
 
 
 def status_of(exc: EcomforgeError) -> int:
     """The HTTP status for one of our errors."""
     for cls, status in ((TooLarge, 413), (QueueFull, 429), (JobNotFound, 404), (PresetNotFound, 404),
-                        (JobConflict, 409)):
+                        (JobConflict, 409), (PathRefused, 403)):
         if isinstance(exc, cls):
             return status
     return 400 if exc.exit_code == 2 else 500
@@ -45,7 +65,8 @@ def status_of(exc: EcomforgeError) -> int:
 
 def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; workers start and stop with the app's lifespan."""
-    manager = JobManager(config.runs, workers=config.workers, queue_size=config.queue_size, device=config.device)
+    manager = JobManager(config.runs, workers=config.workers, queue_size=config.queue_size, device=config.device,
+                         policy=config.policy)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -72,14 +93,31 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app.include_router(make_router(manager, Path(config.recipes), config.limits))
     if config.ui:
-        import gradio as gr
-
-        from .ui import build_ui
-
-        blocks = build_ui(manager, Path(config.recipes), config.limits)
-        gr.mount_gradio_app(app, blocks, path="", allowed_paths=[str(manager.root)],
-                            blocked_paths=[f"{manager.store.path}{x}" for x in ("", "-wal", "-shm", "-journal")], max_file_size=config.limits.max_file_bytes,
-                            footer_links=["api"], theme=gr.themes.Soft())
+        _mount_ui(app, manager, config)
     app.add_middleware(BodyLimitMiddleware, limit=config.limits.max_request_bytes)
     app.add_middleware(TokenMiddleware, token=config.token)
+    app.add_middleware(LoginPage, token=config.token)  # browsers without the token get a sign-in form
+    app.add_middleware(OriginHostMiddleware, hosts=config.host_names(), origins=set(config.allowed_origins))
     return app
+
+
+def _mount_ui(app: FastAPI, manager: JobManager, config: ServerConfig) -> None:
+    """Gradio at /, with its file access held to what the UI needs and its own path check switched on."""
+    import gradio as gr
+    from gradio.utils import get_upload_folder
+
+    from .ui import build_ui
+
+    blocks = build_ui(manager, Path(config.recipes), config.limits)
+    db = str(manager.store.path)
+    # The gallery's images come from the runs folder (Gradio copies them into its cache to serve them);
+    # the job database is blocked by name and by its real path.
+    blocked = sorted({p for base in (db, os.path.realpath(db)) for p in (base, f"{base}-wal", f"{base}-shm",
+                                                                            f"{base}-journal")})
+    gr.mount_gradio_app(app, blocks, path="", allowed_paths=[str(manager.root)], blocked_paths=blocked,
+                        max_file_size=config.limits.max_file_bytes, footer_links=["api"], theme=gr.themes.Soft())
+    # Mounted apps are never marked launched, and Gradio skips its FileData path check then
+    # (processing_utils._check_allowed): mark it, so inputs must be files uploaded to this server.
+    blocks.has_launched = True
+    app.state.blocks = blocks
+    app.add_middleware(GradioFileGuard, upload_folder=get_upload_folder(), allow_urls=config.policy.allow_urls)

@@ -24,8 +24,16 @@ from ..cli.group import cli
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where models run.")
 @click.option("--no-ui", is_flag=True, help="Serve only the HTTP API.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Another Host name requests may use (e.g. a proxy's public name); repeatable.")
+@click.option("--allow-origin", "allow_origins", multiple=True, metavar="URL",
+              help="Another origin whose pages may call the API (e.g. https://shop.example); repeatable.")
+@click.option("--allow-model", "allow_models", multiple=True, metavar="ID|PATH",
+              help="A model id or local model folder/file requests may name besides the presets'; repeatable.")
+@click.option("--allow-urls", is_flag=True, help="Let requests name http(s) URLs where a stage accepts them.")
 def serve(host: str, port: int, token: str | None, runs: Path, recipes: Path, queue_size: int, workers: int,
-          device: str, no_ui: bool) -> None:
+          device: str, no_ui: bool, allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...],
+          allow_models: tuple[str, ...], allow_urls: bool) -> None:
     """Serve the web UI and the HTTP API (OpenAPI at /openapi.json)."""
     from .security import check_bind
 
@@ -35,10 +43,13 @@ def serve(host: str, port: int, token: str | None, runs: Path, recipes: Path, qu
         import uvicorn
 
         from .app import ServerConfig, create_app
+        from .trust import PathPolicy
     except ImportError as exc:
         raise click.UsageError(f"the web server needs extra packages ({exc.name}): pip install 'ecomforge[web]'") from None
-    app = create_app(ServerConfig(runs=runs, recipes=recipes, token=token, workers=workers,
-                                  queue_size=queue_size, device=device, ui=not no_ui))
+    models = tuple(str(Path(m).expanduser().resolve()) if Path(m).expanduser().exists() else m for m in allow_models)
+    app = create_app(ServerConfig(runs=runs, recipes=recipes, token=token, workers=workers, queue_size=queue_size,
+                                  device=device, ui=not no_ui, host=host, allowed_hosts=allow_hosts,
+                                  allowed_origins=allow_origins, policy=PathPolicy(models=models, allow_urls=allow_urls)))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"ecomforge serving http://{shown}:{port}/{'?token=<your token>' if token else ''} "
                f"(API docs: /docs, jobs in {runs})", err=True)

@@ -13,6 +13,7 @@ import yaml
 from ..errors import EcomforgeError, UsageError
 from .jobs import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, TERMINAL, Job, JobStore, new_job_id
 from .progress import JobCancelled, JobObserver
+from .trust import PathPolicy
 
 log = logging.getLogger("ecomforge.web")
 JOB_RECIPE = "job.yaml"
@@ -33,8 +34,10 @@ class JobConflict(UsageError):
 class JobManager:
     """Owns the job table, the queue and the workers; runs each job's recipe through ``run_recipe``."""
 
-    def __init__(self, root: Path, *, workers: int = 1, queue_size: int = 8, device: str = "auto") -> None:
+    def __init__(self, root: Path, *, workers: int = 1, queue_size: int = 8, device: str = "auto",
+                 policy: PathPolicy | None = None) -> None:
         self.root = Path(root).resolve()
+        self.policy = policy or PathPolicy()  # what requests may name besides their uploads and presets
         self.store = JobStore(self.root)
         self.interrupted_at_start = self.store.mark_interrupted()
         self.workers = max(1, workers)
@@ -81,6 +84,11 @@ class JobManager:
         job = Job(id=new_job_id(), state=QUEUED, recipe=recipe, request=request)
         self.store.job_dir(job.id).mkdir(parents=True)
         return job
+
+    def check_room(self) -> None:
+        """Raise QueueFull now, before a request's uploads are read or decoded, when no job could be queued."""
+        if len(self._waiting) >= self.queue_size:
+            raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again later")
 
     def submit(self, job: Job, recipe_data: dict[str, Any]) -> Job:
         """Queue a validated job; raises QueueFull when the queue is at its bound."""
@@ -149,6 +157,17 @@ class JobManager:
     def _bump(self, job_id: str) -> None:
         self._versions[job_id] = self._versions.get(job_id, 0) + 1
 
+    def scrub(self, job_id: str, value: Any) -> Any:
+        """Text for a web user: server folders in every string replaced by names relative to the job."""
+        if isinstance(value, str):
+            jdir = str(self.store.job_dir(job_id))
+            return value.replace(jdir + "/", "").replace(jdir, ".").replace(str(self.root), "<runs>")
+        if isinstance(value, dict):
+            return {k: self.scrub(job_id, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub(job_id, v) for v in value]
+        return value
+
     # --- the workers -----------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
@@ -208,10 +227,10 @@ class JobManager:
 
     def _finish(self, job_id: str, obs: JobObserver, state: str, error: str | None,
                 summary: dict[str, Any] | None = None) -> None:
-        values: dict[str, Any] = {"state": state, "finished": time.time(), "error": error,
+        values: dict[str, Any] = {"state": state, "finished": time.time(), "error": self.scrub(job_id, error),
                                   "progress": obs.state}
         if obs.run_dir is not None:
             values["run_dir"] = obs.run_dir.relative_to(self.store.job_dir(job_id)).as_posix()
         if summary is not None:
-            values["summary"] = summary
+            values["summary"] = self.scrub(job_id, summary)  # failure reasons name files of the job
         self.store.update(job_id, **values)

@@ -1,8 +1,10 @@
-"""Access token and request-size checks, as plain ASGI middleware in front of the API and the UI."""
+"""Access token, Origin/Host, request-size and Gradio file checks, as plain ASGI middleware in front of the API and UI."""
 from __future__ import annotations
 
 import hmac
 import json
+import os
+import re
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -125,3 +127,217 @@ class BodyLimitMiddleware:
         except _BodyTooLarge:
             if not started:
                 await send_json(send, 413, msg)
+
+
+def _headers(scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _hostname(hostport: str) -> str:
+    """'Example.com:7860' -> 'example.com'; '[::1]:80' -> '::1'."""
+    hostport = hostport.strip().lower()
+    if hostport.startswith("["):
+        return hostport[1:].partition("]")[0]
+    return hostport.rpartition(":")[0] if hostport.count(":") == 1 else hostport
+
+
+class OriginHostMiddleware:
+    """Refuse requests for a Host this server does not answer to (DNS rebinding) and cross-site requests.
+
+    Every mode, loopback without a token included: a page on another site may not submit jobs or read
+    results through the user's browser. A request with an ``Origin`` must come from this server's own
+    origin (or one the operator allowed); without one, a browser's ``Sec-Fetch-Site: cross-site`` is
+    refused except for a plain top-level navigation. CORS stays closed: no ``Access-Control-Allow-*``
+    header leaves the server unless the operator allowed that origin.
+    """
+
+    def __init__(self, app, hosts: set[str], origins: set[str] = frozenset()) -> None:
+        self.app = app
+        self.hosts = {h.lower().strip("[]") for h in hosts}
+        self.origins = {o.lower().rstrip("/") for o in origins}
+
+    def _refusal(self, scope) -> str | None:
+        h = _headers(scope)
+        host = h.get("host", "")
+        if _hostname(host) not in self.hosts:
+            return f"Host {host[:80]!r} is not a name this server answers to (see --allow-host)"
+        origin = h.get("origin")
+        if origin is not None:
+            origin = origin.lower().rstrip("/")
+            scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+            if origin != f"{scheme}://{host.lower()}" and origin not in self.origins:
+                return f"cross-site request from {origin[:80]!r} refused"
+            return None
+        site = h.get("sec-fetch-site")
+        if site == "cross-site":
+            navigation = scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") \
+                and h.get("sec-fetch-mode") == "navigate"
+            if not navigation:
+                return "cross-site request refused"
+        return None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await send_json(send, 403, {"error": refusal, "status": 403})
+            return
+        h = _headers(scope)
+        origin = (h.get("origin") or "").lower().rstrip("/")
+        cors = [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin"),
+                (b"access-control-allow-headers", b"authorization, content-type")] if origin in self.origins else []
+        if cors and scope.get("method") == "OPTIONS" and "access-control-request-method" in h:
+            await send({"type": "http.response.start", "status": 204,
+                        "headers": [*cors, (b"access-control-allow-methods", b"GET, POST")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def closed_cors(message) -> None:
+            # Only an origin the operator allowed gets CORS headers, whatever the app behind (Gradio) adds.
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if not k.lower().startswith(b"access-control-")]
+                message = {**message, "headers": kept + cors}
+            await send(message)
+
+        await self.app(scope, receive, closed_cors)
+
+
+# Files we serve hold prompts and user uploads: never let one run script on this origin or be sniffed as HTML.
+FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+INLINE_TYPES = (b"image/png", b"image/jpeg", b"image/webp", b"image/gif", b"text/html")
+FILE_ROUTES = ("/gradio_api/file=", "/file=")
+CALL_ROUTES = ("/gradio_api/queue/join", "/gradio_api/run/", "/gradio_api/call/", "/gradio_api/api/")
+
+
+def file_headers(content_type: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers every file we serve carries: sandboxing CSP, nosniff, and attachment unless it is shown inline."""
+    headers = [(b"content-security-policy", FILE_CSP.encode()), (b"x-content-type-options", b"nosniff")]
+    if not content_type.split(b";")[0].strip().lower() in INLINE_TYPES:
+        headers.append((b"content-disposition", b"attachment"))
+    return headers
+
+
+class GradioFileGuard:
+    """Gradio's file routes and API calls held to what the UI needs.
+
+    ``/gradio_api/file=`` serves only files inside Gradio's own upload/cache folder (uploads and the
+    copies Gradio makes of what the UI shows), judged on the real path (links and ``/proc/self/fd``
+    followed, case kept), never a URL; with the same headers as the API's files. FileData inputs in
+    API calls may only name files in that folder, and never a URL.
+    """
+
+    def __init__(self, app, upload_folder: str, allow_urls: bool = False, max_body: int = 4 * 1024 * 1024) -> None:
+        self.app = app
+        self.upload_folder = os.path.realpath(upload_folder)
+        self.allow_urls = allow_urls
+        self.max_body = max_body
+
+    def servable(self, path: str) -> bool:
+        """True for a file inside Gradio's upload folder (the real path decides)."""
+        if not path or "\x00" in path or _URLISH.match(path):
+            return False
+        real = os.path.realpath(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+        return real.startswith(self.upload_folder + os.sep) and os.path.isfile(real)
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        prefix = next((p for p in FILE_ROUTES if path.startswith(p)), None)
+        if prefix is not None:
+            if not self.servable(path[len(prefix):]):
+                await send_json(send, 404, {"error": "no such file", "status": 404})
+                return
+            return await self.app(scope, receive, _with_file_headers(send))
+        if scope["type"] == "http" and scope.get("method") == "POST" and path.startswith(CALL_ROUTES):
+            body = await _read_body(receive, self.max_body)
+            if body is None:
+                await send_json(send, 413, {"error": f"request body is over {self.max_body} bytes", "status": 413})
+                return
+            refusal = self._file_data_refusal(body)
+            if refusal is not None:
+                await send_json(send, 403, {"error": refusal, "status": 403})
+                return
+            return await self.app(scope, _replay(body), send)
+        return await self.app(scope, receive, send)
+
+    def _file_data_refusal(self, body: bytes) -> str | None:
+        try:
+            data = json.loads(body or b"null")
+        except (ValueError, RecursionError):
+            return None  # not JSON: Gradio answers it
+        # Gradio reads an input file from its "path" ("url" is only for showing it), and downloads a URL path.
+        for item in _file_data(data):
+            value = item.get("path")
+            if not isinstance(value, str):
+                continue
+            if _URLISH.match(value):
+                if not self.allow_urls:
+                    return "a file input may not be a URL"
+            elif not self.servable(value):
+                return "a file input may only be a file uploaded to this server"
+        return None
+
+
+_URLISH = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*:|//|\\\\)")
+
+
+def _file_data(data: Any, depth: int = 0):
+    """Every dict in a JSON value that is a Gradio FileData (``meta._type`` or a ``path`` key)."""
+    if depth > 50:
+        return
+    if isinstance(data, dict):
+        meta = data.get("meta")
+        if (isinstance(meta, dict) and meta.get("_type") == "gradio.FileData") or "path" in data:
+            yield data
+        for v in data.values():
+            yield from _file_data(v, depth + 1)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _file_data(v, depth + 1)
+
+
+async def _read_body(receive, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes):
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _with_file_headers(send):
+    async def wrapped(message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", [])
+                       if k.lower() not in (b"content-security-policy", b"x-content-type-options")]
+            ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"application/octet-stream")
+            extra = file_headers(ctype)
+            if any(k == b"content-disposition" for k, _ in extra):
+                headers = [(k, v) for k, v in headers if k.lower() != b"content-disposition"]
+            message = {**message, "headers": headers + extra}
+        await send(message)
+
+    return wrapped

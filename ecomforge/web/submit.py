@@ -10,24 +10,34 @@ from ..errors import InputError
 from .jobs import Job
 from .manager import JOB_RECIPE, JobConflict, JobManager, JobNotFound
 from .recipes import job_recipe, preset_path
-from .uploads import Limits, parse_overrides_json, parse_recipe_upload, save_mask, save_reference
+from .trust import check_job_paths, count_candidates, preset_values
+from .uploads import (Limits, TooLarge, check_request_pixels, parse_overrides_json, parse_recipe_upload, save_mask,
+                      save_reference)
 
 
 def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, references: list[bytes],
                masks: list[bytes] = (), preset: str | None = None, recipe_file: bytes | None = None,
                prompt: str | None = None, negative_prompt: str | None = None,
-               overrides: dict[str, Any] | str | None = None) -> Job:
-    """Check everything before the job is queued; a refused job leaves nothing behind."""
+               overrides: dict[str, Any] | str | None = None, trust_preset: str | None = None) -> Job:
+    """Check everything before the job is queued; a refused job leaves nothing behind.
+
+    Order matters: the queue bound, counts and sizes are checked before any work, the image headers
+    before any pixel is decoded, the job's size before its plan is built, and every path the recipe
+    names (``check_job_paths``) before it is queued. ``trust_preset`` names the preset an uploaded
+    recipe came from (a re-run), so the values that preset names stay allowed.
+    """
     from ..recipe.load import read_yaml, resolve_recipe
 
+    manager.check_room()  # 429 before anything is parsed or decoded
     if not references:
         raise InputError("references: upload at least one product photo")
     if len(references) > limits.max_files or len(masks) > limits.max_files:
-        from .uploads import TooLarge
-
         raise TooLarge(f"references: {max(len(references), len(masks))} files is over the limit of {limits.max_files}")
     if masks and len(masks) != len(references):
         raise InputError(f"masks: {len(masks)} masks for {len(references)} references (one each)")
+    for what, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+        if text is not None and len(text) > limits.max_text:
+            raise TooLarge(f"{what}: over {limits.max_text} characters")
     if isinstance(overrides, str) or overrides is None:
         overrides = parse_overrides_json(overrides, limits)
     if recipe_file is not None:
@@ -38,6 +48,12 @@ def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refere
         label = preset
     else:
         raise InputError("recipe: give a preset name (GET /api/recipes) or a recipe file")
+    check_request_pixels([*((f"reference {i + 1}", b) for i, b in enumerate(references)),
+                          *((f"mask {i + 1}", b) for i, b in enumerate(masks))], limits)
+    trusted = _preset_trust(recipes_dir, preset if recipe_file is None else trust_preset)
+    # The job's size from the recipe as asked, before resolve_recipe builds its sweep grid.
+    check_job_size(job_recipe(base, references=[Path("ref.png")] * len(references), prompt=prompt,
+                              negative_prompt=negative_prompt, overrides=overrides), len(references), limits)
     job = manager.new_job(label, {"prompt": prompt, "negative_prompt": negative_prompt, "overrides": overrides,
                                   "references": len(references), "masks": len(masks)})
     jdir = manager.store.job_dir(job.id)
@@ -48,12 +64,39 @@ def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refere
             save_mask(b, uploads, i, limits)
         data = job_recipe(base, references=refs, prompt=prompt, negative_prompt=negative_prompt,
                           overrides=overrides, mask_dir=uploads / "masks" if masks else None)
-        resolve_recipe(data, path=jdir / JOB_RECIPE)  # every key and plugin config checked now, not in the worker
+        resolved = resolve_recipe(data, path=jdir / JOB_RECIPE)  # every key and plugin config checked now
+        check_job_paths(resolved, job_dir=jdir, presets_dir=recipes_dir, policy=manager.policy, trusted=trusted)
         manager.submit(job, data)
     except BaseException:
         shutil.rmtree(jdir, ignore_errors=True)
         raise
     return manager.get(job.id)
+
+
+def check_job_size(data: dict[str, Any], references: int, limits: Limits) -> None:
+    """Sweep points, seeds and candidates of one job against the limits (nothing is built to count them)."""
+    points, seeds, candidates = count_candidates(data, references)
+    if points > limits.max_sweep_points:
+        raise TooLarge(f"generate.sweep: {points} sweep points is over the limit of {limits.max_sweep_points}")
+    if seeds > limits.max_seeds:
+        raise TooLarge(f"generate.seeds: {seeds} seeds is over the limit of {limits.max_seeds}")
+    if candidates > limits.max_candidates:
+        raise TooLarge(f"generate: {candidates} candidates ({points} sweep points x {seeds} seeds x "
+                       f"{references} references) is over the limit of {limits.max_candidates} per job")
+
+
+def _preset_trust(recipes_dir: Path, name: str | None) -> set[str]:
+    """The path values the named preset itself uses (none for an uploaded recipe)."""
+    if not name:
+        return set()
+    from ..errors import EcomforgeError
+    from ..recipe.load import read_yaml, resolve_recipe
+
+    try:
+        path = preset_path(recipes_dir, name)
+        return preset_values(resolve_recipe(read_yaml(path), path=path))
+    except EcomforgeError:
+        return set()
 
 
 def rerun_overrides(manager: JobManager, job_id: str, candidate_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -98,6 +141,7 @@ def rerun_candidate(manager: JobManager, recipes_dir: Path, limits: Limits, job_
     if masks:
         data["mask"]["plugin"] = "upload"
     recipe = yaml.safe_dump(data, sort_keys=False).encode()
+    label = manager.get(job_id).recipe
     return submit_job(manager, recipes_dir, limits, references=refs, masks=masks, recipe_file=recipe,
                       prompt=data["inputs"].get("prompt"), negative_prompt=data["inputs"].get("negative_prompt"),
-                      overrides=over)
+                      overrides=over, trust_preset=None if label.startswith("upload:") else label)

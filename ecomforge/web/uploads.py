@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import yaml
 from ..errors import InputError
 from ..imaging.io import save_png
 
-FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"}
+FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"})
 
 
 class TooLarge(InputError):
@@ -32,6 +31,17 @@ class Limits:
     max_recipe_bytes: int = 256 * 1024
     max_overrides_bytes: int = 64 * 1024
     max_text: int = 4000  # characters in a prompt
+    max_request_pixels: int | None = None  # all images of one request together (default: 2 x max_pixels)
+    max_candidates: int = 1000  # sweep points x seeds x references of one job
+    max_sweep_points: int = 256
+    max_seeds: int = 1000
+    max_yaml_aliases: int = 16  # in an uploaded recipe; every alias is checked before anything expands
+    max_yaml_nodes: int = 20_000  # values in an uploaded recipe once expanded
+
+    @property
+    def request_pixels(self) -> int:
+        """The pixel budget of one request's images."""
+        return self.max_request_pixels if self.max_request_pixels is not None else 2 * self.max_pixels
 
     @property
     def max_request_bytes(self) -> int:
@@ -46,41 +56,41 @@ def check_size(data: bytes, what: str, limit: int) -> None:
 
 
 def decode_upload(data: bytes, what: str, limits: Limits) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode an uploaded image from its content: RGB uint8 and alpha; the size is checked before pixels."""
-    from PIL import Image, ImageOps
+    """Decode an uploaded image from its content (the acquirer's decode): RGB uint8 and alpha; sizes before pixels."""
+    from ..imaging.decode import TooManyPixels, decode_image
+
+    image_header(data, what, limits)
+    try:
+        return decode_image(data, what=what, max_pixels=limits.max_pixels, max_side=limits.max_side,
+                            formats=FORMATS)
+    except TooManyPixels:
+        raise TooLarge(f"{what}: too many pixels (limit {limits.max_pixels} pixels, {limits.max_side} px a side)") from None
+
+
+def check_request_pixels(images: list[tuple[str, bytes]], limits: Limits) -> None:
+    """Every image's header size, and their sum against the request's budget, before any is decoded."""
+    total = 0
+    for what, data in images:
+        w, h = image_header(data, what, limits)
+        total += w * h
+    if total > limits.request_pixels:
+        raise TooLarge(f"images: {total} pixels in this request is over the limit of {limits.request_pixels}")
+
+
+def image_header(data: bytes, what: str, limits: Limits) -> tuple[int, int]:
+    """(width, height) from the image header only, refusing over-limit sizes before anything is decoded."""
+    from PIL import Image
 
     check_size(data, what, limits.max_file_bytes)
-    if not data:
-        raise InputError(f"{what}: the file is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.format not in FORMATS:
-                raise InputError(f"{what}: image type {image.format} is not accepted "
-                                 f"({', '.join(sorted(FORMATS))})")
+        with Image.open(io.BytesIO(data), formats=sorted(FORMATS)) as image:
             w, h = image.size
-            if w <= 0 or h <= 0:
-                raise InputError(f"{what}: the image has no pixels")
-            if w * h > limits.max_pixels or max(w, h) > limits.max_side:
-                raise TooLarge(f"{what}: {w}x{h} pixels is over the limit ({limits.max_pixels} pixels, "
-                               f"{limits.max_side} px a side)")
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            rgba = image.convert("RGBA") if has_alpha else None
-            rgb = np.asarray((rgba or image).convert("RGB"), dtype=np.uint8).copy()
-            alpha = np.asarray(rgba.getchannel("A"), dtype=np.uint8).copy() if rgba is not None else None
-    except InputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise TooLarge(f"{what}: too many pixels (limit {limits.max_pixels})") from None
-    except Image.UnidentifiedImageError:
-        raise InputError(f"{what}: not an image (content not recognised as {', '.join(sorted(FORMATS))})") from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure on untrusted bytes is bad input
-        raise InputError(f"{what}: truncated or corrupt image ({type(exc).__name__})") from None
-    return rgb, alpha
+    except Exception:  # noqa: BLE001 - the full decode reports what is wrong with it
+        return 0, 0
+    if w * h > limits.max_pixels or max(w, h) > limits.max_side:
+        raise TooLarge(f"{what}: {w}x{h} pixels is over the limit ({limits.max_pixels} pixels, "
+                       f"{limits.max_side} px a side)")
+    return w, h
 
 
 def save_reference(data: bytes, folder: Path, index: int, limits: Limits) -> Path:
@@ -104,8 +114,13 @@ def save_mask(data: bytes, folder: Path, index: int, limits: Limits) -> Path:
 def parse_recipe_upload(data: bytes, limits: Limits) -> dict[str, Any]:
     """An uploaded recipe file: YAML mapping, size-limited."""
     check_size(data, "recipe file", limits.max_recipe_bytes)
+    from ..recipe.safeyaml import YAMLBudgetError, safe_load
+
     try:
-        parsed = yaml.safe_load(data.decode("utf-8"))
+        parsed = safe_load(data.decode("utf-8"), max_aliases=limits.max_yaml_aliases, max_nodes=limits.max_yaml_nodes)
+    except YAMLBudgetError as exc:
+        mark = exc.problem_mark
+        raise TooLarge(f"recipe file:{f' line {mark.line + 1}' if mark else ''} {exc.problem}") from None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -125,6 +140,8 @@ def parse_overrides_json(text: str | None, limits: Limits) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"overrides: not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:
+        raise InputError("overrides: nested too deeply") from None
     if not isinstance(value, dict):
         raise InputError("overrides: expected a JSON object of dotted keys -> values, e.g. "
                          '{"generate.config.steps": 20}')

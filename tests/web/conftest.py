@@ -30,6 +30,7 @@ def make_app(toy_registry, tmp_path, recipes_dir):
         kw.setdefault("runs", tmp_path / "runs")
         kw.setdefault("recipes", recipes_dir)
         kw.setdefault("ui", False)
+        kw.setdefault("allowed_hosts", ("testserver",))  # TestClient's Host; real servers answer to loopback names
         kw.setdefault("limits", Limits(max_file_bytes=200_000, max_files=3, max_pixels=400_000, max_side=2000))
         return create_app(ServerConfig(**kw))
 

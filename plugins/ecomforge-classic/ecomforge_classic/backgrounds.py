@@ -10,6 +10,7 @@ import numpy as np
 from ecomforge.errors import InputError
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+MAX_PHOTO_BYTES = 50_000_000  # as the acquirer's max_bytes: a background is a photo, not a dump
 
 
 def parse_colour(text: str) -> np.ndarray:
@@ -64,6 +65,8 @@ def _photo(path_text: str, width: int, height: int, base_dir: Path | None) -> np
         path = Path(base_dir) / path
     if not path.is_file():
         raise InputError(f"background {path_text!r}: not a colour ('#rrggbb'), gradient ('linear:#a:#b') or image file")
+    if path.stat().st_size > MAX_PHOTO_BYTES:  # checked before the file is read, not after
+        raise InputError(f"background {path_text!r}: the file is over {MAX_PHOTO_BYTES} bytes")
     rgb, _ = decode_image(path.read_bytes(), what=str(path))
     h, w = rgb.shape[:2]
     s = max(width / w, height / h)  # cover: fill the canvas, crop the overflow

@@ -1,0 +1,147 @@
+"""What a web request may name: one check, run for every job, over every path- and URL-valued setting.
+
+Every stage declares its path settings with a field kind from ``ecomforge.pathspec``; this module walks
+a job's resolved recipe — each step's validated config and every sweep value — by those kinds, and
+allows only the job's own uploads, what the chosen preset itself names, files in the presets folder
+and the models the operator allow-listed. A refusal reads the same whether the file exists or not.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..pathspec import FoundPath, walk, walk_config
+
+URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*:|//|\\\\)")
+PLACEHOLDER = re.compile(r"\{[A-Za-z_]*\}")
+DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
+
+
+class PathRefused(InputError):
+    """A request named a file, folder, model or URL it may not (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class PathPolicy:
+    """What the operator lets requests name besides their own uploads and the presets."""
+
+    models: tuple[str, ...] = ()  # model ids (exact) or local folders/files (anything inside them)
+    allow_urls: bool = False  # only where a stage's field accepts URLs at all
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES  # an image a setting names is size-checked before it is read
+    _folders: tuple[Path, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        folders = tuple(Path(os.path.realpath(m)) for m in self.models if os.path.isabs(os.path.expanduser(m)))
+        object.__setattr__(self, "_folders", folders)
+
+    def model_allowed(self, value: str) -> bool:
+        """An allow-listed id, or a path that resolves inside an allow-listed folder or file."""
+        if value in self.models:
+            return True
+        if not os.path.isabs(value) or _has_parent_part(value):
+            return False
+        real = Path(os.path.realpath(value))
+        return any(real == f or real.is_relative_to(f) for f in self._folders)
+
+
+def recipe_paths(resolved: Any) -> Iterator[FoundPath]:
+    """Every path-valued setting a resolved recipe was given: step configs and each sweep value."""
+    from ..plugins import get_registry
+
+    for step, config in resolved.configs.items():
+        yield from walk_config(config, f"{step}.config")
+    gen = resolved.recipe.generate
+    model = get_registry().get("generator", gen.plugin).cls.Config
+    for key, values in gen.sweep.items():
+        info = model.model_fields.get(key)
+        if info is None:
+            continue
+        from typing import Annotated
+
+        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        for i, value in enumerate(values):
+            yield from walk(annotation, value, f"generate.sweep.{key}.{i}")
+
+
+def preset_values(resolved: Any | None) -> set[str]:
+    """The path values a preset itself names: the operator wrote them, so a job from that preset may use them."""
+    if resolved is None:
+        return set()
+    return {f.value for f in recipe_paths(resolved)}
+
+
+def check_job_paths(resolved: Any, *, job_dir: Path, presets_dir: Path, policy: PathPolicy,
+                    trusted: Iterable[str] = ()) -> None:
+    """Refuse the job if any path- or URL-valued setting names something this request may not."""
+    trusted = set(trusted)
+    uploads = Path(os.path.realpath(job_dir / "uploads"))
+    presets = Path(os.path.realpath(presets_dir))
+    for found in recipe_paths(resolved):
+        _check_one(found, trusted=trusted, uploads=uploads, presets=presets, job_dir=job_dir, policy=policy)
+
+
+def _check_one(found: FoundPath, *, trusted: set[str], uploads: Path, presets: Path, job_dir: Path,
+               policy: PathPolicy) -> None:
+    value, kind = found.value, found.field.kind
+    if value in trusted or value == "" or found.field.is_literal(value):
+        return
+    if URL.match(value.strip()) and not os.path.isabs(value):
+        if policy.allow_urls and found.field.urls and value.lower().startswith(("https://", "http://")):
+            return
+        raise PathRefused(f"{found.loc}: URLs are not allowed here (the server's operator has not enabled them)")
+    if kind == "model":
+        if policy.model_allowed(value):
+            return
+        raise PathRefused(f"{found.loc}: model {_shown(value)} is not one this server offers "
+                          "(the presets' models and those the operator allow-listed)")
+    if kind == "output":
+        if _inside(value, [Path(os.path.realpath(job_dir))], pattern=False):
+            return
+        raise PathRefused(f"{found.loc}: a request may only write inside its own job folder")
+    roots = [uploads, presets] if kind == "image" else [uploads]
+    real = _inside(value, roots, pattern=found.field.pattern)
+    if real is None:
+        raise PathRefused(f"{found.loc}: {_shown(value)} is not a file this request may name "
+                          "(its own uploads or the server's presets)")
+    if kind == "image" and real.is_file() and real.stat().st_size > policy.max_image_bytes:
+        from .uploads import TooLarge
+
+        raise TooLarge(f"{found.loc}: the image is over the limit of {policy.max_image_bytes} bytes")
+
+
+def _inside(value: str, roots: list[Path], *, pattern: bool) -> Path | None:
+    """The real path ``value`` names, if it is absolute and stays inside one of ``roots`` (links followed)."""
+    text = PLACEHOLDER.sub("x", value) if pattern else value
+    if "\x00" in text or not os.path.isabs(text) or _has_parent_part(text):
+        return None
+    real = Path(os.path.realpath(text))
+    return real if any(real == r or real.is_relative_to(r) for r in roots) else None
+
+
+def _has_parent_part(text: str) -> bool:
+    return any(part == ".." for part in re.split(r"[\\/]", text))
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def count_candidates(data: dict[str, Any], references: int) -> tuple[int, int, int]:
+    """(sweep points, seeds, candidates) a raw job recipe asks for, computed without building anything."""
+    gen = data.get("generate") if isinstance(data.get("generate"), dict) else {}
+    sweep = gen.get("sweep") if isinstance(gen.get("sweep"), dict) else {}
+    points = math.prod(len(v) if isinstance(v, list) else 1 for v in sweep.values())
+    seeds = gen.get("seeds", [0])
+    if isinstance(seeds, dict):
+        count = seeds.get("count", 1)
+        n_seeds = count if isinstance(count, int) and not isinstance(count, bool) else 1
+    else:
+        n_seeds = len(seeds) if isinstance(seeds, list) else 1
+    sources = 1 if gen.get("sources") == "first" else max(1, references)
+    return points, n_seeds, points * n_seeds * sources

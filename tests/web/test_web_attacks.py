@@ -1,0 +1,419 @@
+"""One regression test per attack of issue 13, through HTTP and, where it applies, the Gradio API."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from webhelpers import WEB_RECIPE, png_bytes, submit, wait_for
+
+COMPOSITE = """
+name: webcomposite
+inputs: {references: [placeholder.png], prompt: a product}
+mask: {plugin: classic, config: {feather: 0}}
+generate:
+  plugin: composite
+  config: {background: "#ffffff", scale: 0.6}
+  seeds: [1]
+score: [{plugin: toy}]
+filter: {plugin: toy-top}
+"""
+
+
+def _photo(value: int = 200, size=(64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def secret(tmp_path):
+    """A server image no request may read (pure red, so a leak shows in the candidates' pixels)."""
+    d = tmp_path / "secret"
+    d.mkdir()
+    Image.fromarray(np.full((48, 64, 3), (255, 0, 0), np.uint8)).save(d / "secret.png")
+    (d / "notes.txt").write_text("not an image")
+    return d / "secret.png"
+
+
+@pytest.fixture
+def app_client(make_app, recipes_dir):
+    """A TestClient factory on an app whose presets include a compositor one."""
+    from fastapi.testclient import TestClient
+
+    (recipes_dir / "webcomposite.yaml").write_text(COMPOSITE)
+    clients = []
+
+    def make(**kw):
+        c = TestClient(make_app(**kw))
+        c.__enter__()
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+def _refused(r, status=403, where=None):
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["status"] == status and "\n" not in body["error"]
+    if where:
+        assert body["error"].startswith(where), body["error"]
+    return body["error"]
+
+
+def _no_jobs(client, tmp_path):
+    assert client.get("/api/jobs").json()["jobs"] == []
+    assert [p for p in (tmp_path / "runs").iterdir() if p.is_dir()] == []
+
+
+# --- path-valued settings named by a request ----------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, where", [
+    (lambda s: {"generate.config.background": str(s)}, "generate.config.background"),
+    (lambda s: {"generate.sweep": {"background": ["#ffffff", str(s)]}}, "generate.sweep.background.1"),
+    (lambda s: {"mask": {"plugin": "upload", "config": {"path": str(s)}}}, "mask.config.path"),
+    (lambda s: {"mask": {"plugin": "upload", "config": {"path": str(s.parent / "{stem}.png")}}}, "mask.config.path"),
+    (lambda s: {"mask": {"plugin": "upload", "config": {"path": "secret.png", "base_dir": str(s.parent)}}},
+     "mask.config"),
+    (lambda s: {"generate.config.background": "../../secret/secret.png"}, "generate.config.background"),
+    (lambda s: {"generate.config.background": f"file://{s}"}, "generate.config.background"),
+    (lambda s: {"generate.config.background": "http://169.254.169.254/latest/x.png"}, "generate.config.background"),
+])
+def test_overrides_may_not_name_a_server_file(app_client, tmp_path, secret, overrides, where):
+    c = app_client()
+    error = _refused(submit(c, recipe="webcomposite", overrides=overrides(secret)), where=where)
+    assert "may" in error or "URL" in error
+    _no_jobs(c, tmp_path)
+
+
+def test_an_uploaded_recipe_may_not_name_a_server_file(app_client, tmp_path, secret):
+    c = app_client()
+    recipe = COMPOSITE.replace('background: "#ffffff"', f'background: "{secret}"').encode()
+    files = [("references", ("a.png", png_bytes(1), "image/png")), ("recipe", ("r.yaml", recipe, "text/yaml"))]
+    _refused(c.post("/api/jobs", files=files), where="generate.config.background")
+    _no_jobs(c, tmp_path)
+
+
+def test_a_refusal_does_not_tell_a_missing_file_from_a_non_image(app_client, secret):
+    c = app_client()
+    messages = set()
+    for target in (secret, secret.parent / "notes.txt", secret.parent / "missing.png", secret.parent):
+        error = _refused(submit(c, recipe="webcomposite", overrides={"generate.config.background": str(target)}))
+        messages.add(error.replace(repr(str(target)), "<value>"))
+    assert len(messages) == 1, messages
+    assert "not an image" not in messages.pop()
+
+
+def test_the_ui_sweep_box_goes_through_the_same_check(app_client, secret):
+    """The UI builds overrides from its sweep box and calls submit_job, the API's own function."""
+    from ecomforge.web.submit import submit_job
+    from ecomforge.web.trust import PathRefused
+
+    c = app_client()
+    manager = c.app.state.manager
+    config = c.app.state.config
+    with pytest.raises(PathRefused, match="generate.sweep.background"):
+        submit_job(manager, config.recipes, config.limits, references=[png_bytes(1)], preset="webcomposite",
+                   overrides={"generate.sweep": json.loads(json.dumps({"background": [str(secret)]}))})
+
+
+def test_models_come_only_from_presets_and_the_allow_list(app_client, tmp_path):
+    from ecomforge.web.trust import PathPolicy
+
+    model = tmp_path / "models" / "tiny-sd"
+    model.mkdir(parents=True)
+    c = app_client()
+    for over in ({"generate.plugin": "sd-inpaint", "generate.config": {"model": str(model)}},
+                 {"generate.plugin": "sd-inpaint", "generate.config": {"model": "someone/else"}},
+                 {"generate.plugin": "sd-inpaint", "generate.config": {},
+                  "generate.sweep": {"loras": [[{"path": str(tmp_path / "secret.safetensors")}]]}},
+                 {"score.0.plugin": "clip-image", "score.0.config": {"model": str(model)}}):
+        error = _refused(submit(c, recipe="webcomposite", overrides=over))
+        assert "model" in error
+    # The operator's allow-list opens exactly that folder; the plugins' own defaults need no listing.
+    c = app_client(policy=PathPolicy(models=(str(model.parent),)))
+    r = submit(c, recipe="webcomposite",
+               overrides={"generate.plugin": "sd-inpaint", "generate.config": {"model": str(model / "unet")}})
+    assert r.status_code == 202, r.text
+    c.post(f"/api/jobs/{r.json()['id']}/cancel")
+    r = submit(c, recipe="webcomposite", overrides={"generate.plugin": "sd-inpaint", "generate.config": {}})
+    assert r.status_code == 202, r.text
+
+
+def test_presets_folder_files_and_preset_values_are_allowed(app_client, recipes_dir, tmp_path):
+    Image.fromarray(np.full((48, 64, 3), (0, 0, 255), np.uint8)).save(recipes_dir / "blue.png")
+    operator_photo = tmp_path / "studio" / "green.png"
+    operator_photo.parent.mkdir()
+    Image.fromarray(np.full((48, 64, 3), (0, 255, 0), np.uint8)).save(operator_photo)
+    (recipes_dir / "green.yaml").write_text(COMPOSITE.replace("name: webcomposite", "name: green").replace(
+        '"#ffffff"', f'"{operator_photo}"'))
+    c = app_client()
+    job = submit(c, refs=[png_bytes(1)], recipe="webcomposite",
+                 overrides={"generate.config.background": str(recipes_dir / "blue.png")})
+    assert job.status_code == 202, job.text
+    done = wait_for(c, job.json()["id"])
+    assert done["state"] == "done", done
+    corner = np.asarray(Image.open(io.BytesIO(c.get(done["results"][0]["image"]).content)))[0, 0]
+    assert corner[0] < 8 and corner[1] < 8 and corner[2] > 240  # the operator's blue photo, not a colour
+    green = wait_for(c, submit(c, recipe="green").json()["id"])
+    assert green["state"] == "done", green
+    # A re-run of a candidate keeps its preset's trust (the preset named that photo).
+    again = c.post(f"/api/jobs/{green['id']}/candidates/{green['results'][0]['id']}/rerun")
+    assert again.status_code == 202, again.text
+    assert wait_for(c, again.json()["id"])["state"] == "done"
+
+
+def test_a_huge_background_file_is_refused_before_it_is_read(app_client, recipes_dir, tmp_path):
+    big = recipes_dir / "huge.png"
+    with open(big, "wb") as f:  # sparse: 1 GiB on paper, nothing on disk
+        f.write(png_bytes(1))
+        f.truncate(1 << 30)
+    c = app_client()
+    error = _refused(submit(c, recipe="webcomposite", overrides={"generate.config.background": str(big)}), 413)
+    assert "over the limit" in error
+    from ecomforge_classic.backgrounds import render
+    from ecomforge.errors import InputError
+
+    with pytest.raises(InputError, match="over"):
+        render(str(big), 32, 32)  # the CLI path checks the size before reading too
+
+
+def test_every_first_party_path_setting_is_declared():
+    """The typed field kinds cover every path-like setting of every installed first-party stage."""
+    from ecomforge.pathspec import path_fields
+    from ecomforge.plugins import get_registry
+
+    declared = {(p.kind, p.name): {loc for loc, _ in path_fields(p.cls.Config)} for p in get_registry().all()}
+    for kind_name, fields in {("generator", "composite"): {"background"}, ("masker", "upload"): {"path", "base_dir"},
+                              ("generator", "sd-inpaint"): {"model", "base_config", "loras[].path", "ip_adapter"},
+                              ("masker", "sam"): {"model", "mask_path", "base_dir"},
+                              ("masker", "sam-clip"): {"model", "clip_model"}, ("masker", "clipseg"): {"model"},
+                              ("scorer", "clip-image"): {"model"}, ("scorer", "dino"): {"model"},
+                              ("trainer", "lora"): {"base_model"}}.items():
+        if kind_name in declared:
+            assert fields <= declared[kind_name], (kind_name, declared[kind_name])
+    for (kind, name), fields in declared.items():
+        model = get_registry().get(kind, name).cls.Config
+        for fname, info in model.model_fields.items():
+            if any(w in fname for w in ("path", "model", "dir", "file", "checkpoint", "background", "adapter")):
+                if info.annotation in (str, str | None):
+                    assert fname in fields, f"{kind} {name}: {fname} names a path but is a plain str"
+
+
+# --- Gradio ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def ui_client(app_client, tmp_path):
+    # A runs path with a capital letter: Gradio lower-cases paths before its own block-list check.
+    return app_client(ui=True, runs=tmp_path / "Runs")
+
+
+def _join(c, path: str):
+    body = {"data": [[{"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "x.png"}]],
+            "fn_index": 0, "session_hash": "attacker1", "event_data": None, "trigger_id": None}
+    return c.post("/gradio_api/queue/join", json=body)
+
+
+def test_gradio_file_data_inputs_must_be_uploads(ui_client, secret):
+    error = _refused(_join(ui_client, str(secret)))
+    assert "uploaded" in error and str(secret) not in error
+    assert "URL" in _refused(_join(ui_client, "http://169.254.169.254/latest/meta-data"))
+    # Gradio's own check is on as well (mounted apps are otherwise never "launched").
+    from gradio import processing_utils
+    from gradio.context import LocalContext
+    from gradio.exceptions import InvalidPathError
+
+    blocks = ui_client.app.state.blocks
+    assert blocks.has_launched
+    token = LocalContext.blocks.set(blocks)
+    try:
+        with pytest.raises(InvalidPathError):
+            processing_utils._check_allowed(str(secret), True)
+    finally:
+        LocalContext.blocks.reset(token)
+
+
+def test_gradio_file_route_serves_nothing_of_the_job_store(ui_client, tmp_path):
+    c = ui_client
+    job = wait_for(c, submit(c).json()["id"])
+    runs = tmp_path / "Runs"
+    jdir = runs / job["id"]
+    db_fd = next(int(fd) for fd in os.listdir("/proc/self/fd")
+                 if os.path.realpath(f"/proc/self/fd/{fd}") == str(runs / "jobs.sqlite3"))
+    targets = [jdir / "job.yaml", jdir / "uploads" / "ref-01.png", runs / "jobs.sqlite3",
+               f"/proc/self/fd/{db_fd}", str(runs / "jobs.sqlite3").lower(), str(runs / "JOBS.SQLITE3"),
+               jdir / job["run_dir"] / "report.html", jdir / job["run_dir"] / "manifest.jsonl",
+               "/etc/passwd", "http://example.com/x.png", "//example.com/x.png"]
+    for target in targets:
+        for prefix in ("/gradio_api/file=", "/file="):
+            r = c.get(f"{prefix}{target}")
+            assert r.status_code == 404, (target, r.status_code)
+            assert b"SQLite" not in r.content and b"generate" not in r.content
+    # What Gradio itself stores (uploads, the gallery's copies) is served, with the file headers.
+    from gradio.utils import get_upload_folder
+
+    folder = os.path.join(get_upload_folder(), "ecomforge-test")
+    os.makedirs(folder, exist_ok=True)
+    page = os.path.join(folder, "x.html")
+    with open(page, "w") as f:
+        f.write("<script>alert(1)</script>")
+    r = c.get(f"/gradio_api/file={page}")
+    assert r.status_code == 200
+    assert "sandbox" in r.headers["content-security-policy"] and r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_every_file_route_carries_the_file_headers(app_client):
+    c = app_client()
+    job = wait_for(c, submit(c).json()["id"])
+    base = f"/api/jobs/{job['id']}/files/"
+    for path, attachment in (("report.html", False), ("manifest.jsonl", True), ("recipe.yaml", True)):
+        r = c.get(base + path)
+        assert r.status_code == 200, path
+        assert "sandbox" in r.headers["content-security-policy"] and r.headers["x-content-type-options"] == "nosniff"
+        assert ("attachment" in r.headers.get("content-disposition", "")) == attachment, path
+    r = c.get(job["results"][0]["image"])
+    assert r.headers["content-type"] == "image/png" and r.headers["x-content-type-options"] == "nosniff"
+    r = c.get(f"/api/jobs/{job['id']}/results.zip")
+    assert r.headers["x-content-type-options"] == "nosniff" and "attachment" in r.headers["content-disposition"]
+
+
+# --- Origin, Host, CORS ---------------------------------------------------------------------------------
+
+def test_cross_site_requests_are_refused_on_loopback_without_a_token(app_client, tmp_path):
+    c = app_client()
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+                    {"Origin": "http://testserver.evil.example"},
+                    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}):
+        assert "cross-site" in _refused(submit(c, headers=headers))
+        _refused(c.get("/api/jobs", headers=headers))
+    _no_jobs(c, tmp_path)
+    assert submit(c, headers={"Origin": "http://testserver"}).status_code == 202  # the UI's own origin
+    assert c.get("/api/jobs", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}).status_code == 200
+
+
+def test_dns_rebinding_host_is_refused(app_client):
+    c = app_client()
+    assert "Host" in _refused(c.get("/api/jobs", headers={"Host": "evil.example"}))
+    _refused(c.get("/api/jobs", headers={"Host": "127.0.0.1.evil.example:7860"}))
+    for host in ("127.0.0.1:7860", "localhost", "[::1]:7860", "LOCALHOST:80"):
+        assert c.get("/api/jobs", headers={"Host": host}).status_code == 200, host
+
+
+def test_cors_is_closed_by_default_and_opens_only_for_allowed_origins(app_client):
+    c = app_client(ui=True)
+    pre = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    r = c.options("/api/jobs", headers=pre)
+    assert r.status_code == 403 and not any(k.lower().startswith("access-control") for k in r.headers)
+    r = c.get("/config", headers={"Origin": "http://testserver"})
+    assert not any(k.lower().startswith("access-control") for k in r.headers)
+    c = app_client(allowed_origins=("https://shop.example",))
+    r = c.options("/api/jobs", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 204 and r.headers["access-control-allow-origin"] == "https://shop.example"
+    assert c.get("/api/jobs", headers={"Origin": "https://shop.example"}).status_code == 200
+
+
+# --- limits before work and before decoding ---------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"generate.seeds": {"count": 100000}}, "seeds"),
+    ({"generate.sweep": {"level": list(range(1, 256)), "delay": [0.0] * 4}}, "sweep points"),
+    ({"generate.sweep": {"level": list(range(1, 201))}, "generate.seeds": {"count": 6}}, "candidates"),
+])
+def test_job_size_limits_are_checked_before_any_work(app_client, tmp_path, monkeypatch, overrides, words):
+    import math
+
+    import ecomforge.recipe.load as load
+
+    build = load._sweep_grid
+
+    def guarded(sweep):
+        assert math.prod(len(v) for v in sweep.values()) <= 2, "the job's grid was built"
+        return build(sweep)
+
+    monkeypatch.setattr(load, "_sweep_grid", guarded)
+    c = app_client()
+    assert words in _refused(submit(c, overrides=overrides), 413)
+    _no_jobs(c, tmp_path)
+
+
+def test_yaml_alias_bomb_is_refused_before_it_expands(app_client, tmp_path):
+    lines = ["name: bomb", "a: &a [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{n}: &{n} [{', '.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi")]
+    bomb = ("\n".join(lines) + "\n").encode()
+    assert len(bomb) < 600  # the issue's 531 bytes: 9^9 values once expanded
+    c = app_client()
+    files = [("references", ("a.png", png_bytes(1), "image/png")), ("recipe", ("r.yaml", bomb, "text/yaml"))]
+    assert "aliases" in _refused(c.post("/api/jobs", files=files), 413)
+    from ecomforge.recipe.safeyaml import YAMLBudgetError, safe_load
+
+    with pytest.raises(YAMLBudgetError, match="expands"):  # few aliases, but they multiply
+        safe_load("\n".join(lines[:4]) + "\n", max_aliases=100, max_nodes=500)
+    assert safe_load("base: &b {steps: 20}\nother: *b\n") == {"base": {"steps": 20}, "other": {"steps": 20}}
+
+
+def test_pixels_are_counted_from_headers_before_decoding(app_client, monkeypatch):
+    import ecomforge.imaging.decode as decode
+
+    c = app_client()
+    monkeypatch.setattr(decode, "decode_image", lambda *a, **k: pytest.fail("decoded before the size check"))
+    big = io.BytesIO()
+    Image.new("L", (1000, 1000)).save(big, format="PNG")  # 1 MP of zeros: a few kB
+    assert "pixels" in _refused(submit(c, refs=[big.getvalue()]), 413)
+    # Three images each under the per-image limit (400k) add up to more than the request's (800k).
+    assert "in this request" in _refused(submit(c, refs=[_photo(size=(600, 480))] * 3), 413)
+
+
+def test_a_full_queue_answers_429_before_decoding(app_client, monkeypatch):
+    c = app_client(queue_size=1)
+    slow = {"generate.config.delay": 0.5, "generate.seeds": [1, 2, 3, 4]}
+    first = submit(c, overrides=slow).json()["id"]
+    wait_for(c, first, states=("running",))
+    second = submit(c, overrides=slow)
+    assert second.status_code == 202
+    import ecomforge.web.uploads as uploads
+
+    monkeypatch.setattr(uploads, "decode_upload", lambda *a, **k: pytest.fail("decoded a refused upload"))
+    assert "queue is full" in _refused(submit(c, refs=[b"not even an image"]), 429)
+    for job_id in (first, second.json()["id"]):
+        c.post(f"/api/jobs/{job_id}/cancel")
+
+
+def test_cancel_stops_a_running_job_at_its_next_candidate(app_client):
+    c = app_client()
+    job_id = submit(c, overrides={"generate.config.delay": 0.3, "generate.seeds": list(range(1, 21))}).json()["id"]
+    while (c.get(f"/api/jobs/{job_id}").json()["progress"] or {}).get("candidates", 0) < 1:
+        time.sleep(0.02)
+    made = c.get(f"/api/jobs/{job_id}").json()["progress"]["candidates"]
+    c.post(f"/api/jobs/{job_id}/cancel")
+    job = wait_for(c, job_id, timeout=10)
+    assert job["state"] == "cancelled" and job["resumable"]
+    assert job["progress"]["candidates"] <= made + 1  # of 40: it stopped at the next one
+
+
+def test_a_16_bit_png_upload_keeps_its_tones(app_client, tmp_path):
+    ramp = (np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 21).astype(np.uint16)  # 0 .. 64491
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")  # a 16-bit greyscale PNG
+    assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
+    c = app_client()
+    job_id = submit(c, refs=[buf.getvalue()]).json()["id"]
+    stored = np.asarray(Image.open(tmp_path / "runs" / job_id / "uploads" / "ref-01.png").convert("L"))
+    assert np.abs(stored.astype(int) - np.round(ramp / 257.0).astype(int)).max() <= 1  # scaled, not clipped white
+    c.post(f"/api/jobs/{job_id}/cancel")
+
+
+def test_job_errors_do_not_show_server_folders(app_client, tmp_path):
+    c = app_client()
+    files = [("references", ("a.png", png_bytes(1), "image/png")), ("masks", ("m.png", _photo(value=0), "image/png"))]
+    job = wait_for(c, c.post("/api/jobs", files=files, data={"recipe": "webtoy"}).json()["id"])
+    reasons = [f["reason"] for f in job["summary"]["failed_products"]]  # an odd-sized mask: the product failed
+    assert reasons and "uploads/masks/ref-01.png" in reasons[0]
+    assert str(tmp_path) not in json.dumps(job), reasons
