@@ -4,15 +4,17 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
 
 from ..errors import StageError, UsageError
 from ..stages import Executor, GenerationJob, GeneratorSpec, StageConfig
 from ..types import Candidate, GenerationRequest, Mask, Reference
+from .pipeline_ray import RemoteMasker, RemoteScorer, StagePool, default_stage_workers
 
 ADDRESS_HELP = ("'auto': this process's Ray session if started, else the cluster RAY_ADDRESS or a local "
                 "`ray start` points at, else a new local one; 'local': always start a private local cluster; "
@@ -31,11 +33,12 @@ class RayExecutor(Executor):
         num_workers: int | None = Field(
             default=None, ge=1,
             description="Actors (model copies) to start. Default: one per GPU in the cluster, else one per "
-                        "num_cpus_per_worker CPU slots; never more than the first product has jobs.")
+                        "num_cpus_per_worker CPU slots.")
         num_gpus_per_worker: float | None = Field(
             default=None, ge=0,
-            description="GPUs each actor reserves (0.5 packs two actors on a GPU). Default: 1 when the cluster "
-                        "has GPUs, else 0.")
+            description="GPUs each actor reserves (0.5 packs two actors on a GPU). Default with GPUs: 1, or "
+                        "0.8 when masking and scoring run on the workers (room for their actors on every GPU); "
+                        "else 0.")
         num_cpus_per_worker: float = Field(default=1.0, gt=0, description="CPU slots each actor reserves.")
         max_retries: int = Field(
             default=3, ge=0,
@@ -44,6 +47,17 @@ class RayExecutor(Executor):
             default=None, ge=1,
             description="Jobs submitted but not yet returned, over all actors (bounds memory). "
                         "Default: 2 per actor, so each has its next job queued while it works.")
+        remote_stages: list[Literal["mask", "score"]] | None = Field(
+            default=None,
+            description="Stages that also run on Ray actors (one pool per stage, each actor holding its "
+                        "model). Default: mask and score when the cluster has GPUs, none (the driver) otherwise.")
+        stage_workers: int | None = Field(
+            default=None, ge=1, description="Actors per remote stage pool (the masker; each scorer). "
+                                            "Default: one per 4 GPUs, at least 1.")
+        stage_gpus: float | None = Field(
+            default=None, ge=0, le=1,
+            description="GPU share each masking or scoring actor reserves. Default: 0.05 with GPUs (they "
+                        "share a GPU with a generation actor), else 0.")
         plugins: list[str] = Field(
             default_factory=list,
             description="Extra plugin modules (importable names, e.g. 'my_plugins') each actor imports and "
@@ -57,26 +71,39 @@ class RayExecutor(Executor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pools: dict[str, _Pool] = {}
+        self._stage_pools: list[StagePool] = []
+        self._remote: list[str] = []
         self._started_ray = False
 
     # --- public ---------------------------------------------------------------------------
-    def map(self, spec: GeneratorSpec, jobs: Sequence[GenerationJob]) -> Iterator[tuple[GenerationJob, list[Candidate]]]:
-        """Send each job to a free actor; yield (job, candidates) as each finishes, retrying jobs whose actor died."""
-        if not jobs:
-            return
+    def map(self, spec: GeneratorSpec, jobs: Iterable[GenerationJob], *,
+            isolate: bool = False) -> Iterator[tuple[GenerationJob, list[Candidate] | Exception]]:
+        """Send each job to a free actor; yield (job, candidates) as each finishes, retrying jobs whose actor died.
+
+        ``jobs`` is pulled lazily, only when an actor has room (``max_in_flight``): a long stream of
+        products is never all in memory. With ``isolate``, a job whose generator raised yields the
+        exception as its output instead of ending the map.
+        """
         ray = self._connect()
-        pool = self._pool(ray, spec, len(jobs))
+        pool = self._pool(ray, spec)
         limit = self.config.max_in_flight or 2 * len(pool.actors)
-        todo = list(reversed(jobs))  # popped from the end: submitted in the runner's order
-        tries = {job.key: 0 for job in jobs}
+        source = iter(jobs)
+        retry: list[GenerationJob] = []  # jobs whose actor died, sent again first
+        tries: dict[str, int] = {}
         running: dict[Any, tuple[int, Any, GenerationJob]] = {}  # object ref -> (slot, actor, job)
-        sent: dict[int, Any] = {}  # id() of a reference/mask -> its object ref, so each ships once
+        sent: dict[int, list[Any]] = {}  # id() of a reference/mask -> [object ref, it, jobs in flight]
+        exhausted = False
         try:
-            while todo or running:
-                while todo and len(running) < limit:
-                    job = todo.pop()
+            while True:
+                while len(running) < limit and (retry or not exhausted):
+                    job = retry.pop() if retry else next(source, None)
+                    if job is None:
+                        exhausted = True
+                        break
                     slot = pool.least_busy()
                     running[pool.submit(slot, _wire(ray, job, sent))] = (slot, pool.actors[slot], job)
+                if not running:
+                    return
                 done, _ = ray.wait(list(running), num_returns=1)
                 slot, actor, job = running.pop(done[0])
                 pool.busy[slot] -= 1
@@ -85,31 +112,67 @@ class RayExecutor(Executor):
                 except ray.exceptions.RayActorError as exc:
                     if getattr(exc, "actor_init_failed", False):
                         raise _init_error(spec, exc) from None
-                    tries[job.key] += 1
+                    tries[job.key] = tries.get(job.key, 0) + 1
                     if tries[job.key] > self.config.max_retries:
                         raise StageError("generate", spec.plugin, job.product,
                                          RuntimeError(f"Ray worker died {tries[job.key]} times on job {job.key}")) from None
                     pool.replace(slot, actor)
-                    todo.append(job)
+                    _forget(sent, job)
+                    retry.append(job)
                     continue
                 except ray.exceptions.RayTaskError as exc:
                     cause = getattr(exc, "cause", None)
-                    raise (cause if isinstance(cause, Exception) else RuntimeError(str(exc))) from None
+                    err = cause if isinstance(cause, Exception) else RuntimeError(str(exc))
+                    if not isolate:
+                        raise err from None
+                    out = err
+                _forget(sent, job)
                 yield job, out
         finally:
             for ref in running:  # a stopped run (error, Ctrl-C, consumer gone) leaves nothing queued
                 with contextlib.suppress(Exception):  # best effort: the actor may be gone already
                     ray.cancel(ref, force=False)
 
+    def remote_stages(self, specs: dict[str, Any], *, base_dir: Path | None = None) -> dict[str, Any]:
+        """Start actor pools for masking and scoring; the stand-ins the runner calls instead of its own stages."""
+        ray = self._connect()
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        stages = self.config.remote_stages
+        self._remote = list(stages if stages is not None else (["mask", "score"] if gpus >= 1 else []))
+        if not self._remote:
+            return {}
+        share = self.config.stage_gpus if self.config.stage_gpus is not None else (0.05 if gpus >= 1 else 0.0)
+        options = {"num_gpus": share, "num_cpus": min(self.config.num_cpus_per_worker, 0.25),
+                   "runtime_env": dict(self.config.runtime_env) or None, "max_restarts": 0}
+        n = self.config.stage_workers or default_stage_workers(gpus)
+
+        def pool(kind: str, spec: GeneratorSpec) -> StagePool:
+            made = StagePool(ray, kind, spec, n=n, options=options, plugins=list(self.config.plugins),
+                             base_dir=base_dir, max_retries=self.config.max_retries)
+            self._stage_pools.append(made)
+            return made
+
+        moved: dict[str, Any] = {}
+        if "mask" in self._remote:
+            moved["mask"] = RemoteMasker(pool("masker", specs["mask"]))
+        if "score" in self._remote:
+            moved["score"] = [RemoteScorer(pool("scorer", spec)) for spec in specs["score"]]
+        return moved
+
+    def prepare_threads(self) -> int:
+        """Products the runner may prepare at once: enough to keep every masking actor busy."""
+        return max((len(p.actors) for p in self._stage_pools if p.kind == "masker"), default=1)
+
     def close(self) -> None:
         """Stop this executor's actors (and the local cluster if this executor started it)."""
-        if not self._pools:
+        if not self._pools and not self._stage_pools:
             return
         import ray
 
-        for pool in self._pools.values():
+        for pool in [*self._pools.values(), *self._stage_pools]:
             pool.stop()
         self._pools.clear()
+        self._stage_pools.clear()
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
             self._started_ray = False
@@ -136,17 +199,18 @@ class RayExecutor(Executor):
         self._started_ray = True
         return ray
 
-    def _pool(self, ray: Any, spec: GeneratorSpec, n_jobs: int) -> _Pool:
+    def _pool(self, ray: Any, spec: GeneratorSpec) -> _Pool:
         from .ids import canonical_json
 
         key = canonical_json({"plugin": spec.plugin, "config": spec.config, "device": spec.device})
         if key not in self._pools:
             gpus = self.config.num_gpus_per_worker
             have_gpus = float(ray.cluster_resources().get("GPU", 0))
-            if gpus is None:
-                gpus = 1.0 if have_gpus >= 1 else 0.0
-            n = self.config.num_workers or min(n_jobs, default_workers(  # no idle model copies
-                have_gpus, float(ray.cluster_resources().get("CPU", 1)), gpus, self.config.num_cpus_per_worker))
+            if gpus is None:  # with masking/scoring actors on the GPUs, leave each GPU room for them
+                gpus = (0.8 if self._remote else 1.0) if have_gpus >= 1 else 0.0
+            # sized by the cluster, not by one product: jobs of the following products fill the actors
+            n = self.config.num_workers or default_workers(
+                have_gpus, float(ray.cluster_resources().get("CPU", 1)), gpus, self.config.num_cpus_per_worker)
             options = {"num_gpus": gpus, "num_cpus": self.config.num_cpus_per_worker,
                        "runtime_env": dict(self.config.runtime_env) or None, "max_restarts": 0}
             self._pools[key] = _Pool(ray, options, spec, list(self.config.plugins), n)
@@ -165,17 +229,29 @@ class _WireJob:
     seeds: tuple[int, ...]
 
 
-def _wire(ray: Any, job: GenerationJob, sent: dict[int, Any]) -> _WireJob:
-    """Strip a job to what an actor needs; references and masks go to the object store once per map()."""
+def _wire(ray: Any, job: GenerationJob, sent: dict[int, list[Any]]) -> _WireJob:
+    """Strip a job to what an actor needs; a reference or mask goes to the object store once while in use."""
     req = job.request
     refs = []
     for obj in (req.reference, req.mask):
-        if id(obj) not in sent:
-            sent[id(obj)] = (ray.put(obj), obj)  # the obj keeps its id() from being reused
-        refs.append(sent[id(obj)][0])
+        entry = sent.setdefault(id(obj), [None, obj, 0])  # the obj held here keeps its id() from being reused
+        if entry[0] is None:
+            entry[0] = ray.put(obj)
+        entry[2] += 1
+        refs.append(entry[0])
     # The pydantic Config class may live in a module the worker only gets via `plugins`: send a dict.
     return _WireJob(refs[0], refs[1], req.prompt, req.negative_prompt,
                     req.config.model_dump(mode="python"), tuple(req.seeds))
+
+
+def _forget(sent: dict[int, list[Any]], job: GenerationJob) -> None:
+    """Release the object-store copies no job in flight uses any more (memory stays bounded on long streams)."""
+    for obj in (job.request.reference, job.request.mask):
+        entry = sent.get(id(obj))
+        if entry is not None:
+            entry[2] -= 1
+            if entry[2] <= 0:
+                del sent[id(obj)]
 
 
 class _Pool:

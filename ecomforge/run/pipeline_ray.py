@@ -1,0 +1,113 @@
+"""Masking and scoring on Ray actors: one pool per stage, each actor holding its model loaded.
+
+The runner keeps calling ``masker.mask(ref)`` and ``scorer.score(cands, context)``; with the Ray
+executor those are these proxies, which send the call to the least busy actor of the stage's pool
+and wait for it. Several products are prepared at once (one helper thread per mask actor), so
+every actor of the pool has work; Ray places the actors (``num_gpus``) and queues their calls.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..stages import GeneratorSpec
+
+
+class StageWorker:
+    """The actor body for a masker or scorer: builds the stage once and serves its calls."""
+
+    def __init__(self, kind: str, plugin: str, config: dict[str, Any], device: str, plugins: list[str],
+                 base_dir: str | None) -> None:
+        from ..plugins import build_registry, get_registry
+
+        registry = build_registry([importlib.import_module(m) for m in plugins]) if plugins else get_registry()
+        self.stage = registry.create(kind, plugin, config, device=device)
+        self.stage.base_dir = Path(base_dir) if base_dir else None
+        self.stage.ensure_setup()  # load weights now, before the first call
+
+    def mask(self, reference: Any) -> Any:
+        """One reference's mask."""
+        return self.stage.mask(reference)
+
+    def score(self, candidates: list[Any], context: Any) -> list[Any]:
+        """Scores of a batch of candidates (floats or Score)."""
+        return list(self.stage.score(candidates, context))
+
+
+class StagePool:
+    """The actors of one stage; ``call`` runs a method on the least busy one, replacing dead actors."""
+
+    def __init__(self, ray: Any, kind: str, spec: GeneratorSpec, *, n: int, options: dict[str, Any],
+                 plugins: list[str], base_dir: Path | None, max_retries: int) -> None:
+        self.ray, self.kind, self.spec, self.max_retries = ray, kind, spec, max_retries
+        self._args = (kind, spec.plugin, spec.config, spec.device, plugins, str(base_dir) if base_dir else None)
+        self._cls = ray.remote(StageWorker).options(**options)
+        self.actors = [self._cls.remote(*self._args) for _ in range(max(1, n))]
+        self.busy = [0] * len(self.actors)
+        self._lock = threading.Lock()
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Run ``method(*args)`` on an actor and return its result; a stage error is raised as itself."""
+        ray = self.ray
+        for attempt in range(self.max_retries + 1):
+            with self._lock:
+                slot = min(range(len(self.actors)), key=lambda i: self.busy[i])
+                actor = self.actors[slot]
+                self.busy[slot] += 1
+            try:
+                return ray.get(getattr(actor, method).remote(*args))
+            except ray.exceptions.RayActorError as exc:
+                if getattr(exc, "actor_init_failed", False) or attempt == self.max_retries:
+                    raise RuntimeError(f"Ray {self.kind} worker for '{self.spec.plugin}' died: "
+                                       f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}") from None
+                with self._lock:
+                    if self.actors[slot] is actor:  # replace once, whichever call noticed first
+                        ray.kill(actor, no_restart=True)
+                        self.actors[slot] = self._cls.remote(*self._args)
+            except ray.exceptions.RayTaskError as exc:
+                cause = getattr(exc, "cause", None)
+                raise (cause if isinstance(cause, Exception) else RuntimeError(str(exc))) from None
+            finally:
+                with self._lock:
+                    self.busy[slot] -= 1
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        """Kill every actor of the pool."""
+        for actor in self.actors:
+            self.ray.kill(actor, no_restart=True)
+
+
+class RemoteMasker:
+    """Stands in for the run's masker: ``mask()`` runs on the mask pool."""
+
+    def __init__(self, pool: StagePool) -> None:
+        self.pool, self.name, self.base_dir = pool, pool.spec.plugin, None
+
+    def ensure_setup(self) -> None:
+        """Nothing to load here: the actors loaded the model."""
+
+    def mask(self, reference: Any) -> Any:
+        """The reference's mask, computed on a worker."""
+        return self.pool.call("mask", reference)
+
+
+class RemoteScorer:
+    """Stands in for one of the run's scorers: ``score()`` runs on that scorer's pool."""
+
+    def __init__(self, pool: StagePool) -> None:
+        self.pool, self.name, self.base_dir = pool, pool.spec.plugin, None
+
+    def ensure_setup(self) -> None:
+        """Nothing to load here: the actors loaded the model."""
+
+    def score(self, candidates: Any, context: Any) -> list[Any]:
+        """The candidates' scores, computed on a worker."""
+        return self.pool.call("score", list(candidates), context)
+
+
+def default_stage_workers(gpus: float) -> int:
+    """Actors per masking or scoring pool: one per four GPUs (they are short next to generation), at least one."""
+    return max(1, int(-(-gpus // 4)))

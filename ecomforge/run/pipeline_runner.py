@@ -1,0 +1,163 @@
+"""The runner's products through the pipeline: the runner's own steps, in the order the pipeline allows.
+
+``Runner._acquire_and_mask`` and ``_plan_jobs`` run in helper threads (hook calls recorded, replayed
+here in order); generation streams through one ``executor.map``; ``_score``, ``_filter``,
+``_records`` and ``on_product_done`` run in the caller's thread as each product's last job returns,
+while the executor already works on the next products. A product that fails in any step goes to
+the runner's failure handler (or stops the run when it has none / runs fail-fast).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..errors import StageError
+from ..stages import GeneratorSpec
+from .context import RunContext
+from .pipeline import Event, Prepared, RecordingHooks, stream
+from .store import RunStore
+
+
+def run_products(runner: Any, ctx: RunContext, store: RunStore,
+                 products: Iterable[tuple[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Yield each product's manifest records (after ``on_product_done``), products overlapping."""
+    from .runner import ProductWork
+
+    real = runner.hooks
+    hooks = RecordingHooks(real)
+    runner.hooks = hooks
+    restore = _remote_stages(runner)
+    recipe = runner.resolved.recipe
+    spec = GeneratorSpec(recipe.generate.plugin, dict(runner.resolved.configs["generate"].model_dump()), runner.device)
+
+    def prepare(product: str, specs: Any) -> Prepared:
+        work, calls = ProductWork(product, specs), []
+        hooks.record(calls)
+        try:
+            runner._acquire_and_mask(ctx, work)
+            work.jobs = runner._plan_jobs(product, work.refs, work.masks)
+        except Exception as exc:
+            return Prepared(product, work, calls, error=exc)
+        finally:
+            hooks.record(None)
+        return Prepared(product, work, calls)
+
+    def resumed(job: Any) -> Any:
+        loaded = [store.load_candidate(cid) for cid in job.ids]
+        return loaded if all(c is not None for c in loaded) else None
+
+    remote = restore is not None
+    events = stream(products, prepare, runner.executor, spec, lookahead=4 if remote else 2,
+                    threads=getattr(runner.executor, "prepare_threads", lambda: 1)() if remote else 1,
+                    resumed=resumed)
+    state: dict[int, dict[str, Any]] = {}
+    current = "*"
+    try:
+        for ev in events:
+            current = ev.prepared.product
+            done = _handle(runner, ctx, ev, state.setdefault(id(ev.prepared), {"gen_s": 0.0}))
+            if done is not None:
+                state.pop(id(ev.prepared), None)
+                yield done
+    except Exception as exc:  # the executor itself failed (workers cannot start...): the run stops
+        if isinstance(exc, StageError):
+            raise
+        hooks.on_step_error(run=ctx, step="generate", product=current, error=exc)
+        raise StageError("generate", recipe.generate.plugin, current, exc) from exc
+    finally:
+        runner.hooks = real
+        if restore is not None:
+            restore()
+
+
+def _handle(runner: Any, ctx: RunContext, ev: Event, st: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """One pipeline event in the caller's thread; the product's records at its end."""
+    prep, hooks = ev.prepared, runner.hooks
+    work, recipe = prep.work, runner.resolved.recipe
+    try:
+        if ev.kind == "start":
+            hooks.replay(prep.hook_calls, run=ctx)
+            if prep.error is not None:
+                return _failed(runner, ctx, work, prep.error)
+            _start_generate(runner, ctx, prep)
+        elif ev.kind == "job" and "error" not in st:
+            out = ev.output
+            if isinstance(out, Exception):
+                raise out
+            _take_job(runner, ctx, prep, ev, st)
+        elif ev.kind == "end":
+            if "error" in st:
+                return _failed(runner, ctx, work, st["error"])
+            ctx.add_time("generate", st["gen_s"])
+            work.timings["generate"] = st["gen_s"]
+            hooks.on_step_end(run=ctx, step="generate", product=work.product, seconds=st["gen_s"])
+            runner._score(ctx, work)
+            runner._filter(ctx, work)
+            records = runner._records(ctx, work)
+            hooks.on_product_done(run=ctx, product=work.product, records=records)
+            return records
+    except Exception as exc:
+        if not isinstance(exc, StageError):
+            hooks.on_step_error(run=ctx, step="generate", product=work.product, error=exc)
+            exc = StageError("generate", recipe.generate.plugin, work.product, exc)
+        if ev.kind == "end":
+            return _failed(runner, ctx, work, exc)
+        st["error"] = exc  # the product's other jobs still come back; it is reported at its end
+    return None
+
+
+def _start_generate(runner: Any, ctx: RunContext, prep: Prepared) -> None:
+    """The generate step begins: candidates read back from disk (resume) count at once."""
+    work = prep.work
+    runner.hooks.on_step_start(run=ctx, step="generate", product=work.product,
+                               total=sum(len(j.ids) for j in work.jobs))
+    for job in work.jobs:
+        if job.key in prep.resumed:
+            for cid, cand in zip(job.ids, prep.resumed[job.key]):
+                work.cands[cid], work.meta[cid] = cand, {"job": job, "generate_s": 0.0, "resumed": True}
+            runner._advance(ctx, "generate", work.product, len(job.ids))
+
+
+def _take_job(runner: Any, ctx: RunContext, prep: Prepared, ev: Event, st: dict[str, Any]) -> None:
+    """One job's candidates: checked, kept on the product and written at once (on_candidate)."""
+    work, job, out = prep.work, ev.job, ev.output
+    assert job is not None and isinstance(out, list)
+    if len(out) != len(job.ids):
+        raise RuntimeError(f"returned {len(out)} images for {len(job.ids)} seeds")
+    st["gen_s"] += ev.seconds
+    for cid, cand in zip(job.ids, out):
+        work.cands[cid] = cand
+        work.meta[cid] = {"job": job, "generate_s": ev.seconds / len(out)}
+        runner.hooks.on_candidate(run=ctx, record=runner._base_record(work.product, job, cid, cand), image=cand)
+    runner._advance(ctx, "generate", work.product, len(out))
+
+
+def _failed(runner: Any, ctx: RunContext, work: Any, exc: BaseException) -> list[dict[str, Any]]:
+    """Hand a failed product to the runner's failure handler; without one, the run stops (fail-fast)."""
+    handler = getattr(runner, "_product_failed", None)
+    if handler is None:
+        raise exc
+    return handler(ctx, work, exc)
+
+
+def _remote_stages(runner: Any) -> Any:
+    """Let the executor move masking and scoring to its workers; returns how to undo it, or None."""
+    move = getattr(runner.executor, "remote_stages", None)
+    if move is None:
+        return None
+    r, cfg = runner.resolved.recipe, runner.resolved.configs
+    specs = {"mask": GeneratorSpec(r.mask.plugin, dict(cfg["mask"].model_dump()), runner.device),
+             "score": [GeneratorSpec(s.plugin, dict(cfg[f"score.{i}"].model_dump()), runner.device)
+                       for i, s in enumerate(r.score)]}
+    moved = move(specs, base_dir=runner.resolved.base_dir)
+    if not moved:
+        return None
+    old_masker, old_scorers = runner.masker, runner.scorers
+    if "mask" in moved:
+        runner.masker = moved["mask"]
+    if "score" in moved:
+        runner.scorers = [(k, w, proxy) for (k, w, _), proxy in zip(old_scorers, moved["score"])]
+
+    def restore() -> None:
+        runner.masker, runner.scorers = old_masker, old_scorers
+    return restore
