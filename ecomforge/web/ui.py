@@ -1,333 +1,273 @@
-"""The Gradio UI: references, mask preview, prompts, a preset with its key settings, live progress, results."""
-
+"""The Gradio UI: photos and mask on the left; Run, progress, the job list and results together on the right."""
 import html
-import logging
 import json
-import tempfile
-import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from ..errors import EcomforgeError
-from .forms import KEY_FIELDS, coerce, form_fields, make_component
-from .jobs import TERMINAL
+import gradio as gr
+
+from .forms import KEY_FIELDS, form_fields, make_component
 from .manager import JobManager
-from .preview import masker_config, preview_mask
+from .preview import masker_accepts
+from .readiness import order_presets, preset_choice
 from .recipes import list_presets
-from .submit import rerun_candidate, submit_job
+from .results import thumbs_dir
+from .ui_actions import IDLE, Actions, seed_fields
 from .uploads import Limits
 
-log = logging.getLogger("ecomforge.web")
-CSS = """
-#status .bar {height: 10px; background: #e5e7eb; border-radius: 5px; overflow: hidden; margin: 6px 0}
-#status .bar > div {height: 100%; background: #2563eb; transition: width .3s}
-#status .state-done {color: #15803d} #status .state-failed {color: #b91c1c}
+# Scoped to each HTML component (Gradio 6 takes page-wide CSS only where the app is mounted).
+STATUS_CSS = """
+.bar {height: 10px; background: #e5e7eb; border-radius: 5px; overflow: hidden; margin: 6px 0}
+.bar > div {height: 100%; background: #2563eb; transition: width .3s}
+.state-done {color: #15803d} .state-failed {color: #b91c1c}
+.state-cancelled, .state-interrupted {color: #b45309}
 """
-
-
-def _read(path: Any) -> bytes:
-    return Path(path if isinstance(path, str) else path.name).read_bytes()
-
-
-def _paths(files: Any) -> list[str]:
-    if not files:
-        return []
-    files = files if isinstance(files, list) else [files]
-    return [f if isinstance(f, str) else f.name for f in files]
-
-
-def status_html(job: dict[str, Any]) -> str:
-    """The progress block: state, stage with done/total, a bar and the ETA."""
-    p = job.get("progress") or {}
-    state = job["state"]
-    frac = 1.0 if state == "done" else float(p.get("fraction") or 0.0)
-    parts = [f"<b class='state-{state}'>{html.escape(state)}</b> · job <code>{job['id']}</code>"]
-    if state == "queued" and job.get("waiting"):
-        parts.append(f"{job['waiting']} waiting")
-    if state == "running" and p.get("stage"):
-        parts.append(f"{html.escape(str(p['stage']))} {p.get('done', 0)}/{p.get('total', 0)}")
-        if p.get("eta_s") is not None:
-            parts.append(f"ETA {p['eta_s']:.0f} s")
-    if state == "done":
-        s = job.get("summary") or {}
-        parts.append(f"{s.get('total_candidates', 0)} candidates, {s.get('total_kept', 0)} kept in {s.get('seconds', 0):.1f} s")
-    if job.get("error"):
-        parts.append(html.escape(job["error"]))
-    return (f"<div>{' · '.join(parts)}</div><div class='bar'><div style='width:{frac * 100:.0f}%'></div></div>")
+BADGE_CSS = """
+.badge {display: inline-block; padding: 1px 8px; border-radius: 9px; font-size: 90%; margin-top: 4px}
+.ok {background: #dcfce7; color: #166534} .need {background: #fef3c7; color: #92400e}
+"""
+WARNING_CSS = """
+.warning {background: #fef3c7; color: #92400e; border-left: 4px solid #d97706; padding: 6px 10px; margin: 4px 0}
+.summary {color: #4b5563; font-size: 90%}
+"""
+# Run is clicked at the top of the right column; on a short window the progress is brought into view.
+SHOW_STATUS = "() => { document.getElementById('status')?.scrollIntoView({block: 'nearest', behavior: 'smooth'}) }"
 
 
 def build_ui(manager: JobManager, recipes_dir: Path, limits: Limits):
     """The Blocks app; every action goes through the same functions as the HTTP API."""
-    import gradio as gr
-
     from ..cli.info import plugin_table
 
-    table = plugin_table()["plugins"]
-    schemas = {(p["kind"], p["name"]): p["config_schema"] for p in table}
-    generators = sorted(n for k, n in schemas if k == "generator")
-    maskers = sorted(n for k, n in schemas if k == "masker")
-    presets = {p["name"]: p for p in list_presets(recipes_dir) if "error" not in p}
-    first = next(iter(presets.values()), None)
-    fields = {g: form_fields(schemas[("generator", g)]) for g in generators}
-
-    def mask_section(name: str) -> dict[str, Any]:
-        props = (schemas.get(("masker", name)) or {}).get("properties", {})
-        return {"text": "text" in props, "points": "points" in props, "upload": name == "upload"}
-
+    schemas = {(p["kind"], p["name"]): p["config_schema"] for p in plugin_table()["plugins"]}
+    rated = order_presets(list_presets(recipes_dir))
+    presets = {p["name"]: p for p, _ in rated}
+    first = rated[0][0] if rated else {}
+    actions = Actions(manager, Path(recipes_dir), limits, presets, thumbs_dir())
+    ui = SimpleNamespace(gr=gr, schemas=schemas, rated=rated, first=first, actions=actions)
     with gr.Blocks(title="ecomforge") as demo:
+        ui.demo = demo
         gr.Markdown("## ecomforge — new product photos that keep the product as photographed")
-        job_id = gr.State(None)
-        results = gr.State([])
-        selected = gr.State(None)
-        points = gr.State([])
-        scale = gr.State(1.0)
+        ui.job_id = gr.BrowserState(None, storage_key="ecomforge-job")  # survives a reload
+        ui.results, ui.selected, ui.points, ui.scale = gr.State([]), gr.State(None), gr.State([]), gr.State(1.0)
         with gr.Row():
             with gr.Column(scale=2):
-                refs = gr.File(label="Reference photos", file_count="multiple", file_types=["image"], elem_id="refs")
-                with gr.Accordion("Product mask", open=True):
-                    start_masker = (first or {}).get("mask") if (first or {}).get("mask") in maskers else (maskers or [None])[0]
-                    vis = mask_section(start_masker or "")
-                    masker = gr.Dropdown(maskers, value=start_masker, label="Masker", elem_id="masker")
-                    mask_text = gr.Textbox(label="What the product is (text prompt)", visible=vis["text"],
-                                           value=((first or {}).get("mask_config") or {}).get("text", ""))
-                    mask_file = gr.File(label="Mask image (light = product)", file_types=["image"], visible=vis["upload"])
-                    point_kind = gr.Radio(["product", "background"], value="product", visible=vis["points"],
-                                          label="Clicking the photo adds a point that is…")
-                    clear = gr.Button("Clear points", visible=vis["points"], size="sm")
-                    detect = gr.Button("Detect mask", elem_id="detect")
-                    mask_view = gr.Image(label="Mask over the first photo", interactive=False, elem_id="mask-view",
-                                         height=260)
-                    mask_info = gr.Markdown()
-                prompt = gr.Textbox(label="Prompt", lines=2, value=(first or {}).get("prompt", ""), elem_id="prompt")
-                negative = gr.Textbox(label="Negative prompt", value=(first or {}).get("negative_prompt", ""))
-                preset = gr.Dropdown(list(presets), value=(first or {}).get("name"), label="Recipe preset",
-                                     elem_id="preset")
-                with gr.Row():
-                    count, base = _seed_fields(first or {})
-                    n_seeds = gr.Number(label="Number of seeds", precision=0, minimum=1, maximum=1000, value=count)
-                    base_seed = gr.Number(label="First seed", precision=0, minimum=0, value=base)
-                    top_k = gr.Number(label="Top-K kept (0: preset's)", precision=0, minimum=0, value=0)
-                generator = gr.Dropdown(generators, value=(first or {}).get("generate"), label="Generator")
-                sweep = gr.Textbox(label="Sweep (JSON: setting -> values to try)", max_lines=2,
-                                   value=json.dumps((first or {}).get("sweep") or {}))
-                groups, comps = [], []  # comps: (generator, FieldSpec, component)
-                for g in generators:
-                    base = (first or {}).get("generate_config", {}) if (first or {}).get("generate") == g else {}
-                    with gr.Group(visible=g == (first or {}).get("generate")) as grp:
-                        key = [f for f in fields[g] if f.name in KEY_FIELDS]
-                        more = [f for f in fields[g] if f.name not in KEY_FIELDS]
-                        for f in key:
-                            comps.append((g, f, make_component(gr, f, base.get(f.name, f.default))))
-                        with gr.Accordion(f"{g} settings", open=not key):
-                            for f in more:
-                                comps.append((g, f, make_component(gr, f, base.get(f.name, f.default))))
-                    groups.append(grp)
-                with gr.Row():
-                    run = gr.Button("Run", variant="primary", elem_id="run")
-                    cancel = gr.Button("Cancel", elem_id="cancel")
+                _photos_section(ui)
+                _preset_section(ui)
+                _mask_section(ui)
+                _settings_section(ui)
             with gr.Column(scale=3):
-                status = gr.HTML(elem_id="status")
-                gallery = gr.Gallery(label="Results (score · kept · seed)", columns=4, elem_id="gallery",
-                                     object_fit="contain", height=420)
-                details = gr.JSON(label="Selected candidate: scores and parameters", elem_id="details")
-                chosen = gr.CheckboxGroup(label="Pick results to download", elem_id="chosen")
-                with gr.Row():
-                    dl_sel = gr.Button("Download picked (zip)", elem_id="dl-selected")
-                    dl_all = gr.Button("Download all (zip)", elem_id="dl-all")
-                    rerun = gr.Button("Re-run selected candidate with its seed", elem_id="rerun")
-                download = gr.File(label="Download", elem_id="download")
-
-        form_inputs = [c for _, _, c in comps]
-
-        # --- preset and plugin choices --------------------------------------------------------
-        def on_preset(name):
-            p = presets.get(name) or {}
-            count, base = _seed_fields(p)
-            values = []
-            for g, f, _ in comps:
-                cfg = p.get("generate_config", {}) if p.get("generate") == g else {}
-                values.append(cfg.get(f.name, f.default) if f.kind != "string" else cfg.get(f.name, f.default) or "")
-            mask = p.get("mask") if p.get("mask") in maskers else gr.skip()
-            return [p.get("prompt", ""), p.get("negative_prompt", ""), mask, (p.get("mask_config") or {}).get("text", ""),
-                    p.get("generate"),
-                    json.dumps(p.get("sweep") or {}), count, base, 0,
-                    *[gr.update(visible=g == p.get("generate")) for g in generators], *values]
-
-        preset.change(on_preset, preset, [prompt, negative, masker, mask_text, generator, sweep, n_seeds, base_seed, top_k,
-                                          *groups, *form_inputs])
-        generator.change(lambda g: [gr.update(visible=x == g) for x in generators], generator, groups)
-
-        def on_masker(name):
-            v = mask_section(name or "")
-            return [gr.update(visible=v["text"]), gr.update(visible=v["upload"]), gr.update(visible=v["points"]),
-                    gr.update(visible=v["points"]), []]
-
-        masker.change(on_masker, masker, [mask_text, mask_file, point_kind, clear, points])
-
-        # --- mask preview ---------------------------------------------------------------------
-        def detect_mask(files, name, text, pts, mfile, preset_name):
-            paths = _paths(files)
-            if not paths:
-                raise gr.Error("Upload a reference photo first.")
-            p = presets.get(preset_name) or {}
-            cfg = masker_config(name, {"plugin": p.get("mask"), "config": p.get("mask_config") or {}}, text, pts,
-                                (_paths(mfile) or [None])[0])
-            try:
-                overlay, info = preview_mask(paths[0], name, cfg, limits)
-            except EcomforgeError as exc:
-                raise gr.Error(exc.one_line()) from None
-            except Exception as exc:  # a plugin's own failure: shown in the page, logged with its traceback
-                log.exception("mask preview failed")
-                raise gr.Error(f"{type(exc).__name__}: {exc}") from None
-            from PIL import Image
-
-            with Image.open(paths[0]) as im:
-                ratio = max(im.size) / max(overlay.shape[:2])
-            return overlay, info, ratio
-
-        detect_inputs = [refs, masker, mask_text, points, mask_file, preset]
-        detect.click(detect_mask, detect_inputs, [mask_view, mask_info, scale])
-
-        def add_point(pts, kind, ratio, evt: gr.SelectData):
-            x, y = evt.index
-            return [*pts, (x * ratio, y * ratio, 1 if kind == "product" else 0)]
-
-        mask_view.select(add_point, [points, point_kind, scale], points).then(
-            detect_mask, detect_inputs, [mask_view, mask_info, scale])
-        clear.click(lambda: [], None, points)
-
-        # --- running and following a job ---------------------------------------------------------
-        def overrides_from(preset_name, name, text, pts, gen, sweep_text, count, base, k, *values):
-            p = presets.get(preset_name) or {}
-            over: dict[str, Any] = {}
-            if name and name != "upload":
-                over["mask"] = {"plugin": name, "config": masker_config(
-                    name, {"plugin": p.get("mask"), "config": p.get("mask_config") or {}}, text, pts, None)}
-            cfg = {}
-            for (g, f, _), v in zip(comps, values):
-                if g == gen and (value := coerce(f, v)) is not None:
-                    cfg[f.name] = value
-            if gen != p.get("generate"):
-                over["generate.plugin"] = gen
-                over["generate.config"] = cfg
-            else:
-                over.update({f"generate.config.{k2}": v2 for k2, v2 in cfg.items()})
-            try:
-                over["generate.sweep"] = json.loads(sweep_text) if (sweep_text or "").strip() else {}
-            except json.JSONDecodeError as exc:
-                raise gr.Error(f"sweep: not valid JSON ({exc.msg})") from None
-            if count and (int(count), int(base or 0)) != _seed_fields(p):  # untouched: the preset's own seeds
-                over["generate.seeds"] = {"count": int(count), "base": int(base or 0)}
-            if k and int(k) > 0:
-                over["filter.config.top_k"] = int(k)
-            return over
-
-        def follow(jid):
-            shown = -1
-            while True:
-                job = manager.get(jid)
-                d = job.to_dict()
-                d["waiting"] = manager.waiting() if job.state == "queued" else 0
-                res = _gallery(manager, job) if job.state in TERMINAL or job.progress.get("stage") == "filter" else None
-                if res is not None and len(res[0]) != shown:
-                    shown = len(res[0])
-                    items, recs = res
-                    yield (status_html(d), items, gr.update(choices=[(f"{c} · {r['id'][:8]}", r["id"]) for (_, c), r in zip(items, recs)],
-                                                            value=[]), recs, jid)
-                else:
-                    yield status_html(d), gr.skip(), gr.skip(), gr.skip(), jid
-                if job.state in TERMINAL:
-                    return
-                time.sleep(0.4)
-
-        follow_outputs = [status, gallery, chosen, results, job_id]
-
-        def start(files, text_p, neg, preset_name, name, text, pts, mfile, gen, sweep_text, count, base, k, *values):
-            paths = _paths(files)
-            if not paths:
-                raise gr.Error("Upload at least one reference photo.")
-            if preset_name not in presets:
-                raise gr.Error("Choose a recipe preset.")
-            over = overrides_from(preset_name, name, text, pts, gen, sweep_text, count, base, k, *values)
-            masks = [_read(_paths(mfile)[0])] * len(paths) if name == "upload" and _paths(mfile) else []
-            if name == "upload" and not masks:
-                raise gr.Error("The upload masker needs a mask image.")
-            try:
-                job = submit_job(manager, recipes_dir, limits, references=[_read(p) for p in paths], masks=masks,
-                                 preset=preset_name, prompt=text_p, negative_prompt=neg, overrides=over)
-            except EcomforgeError as exc:
-                log.warning("job refused: %s", exc.one_line())
-                raise gr.Error(exc.one_line()) from None
-            yield from follow(job.id)
-
-        run.click(start, [refs, prompt, negative, preset, masker, mask_text, points, mask_file, generator, sweep, n_seeds,
-                          base_seed, top_k, *form_inputs], follow_outputs)
-        cancel.click(lambda j: manager.cancel(j) and None if j else None, job_id, None)
-
-        def on_select(recs, evt: gr.SelectData):
-            if not recs or evt.index is None or evt.index >= len(recs):
-                return None, None
-            r = recs[evt.index]
-            return r["id"], {k: r.get(k) for k in ("id", "total", "scores", "kept", "reason", "seed", "params",
-                                                 "plugin", "reference")}
-
-        gallery.select(on_select, results, [selected, details])
-
-        def again(jid, cid):
-            if not jid or not cid:
-                raise gr.Error("Select a result in the gallery first.")
-            try:
-                job = rerun_candidate(manager, recipes_dir, limits, jid, cid)
-            except EcomforgeError as exc:
-                raise gr.Error(exc.one_line()) from None
-            yield from follow(job.id)
-
-        rerun.click(again, [job_id, selected], follow_outputs)
-
-        def make_zip(jid, ids):
-            if not jid:
-                raise gr.Error("Run a job first.")
-            job = manager.get(jid)
-            from .api import zip_results
-
-            root = manager.store.job_dir(jid) / (job.run_dir or "")
-            if not job.run_dir or not (root / "manifest.jsonl").is_file():
-                raise gr.Error("No results yet.")
-            if ids is not None and not ids:
-                raise gr.Error("Pick some results first.")
-            data = zip_results(root, job, ",".join(ids) if ids else None)
-            out = Path(tempfile.mkdtemp(prefix="ecomforge-zip-")) / f"{jid}-{'picked' if ids else 'all'}.zip"
-            out.write_bytes(data)
-            return str(out)
-
-        dl_sel.click(make_zip, [job_id, chosen], download)
-        dl_all.click(lambda j: make_zip(j, None), job_id, download)
+                _run_section(ui)
+                _results_section(ui)
+        _wire_presets(ui)
+        _wire_mask(ui)
+        _wire_jobs(ui)
+        _wire_results(ui)
+    # Mask previews run models: as many at once as the server has workers. Following a job only polls.
+    demo.queue(default_concurrency_limit=manager.workers)
     return demo
 
 
-def _seed_fields(preset: dict[str, Any]) -> tuple[int, int]:
-    """(number of seeds, first seed) of a preset; a seed list shows as its length and first value."""
-    seeds = preset.get("seeds")
-    if isinstance(seeds, dict):
-        return int(seeds.get("count", 1)), int(seeds.get("base", 0))
-    seeds = seeds if isinstance(seeds, list) and seeds else [0]
-    return len(seeds), int(seeds[0])
+def _photos_section(ui) -> None:
+    gr = ui.gr
+    ui.refs = gr.File(label="1 · Reference photos of the product", file_count="multiple", file_types=["image"],
+                      elem_id="refs", height=120)
+    ui.ref_thumbs = gr.Gallery(label="Uploaded photos", columns=6, height=120, elem_id="ref-thumbs", fit_columns=False,
+                               show_label=False, object_fit="contain", allow_preview=False, interactive=False)
+    ui.refs.change(ui.actions.upload_thumbs, ui.refs, ui.ref_thumbs, concurrency_limit=None)
 
 
-def _gallery(manager: JobManager, job) -> tuple[list[tuple[str, str]], list[dict[str, Any]]] | None:
-    """(gallery items, records), kept ones first, best total first."""
-    if not job.run_dir:
-        return [], []
-    from ..run.store import read_manifest
+def _preset_section(ui) -> None:
+    gr, first = ui.gr, ui.first
+    ui.preset = gr.Dropdown([preset_choice(p, r) for p, r in ui.rated], value=first.get("name"),
+                            label="2 · Recipe preset", elem_id="preset")
+    ui.preset_info = gr.HTML(_preset_info(ui, first.get("name")), elem_id="preset-info", css_template=BADGE_CSS)
+    ui.prompt = gr.Textbox(label="Prompt", lines=2, value=first.get("prompt", ""), elem_id="prompt")
+    ui.negative = gr.Textbox(label="Negative prompt", value=first.get("negative_prompt", ""), elem_id="negative")
 
-    root = manager.store.job_dir(job.id) / job.run_dir
-    if not (root / "manifest.jsonl").is_file():
-        return [], []
-    recs = sorted(read_manifest(root), key=lambda r: (not r["kept"], -(r.get("total") or 0.0), r["id"]))
-    items = []
-    for r in recs:
-        total = r.get("total")
-        caption = f"{total:.2f}" if total is not None else "failed"
-        caption += f" · {'kept' if r['kept'] else 'dropped'} · seed {r['seed']}"
-        items.append((str(root / r["image"]), caption))
-    return items, recs
+
+def _preset_info(ui, name: str | None) -> str:
+    """The preset's description and whether it runs here."""
+    for p, r in ui.rated:
+        if p["name"] == name:
+            badge = (f"<span class='badge ok'>{r.label}</span>" if r.ready else
+                     f"<span class='badge need'>{r.label}</span> <small>{html.escape(r.detail[:300])}</small>")
+            return f"<div>{html.escape(p.get('description') or '')}</div><div>{badge}</div>"
+    return "<div>No preset found in the server's recipes folder.</div>" if not ui.rated else ""
+
+
+def _mask_section(ui) -> None:
+    gr = ui.gr
+    ui.maskers = maskers = sorted(n for k, n in ui.schemas if k == "masker")
+    start = ui.first.get("mask") if ui.first.get("mask") in maskers else (maskers or [None])[0]
+    vis = _mask_inputs(start)
+    with gr.Accordion("3 · Product mask (optional: check what will be kept)", open=False, elem_id="mask-section"):
+        ui.masker = gr.Dropdown(maskers, value=start, label="Masker", elem_id="masker")
+        ui.mask_text = gr.Textbox(label="What the product is (text prompt)", visible=vis["text"], elem_id="mask-text",
+                                  value=(ui.first.get("mask_config") or {}).get("text", ""))
+        ui.mask_file = gr.File(label="Mask image (light = product)", file_types=["image"], visible=vis["mask"],
+                               elem_id="mask-file")
+        ui.point_kind = gr.Radio(["product", "background"], value="product", visible=vis["points"],
+                                 label="Clicking the photo adds a point that is…")
+        ui.clear = gr.Button("Clear points", visible=vis["points"], size="sm")
+        ui.detect = gr.Button("Detect mask", elem_id="detect")
+        ui.mask_view = gr.Image(label="Mask over the first photo", interactive=False, elem_id="mask-view", height=260)
+        ui.mask_info = gr.HTML(elem_id="mask-info", css_template=WARNING_CSS)
+
+
+def _mask_inputs(name: str | None) -> dict[str, bool]:
+    """Which prompt inputs to show: what the masker declares in ``Masker.accepts``."""
+    accepts = masker_accepts(name) if name else {}
+    return {"text": "text" in accepts, "points": "points" in accepts, "mask": "mask" in accepts}
+
+
+def _settings_section(ui) -> None:
+    gr, first = ui.gr, ui.first
+    generators = sorted(n for k, n in ui.schemas if k == "generator")
+    ui.generators, ui.groups, ui.comps = generators, [], []
+    with gr.Accordion("4 · Seeds and generator settings", open=False):
+        count, base = seed_fields(first)
+        with gr.Row():
+            ui.n_seeds = gr.Number(label="Number of seeds", precision=0, minimum=1, maximum=1000, value=count)
+            ui.base_seed = gr.Number(label="First seed", precision=0, minimum=0, value=base)
+            ui.top_k = gr.Number(label="Top-K kept (0: preset's)", precision=0, minimum=0, value=0)
+        ui.generator = gr.Dropdown(generators, value=first.get("generate"), label="Generator", elem_id="generator")
+        ui.sweep = gr.Textbox(label="Sweep (JSON: setting -> values to try)", max_lines=2,
+                              value=json.dumps(first.get("sweep") or {}))
+        for g in generators:
+            _generator_group(ui, g)
+    ui.actions.fields = [(g, f) for g, f, _ in ui.comps]
+
+
+def _generator_group(ui, g: str) -> None:
+    """The settings form of one generator, generated from its config schema (shown when it is chosen)."""
+    gr = ui.gr
+    values = ui.first.get("generate_config", {}) if ui.first.get("generate") == g else {}
+    fields = form_fields(ui.schemas[("generator", g)])
+    key = [f for f in fields if f.name in KEY_FIELDS]
+    with gr.Group(visible=g == ui.first.get("generate")) as grp:
+        for f in key:
+            ui.comps.append((g, f, make_component(gr, f, values.get(f.name, f.default))))
+        with gr.Accordion(f"{g} settings", open=not key):
+            for f in (f for f in fields if f.name not in KEY_FIELDS):
+                ui.comps.append((g, f, make_component(gr, f, values.get(f.name, f.default))))
+    ui.groups.append(grp)
+
+
+def _run_section(ui) -> None:
+    gr = ui.gr
+    with gr.Row(equal_height=True):
+        ui.run = gr.Button("▶ Run", variant="primary", elem_id="run", scale=2)
+        ui.cancel = gr.Button("Cancel", elem_id="cancel", scale=1)
+        ui.resume = gr.Button("Resume", elem_id="resume", scale=1)
+        ui.rerun_job = gr.Button("Run this job again", elem_id="rerun-job", scale=1)
+    ui.jobs = gr.Dropdown([], value=None, label="Jobs (newest first; pick one to see it)", elem_id="jobs",
+                          allow_custom_value=False)
+    ui.status = gr.HTML(IDLE, elem_id="status", css_template=STATUS_CSS)
+
+
+def _results_section(ui) -> None:
+    gr = ui.gr
+    ui.gallery = gr.Gallery(label="Results: score, kept or dropped, seed (sN); candidates appear as they are made",
+                            columns=4, elem_id="gallery", object_fit="contain", height=420)
+    ui.details = gr.JSON(label="Selected candidate: scores and parameters", elem_id="details")
+    with gr.Accordion("Download and re-run", open=True):
+        ui.chosen = gr.CheckboxGroup(label="Pick results to download", elem_id="chosen")
+        with gr.Row():
+            ui.dl_sel = gr.Button("Download picked (zip)", elem_id="dl-selected")
+            ui.dl_all = gr.Button("Download all (zip)", elem_id="dl-all")
+            ui.rerun = gr.Button("Re-run selected candidate with its seed", elem_id="rerun")
+        ui.download = gr.File(label="Download", elem_id="download")
+
+
+def _wire_presets(ui) -> None:
+    gr = ui.gr
+    form_inputs = [c for _, _, c in ui.comps]
+
+    def on_preset(name):
+        p = ui.actions.presets.get(name) or {}
+        count, base = seed_fields(p)
+        values = []
+        for g, f, _ in ui.comps:
+            cfg = p.get("generate_config", {}) if p.get("generate") == g else {}
+            value = cfg.get(f.name, f.default)
+            values.append(value if f.kind != "string" else value or "")
+        mask = p.get("mask") if p.get("mask") in ui.maskers else gr.skip()
+        return [_preset_info(ui, name), p.get("prompt", ""), p.get("negative_prompt", ""), mask,
+                (p.get("mask_config") or {}).get("text", ""), p.get("generate"), json.dumps(p.get("sweep") or {}),
+                count, base, 0, *[gr.update(visible=g == p.get("generate")) for g in ui.generators], *values]
+
+    ui.preset.change(on_preset, ui.preset, [ui.preset_info, ui.prompt, ui.negative, ui.masker, ui.mask_text,
+                                            ui.generator, ui.sweep, ui.n_seeds, ui.base_seed, ui.top_k, *ui.groups,
+                                            *form_inputs], concurrency_limit=None)
+    ui.generator.change(lambda g: [gr.update(visible=x == g) for x in ui.generators], ui.generator, ui.groups,
+                        concurrency_limit=None)
+
+
+def _wire_mask(ui) -> None:
+    gr, act = ui.gr, ui.actions
+
+    def on_masker(name):
+        v = _mask_inputs(name)
+        return [gr.update(visible=v["text"]), gr.update(visible=v["mask"]), gr.update(visible=v["points"]),
+                gr.update(visible=v["points"]), []]
+
+    ui.masker.change(on_masker, ui.masker, [ui.mask_text, ui.mask_file, ui.point_kind, ui.clear, ui.points],
+                     concurrency_limit=None)
+    inputs = [ui.refs, ui.masker, ui.mask_text, ui.points, ui.mask_file, ui.preset]
+    outputs = [ui.mask_view, ui.mask_info, ui.scale]
+    ui.detect.click(act.detect_mask, inputs, outputs)
+
+    def add_point(pts, kind, ratio, evt: gr.SelectData):
+        x, y = evt.index
+        return [*pts, (x * ratio, y * ratio, 1 if kind == "product" else 0)]
+
+    ui.mask_view.select(add_point, [ui.points, ui.point_kind, ui.scale], ui.points).then(
+        act.detect_mask, inputs, outputs)
+    ui.clear.click(lambda: [], None, ui.points)
+
+
+def _wire_jobs(ui) -> None:
+    """Run, resume, re-run and the job list all show the job they start in the same status and gallery."""
+    act = ui.actions
+    follow = [ui.status, ui.gallery, ui.chosen, ui.results, ui.job_id, ui.jobs]
+    form = [ui.refs, ui.prompt, ui.negative, ui.preset, ui.masker, ui.mask_text, ui.points, ui.mask_file,
+            ui.generator, ui.sweep, ui.n_seeds, ui.base_seed, ui.top_k, *[c for _, _, c in ui.comps]]
+
+    # The session tells a browser's views apart: a newer one stops the one being followed (not the job).
+    def start(request: gr.Request, *values):
+        yield from act.follow(act.submit(*values), request.session_hash)
+
+    def resume(request: gr.Request, jid):
+        yield from act.resume(jid, request.session_hash)
+
+    def rerun_job(request: gr.Request, jid):
+        yield from act.rerun_job(jid, request.session_hash)
+
+    def rerun(request: gr.Request, jid, cid):
+        yield from act.rerun_candidate(jid, cid, request.session_hash)
+
+    def show(request: gr.Request, jid):
+        yield from act.follow(jid, request.session_hash)
+
+    # Following only polls the job table, so it never takes one of the --workers slots.
+    watch = {"concurrency_limit": None, "show_progress": "hidden"}
+    for trigger, fn, inputs in ((ui.run, start, form), (ui.resume, resume, [ui.job_id]),
+                                (ui.rerun_job, rerun_job, [ui.job_id]), (ui.rerun, rerun, [ui.job_id, ui.selected])):
+        trigger.click(None, None, None, js=SHOW_STATUS)  # on a short window, bring the progress into view
+        trigger.click(fn, inputs, follow, **watch)
+    ui.jobs.input(show, ui.jobs, follow, **watch)
+    ui.cancel.click(act.cancel, ui.job_id, None, concurrency_limit=None)
+    # After a reload, the job this browser last watched is shown again (and followed if it still runs).
+    ui.demo.load(show, ui.job_id, follow, **watch)
+
+
+def _wire_results(ui) -> None:
+    gr, act = ui.gr, ui.actions
+
+    def on_select(recs, evt: gr.SelectData):
+        return act.select(recs, evt)
+
+    ui.gallery.select(on_select, ui.results, [ui.selected, ui.details], concurrency_limit=None)
+    ui.dl_sel.click(act.make_zip, [ui.job_id, ui.chosen], ui.download)
+    ui.dl_all.click(lambda j: act.make_zip(j, None), ui.job_id, ui.download)

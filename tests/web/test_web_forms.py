@@ -94,9 +94,10 @@ def test_mask_preview_with_the_classic_masker(toy_registry, tmp_path):
 
     path = tmp_path / "ref.png"
     path.write_bytes(png_bytes(2, (160, 120)))
-    overlay, info = preview_mask(path, "classic", masker_config("classic", {}, None, None, None), Limits())
+    overlay, info, warning = preview_mask(path, "classic", masker_config("classic", {}, None, None, None), Limits())
     assert overlay.shape == (120, 160, 3) and overlay.dtype == np.uint8
     assert info.startswith("classic: score") and "covers" in info
+    assert warning is None  # a packshot on a plain background: a confident mask
     # the overlay dims the background: the product pixels stay brighter on average than the dimmed corner
     assert overlay[60, 80].astype(int).sum() != overlay[2, 2].astype(int).sum()
 

@@ -1,0 +1,288 @@
+"""What the UI's buttons do: each goes through the same functions as the HTTP API (submit, cancel, resume, rerun)."""
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import EcomforgeError, NothingFound
+from .forms import FieldSpec, coerce
+from .jobs import TERMINAL
+from .manager import JobManager
+from .preview import masker_accepts, masker_config, preview_mask
+from .results import job_choices, job_results, job_view, status_html, thumbnail
+from .submit import rerun_candidate, submit_job
+from .uploads import Limits
+
+log = logging.getLogger("ecomforge.web")
+POLL_S = 0.4
+IDLE = "<div>Upload photos, pick a preset, then Run: progress and results appear here.</div>"
+
+
+def paths_of(files: Any) -> list[str]:
+    """File paths from a Gradio File value (one file, a list, or nothing)."""
+    if not files:
+        return []
+    files = files if isinstance(files, list) else [files]
+    return [f if isinstance(f, str) else f.name for f in files]
+
+
+def _warning_html(warning: str | None, info: str) -> str:
+    shown = f"<div class='summary'>{html.escape(info)}</div>" if info else ""
+    return f"<div class='warning'>Warning: {html.escape(warning)}</div>{shown}" if warning else shown
+
+
+def seed_fields(preset: dict[str, Any]) -> tuple[int, int]:
+    """(number of seeds, first seed) of a preset; a seed list shows as its length and first value."""
+    seeds = preset.get("seeds")
+    if isinstance(seeds, dict):
+        return int(seeds.get("count", 1)), int(seeds.get("base", 0))
+    seeds = seeds if isinstance(seeds, list) and seeds else [0]
+    return len(seeds), int(seeds[0])
+
+
+def rerun_job(manager: JobManager, recipes_dir: Path, limits: Limits, job_id: str):
+    """A new job with the same photos, masks, recipe and overrides as ``job_id`` (checked again like any request)."""
+    from ..errors import InputError
+    from ..recipe.load import read_yaml
+    from .manager import JOB_RECIPE, JobNotFound
+
+    job = manager.get(job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    jdir = manager.store.job_dir(job_id).resolve()
+    data = read_yaml(jdir / JOB_RECIPE)
+    refs = [Path(p).resolve() for p in (data.get("inputs") or {}).get("references") or []]
+    if not refs or any(not p.is_relative_to(jdir) or not p.is_file() for p in refs):
+        raise InputError(f"job {job_id}: its uploaded photos are gone, so it cannot run again")
+    masks = [jdir / "uploads" / "masks" / f"{p.stem}.png" for p in refs] if job.request.get("masks") else []
+    inputs = data["inputs"]
+    return submit_job(manager, recipes_dir, limits, references=[p.read_bytes() for p in refs],
+                      masks=[m.read_bytes() for m in masks if m.is_file()],
+                      recipe_file=json.dumps(data).encode(), prompt=inputs.get("prompt"),
+                      negative_prompt=inputs.get("negative_prompt"), overrides={})
+
+
+@dataclass
+class Actions:
+    """The UI's handlers, bound to one job manager; ``fields`` are the generator settings in form order."""
+
+    manager: JobManager
+    recipes_dir: Path
+    limits: Limits
+    presets: dict[str, dict[str, Any]]
+    thumbs: Path
+    fields: list[tuple[str, FieldSpec]] = field(default_factory=list)  # (generator, field) per settings input
+    _views: dict[str, int] = field(default_factory=dict)  # browser session -> the view it follows now
+    _counter: Any = field(default_factory=itertools.count)
+    _lock: Any = field(default_factory=threading.Lock)
+
+    def error(self, message: str):
+        """A message shown in the page (Gradio's toast)."""
+        import gradio as gr
+
+        return gr.Error(message)
+
+    # --- uploads and the mask preview -----------------------------------------------------------
+    def upload_thumbs(self, files: Any) -> list[tuple[str, str]]:
+        """Thumbnails of the uploaded photos (too-large ones are named, not decoded)."""
+        out = []
+        for p in paths_of(files):
+            try:
+                out.append((thumbnail(Path(p), self.thumbs, self.limits.max_pixels), Path(p).name))
+            except Exception as exc:  # noqa: BLE001 - a bad upload is reported when the job is submitted
+                log.info("no thumbnail for %s: %s", p, exc)
+        return out
+
+    def detect_mask(self, files, name, text, pts, mfile, preset_name):
+        """Run the chosen masker on the first photo: (overlay, summary with any warning, overlay-to-photo scale)."""
+        paths = paths_of(files)
+        if not paths:
+            raise self.error("Upload a reference photo first.")
+        if not name:
+            raise self.error("Choose a masker.")
+        p = self.presets.get(preset_name) or {}
+        cfg = masker_config(name, {"plugin": p.get("mask"), "config": p.get("mask_config") or {}}, text, pts,
+                            (paths_of(mfile) or [None])[0])
+        try:
+            overlay, info, warning = preview_mask(paths[0], name, cfg, self.limits)
+        except NothingFound as exc:  # the masker refused to guess: say so where the mask would be
+            return None, _warning_html(f"{exc.one_line()} Try another masker, or upload a mask.", ""), 1.0
+        except EcomforgeError as exc:
+            raise self.error(exc.one_line()) from None
+        except Exception as exc:  # a plugin's own failure: shown in the page, logged with its traceback
+            log.exception("mask preview failed")
+            raise self.error(f"{type(exc).__name__}: {exc}") from None
+        from PIL import Image
+
+        with Image.open(paths[0]) as im:
+            ratio = max(im.size) / max(overlay.shape[:2])
+        return overlay, _warning_html(warning, info), ratio
+
+    # --- building and submitting a job ----------------------------------------------------------
+    def overrides(self, preset_name, name, text, pts, gen, sweep_text, count, base, k, values) -> dict[str, Any]:
+        """Recipe overrides from the form: only what differs from the preset."""
+        p = self.presets.get(preset_name) or {}
+        over: dict[str, Any] = {}
+        if name:
+            over["mask"] = {"plugin": name, "config": masker_config(
+                name, {"plugin": p.get("mask"), "config": p.get("mask_config") or {}}, text, pts, None)}
+        cfg = {f.name: v for (g, f), raw in zip(self.fields, values)
+               if g == gen and (v := coerce(f, raw)) is not None}
+        if gen != p.get("generate"):
+            over["generate.plugin"] = gen
+            over["generate.config"] = cfg
+        else:
+            over.update({f"generate.config.{key}": v for key, v in cfg.items()})
+        try:
+            over["generate.sweep"] = json.loads(sweep_text) if (sweep_text or "").strip() else {}
+        except json.JSONDecodeError as exc:
+            raise self.error(f"sweep: not valid JSON ({exc.msg})") from None
+        if count and (int(count), int(base or 0)) != seed_fields(p):  # untouched: the preset's own seeds
+            over["generate.seeds"] = {"count": int(count), "base": int(base or 0)}
+        if k and int(k) > 0:
+            over["filter.config.top_k"] = int(k)
+        return over
+
+    def submit(self, files, text_p, neg, preset_name, name, text, pts, mfile, gen, sweep_text, count, base, k,
+               *values) -> str:
+        """Check the form and queue the job; returns its id (errors are shown in the page)."""
+        paths = paths_of(files)
+        if not paths:
+            raise self.error("Upload at least one reference photo.")
+        if preset_name not in self.presets:
+            raise self.error("Choose a recipe preset.")
+        over = self.overrides(preset_name, name, text, pts, gen, sweep_text, count, base, k, values)
+        wants_mask = "mask" in masker_accepts(name) if name else False
+        masks = [Path(paths_of(mfile)[0]).read_bytes()] * len(paths) if wants_mask and paths_of(mfile) else []
+        if wants_mask and not masks and not (self.presets[preset_name].get("mask") == name):
+            raise self.error(f"The {name} masker needs a mask image: upload one under Product mask.")
+        try:
+            job = submit_job(self.manager, self.recipes_dir, self.limits,
+                             references=[Path(p).read_bytes() for p in paths], masks=masks, preset=preset_name,
+                             prompt=text_p, negative_prompt=neg, overrides=over)
+        except EcomforgeError as exc:
+            log.warning("job refused: %s", exc.one_line())
+            raise self.error(exc.one_line()) from None
+        return job.id
+
+    # --- following a job --------------------------------------------------------------------------
+    def _claim(self, session: str | None) -> int:
+        with self._lock:
+            view = next(self._counter)
+            if session:
+                self._views[session] = view
+            return view
+
+    def _replaced(self, session: str | None, view: int) -> bool:
+        return bool(session) and self._views.get(session) != view
+
+    def follow(self, jid: str | None, session: str | None = None):
+        """Yield (status, gallery, picks, records, job id, job list) as the job changes, until it stops.
+
+        A newer view in the same browser session (another Run, a job picked from the list) ends this one.
+        """
+        import gradio as gr
+
+        view = self._claim(session)
+        if not jid or self.manager.get(jid) is None:
+            yield IDLE, [], gr.update(choices=[], value=[]), [], None, gr.update(choices=job_choices(self.manager))
+            return
+        shown, first = None, True
+        while True:
+            job = self.manager.get(jid)
+            res = job_results(self.manager, job, self.thumbs)
+            sig = [c for _, c in res.items]
+            jobs = gr.update(choices=job_choices(self.manager), value=jid) if first or job.state in TERMINAL \
+                else gr.skip()
+            if sig != shown:  # a new candidate, or the scores arrived: refresh the gallery
+                shown = sig
+                picks = [(f"{c} · {r['id'][:8]}", r["id"]) for (_, c), r in zip(res.items, res.records)
+                         if r.get("scored", True)]
+                yield (status_html(job_view(self.manager, job), res), res.items, gr.update(choices=picks, value=[]),
+                       res.records, jid, jobs)
+            else:
+                yield status_html(job_view(self.manager, job), res), gr.skip(), gr.skip(), gr.skip(), jid, jobs
+            first = False
+            if job.state in TERMINAL:
+                return
+            time.sleep(POLL_S)
+            if self._replaced(session, view):
+                return
+
+    def cancel(self, jid: str | None) -> None:
+        """Ask the job to stop; what it made so far stays and is shown."""
+        if not jid:
+            raise self.error("No job to cancel.")
+        try:
+            self.manager.cancel(jid)
+        except EcomforgeError as exc:
+            raise self.error(exc.one_line()) from None
+
+    def resume(self, jid: str | None, session: str | None = None):
+        """Queue a cancelled, interrupted or failed job again and follow it (done work is kept)."""
+        if not jid:
+            raise self.error("Choose a job in the job list first.")
+        try:
+            self.manager.resume(jid)
+        except EcomforgeError as exc:
+            raise self.error(exc.one_line()) from None
+        yield from self.follow(jid, session)
+
+    def rerun_job(self, jid: str | None, session: str | None = None):
+        """The whole job again, as a new job with the same photos, masks and recipe."""
+        if not jid:
+            raise self.error("Choose a job in the job list first.")
+        try:
+            job = rerun_job(self.manager, self.recipes_dir, self.limits, jid)
+        except EcomforgeError as exc:
+            raise self.error(exc.one_line()) from None
+        yield from self.follow(job.id, session)
+
+    def rerun_candidate(self, jid: str | None, cid: str | None, session: str | None = None):
+        """One candidate again (its reference, seed and sweep point) as a new job."""
+        if not jid or not cid:
+            raise self.error("Select a scored result in the gallery first.")
+        try:
+            job = rerun_candidate(self.manager, self.recipes_dir, self.limits, jid, cid)
+        except EcomforgeError as exc:
+            raise self.error(exc.one_line()) from None
+        yield from self.follow(job.id, session)
+
+    # --- results ----------------------------------------------------------------------------------
+    def select(self, recs, evt):
+        """(candidate id, details) of the clicked gallery item."""
+        if not recs or evt.index is None or evt.index >= len(recs):
+            return None, None
+        r = recs[evt.index]
+        if not r.get("scored", True):
+            return None, {"id": r["id"], "note": "generated; scores come when the job's scoring step runs"}
+        keys = ("id", "total", "scores", "score_reasons", "kept", "reason", "seed", "params", "plugin", "reference")
+        return r["id"], {k: r.get(k) for k in keys if k in r}
+
+    def make_zip(self, jid: str | None, ids: list[str] | None) -> str:
+        """A zip of the picked results (``ids``) or all of them; returns its path for the download box."""
+        from .api import zip_results
+
+        if not jid:
+            raise self.error("Run a job first.")
+        job = self.manager.get(jid)
+        root = self.manager.store.job_dir(jid) / (job.run_dir or "") if job else None
+        if job is None or not job.run_dir or not (root / "manifest.jsonl").is_file():
+            raise self.error("No scored results yet.")
+        if ids is not None and not ids:
+            raise self.error("Pick some results first.")
+        try:
+            data = zip_results(root, job, ",".join(ids) if ids else None)
+        except EcomforgeError as exc:
+            raise self.error(exc.one_line()) from None
+        out = Path(tempfile.mkdtemp(prefix="ecomforge-zip-")) / f"{jid}-{'picked' if ids else 'all'}.zip"
+        out.write_bytes(data)
+        return str(out)
