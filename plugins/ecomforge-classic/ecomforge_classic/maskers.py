@@ -12,6 +12,7 @@ from ecomforge.imaging.refine import RefineConfig
 from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
 
+from .mask_quality import confidence, measure
 from .segment import segment, upscale_mask, working_copy
 
 
@@ -44,6 +45,10 @@ class ClassicMasker(Masker):
         use_alpha: bool = Field(True, description="Use the reference's alpha channel when it has transparency.")
         min_area: float = Field(0.002, ge=0.0, le=1.0, description="Smallest product area (fraction of the image).")
         max_area: float = Field(0.95, ge=0.0, le=1.0, description="Largest product area (fraction of the image).")
+        min_score: float = Field(0.35, ge=0.0, le=1.0,
+                                 description="Smallest mask confidence (border contact, busy background, weak "
+                                             "outline, fragments; see docs/masking.md) that counts as the product; "
+                                             "below it the masker reports that nothing was found instead of guessing.")
 
     def mask(self, reference: Reference) -> Mask:
         """The product mask: from the alpha channel when present, else from the background model."""
@@ -57,11 +62,17 @@ class ClassicMasker(Masker):
         small = working_copy(reference.image, cfg.working_size)
         seg = segment(small, min_contrast=cfg.min_contrast, lightness_weight=cfg.lightness_weight,
                       reach=cfg.reach, detail=cfg.detail, grabcut=cfg.grabcut, convex_hull=cfg.convex_hull)
-        data = upscale_mask(seg.mask, reference.size)
-        data = cfg.apply(data) if data.any() else data
+        raw = upscale_mask(seg.mask, reference.size)
+        data = cfg.apply(raw) if raw.any() else raw
         self._check_area(data, where, f"background contrast {seg.contrast:.1f} vs noise {seg.noise:.1f}")
-        # Confidence: how far the product stands out from the border's own variation.
-        score = float(np.clip(1.0 - 2.0 * seg.noise / max(seg.contrast, 1e-6), 0.0, 1.0))
+        # Judge the segmentation, not the user's shrink (dilate < 0 leaves product outside on purpose),
+        # at working size, where the background distance map lives.
+        judged = data if cfg.dilate >= 0 else cfg.model_copy(update={"dilate": 0}).apply(raw)
+        small_mask = upscale_mask(judged, (small.shape[1], small.shape[0]))
+        score, why = confidence(measure(small, small_mask, seg.distance, seg.noise))
+        if score < cfg.min_score:
+            raise NothingFound(f"{where}: no confident product mask (score {score:.3f} < min_score {cfg.min_score:g}: "
+                               f"{why}); classic needs a plain background, try sam-clip")
         return cfg.finish(data, score=score, label="classic")
 
     def _check_area(self, data: np.ndarray, where: str, detail: str) -> None:

@@ -16,6 +16,7 @@ class Segmentation:
     mask: np.ndarray  # uint8 {0,255}
     contrast: float  # median background distance inside the product (Lab units)
     noise: float  # 90th percentile of the border's distance to the background model
+    distance: np.ndarray  # per-pixel Lab distance to the background model (float)
 
 
 def background_distance(rgb: np.ndarray, *, border: float = 0.02, lightness_weight: float = 0.5
@@ -61,7 +62,7 @@ def segment(rgb: np.ndarray, *, min_contrast: float = 30.0, lightness_weight: fl
     core = cv2.morphologyEx(core, cv2.MORPH_OPEN, _disk(radius))
     core[band] = 0
     if not core.any():
-        return Segmentation(core, 0.0, noise)
+        return Segmentation(core, 0.0, noise, dist)
     core = keep_components(core, min_area_fraction=0.25)
     # Weaker detail (print, thin lines, rims) joins when it lies within ``reach`` of the core.
     weak = np.where(dist > lo, 255, 0).astype(np.uint8)
@@ -80,7 +81,7 @@ def segment(rgb: np.ndarray, *, min_contrast: float = 30.0, lightness_weight: fl
     if convex_hull:
         mask = _hull(mask)
     contrast = float(np.median(dist[core > 0]))
-    return Segmentation(mask, contrast, noise)
+    return Segmentation(mask, contrast, noise, dist)
 
 
 def _grabcut(rgb: np.ndarray, mask: np.ndarray, core: np.ndarray, radius: int) -> np.ndarray:
