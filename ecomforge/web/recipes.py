@@ -10,7 +10,9 @@ from ..recipe.load import apply_overrides, read_yaml
 
 PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # Keys a request may not set: the server decides where references come from and where runs go.
-PROTECTED = ("inputs.references", "inputs.products", "output", "execute", "acquire")
+PROTECTED = ("inputs", "output", "execute", "acquire")
+# ...except the prompts: every other input (references, products, a catalogue file) is the server's to set.
+OPEN_INPUTS = ("prompt", "negative_prompt")
 
 
 class PresetNotFound(UsageError):
@@ -75,11 +77,13 @@ def job_recipe(base: dict[str, Any], *, references: list[Path], prompt: str | No
                overrides: dict[str, Any], mask_dir: Path | None = None) -> dict[str, Any]:
     """The recipe a job runs: the preset, the request's overrides, then its uploaded references and prompts."""
     for key in overrides:
+        if key in (f"inputs.{k}" for k in OPEN_INPUTS):
+            continue
         if any(key == p or key.startswith(p + ".") for p in PROTECTED):
             raise InputError(f"overrides: {key!r} cannot be set through the API (the server decides it)")
     data = apply_overrides(base, [(k.split("."), v) for k, v in overrides.items()])
-    inputs = dict(data.get("inputs") or {})
-    inputs.pop("products", None)
+    given = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
+    inputs = {k: v for k, v in given.items() if k in OPEN_INPUTS}  # no products, catalogue or other files
     inputs["references"] = [str(p) for p in references]
     if prompt is not None:
         inputs["prompt"] = prompt
