@@ -83,7 +83,11 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(EcomforgeError)
     async def ecomforge_error(request: Request, exc: EcomforgeError):
-        return error(status_of(exc), exc.one_line())
+        message = exc.one_line()
+        # Our messages name request values, never server folders; in case a plugin's does, drop them.
+        for folder, shown in ((str(manager.root), "<runs>"), (str(Path(config.recipes).resolve()), "<recipes>")):
+            message = message.replace(folder, shown)
+        return error(status_of(exc), message)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
