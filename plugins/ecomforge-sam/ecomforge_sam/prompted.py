@@ -130,12 +130,12 @@ class SamMasker(SamMaskerBase, Masker):
         return np.asarray(box, np.float32)
 
     def _rough_mask(self, reference: Reference) -> np.ndarray:
-        """The user's rough mask at the reference's size, read by the ``upload`` masker's loader."""
-        from ecomforge_classic.maskers import UploadMasker
+        """The user's rough mask at the reference's size, found and read by the core's mask-file rules."""
+        from ecomforge.imaging.maskfile import find_mask_file, read_mask_file
 
-        loader = UploadMasker({"path": self.config.mask_path, "base_dir": self.config.base_dir,
-                               "resize": True, "fill_holes": False})
-        return loader.mask(reference).data
+        roots = [self.config.base_dir, getattr(self, "base_dir", None) or ""]
+        path = find_mask_file(str(self.config.mask_path), reference, roots)
+        return read_mask_file(path, reference.size, resize=True, what=reference.source or reference.name)
 
     def _describe(self) -> str:
         cfg = self.config

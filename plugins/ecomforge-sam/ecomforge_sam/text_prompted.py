@@ -27,7 +27,7 @@ CROP_EMBEDDINGS = LRU(max_items=8)
 
 def load_clip_model(model: str, device: str) -> Any:
     """The shared CLIP embedder of ecomforge-scorers (one loader for the whole project)."""
-    from ecomforge_scorers.clip import load_clip
+    from ecomforge.clip import load_clip
 
     return load_clip(model, device=device)
 

@@ -10,7 +10,7 @@ from ecomforge.errors import InputError
 from ecomforge.pathspec import ModelRef
 from ecomforge.types import Candidate, ScoringContext
 
-from .clip import ClipEmbedder, load_clip
+from ecomforge.clip import ClipEmbedder, load_clip
 from .embedding import COSINE_DECIMALS, EMBEDDINGS, EmbeddingConfig, EmbeddingScorer
 from .regions import calibrate, product_crop
 

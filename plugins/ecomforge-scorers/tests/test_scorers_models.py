@@ -36,7 +36,7 @@ def test_load_clip_matches_open_clip_local_dir(tiny_open_clip):
     import torch
     from PIL import Image
 
-    from ecomforge_scorers.clip import load_clip
+    from ecomforge.clip import load_clip
 
     emb = load_clip(str(tiny_open_clip), "cpu")
     assert load_clip(str(tiny_open_clip), "cpu") is emb
@@ -56,7 +56,7 @@ def test_load_clip_matches_open_clip_local_dir(tiny_open_clip):
 
 def test_load_clip_from_weights_file_beside_its_config(tiny_open_clip):
     """A single weights file with open_clip_config.json beside it loads to the same model."""
-    from ecomforge_scorers.clip import load_clip
+    from ecomforge.clip import load_clip
 
     by_file = load_clip(str(tiny_open_clip / "open_clip_model.safetensors"), "cpu")
     by_dir = load_clip(str(tiny_open_clip), "cpu")
@@ -72,7 +72,7 @@ def test_load_clip_from_weights_file_beside_its_config(tiny_open_clip):
 ])
 def test_missing_clip_says_what_to_download(model, message, monkeypatch, tmp_path):
     """Offline and absent: ModelNotFound (exit code 2) naming what to fetch; no raw library error."""
-    from ecomforge_scorers.clip import load_clip
+    from ecomforge.clip import load_clip
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
@@ -85,7 +85,7 @@ def test_missing_clip_says_what_to_download(model, message, monkeypatch, tmp_pat
 
 def test_clip_folder_without_weights_is_refused(tiny_open_clip, tmp_path):
     """A config with no weights must not silently become a random model."""
-    from ecomforge_scorers.clip import load_clip
+    from ecomforge.clip import load_clip
 
     (tmp_path / "open_clip_config.json").write_text((tiny_open_clip / "open_clip_config.json").read_text())
     with pytest.raises(ModelNotFound, match="no weights file"):
@@ -96,7 +96,7 @@ def test_models_dir_folder_is_found_for_a_tag(tiny_open_clip, tmp_path, monkeypa
     """ARCH/TAG resolves to <models_dir>/open_clip/ARCH-TAG when a download was put there."""
     import shutil
 
-    from ecomforge_scorers.clip import resolve_clip
+    from ecomforge.clip import resolve_clip
 
     monkeypatch.setenv("ECOMFORGE_MODELS", str(tmp_path))
     target = tmp_path / "open_clip" / "ViT-B-32-openai"
@@ -156,7 +156,7 @@ def test_architecture_plus_weights_file(tiny_open_clip, tmp_path):
     """'ARCH//path/file.safetensors' builds the named architecture and loads that file (weights_only)."""
     import open_clip
 
-    from ecomforge_scorers.clip import load_clip, resolve_clip
+    from ecomforge.clip import load_clip, resolve_clip
 
     cfg = json.loads((tiny_open_clip / "open_clip_config.json").read_text())["model_cfg"]
     (tmp_path / "ecomforge-tiny-test.json").write_text(json.dumps(cfg))

@@ -1,5 +1,7 @@
-"""Load an open_clip model once per process and embed images and texts with it.
+"""Load an open_clip model once per process and embed images and texts with it (shared by every plugin that needs CLIP).
 
+
+open_clip and torch are imported on first use, never when ``ecomforge`` is imported.
 A model is named the way open_clip users name it:
 
 - ``ViT-B-32/laion2b_s34b_b79k``: an open_clip architecture and pretrained tag (weights come from
@@ -23,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ecomforge.errors import ModelNotFound
-from ecomforge.models import MODEL_CACHE, models_dir, offline, resolve_device
+from .errors import ModelNotFound
+from .models import MODEL_CACHE, models_dir, offline, resolve_device
 
 CONFIG_NAME = "open_clip_config.json"
 
