@@ -98,6 +98,16 @@ class Registry:
         names = ", ".join(sorted(self.plugins[kind])) or "none installed"
         return f"available {kind}s: {names}"
 
+    def default(self, kind: str) -> str:
+        """The name of the one installed plugin of ``kind`` that declares itself the default."""
+        names = sorted(n for n, info in self.plugins[kind].items() if getattr(info.cls, "default", False))
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise PluginNotFound(f"no installed {kind} plugin is a default", hint=f"name one in the recipe ({self.hint(kind, '')})")
+        raise PluginConflict(f"several {kind} plugins declare themselves the default: {', '.join(names)}",
+                             hint="name one in the recipe")
+
     def create(self, kind: str, name: str, config: Any = None, *, device: str = "auto", path: str = "config") -> "Stage":
         """Instantiate a plugin with a validated config (cheap: no weights load here)."""
         return self.get(kind, name).cls(config, device=device, path=path)

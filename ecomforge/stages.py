@@ -26,6 +26,9 @@ class Stage(ABC):
     kind: ClassVar[str] = ""
     name: ClassVar[str] = ""
     Config: ClassVar[type[StageConfig]] = StageConfig
+    # True for the plugin a recipe gets when it leaves this kind's step out (acquire, filter, execute):
+    # defaults come from what plugins declare, so the core names no plugin.
+    default: ClassVar[bool] = False
 
     def __init__(self, config: StageConfig | dict[str, Any] | None = None, *, device: str = "auto",
                  path: str = "config") -> None:

@@ -24,6 +24,7 @@ class LocalAcquirer(Acquirer):
     """Loads reference photos from local paths and URLs, in spec order, dropping byte-identical duplicates."""
 
     name = "local"
+    default = True  # what a recipe without an `acquire:` step uses
 
     class Config(StageConfig):
         max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0,
