@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..imaging.infotext import scrub_paths
 from ..imaging.io import atomic_write_bytes
 from ..run.store import read_manifest
 
@@ -31,8 +32,9 @@ def export_imagefolder(run_dir: Path, out_dir: Path, *, include: str = "kept") -
             continue
         atomic_write_bytes(out_dir / name, (Path(run_dir) / r["image"]).read_bytes())
         lines.append({"file_name": name, "text": r["prompt"], "negative_prompt": r["negative_prompt"],
-                      "id": r["id"], "product": r["product"], "seed": r["seed"], "params": r["params"],
-                      "models": r["models"], "scores": r["scores"], "total": r.get("total"),
+                      # an export leaves the machine: model and LoRA names, never local paths
+                      "id": r["id"], "product": r["product"], "seed": r["seed"], "params": scrub_paths(r["params"]),
+                      "models": scrub_paths(r["models"]), "scores": r["scores"], "total": r.get("total"),
                       "reference_sha256": r["reference_sha256"], "references_sha256": r.get("references_sha256", []),
                       "run": Path(run_dir).name})
     atomic_write_bytes(meta_path, "".join(json.dumps(m, sort_keys=True) + "\n" for m in lines).encode())

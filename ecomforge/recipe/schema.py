@@ -103,6 +103,13 @@ class Output(_Strict):
 
     dir: str = Field(default="runs", description="Parent folder of run folders.")
     report: bool = Field(default=True, description="Write report.html.")
+    format: Literal["png", "jpeg", "webp"] = Field(
+        default="png", description="File format of the selected images (candidates stay lossless PNG); JPEG and "
+                                   "WebP carry an sRGB profile and the parameters in EXIF.")
+    quality: int = Field(default=92, ge=1, le=100, description="JPEG/WebP quality of the selected images.")
+    metadata: Literal["full", "minimal", "none"] = Field(
+        default="full", description="What images say about their making: full (A1111 parameters, candidate id, "
+                                    "ecomforge JSON), minimal (A1111's own fields), none. Never local paths.")
 
 
 class Recipe(_Strict):

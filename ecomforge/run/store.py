@@ -16,7 +16,8 @@ import yaml
 
 from ..errors import InputError, UsageError
 from ..hookspecs import hookimpl
-from ..imaging.io import a1111_parameters, atomic_write_bytes, read_png, save_png
+from ..imaging.infotext import candidate_text, scrub_paths
+from ..imaging.io import IMAGE_FORMATS, atomic_write_bytes, encode_image, read_png, save_png
 from ..types import Candidate, Mask, Reference
 from .context import RunContext
 from .ids import canonical_json
@@ -150,7 +151,8 @@ class RunStore:
             return None
         try:
             pixels, text = read_png(path)
-            meta = json.loads(text["ecomforge"])
+            sidecar = path.with_suffix(".json")  # the exact record; the PNG's own chunk is path-scrubbed
+            meta = json.loads(sidecar.read_text(encoding="utf-8") if sidecar.is_file() else text["ecomforge"])
         except Exception:
             return None  # unreadable leftovers are regenerated
         mask = None
@@ -175,7 +177,7 @@ class RunStore:
             if path.exists():
                 continue
             pixels = ref.image if ref.alpha is None else np.dstack([ref.image, ref.alpha])
-            save_png(path, pixels, {"source": ref.source, "sha256": ref.sha256})
+            save_png(path, pixels, {"source": scrub_paths(ref.source), "sha256": ref.sha256})
 
     @hookimpl
     def on_mask(self, run: RunContext, product: str, reference: Reference, mask: Mask) -> None:
@@ -186,7 +188,8 @@ class RunStore:
             self._save_mask(reference, mask, mask_overlay)
 
     def _save_mask(self, reference: Reference, mask: Mask, mask_overlay) -> None:
-        save_png(self.mask_path(reference), mask.data, {"label": mask.label, "score": f"{mask.score:.4f}"})
+        save_png(self.mask_path(reference), mask.data, {"label": mask.label, "score": f"{mask.score:.4f}",
+                                                        "dilate": str(mask.dilate), "feather": str(mask.feather)})
         overlay = mask_overlay(reference.image, mask.data)
         save_png(self.mask_path(reference).with_suffix(".overlay.png"), overlay)
 
@@ -194,34 +197,38 @@ class RunStore:
     def on_candidate(self, run: RunContext, record: dict[str, Any], image: Any) -> None:
         """Write the candidate PNG (and its mask) atomically, with its parameters in text chunks."""
         with _io_timer(run, record["id"]):
-            self._save_candidate(record, image)
+            self._save_candidate(record, image, run.recipe.output.metadata)
 
-    def _save_candidate(self, record: dict[str, Any], image: Candidate) -> None:
+    def _save_candidate(self, record: dict[str, Any], image: Candidate, metadata: str = "full") -> None:
         cand: Candidate = image
         path = self.candidate_path(record["id"])
         if cand.mask is not None:
             save_png(path.with_suffix(".mask.png"), cand.mask)
         meta = {"id": record["id"], "seed": cand.seed, "params": cand.params, "plugin": cand.plugin,
                 "models": cand.models, "failed": cand.failed, "info": cand.info, "has_mask": cand.mask is not None}
-        h, w = cand.image.shape[:2]
-        params = a1111_parameters(record["prompt"], record["negative_prompt"], cand.params, seed=cand.seed,
-                                  size=(w, h), extra={"Generator": cand.plugin, "Candidate id": record["id"]})
-        save_png(path, cand.image, {"parameters": params, "candidate_id": record["id"],
-                                    "ecomforge": canonical_json(meta)})
+        # the exact record stays in the run folder; the image itself carries names and hashes, never paths
+        atomic_write_bytes(path.with_suffix(".json"), canonical_json(meta).encode())
+        save_png(path, cand.image, candidate_text(record, cand, metadata))
 
     @hookimpl
     def on_product_done(self, run: RunContext, product: str, records: list[dict[str, Any]]) -> None:
         """Copy kept images to selected/, then append the product's records in one write."""
         with _io_timer(run):
-            self._append_product(product, records)
+            self._append_product(product, records, run.recipe.output)
 
-    def _append_product(self, product: str, records: list[dict[str, Any]]) -> None:
+    def _append_product(self, product: str, records: list[dict[str, Any]], output: Any = None) -> None:
+        fmt, quality = (output.format, output.quality) if output is not None else ("png", 92)
         for rec in records:
             if rec["kept"]:
                 src = self.root / rec["image"]
-                dst = self.root / "selected" / src.name
+                dst = self.root / "selected" / (src.stem + IMAGE_FORMATS[fmt])
                 if not dst.exists():
-                    atomic_write_bytes(dst, src.read_bytes())
+                    if fmt == "png":
+                        atomic_write_bytes(dst, src.read_bytes())
+                    else:  # storefront formats: re-encoded, with the same parameters text (in EXIF)
+                        pixels, text = read_png(src)
+                        atomic_write_bytes(dst, encode_image(pixels, fmt, quality=quality, text=text))
+                rec["selected"] = self.rel(dst)
         block = "".join(canonical_json(r) + "\n" for r in records).encode()
         with open(self.root / MANIFEST, "ab") as fh:
             fh.write(block)

@@ -17,6 +17,7 @@ from . import imageops
 from .calls import run_pipeline
 from .config import DiffusersConfig, Img2ImgConfig, InpaintConfig
 from .loading import Loaded, load_pipeline
+from .metadata import a1111_fields, public_name, reproduce_info
 from .lora import applied_ip_adapter, applied_loras
 from .prompts import encode_for
 
@@ -38,8 +39,8 @@ class _DiffusersGenerator(Generator):
         resolve_model(self.config.model)
 
     def identity(self) -> dict[str, str]:
-        """The model id and a cheap weight fingerprint."""
-        return {"model": self.config.model}
+        """The model's name (a hub id, or a local file's or folder's name: never its path)."""
+        return {"model": public_name(self.config.model)}
 
     def _pipeline(self, cfg: DiffusersConfig) -> Loaded:
         device = resolve_device(self.device)
@@ -117,14 +118,18 @@ class _DiffusersGenerator(Generator):
                 # the refinements touched the band only; paste again so the product stays bit-exact
                 outs = [paste_back(ref, o, keep_mask, dilate_px=kd, feather_px=kf) for o in outs]
 
-        params = {**self.describe(cfg), "width": gw, "height": gh,
-                  "crop": list(box) if box != (0, 0, width, height) else None,
-                  "prompt_chunks": prompt_info["prompt_chunks"]}
-        models = {"model": cfg.model, "weights": loaded.weights, **adapter_ids}
+        # params is exactly the validated config, so a record's params feed straight back into it;
+        # what was derived from it (size, crop, prompt chunks) is in info
+        params = self.describe(cfg)
+        info.update(size=[gw, gh], crop=list(box) if box != (0, 0, width, height) else None,
+                    prompt_chunks=prompt_info["prompt_chunks"],
+                    reproduce=reproduce_info(pipe, request, seeds, resolve_device(self.device)))
+        models = {"model": public_name(cfg.model), "weights": loaded.weights, **adapter_ids}
         product = request.mask.data if request.mask is not None else None
         return [Candidate(image=o, seed=s, params=dict(params), plugin=self.name, models=dict(models),
                           mask=None if product is None else (product > 127).astype(np.uint8) * 255,
-                          failed=result.failed[i], info=dict(info))
+                          failed=result.failed[i],
+                          info={**info, "a1111": a1111_fields(cfg, loaded, request, s, (gw, gh))})
                 for i, (o, s) in enumerate(zip(outs, seeds))]
 
     def _seam_pass(self, pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[np.ndarray],

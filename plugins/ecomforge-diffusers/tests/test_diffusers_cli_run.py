@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -54,8 +55,14 @@ def test_cli_run_with_tiny_model(tmp_path, tiny_sd_inpaint, ecomforge_plugins, c
     for rec in records:
         pixels, text = read_png(run / rec["image"])
         assert np.array_equal(pixels[core], image[core])
-        assert "Sampler: DDIM" in text["parameters"] and f"Seed: {rec['seed']}" in text["parameters"]
-        assert rec["models"]["model"] == str(tiny_sd_inpaint)
+        params = text["parameters"]
+        assert "Sampler: DDIM, Schedule type: Automatic" in params and f"Seed: {rec['seed']}" in params
+        assert f"Model: {tiny_sd_inpaint.name}," in params and re.search(r"Model hash: [0-9a-f]{10},", params)
+        assert f"Size: {'x'.join(map(str, rec['info']['size']))}," in params and "Mask blur: 3" in params
+        # names and hashes only: no local path in any text chunk of the image
+        assert all(str(tmp_path) not in value and str(tiny_sd_inpaint) not in value for value in text.values())
+        assert rec["models"]["model"] == tiny_sd_inpaint.name
+        assert rec["params"]["model"] == str(tiny_sd_inpaint)  # the local record keeps where the model is
 
 
 def test_cli_run_unknown_scheduler_exits_2(tmp_path, tiny_sd_inpaint, ecomforge_plugins, capsys):
@@ -67,3 +74,22 @@ def test_cli_run_unknown_scheduler_exits_2(tmp_path, tiny_sd_inpaint, ecomforge_
                   "--set", "generate.config.scheduler=DPM++ 2M Karas"])
     err = capsys.readouterr().err
     assert code == 2 and "generate.config.scheduler" in err and "did you mean 'DPM++ 2M Karras'" in err
+
+
+def test_recreate_is_bit_exact_from_the_record(tmp_path, tiny_sd_inpaint, ecomforge_plugins, capsys):
+    """`ecomforge recreate RUN ID` regenerates a candidate from its manifest record: same pixels."""
+    ecomforge_plugins(KeepAllFilterPlugin)
+    save_png(tmp_path / "ref.png", sample_image(96, 64)[0])
+    (tmp_path / "r.yaml").write_text(RECIPE)
+    assert _main(["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "runs"), "--progress", "none",
+                  "--device", "cpu", "--set", f"generate.config.model={tiny_sd_inpaint}"]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    rec = next(json.loads(line) for line in (run / "manifest.jsonl").read_text().splitlines()
+               if json.loads(line)["seed"] == 2)
+    assert rec["info"]["reproduce"]["batch_seeds"] == [1, 2] and rec["info"]["reproduce"]["device"] == "cpu"
+    assert set(rec["info"]["reproduce"]["versions"]) >= {"torch", "diffusers"}
+    capsys.readouterr()
+    assert _main(["recreate", str(run), rec["id"][:10]]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+    again, _ = read_png(run / "recreated" / f"{rec['id']}.png")
+    assert np.array_equal(again, read_png(run / rec["image"])[0])

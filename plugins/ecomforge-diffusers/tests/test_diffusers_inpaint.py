@@ -1,6 +1,8 @@
 """sd-inpaint end to end through the tiny pipeline loaded from disk: seeds, batching, paste-back."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from diffusers_testutil import FAST, changed_fraction, request_for
@@ -31,8 +33,9 @@ def test_seeds_differ_and_record_params(gen):
     a, b = gen.generate(request_for(gen, seeds=(1, 2)))
     assert changed_fraction(a.image, b.image, np.ones(a.image.shape[:2], bool)) > 0.3
     assert a.params["scheduler"] == "DDIM" and a.params["steps"] == 2 and a.params["strength"] == 1.0
-    assert (a.params["width"], a.params["height"]) == (96, 64)
-    assert a.models["model"] == gen.config.model and a.models["weights"].startswith("model_index:")
+    assert tuple(a.info["size"]) == (96, 64)
+    # the model by name, never by local path; the weights by fingerprint
+    assert a.models["model"] == Path(gen.config.model).name and a.models["weights"].startswith("model_index:")
     assert a.failed is None and a.plugin == "sd-inpaint"
 
 
@@ -74,9 +77,9 @@ def test_crop_to_mask_generates_around_the_product(gen):
     """crop_to_mask works on a crop at full model size; outside the crop nothing changes."""
     req = request_for(gen, seeds=(1,), crop_to_mask=True, crop_padding=4, size=(160, 120))
     out = gen.generate(req)[0]
-    x0, y0, x1, y1 = out.params["crop"]
+    x0, y0, x1, y1 = out.info["crop"]
     assert (x0, y0) > (0, 0) and (x1, y1) < (160, 120)
-    assert max(out.params["width"], out.params["height"]) == 96
+    assert max(out.info["size"]) == 96
     outside = np.ones((120, 160), bool)
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(out.image[outside], req.reference.image[outside])
@@ -90,7 +93,7 @@ def test_aspect_kept_and_size_back_to_reference(gen):
     req = request_for(gen, seeds=(1,), size=(150, 50), max_side=120)
     out = gen.generate(req)[0]
     assert out.image.shape == (50, 150, 3)
-    assert (out.params["width"], out.params["height"]) == (120, 40)
+    assert tuple(out.info["size"]) == (120, 40)
 
 
 def test_seam_pass_and_color_match_touch_only_the_band(gen):
@@ -122,4 +125,5 @@ def test_default_size_is_the_models_native_resolution(tiny_sd_inpaint):
     """Without max_side the long side is the UNet's sample_size × 8 (128 for the tiny model, 512 for SD-1.5)."""
     gen = SdInpaintGenerator({"model": str(tiny_sd_inpaint), "steps": 2, "scheduler": "DDIM"}, device="cpu")
     out = gen.generate(request_for(gen, seeds=(1,), max_side=None))[0]
-    assert (out.params["width"], out.params["height"]) == (128, 88) and out.image.shape == (64, 96, 3)
+    assert tuple(out.info["size"]) == (128, 88) and out.image.shape == (64, 96, 3)
+

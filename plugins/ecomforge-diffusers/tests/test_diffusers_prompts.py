@@ -60,7 +60,7 @@ def test_long_prompt_is_chunked_and_matters(gen):
     assert info["prompt_chunks"] == 2 and pos.shape == neg.shape and pos.shape[1] == 154
     full = gen.generate(request_for(gen, seeds=(1,), prompt=long))[0]
     cut = gen.generate(request_for(gen, seeds=(1,), prompt=long[:75]))[0]
-    assert full.params["prompt_chunks"] == 2 and cut.params["prompt_chunks"] == 1
+    assert full.info["prompt_chunks"] == 2 and cut.info["prompt_chunks"] == 1
     assert not np.array_equal(full.image, cut.image)
 
 
