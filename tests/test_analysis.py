@@ -16,6 +16,7 @@ from ecomforge.analysis.export import export_imagefolder
 from ecomforge.analysis.stats import bootstrap_mean_ci, ranks, spearman, win_rate
 from ecomforge.recipe import load_recipe
 from ecomforge.run.runner import run_recipe
+from ecomforge.run.store import read_manifest
 
 TOYCLI = [sys.executable, str(Path(__file__).parent / "toycli.py")]
 
@@ -52,17 +53,22 @@ def test_bootstrap_interval_contains_nothing_outside_the_data(diff):
     assert min(diff) - 1e-9 <= lo <= hi <= max(diff) + 1e-9
 
 
-def test_compare_two_runs(toy_registry, toy_recipe, tmp_path):
+def test_compare_pairs_only_where_the_sweeps_overlap(toy_registry, toy_recipe, tmp_path):
+    """A sweeps level 60/180, B 180/250 and scores darkness: only level 180 pairs, and there B = 1 − A."""
     a = run_recipe(load_recipe(toy_recipe), out=tmp_path / "a").run_dir
-    b = run_recipe(load_recipe(toy_recipe, ["generate.sweep.level=[120, 250]"]), out=tmp_path / "b").run_dir
+    b = run_recipe(load_recipe(toy_recipe, ["generate.sweep.level=[180, 250]", "score.0.config.invert=true"]),
+                   out=tmp_path / "b").run_dir
     result = compare_runs(a, b)
-    assert result["pairs"] == 18
+    assert result["pairs"] == 9 and result["unpaired"] == {"a": 9, "b": 9}  # 3 references x 3 seeds at 180
+    assert [p["params"] for p in result["points"]] == [{"level": 180}]
+    assert all(r["params"] == {"level": 180} and r["a"] == r["b"] for r in result["rows"])
+    a_at_180 = [r["total"] for r in read_manifest(a) if r["params"]["level"] == 180]
     s = result["scorers"]["toy"]
-    assert s["mean_b"] > s["mean_a"] and s["win_rate_b"] == 1.0 and s["ci95"][0] > 0
-    assert "same_candidates" not in result
+    assert s["mean_a"] == pytest.approx(np.mean(a_at_180), abs=1e-5)  # the manifest rounds scores
+    assert s["mean_diff"] == pytest.approx(np.mean([1 - 2 * t for t in a_at_180]), abs=1e-5)
     out = write_compare(result, tmp_path / "cmp")
     page = (out / "report.html").read_text()
-    assert page.count("<img") == 36 and "95 % CI" in page
+    assert page.count("<img") == 18 and "95 % CI" in page and "level=180" in page
 
 
 def test_compare_scorer_setups_on_same_candidates(toy_registry, toy_recipe, tmp_path):
@@ -75,14 +81,32 @@ def test_compare_scorer_setups_on_same_candidates(toy_registry, toy_recipe, tmp_
 
 
 def test_compare_cli_with_two_recipes(toy_recipe, tmp_path):
+    """Two recipes with different names and sweeps that share one level: paired there, identical images."""
+    b = tmp_path / "b.yaml"
+    b.write_text(toy_recipe.read_text().replace("name: toy", "name: toy-b").replace("level: [60, 180]",
+                                                                                 "level: [180, 200]"))
+    res = subprocess.run([*TOYCLI, "compare", str(toy_recipe), str(b), "--out", str(tmp_path / "c")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "9 pairs (same product (reference sha256s), reference, seed, level)" in res.stdout
+    assert (tmp_path / "c" / "compare" / "report.html").is_file()
+    data = json.loads((tmp_path / "c" / "compare" / "compare.json").read_text())
+    assert data["scorers"]["toy"]["mean_diff"] == 0.0 and data["scorers"]["toy"]["win_rate_b"] == 0.5
+
+
+def test_compare_cli_refuses_runs_with_nothing_in_common(toy_recipe, tmp_path):
     b = tmp_path / "b.yaml"
     b.write_text(toy_recipe.read_text().replace("level: [60, 180]", "level: [90, 200]"))
     res = subprocess.run([*TOYCLI, "compare", str(toy_recipe), str(b), "--out", str(tmp_path / "c")],
                          capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert (tmp_path / "c" / "compare" / "report.html").is_file()
-    data = json.loads((tmp_path / "c" / "compare" / "compare.json").read_text())
-    assert data["scorers"]["toy"]["mean_diff"] > 0
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr
+    assert "nothing to compare: no sweep point in common (A: level=180; level=60 | B: level=200; level=90)" in lines[0]
+    c = tmp_path / "c.yaml"
+    c.write_text(toy_recipe.read_text().replace("seeds: [1, 2, 3]", "seeds: [7]"))
+    res = subprocess.run([*TOYCLI, "compare", str(toy_recipe), str(c)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "share no seed" in res.stderr
 
 
 def test_export_imagefolder(toy_registry, toy_recipe, tmp_path):

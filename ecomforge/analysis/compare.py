@@ -12,19 +12,8 @@ import numpy as np
 from ..errors import UsageError
 from ..imaging.io import atomic_write_bytes
 from ..run.store import read_manifest
+from .pairing import Pair, pair_records, point_of, shared_keys, swept_keys, why_unpaired
 from .stats import paired_summary, spearman
-
-
-def pair_records(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """Pair candidates made from the same product, reference and seed, in sweep order."""
-    def keyed(records):
-        groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-        for r in records:
-            groups[(r["product"], r["reference_sha256"], r["seed"])].append(r)
-        return {(*k, i): r for k, rs in groups.items() for i, r in enumerate(rs)}
-
-    ka, kb = keyed(a), keyed(b)
-    return [(ka[k], kb[k]) for k in sorted(set(ka) & set(kb), key=str)]
 
 
 def scorer_agreement(records: list[dict[str, Any]]) -> dict[str, float | None]:
@@ -38,22 +27,37 @@ def scorer_agreement(records: list[dict[str, Any]]) -> dict[str, float | None]:
     return out
 
 
-def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
-    """Statistics of B against A over paired candidates; flips when both scored the same candidates."""
-    a, b = read_manifest(run_a), read_manifest(run_b)
-    pairs = pair_records([r for r in a if not r.get("failed")], [r for r in b if not r.get("failed")])
-    if not pairs:
-        raise UsageError(f"{run_a} and {run_b} share no product/reference/seed: nothing to compare")
-    scorers = sorted(set.intersection(*({*ra["scores"]} & {*rb["scores"]} for ra, rb in pairs)) if pairs else set())
-    result: dict[str, Any] = {"a": str(run_a), "b": str(run_b), "pairs": len(pairs), "scorers": {}}
-    for name in scorers:
-        result["scorers"][name] = paired_summary(np.array([ra["scores"][name] for ra, _ in pairs]),
-                                                 np.array([rb["scores"][name] for _, rb in pairs]))
+def summarise(pairs: list[Pair]) -> dict[str, Any]:
+    """Paired statistics (B against A) of every scorer both sides of every pair have, and of the total."""
+    out: dict[str, Any] = {"pairs": len(pairs), "scorers": {}}
+    common = set.intersection(*({*ra.get("scores", {})} & {*rb.get("scores", {})} for ra, rb in pairs))
+    for name in sorted(common):
+        out["scorers"][name] = paired_summary(np.array([ra["scores"][name] for ra, _ in pairs]),
+                                              np.array([rb["scores"][name] for _, rb in pairs]))
     totals = [(ra.get("total"), rb.get("total")) for ra, rb in pairs]
     if all(x is not None and y is not None for x, y in totals):
-        result["total"] = paired_summary(np.array([x for x, _ in totals]), np.array([y for _, y in totals]))
-    result["agreement"] = {"a": scorer_agreement(a), "b": scorer_agreement(b)}
-    result["kept"] = {"a": sum(bool(r["kept"]) for r in a), "b": sum(bool(r["kept"]) for r in b)}
+        out["total"] = paired_summary(np.array([x for x, _ in totals]), np.array([y for _, y in totals]))
+    return out
+
+
+def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
+    """Statistics of B against A over candidates that show the same image slot, overall and per sweep point."""
+    all_a, all_b = read_manifest(run_a), read_manifest(run_b)
+    a, b = [r for r in all_a if not r.get("failed")], [r for r in all_b if not r.get("failed")]
+    keys = shared_keys(a, b, swept_keys(run_a, a) | swept_keys(run_b, b))
+    pairs = pair_records(a, b, keys)
+    if not pairs:
+        raise UsageError(f"{run_a} and {run_b}: nothing to compare: {why_unpaired(a, b, keys)}")
+    result: dict[str, Any] = {"a": str(run_a), "b": str(run_b),
+                              "paired_on": ["product (reference sha256s)", "reference", "seed", *keys],
+                              "unpaired": {"a": len(a) - len(pairs), "b": len(b) - len(pairs)}}
+    result.update(summarise(pairs))
+    by_point: dict[str, list[Pair]] = defaultdict(list)
+    for pair in pairs:
+        by_point[json.dumps(point_of(pair[0], keys), sort_keys=True)].append(pair)
+    result["points"] = [{"params": json.loads(p), **summarise(ps)} for p, ps in by_point.items()]
+    result["agreement"] = {"a": scorer_agreement(all_a), "b": scorer_agreement(all_b)}
+    result["kept"] = {"a": sum(bool(r["kept"]) for r in all_a), "b": sum(bool(r["kept"]) for r in all_b)}
     same = [(ra, rb) for ra, rb in pairs if ra["id"] == rb["id"]]
     if same:  # the same candidates under two scorer/filter set-ups
         result["same_candidates"] = {
@@ -62,9 +66,10 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
             "kept_in_a_only": [ra["id"] for ra, rb in same if ra["kept"] and not rb["kept"]],
             "kept_in_b_only": [ra["id"] for ra, rb in same if rb["kept"] and not ra["kept"]],
         }
-    result["rows"] = [{"product": ra["product"], "seed": ra["seed"], "a": ra["id"], "b": rb["id"],
-                       "a_image": ra["image"], "b_image": rb["image"], "a_total": ra.get("total"),
-                       "b_total": rb.get("total"), "a_kept": ra["kept"], "b_kept": rb["kept"]} for ra, rb in pairs]
+    result["rows"] = [{"product": ra["product"], "reference": ra.get("reference"), "seed": ra["seed"],
+                       "params": point_of(ra, keys), "a": ra["id"], "b": rb["id"], "a_image": ra["image"],
+                       "b_image": rb["image"], "a_total": ra.get("total"), "b_total": rb.get("total"),
+                       "a_kept": ra["kept"], "b_kept": rb["kept"]} for ra, rb in pairs]
     return result
 
 
@@ -72,8 +77,27 @@ def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else html.escape(str(x))
 
 
+def _point(params: dict[str, Any]) -> str:
+    """A sweep point as ``key=value, ...`` (or "all" when the runs swept nothing in common)."""
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items()) or "all"
+
+
+def _stats_table(summary: dict[str, Any]) -> str:
+    """The per-scorer and total statistics of one summary as an HTML table."""
+    rows = ["<tr><th>score</th><th>mean A</th><th>mean B</th><th>median A</th><th>median B</th>"
+            "<th>B − A</th><th>95 % CI</th><th>B wins</th></tr>"]
+    stats = dict(summary["scorers"])
+    if "total" in summary:
+        stats["total"] = summary["total"]
+    for name, s in stats.items():
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{_fmt(s['mean_a'])}</td><td>{_fmt(s['mean_b'])}</td>"
+                    f"<td>{_fmt(s['median_a'])}</td><td>{_fmt(s['median_b'])}</td><td>{_fmt(s['mean_diff'])}</td>"
+                    f"<td>[{_fmt(s['ci95'][0])}, {_fmt(s['ci95'][1])}]</td><td>{s['win_rate_b']:.0%}</td></tr>")
+    return f"<table>{''.join(rows)}</table>"
+
+
 def write_compare(result: dict[str, Any], out_dir: Path) -> Path:
-    """Write compare.json and report.html (side-by-side images per seed, score table) into ``out_dir``."""
+    """Write compare.json and report.html (statistics overall and per sweep point, images side by side)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_dir / "compare.json", json.dumps(result, indent=2).encode())
     rel_a = Path(result["a"]).resolve()
@@ -84,19 +108,12 @@ def write_compare(result: dict[str, Any], out_dir: Path) -> Path:
 
         return html.escape(os.path.relpath(root / image, out_dir.resolve()))
 
-    rows = ["<tr><th>score</th><th>mean A</th><th>mean B</th><th>median A</th><th>median B</th>"
-            "<th>B − A</th><th>95 % CI</th><th>B wins</th></tr>"]
-    stats = dict(result["scorers"])
-    if "total" in result:
-        stats["total"] = result["total"]
-    for name, s in stats.items():
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{_fmt(s['mean_a'])}</td><td>{_fmt(s['mean_b'])}</td>"
-                    f"<td>{_fmt(s['median_a'])}</td><td>{_fmt(s['median_b'])}</td><td>{_fmt(s['mean_diff'])}</td>"
-                    f"<td>[{_fmt(s['ci95'][0])}, {_fmt(s['ci95'][1])}]</td><td>{s['win_rate_b']:.0%}</td></tr>")
+    points = "".join(f"<h3>{html.escape(_point(p['params']))} ({p['pairs']} pairs)</h3>{_stats_table(p)}"
+                     for p in result["points"]) if len(result["points"]) > 1 else ""
     pairs = []
     for r in result["rows"]:
         pairs.append(
-            f"<tr><td>{html.escape(r['product'])}<br>seed {r['seed']}</td>"
+            f"<tr><td>{html.escape(r['product'])}<br>seed {r['seed']}<br>{html.escape(_point(r['params']))}</td>"
             f"<td class='{'kept' if r['a_kept'] else ''}'><img src='{src(rel_a, r['a_image'])}'><br>{_fmt(r['a_total'])}</td>"
             f"<td class='{'kept' if r['b_kept'] else ''}'><img src='{src(rel_b, r['b_image'])}'><br>{_fmt(r['b_total'])}</td></tr>")
     page = (
@@ -104,9 +121,11 @@ def write_compare(result: dict[str, Any], out_dir: Path) -> Path:
         "body{font:14px system-ui;margin:24px}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px}"
         "img{width:200px}td.kept{background:#e6f5ea}</style>"
         f"<h1>A/B comparison</h1><p>A: {html.escape(result['a'])}<br>B: {html.escape(result['b'])}<br>"
-        f"{result['pairs']} paired candidates; kept A {result['kept']['a']}, B {result['kept']['b']}</p>"
-        f"<table>{''.join(rows)}</table><h2>Scorer agreement (Spearman)</h2><pre>"
-        f"{html.escape(json.dumps(result['agreement'], indent=1))}</pre>"
+        f"{result['pairs']} paired candidates (same {html.escape(', '.join(result['paired_on']))}); unpaired "
+        f"A {result['unpaired']['a']}, B {result['unpaired']['b']}; kept A {result['kept']['a']}, "
+        f"B {result['kept']['b']}</p>{_stats_table(result)}"
+        + (f"<h2>Per sweep point</h2>{points}" if points else "")
+        + f"<h2>Scorer agreement (Spearman)</h2><pre>{html.escape(json.dumps(result['agreement'], indent=1))}</pre>"
         + (f"<h2>Same candidates</h2><pre>{html.escape(json.dumps(result['same_candidates'], indent=1))}</pre>"
            if "same_candidates" in result else "")
         + f"<h2>Side by side</h2><table><tr><th></th><th>A</th><th>B</th></tr>{''.join(pairs)}</table>")

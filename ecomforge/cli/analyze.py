@@ -26,9 +26,7 @@ def compare(a: Path, b: Path, out: Path | None, overrides: tuple[str, ...], devi
         from ..run.runner import run_recipe
 
         ra, rb = load_recipe(a, overrides), load_recipe(b, overrides)
-        if ra.recipe.product_specs() != rb.recipe.product_specs() or \
-                ra.recipe.generate.seed_list() != rb.recipe.generate.seed_list():
-            raise UsageError(f"{a} and {b} must use the same inputs and seeds to be compared")
+        _check_overlap(a, b, ra.recipe, rb.recipe)
         base = out or Path("runs") / f"compare-{ra.recipe.name}-vs-{rb.recipe.name}"
         run_a = run_recipe(ra, out=base / "a", device=device).run_dir
         run_b = run_recipe(rb, out=base / "b", device=device).run_dir
@@ -38,10 +36,32 @@ def compare(a: Path, b: Path, out: Path | None, overrides: tuple[str, ...], devi
         target = out or (b / "compare")
     result = compare_runs(run_a, run_b)
     write_compare(result, target)
-    for name, s in {**result["scorers"], **({"total": result["total"]} if "total" in result else {})}.items():
-        click.echo(f"{name:>12}: A {s['mean_a']:.3f}  B {s['mean_b']:.3f}  B−A {s['mean_diff']:+.3f} "
-                   f"[{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}]  B wins {s['win_rate_b']:.0%}")
+    click.echo(f"{result['pairs']} pairs (same {', '.join(result['paired_on'])}); unpaired: "
+               f"A {result['unpaired']['a']}, B {result['unpaired']['b']}")
+    _echo_stats(result)
+    if len(result["points"]) > 1:
+        for point in result["points"]:
+            label = ", ".join(f"{k}={v}" for k, v in point["params"].items())
+            click.echo(f"at {label} ({point['pairs']} pairs):")
+            _echo_stats(point, indent="  ")
     click.echo(f"report: {target / 'report.html'}")
+
+
+def _echo_stats(summary: dict, indent: str = "") -> None:
+    """One line per scorer (and the total): means, B − A with its interval, B's win rate."""
+    for name, s in {**summary["scorers"], **({"total": summary["total"]} if "total" in summary else {})}.items():
+        click.echo(f"{indent}{name:>12}: A {s['mean_a']:.3f}  B {s['mean_b']:.3f}  B−A {s['mean_diff']:+.3f} "
+                   f"[{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}]  B wins {s['win_rate_b']:.0%}")
+
+
+def _check_overlap(a: Path, b: Path, ra, rb) -> None:
+    """Refuse, before running anything, two recipes whose candidates could never be paired.
+
+    Only seeds are checked here: references are matched by content after the runs, since two
+    recipes may spell the same photo differently (relative to their own folders).
+    """
+    if not set(ra.generate.seed_list()) & set(rb.generate.seed_list()):
+        raise UsageError(f"{a} and {b} share no seed: nothing could be compared")
 
 
 @cli.command()
