@@ -93,8 +93,27 @@ def job_recipe(base: dict[str, Any], *, references: list[Path], prompt: str | No
     data.pop("output", None)
     data.pop("execute", None)
     if mask_dir is not None:  # masks were uploaded: one per reference, named after it
-        mask = dict(data.get("mask") or {})
-        keep = {k: v for k, v in (mask.get("config") or {}).items()
-                if k in ("fill_holes", "close_radius", "largest", "min_area_fraction", "dilate", "feather")}
-        data["mask"] = {"plugin": "upload", "config": {**keep, "path": str(mask_dir / "{stem}.png")}}
+        data["mask"] = uploaded_mask_step(dict(data.get("mask") or {}), mask_dir / "{stem}.png")
     return data
+
+
+def uploaded_mask_step(mask: dict[str, Any], pattern: Path) -> dict[str, Any]:
+    """The mask step for uploaded masks, from what maskers declare (``Masker.accepts["mask"]``), no names.
+
+    The recipe's masker keeps its settings when it takes a mask file (a rough mask to refine); otherwise
+    the first masker that needs nothing but the file is used, with the recipe's refine settings.
+    """
+    from ..imaging.refine import RefineConfig
+    from ..plugins import get_registry
+
+    maskers = get_registry().plugins.get("masker", {})
+    takes = {n: dict(getattr(p.cls, "accepts", {}) or {}) for n, p in maskers.items()}
+    takes = {n: a for n, a in takes.items() if "mask" in a}
+    config = dict(mask.get("config") or {})
+    name = mask.get("plugin")
+    if name not in takes:
+        name = min(takes, key=lambda n: (set(takes[n]) != {"mask"}, n), default=None)
+        if name is None:
+            raise InputError("masks: no installed masker takes an uploaded mask file")
+        config = {k: v for k, v in config.items() if k in RefineConfig.model_fields}
+    return {"plugin": name, "config": {**config, takes[name]["mask"]: str(pattern)}}

@@ -136,10 +136,9 @@ def rerun_candidate(manager: JobManager, recipes_dir: Path, limits: Limits, job_
     refs = [Path(p).read_bytes() for p in data["inputs"]["references"]]
     jdir = manager.store.job_dir(job_id)
     masks_dir = jdir / "uploads" / "masks"
+    # The job had uploaded masks: the same ones again (job_recipe picks the masker that takes them).
     masks = [(masks_dir / f"{Path(p).stem}.png").read_bytes() for p in data["inputs"]["references"]] \
-        if data.get("mask", {}).get("plugin") == "upload" and masks_dir.is_dir() else []
-    if masks:
-        data["mask"]["plugin"] = "upload"
+        if manager.get(job_id).request.get("masks") and masks_dir.is_dir() else []
     recipe = yaml.safe_dump(data, sort_keys=False).encode()
     label = manager.get(job_id).recipe
     return submit_job(manager, recipes_dir, limits, references=refs, masks=masks, recipe_file=recipe,

@@ -67,7 +67,8 @@ def rerun_job(manager: JobManager, recipes_dir: Path, limits: Limits, job_id: st
     return submit_job(manager, recipes_dir, limits, references=[p.read_bytes() for p in refs],
                       masks=[m.read_bytes() for m in masks if m.is_file()],
                       recipe_file=json.dumps(data).encode(), prompt=inputs.get("prompt"),
-                      negative_prompt=inputs.get("negative_prompt"), overrides={})
+                      negative_prompt=inputs.get("negative_prompt"), overrides={},
+                      trust_preset=None if job.recipe.startswith("upload:") else job.recipe)
 
 
 @dataclass
@@ -114,7 +115,8 @@ class Actions:
         try:
             overlay, info, warning = preview_mask(paths[0], name, cfg, self.limits)
         except NothingFound as exc:  # the masker refused to guess: say so where the mask would be
-            return None, _warning_html(f"{exc.one_line()} Try another masker, or upload a mask.", ""), 1.0
+            hint = "" if "try " in exc.one_line().lower() else " Try another masker, or upload a mask."
+            return None, _warning_html(exc.one_line() + hint, ""), 1.0
         except EcomforgeError as exc:
             raise self.error(exc.one_line()) from None
         except Exception as exc:  # a plugin's own failure: shown in the page, logged with its traceback

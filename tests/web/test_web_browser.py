@@ -21,13 +21,13 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disa
 PHOTO = ROOT / "samples" / "dreambench" / "vase" / "02.jpg"
 ARTIFACTS = ROOT / "test-artifacts"
 VIEW = {"width": 1440, "height": 1000}
-# A slow toy preset: 12 candidates at 0.25 s each, so there is time to watch, cancel and resume.
+# A slow toy preset: 10 candidates at 0.2 s each, so there is time to watch, cancel and resume.
 SLOW_RECIPE = """
 name: webslow
 description: slow toy generator
 inputs: {references: [placeholder.png], prompt: a toy}
 mask: {plugin: classic, config: {feather: 0}}
-generate: {plugin: toy, config: {level: 100, delay: 0.25}, seeds: {count: 12, base: 1}, batch_size: 1}
+generate: {plugin: toy, config: {level: 100, delay: 0.2}, seeds: {count: 10, base: 1}, batch_size: 1}
 score: [{plugin: toy, weight: 1}]
 filter: {plugin: toy-top}
 """
@@ -107,10 +107,13 @@ def toys():
         yield
 
 
+TOKEN = "s3cret-token-for-tests"
+
+
 @pytest.fixture(scope="module")
 def url(toys, tmp_path_factory):
-    """One server (two workers) for the UI flows."""
-    with _serve(_site(tmp_path_factory.mktemp("web-ui"), workers=2)) as base:
+    """One token-mode server (two workers) for every flow; pages other than the sign-in one carry the cookie."""
+    with _serve(_site(tmp_path_factory.mktemp("web-ui"), workers=2, token=TOKEN)) as base:
         yield base
 
 
@@ -127,9 +130,13 @@ def browser():
 
 
 @contextmanager
-def _page(browser, name: str):
-    """A 1440×1000 page; on failure a full-page screenshot named after the test."""
+def _page(browser, name: str, url: str | None = None):
+    """A 1440×1000 page (signed in when ``url`` is given); on failure a full-page screenshot named after the test."""
+    from ecomforge.web.security import COOKIE
+
     page = browser.new_page(viewport=VIEW, accept_downloads=True)
+    if url:
+        page.context.add_cookies([{"name": COOKIE, "value": TOKEN, "url": url}])
     try:
         yield page
     except Exception:
@@ -164,7 +171,7 @@ def test_first_use_offline_preset_runs_and_results_show_next_to_run(url, browser
     """Default preset works offline; after Run the progress is in view; thumbnails load as soon as it is done."""
     from playwright.sync_api import expect
 
-    with _page(browser, "web-ui-first-use") as page:
+    with _page(browser, "web-ui-first-use", url) as page:
         page.goto(url + "/", wait_until="domcontentloaded")
         preset = page.locator("#preset input")
         expect(preset).to_have_value("quickstart — works offline", timeout=20_000)  # runnable first, labelled
@@ -204,7 +211,7 @@ def test_gallery_fills_cancel_keeps_partial_results_reload_resume_and_rerun(url,
     """Candidates appear one by one; a cancelled job shows what it made; a reload finds it; Resume finishes it."""
     from playwright.sync_api import expect
 
-    with _page(browser, "web-ui-cancel") as page:
+    with _page(browser, "web-ui-cancel", url) as page:
         page.goto(url + "/", wait_until="domcontentloaded")
         _upload(page)
         _pick_preset(page, "webslow")
@@ -217,7 +224,7 @@ def test_gallery_fills_cancel_keeps_partial_results_reload_resume_and_rerun(url,
         page.locator("#cancel").click()
         expect(page.locator("#status")).to_contain_text("cancelled", timeout=10_000)
         made = page.locator("#gallery img").count()
-        assert 2 <= made < 12  # partial results are shown, not hidden
+        assert 2 <= made < 10  # partial results are shown, not hidden
         job = page.locator("#status code").inner_text()
         page.reload(wait_until="domcontentloaded")
         expect(page.locator("#status code")).to_have_text(job, timeout=20_000)  # the reload keeps the job
@@ -227,8 +234,8 @@ def test_gallery_fills_cancel_keeps_partial_results_reload_resume_and_rerun(url,
         page.screenshot(path=str(ARTIFACTS / "web-ui-cancelled.png"))
         page.locator("#resume").click()
         expect(page.locator("#status .state-done")).to_be_visible(timeout=30_000)
-        expect(page.locator("#status")).to_contain_text("12 candidates")  # the run folder's, not the last session's
-        expect(page.locator("#gallery img")).to_have_count(12)
+        expect(page.locator("#status")).to_contain_text("10 candidates")  # the run folder's, not the last session's
+        expect(page.locator("#gallery img")).to_have_count(10)
         page.locator("#rerun-job").click()
         expect(page.locator("#status code")).not_to_have_text(job, timeout=20_000)
         expect(page.locator("#status")).to_contain_text("running", timeout=20_000)
@@ -244,7 +251,7 @@ def test_mask_preview_warns_on_a_casual_photo(url, browser, tmp_path):
 
     casual = tmp_path / "rocket.png"
     Image.fromarray(data.rocket()).save(casual)
-    with _page(browser, "web-ui-mask") as page:
+    with _page(browser, "web-ui-mask", url) as page:
         page.goto(url + "/", wait_until="domcontentloaded")
         _upload(page, casual)
         page.locator("#mask-section").get_by_text("Product mask").first.click()
@@ -257,19 +264,18 @@ def test_mask_preview_warns_on_a_casual_photo(url, browser, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "web-ui-mask-warning.png"))
 
 
-def test_token_server_shows_a_login_form(toys, browser, tmp_path):
+def test_token_server_shows_a_login_form(url, browser):
     """Without the token a browser gets a form, not 401 JSON; the right token opens the UI, a wrong one says so."""
     from playwright.sync_api import expect
 
-    token = "s3cret-token-for-tests"
-    with _serve(_site(tmp_path, token=token)) as url, _page(browser, "web-ui-login") as page:
+    with _page(browser, "web-ui-login") as page:
         page.goto(url + "/", wait_until="domcontentloaded")
         expect(page.locator("input[name=token]")).to_be_visible(timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "web-ui-login.png"))
         page.fill("input[name=token]", "wrong-token-123")
         page.locator("button[type=submit]").click()
         expect(page.get_by_text("wrong access token")).to_be_visible(timeout=10_000)
-        page.fill("input[name=token]", token)
+        page.fill("input[name=token]", TOKEN)
         page.locator("button[type=submit]").click()
         expect(page.locator("#run")).to_be_visible(timeout=20_000)
 

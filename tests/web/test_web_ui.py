@@ -63,6 +63,20 @@ def test_ui_inputs_go_to_the_keys_a_new_masker_declares(toy_registry):
     assert cfg == {"describe": "a red vase", "rough": "/x/m.png"}  # no points: it does not take any
 
 
+def test_uploaded_masks_go_to_a_masker_that_declares_it_takes_one(toy_registry, tmp_path):
+    from ecomforge.testing import temporary_plugins
+    from ecomforge.web.recipes import uploaded_mask_step
+
+    import toyplugins
+
+    pattern = tmp_path / "masks" / "{stem}.png"
+    step = uploaded_mask_step({"plugin": "classic", "config": {"feather": 3, "min_contrast": 5.0}}, pattern)
+    assert step == {"plugin": "upload", "config": {"feather": 3, "path": str(pattern)}}  # refine settings kept
+    with temporary_plugins(toyplugins, PromptedPlugin()):
+        step = uploaded_mask_step({"plugin": "prompted-toy", "config": {"describe": "a vase"}}, pattern)
+    assert step == {"plugin": "prompted-toy", "config": {"describe": "a vase", "rough": str(pattern)}}
+
+
 @given(score=st.floats(0, 1), area=st.floats(0, 1))
 def test_a_mask_warning_exactly_when_the_score_is_low_or_the_area_unusual(score, area):
     warning = confidence_warning(score, area)
