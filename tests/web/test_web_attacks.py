@@ -417,3 +417,40 @@ def test_job_errors_do_not_show_server_folders(app_client, tmp_path):
     reasons = [f["reason"] for f in job["summary"]["failed_products"]]  # an odd-sized mask: the product failed
     assert reasons and "uploads/masks/ref-01.png" in reasons[0]
     assert str(tmp_path) not in json.dumps(job), reasons
+
+
+def _gradio_run(c, blocks, values: dict[str, object]) -> list[dict]:
+    """Click Run through the Gradio HTTP API (upload, queue/join, the SSE stream); the messages it sent back."""
+    by_elem = {getattr(b, "elem_id", None): b for b in blocks.blocks.values()}
+    run = by_elem["run"]
+    fn = next(f for f in blocks.fns.values() if f.fn is not None and (run._id, "click") in f.targets)
+    props = {comp["id"]: comp.get("props", {}).get("value") for comp in blocks.config["components"]}
+    data = []
+    for comp in fn.inputs:
+        key = next((k for k in values if k in (getattr(comp, "elem_id", None), getattr(comp, "label", None))), None)
+        data.append(values[key] if key is not None else props.get(comp._id))
+    body = {"data": data, "fn_index": fn._id, "session_hash": "webattack01", "event_data": None,
+            "trigger_id": run._id}
+    joined = c.post("/gradio_api/queue/join", json=body)
+    assert joined.status_code == 200, joined.text
+    messages = []
+    with c.stream("GET", "/gradio_api/queue/data", params={"session_hash": "webattack01"}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                messages.append(json.loads(line[5:]))
+                if messages[-1].get("msg") == "process_completed":
+                    break
+    return messages
+
+
+def test_the_ui_sweep_box_through_the_gradio_api(ui_client, tmp_path, secret):
+    c = ui_client
+    blocks = c.app.state.blocks
+    uploaded = c.post("/gradio_api/upload", files=[("files", ("a.png", png_bytes(1), "image/png"))]).json()
+    ref = {"path": uploaded[0], "meta": {"_type": "gradio.FileData"}, "orig_name": "a.png"}
+    sweep = next(b.label for b in blocks.blocks.values() if str(getattr(b, "label", "")).startswith("Sweep"))
+    done = _gradio_run(c, blocks, {"refs": [ref], "preset": "webcomposite",
+                                   sweep: json.dumps({"background": [str(secret)]})})[-1]
+    assert done["msg"] == "process_completed" and not done["success"], done
+    assert "generate.sweep.background" in json.dumps(done)
+    assert c.get("/api/jobs").json()["jobs"] == []
