@@ -70,7 +70,7 @@ class StageError(EcomforgeError):
     """A plugin failed at run time; names the step, plugin and product (raised ``from`` the cause)."""
 
     def __init__(self, step: str, plugin: str, product: str, cause: BaseException) -> None:
-        self.step, self.plugin, self.product = step, plugin, product
+        self.step, self.plugin, self.product, self.cause = step, plugin, product, cause
         detail = cause.one_line() if isinstance(cause, EcomforgeError) else f"{type(cause).__name__}: {cause}"
         if product == "*":  # a pre-flight check, before any product
             super().__init__(f"{step} plugin '{plugin}' is not ready: {detail}")
@@ -83,3 +83,16 @@ class StageError(EcomforgeError):
 
 class NothingFound(UsageError):
     """A masker found no product above its confidence threshold (reports the best score)."""
+
+
+class HookError(EcomforgeError):
+    """A lifecycle hook raised; names the plugin and the hook (raised ``from`` the cause).
+
+    Policy: a hook of the run store (or of any plugin marking itself ``hook_errors = "raise"``) stops
+    the run; any other observer's failure is logged as a warning and the run goes on.
+    """
+
+    def __init__(self, plugin: str, hook: str, cause: BaseException) -> None:
+        self.plugin, self.hook = plugin, hook
+        detail = cause.one_line() if isinstance(cause, EcomforgeError) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"hook {hook} of plugin '{plugin}' failed: {detail}")

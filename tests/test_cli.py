@@ -32,7 +32,8 @@ def test_run_ok(toy_recipe, tmp_path):
     (["run", "missing.yaml"], "missing.yaml"),
     (["run", "{recipe}", "--set", "generate.config.levle=3"], "generate.config.levle"),
     (["run", "{recipe}", "--set", "generate.plugin=toi"], "did you mean 'toy'?"),
-    (["run", "{recipe}", "--set", "inputs.products.b=[nope]"], "nope"),
+    (["run", "{recipe}", "--set", "inputs.products.b=[nope]", "--fail-fast"], "nope"),
+    (["run", "{recipe}", "--products", "a,c"], "no product 'c'"),
     (["run", "{recipe}", "--set", "inputs.products.b=[]"], "no references"),
     (["run", "{recipe}", "--resume", "{tmp}/not-a-run"], "not a run folder"),
     (["validate", "{recipe}", "--set", "score.0.weight=-1"], "score.0.weight"),
@@ -59,7 +60,7 @@ def test_unwritable_output_folder(toy_recipe, tmp_path):
 
 
 def test_verbose_shows_traceback(toy_recipe, tmp_path):
-    res = cli("--verbose", "run", str(toy_recipe), "--set", "inputs.products.b=[nope]", "--out", str(tmp_path))
+    res = cli("--verbose", "run", str(toy_recipe), "--set", "inputs.products.b=[nope]", "--fail-fast", "--out", str(tmp_path))
     assert res.returncode == 2 and "Traceback" in res.stderr
 
 
@@ -110,3 +111,27 @@ def test_help_does_not_import_torch():
            "print('torch' in sys.modules, 'diffusers' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "False False"
+
+
+def test_a_failed_product_is_recorded_the_others_finish_exit_1(toy_recipe, tmp_path):
+    res = cli("run", str(toy_recipe), "--out", str(tmp_path / "runs"), "--progress", "none",
+              "--set", "inputs.products.b=[nope]")
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "1 product(s) failed" in res.stderr and "b: acquire failed in plugin 'toy'" in res.stderr
+    assert "12 candidates" in res.stdout  # product a (2 references x 2 sweep points x 3 seeds) finished
+    run_dir = next((tmp_path / "runs").iterdir())
+    rows = (run_dir / "failed.csv").read_text().splitlines()
+    assert rows[0] == "product,step,plugin,reason" and rows[1].startswith("b,acquire,toy,") and len(rows) == 2
+    assert "nope" in rows[1]
+
+
+def test_products_and_limit_run_part_of_the_recipe(toy_recipe, tmp_path):
+    res = cli("run", str(toy_recipe), "--out", str(tmp_path / "p"), "--progress", "none", "--products", "b")
+    assert res.returncode == 0, res.stderr
+    assert "6 candidates" in res.stdout  # b alone: 1 reference x 2 sweep points x 3 seeds
+    res = cli("run", str(toy_recipe), "--out", str(tmp_path / "l"), "--progress", "none", "--limit", "1")
+    assert res.returncode == 0, res.stderr
+    from ecomforge.run.store import read_manifest
+
+    assert {r["product"] for r in read_manifest(next((tmp_path / "l").iterdir()))} == {"a"}

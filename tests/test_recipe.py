@@ -39,7 +39,8 @@ def test_resolves_defaults_and_grid(toy_registry):
     assert r.configs["generate"].delay == 0.0
     d = r.to_dict()
     assert d["generate"]["config"]["model"] == "toy-model"  # defaults filled in
-    assert d["plugins"]["toy-top"].startswith("toyplugins==") or "toy" in d["plugins"]
+    assert d["plugins"]["filter:toy-top"].startswith("toyplugins==")
+    assert "executor:local" in d["plugins"] and "acquirer:toy" in d["plugins"]  # keyed by kind and name
 
 
 @pytest.mark.parametrize("mutate, path, hint", [

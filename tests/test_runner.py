@@ -176,7 +176,7 @@ def test_stage_failure_names_step_plugin_and_product(toy_registry, toy_recipe, t
     from ecomforge.errors import StageError
 
     with pytest.raises(Exception) as info:
-        run_recipe(load_recipe(toy_recipe, ["inputs.products.b=[nope]"]), out=tmp_path / "runs")
+        run_recipe(load_recipe(toy_recipe, ["inputs.products.b=[nope]"]), out=tmp_path / "runs", fail_fast=True)
     err = info.value
     assert isinstance(err, StageError)
     assert err.exit_code == 2  # the cause was bad input
@@ -190,7 +190,7 @@ def test_bad_input_on_a_fresh_run_leaves_no_empty_folder(toy_registry, toy_recip
     from ecomforge.errors import StageError
 
     with pytest.raises(StageError):
-        run_recipe(load_recipe(toy_recipe, ["inputs.products.a=[nope]"]), out=tmp_path / "runs")
+        run_recipe(load_recipe(toy_recipe, ["inputs.products.a=[nope]"]), out=tmp_path / "runs", fail_fast=True)
     assert list((tmp_path / "runs").iterdir()) == []
 
 

@@ -22,9 +22,17 @@ DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 @click.option("--device", type=DEVICES, default="auto", show_default=True, help="Where models run.")
 @click.option("--progress", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto",
               help="Progress display (auto: bars on a terminal, log lines otherwise).")
+@click.option("--products", "only", metavar="NAME,...", help="Run only these products of the recipe or catalogue.")
+@click.option("--limit", type=click.IntRange(min=1), help="Run only the first N products.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first product that fails (default: record it, go on).")
 def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path | None, executor: str | None,
-        address: str | None, device: str, progress: str) -> None:
-    """Run RECIPE: acquire, mask, generate, score and filter into a new run folder."""
+        address: str | None, device: str, progress: str, only: str | None, limit: int | None,
+        fail_fast: bool) -> None:
+    """Run RECIPE: acquire, mask, generate, score and filter into a new run folder.
+
+    Exit code 0 when every product succeeded, 1 when some failed (listed in the run folder's failed.csv;
+    --resume retries them), 2 for bad usage or a bad recipe or catalogue (found before any work).
+    """
     from ..recipe import load_recipe
     from ..run.runner import run_recipe
 
@@ -33,11 +41,24 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
     if address:
         overrides = (*overrides, f"execute.config.address={address}")
     resolved = load_recipe(recipe, overrides)
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    resolved.select(names, limit)
     observers = _progress(progress)
-    result = run_recipe(resolved, out=out, resume=resume, device=device, observers=observers)
+    result = run_recipe(resolved, out=out, resume=resume, device=device, observers=observers, fail_fast=fail_fast)
     s = result.summary
     click.echo(f"{s['total_candidates']} candidates, {s['total_kept']} kept -> {result.run_dir}")
     click.echo(f"report: {result.run_dir / 'report.html'}")
+    for line in s.get("hook_warnings", []):
+        click.echo(f"warning: {line}", err=True)
+    failed = s.get("failed_products") or []
+    if failed:
+        click.echo(f"{len(failed)} product(s) failed (listed in {result.run_dir / 'failed.csv'}; "
+                   "--resume retries them):", err=True)
+        for f in failed[:20]:
+            click.echo(f"  {f['product']}: {f['reason']}", err=True)
+        if len(failed) > 20:
+            click.echo(f"  ... and {len(failed) - 20} more", err=True)
+        raise click.exceptions.Exit(1)
 
 
 def _progress(mode: str) -> list:
@@ -62,13 +83,40 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     failed = 0
     for path in recipes:
         try:
+            if _is_training_recipe(path):  # `ecomforge train` recipes are validated as such
+                _validate_training(path, overrides)
+                continue
             resolved = load_recipe(path, overrides)
         except EcomforgeError as exc:
             failed += 1
-            click.echo(f"{path}: error: {exc.one_line()}", err=True)
+            line = exc.one_line()
+            click.echo(f"error: {line}" if str(path) in line else f"{path}: error: {line}", err=True)
             continue
         r = resolved.recipe
-        click.echo(f"{path}: ok ({len(r.product_specs())} product(s), {len(resolved.grid)} sweep point(s) x "
-                   f"{len(r.generate.seed_list())} seed(s), plugins: {', '.join(sorted(resolved.versions))})")
+        names = ", ".join(sorted({k.split(":", 1)[1] for k in resolved.versions}))
+        click.echo(f"{path}: ok ({len(resolved.products)} product(s), {len(resolved.grid)} sweep point(s) x "
+                   f"{len(r.generate.seed_list())} seed(s), plugins: {names})")
     if failed:
         raise click.exceptions.Exit(2)
+
+
+def _is_training_recipe(path: Path) -> bool:
+    """A train recipe names a ``trainer`` at its top level (and has no ``generate`` step)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False  # load_recipe reports what is wrong with it
+    return isinstance(data, dict) and "trainer" in data and "generate" not in data
+
+
+def _validate_training(path: Path, overrides: tuple[str, ...]) -> None:
+    """Check a train recipe with the trainer plugin's own `train --check` (no weights loaded)."""
+    from ..errors import UsageError
+
+    ctx = click.get_current_context()
+    train = cli.get_command(ctx, "train")
+    if train is None:
+        raise UsageError(f"{path}: a training recipe (trainer: ...)", hint="pip install ecomforge-train to validate it")
+    ctx.invoke(train, recipe=path, overrides=overrides, resume=False, device=None, check=True, progress=None)

@@ -10,10 +10,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..errors import InputError, RecipeError
+from ..errors import InputError, RecipeError, UsageError
 from ..plugins import Registry, get_registry
 from ..stages import StageConfig, config_error
 from .safeyaml import safe_load
+from .products import ProductPlan, anchor_reference, plan_products
 from .schema import Recipe
 
 _MAX_GRID = 100_000
@@ -97,7 +98,23 @@ class ResolvedRecipe:
     base_dir: Path
     configs: dict[str, StageConfig] = field(default_factory=dict)  # step path -> config
     grid: list[dict[str, Any]] = field(default_factory=list)  # sweep points (overrides of the base config)
-    versions: dict[str, str] = field(default_factory=dict)  # plugin -> distribution==version
+    versions: dict[str, str] = field(default_factory=dict)  # "kind:plugin" -> distribution==version
+    products: dict[str, ProductPlan] = field(default_factory=dict)  # product -> its references, prompts, configs
+
+    def select(self, names: list[str] | None = None, limit: int | None = None) -> None:
+        """Keep only the named products (in catalogue order), then the first ``limit`` of them."""
+        if names:
+            unknown = [n for n in names if n not in self.products]
+            if unknown:
+                import difflib
+
+                close = difflib.get_close_matches(unknown[0], list(self.products), n=1)
+                raise UsageError(f"--products: no product {unknown[0]!r} in this recipe",
+                                 hint=f"did you mean '{close[0]}'?" if close else f"{len(self.products)} products")
+            wanted = set(names)
+            self.products = {k: v for k, v in self.products.items() if k in wanted}
+        if limit is not None:
+            self.products = dict(list(self.products.items())[:limit])
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe: every default filled in, plugin versions pinned."""
@@ -129,6 +146,7 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
     except ValidationError as exc:
         raise config_error(exc, "", Recipe) from None
     base_dir = (path.parent if path else Path.cwd()).resolve()
+    recipe = _anchor_inputs(recipe, base_dir)
     resolved = ResolvedRecipe(recipe=recipe, path=path, base_dir=base_dir)
     steps: list[tuple[str, str, Any]] = [
         ("acquire", "acquirer", recipe.acquire), ("mask", "masker", recipe.mask),
@@ -142,7 +160,7 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
             hint = getattr(exc, "hint", None)
             raise RecipeError(f"{where}.plugin", f"unknown {kind} plugin {step.plugin!r}", hint=hint) from None
         resolved.configs[where] = info.cls.parse_config(step.config, path=f"{where}.config")
-        resolved.versions[step.plugin] = f"{info.distribution}=={info.version}"
+        resolved.versions[f"{kind}:{step.plugin}"] = f"{info.distribution}=={info.version}"
     gen_cls = registry.get("generator", recipe.generate.plugin).cls
     resolved.grid = _sweep_grid(recipe.generate.sweep)
     fields = gen_cls.Config.model_fields
@@ -160,7 +178,40 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
         except ValidationError as exc:
             err = config_error(exc, "generate.sweep", gen_cls.Config)
             raise RecipeError("", f"{err.message} (sweep point {point})") from None
+    _plan(resolved, registry)
     return resolved
+
+
+def _anchor_inputs(recipe: Recipe, base_dir: Path) -> Recipe:
+    """Relative references and the catalogue made absolute, so a stored recipe reads the same files from anywhere."""
+    inputs = recipe.inputs
+    update: dict[str, Any] = {}
+    if inputs.references is not None:
+        update["references"] = [anchor_reference(s, base_dir) for s in inputs.references]
+    if inputs.products is not None:
+        update["products"] = {k: [anchor_reference(s, base_dir) for s in v] for k, v in inputs.products.items()}
+    if inputs.catalog is not None:
+        update["catalog"] = str(Path(anchor_reference(inputs.catalog, base_dir)).resolve())
+    return recipe.model_copy(update={"inputs": inputs.model_copy(update=update)})
+
+
+def _plan(resolved: ResolvedRecipe, registry: Registry) -> None:
+    """Each product's prompts and configs (catalogue columns, templates); its own sweep points checked too."""
+    r = resolved.recipe
+    kinds = {"acquire": "acquirer", "mask": "masker", "generate": "generator", "filter": "filter"}
+    classes = {step: registry.get(kind, getattr(r, step).plugin).cls for step, kind in kinds.items()}
+    classes.update({f"score.{i}": registry.get("scorer", s.plugin).cls for i, s in enumerate(r.score)})
+    resolved.products = plan_products(r, resolved.base_dir, classes)
+    gen_cfg = classes["generate"].Config
+    for plan in resolved.products.values():
+        if "generate" not in plan.configs:
+            continue
+        for point in resolved.grid:
+            try:
+                gen_cfg.model_validate({**plan.raw["generate"], **point})
+            except ValidationError as exc:
+                err = config_error(exc, "generate.sweep", gen_cfg)
+                raise RecipeError(plan.where, f"{err.message} (sweep point {point})") from exc
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, registry: Registry | None = None) -> ResolvedRecipe:

@@ -32,13 +32,20 @@ class Inputs(_Strict):
         default=None, description="Files, folders, globs or http(s) URLs of one product's photos.")
     products: dict[str, list[str]] | None = Field(
         default=None, description="Several products: name -> references. Use instead of `references`.")
-    prompt: str = Field(default="", description="What the new images should show.")
+    catalog: str | None = Field(
+        default=None, description="A catalogue instead of `references`/`products`: a CSV or JSONL file (`product` "
+                                  "and `references` columns), a Shopify or WooCommerce product export, or a folder "
+                                  "whose sub-folders are products. Its columns are template variables "
+                                  "(`{title}`) and may override recipe keys per product; see docs/catalogues.md.")
+    prompt: str = Field(default="", description="What the new images should show (may use `{variables}`).")
     negative_prompt: str = Field(default="", description="What they should not show.")
 
     @model_validator(mode="after")
     def _one_source(self) -> "Inputs":
-        if (self.references is None) == (self.products is None):
-            raise ValueError("give exactly one of 'references' or 'products'")
+        if sum(x is not None for x in (self.references, self.products, self.catalog)) != 1:
+            raise ValueError("give exactly one of 'references', 'products' or 'catalog'")
+        if self.catalog is not None and not self.catalog.strip():
+            raise ValueError("'catalog' is empty: name a CSV/JSONL file, a product export or a folder")
         if self.references is not None and not self.references:
             raise ValueError("'references' is empty: name at least one file, folder, glob or URL")
         for name, refs in (self.products or {}).items():
@@ -137,6 +144,8 @@ class Recipe(_Strict):
 
     def product_specs(self) -> dict[str, list[str]]:
         """Product name -> its reference specs."""
+        if self.inputs.catalog is not None:
+            raise ValueError("a catalogue's products are read by the loader: use ResolvedRecipe.products")
         if self.inputs.products is not None:
             return dict(self.inputs.products)
         return {self.name: list(self.inputs.references or [])}

@@ -20,7 +20,8 @@ figcaption{font-size:12px;color:#444;margin-top:4px;word-break:break-word}
 .tag{display:inline-block;padding:0 6px;border-radius:3px;font-size:11px;color:#fff;background:#888}
 .kept .tag{background:#2e9b4f}.failed .tag{background:#c0392b}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}td.reason{text-align:left}
+h2.failed{color:#c0392b}
 """
 
 
@@ -49,6 +50,7 @@ def render_report(records: list[dict[str, Any]], *, title: str, root: Path,
             out.append("<table><tr><th>stage</th><th>seconds</th></tr>")
             out += [f"<tr><td>{_e(k)}</td><td>{v:.2f}</td></tr>" for k, v in stages.items()]
             out.append("</table>")
+    out += _failed_section((summary or {}).get("failed_products") or [])
     for product, recs in by_product.items():
         out.append(f"<h2>{_e(product)}</h2><h3>References and masks</h3><div class='row'>")
         for name in sorted({r["reference"] for r in recs}):
@@ -77,6 +79,17 @@ def render_report(records: list[dict[str, Any]], *, title: str, root: Path,
             out += [f"<td>{sum(r.get('timings', {}).get(k, 0) for r in recs) / len(recs):.3f}</td>" for k in timing_keys]
             out.append("</tr></table>")
     return "\n".join(out)
+
+
+def _failed_section(failed: list[dict[str, Any]]) -> list[str]:
+    """A table of the products that failed, with the step and one-line reason (also in failed.csv)."""
+    if not failed:
+        return []
+    rows = "".join(f"<tr><td>{_e(f['product'])}</td><td>{_e(f.get('step', ''))}</td><td>{_e(f.get('plugin', ''))}"
+                   f"</td><td class='reason'>{_e(f.get('reason', ''))}</td></tr>" for f in failed)
+    return [f"<h2 class='failed'>Failed products ({len(failed)})</h2>",
+            "<p>Listed in failed.csv; <code>ecomforge run RECIPE --resume RUN_DIR</code> retries them.</p>",
+            f"<table><tr><th>product</th><th>step</th><th>plugin</th><th>reason</th></tr>{rows}</table>"]
 
 
 def write_report(root: Path, records: list[dict[str, Any]], run: RunContext, summary: dict[str, Any]) -> None:

@@ -7,13 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..errors import StageError, UsageError
+from ..errors import EcomforgeError, HookError, StageError, UsageError
 from ..plugins import Registry, get_registry
 from ..recipe.load import ResolvedRecipe, resolve_recipe
+from ..recipe.products import ProductPlan
 from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer
 from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
 from .context import RunContext
+from .hooks import RunHooks
 from .ids import candidate_id, mask_sha256
+from .pipeline_runner import run_products
 from .store import RunStore, new_run_id
 
 STEPS = ("acquire", "mask", "generate", "score", "filter")
@@ -33,7 +36,7 @@ class ProductWork:
     """One product on its way through the steps: each step reads what the earlier ones filled in."""
 
     product: str
-    specs: list[str]
+    plan: ProductPlan  # references, prompts and per-step configs of this product
     refs: list[Reference] = field(default_factory=list)
     masks: list[Mask] = field(default_factory=list)
     jobs: list[GenerationJob] = field(default_factory=list)
@@ -57,12 +60,15 @@ class Runner:
     """Runs one resolved recipe into one run folder; stages are built once and reused per product."""
 
     def __init__(self, resolved: ResolvedRecipe, *, registry: Registry | None = None, device: str = "auto",
-                 executor: str | None = None, observers: list[Any] = ()) -> None:
+                 executor: str | None = None, observers: list[Any] = (), fail_fast: bool = False) -> None:
         self.resolved = resolved
+        self.fail_fast = fail_fast  # stop at the first product that fails instead of recording it
         self.registry = registry or get_registry()
         self.device = device
         self.observers = list(observers)
         self._refs_sha: dict[str, list[str]] = {}
+        self._per_product: dict[tuple[str, str], Any] = {}  # (step, config json) -> a stage for catalogue configs
+        self._identity_cache: dict[int, dict[str, str]] = {}  # id(stage) -> its identity(), asked once
         r, cfg = resolved.recipe, resolved.configs
         create = self.registry.create
         self.acquirer: Acquirer = create("acquirer", r.acquire.plugin, cfg["acquire"], device=device)
@@ -75,6 +81,8 @@ class Runner:
         exec_name = executor or r.execute.plugin
         exec_cfg = cfg["execute"] if exec_name == r.execute.plugin else {}
         self.executor: Executor = create("executor", exec_name, exec_cfg, device=device, path="execute.config")
+        self.executor.attach(registry=self.registry, generator=self.generator)  # one generator per run
+        self.hooks: Any = RunHooks(self.registry.pm, [])  # every hook call goes through this; run() scopes it
         for stage in (self.acquirer, self.masker, self.generator, self.filter, *(s for _, _, s in self.scorers)):
             stage.base_dir = resolved.base_dir  # where relative paths in a stage's config resolve
 
@@ -90,37 +98,38 @@ class Runner:
             run_id = new_run_id(recipe.name)
             store = RunStore.create(Path(out or recipe.output.dir), run_id, self.resolved.to_dict())
         ctx = RunContext(run_id=run_id, dir=store.root, resolved=self.resolved, device=self.device,
-                         resumed=resume is not None, products=list(recipe.product_specs()))
-        pm = self.registry.pm
-        plugins = [store, *self.observers]
-        for p in plugins:
-            pm.register(p)
+                         resumed=resume is not None, products=list(self.resolved.products))
+        # This run's own hook scope: its store and observers see its events only (never another run's).
+        self.hooks = hooks = RunHooks(self.registry.pm, [store, *self.observers])
+        self._store = store
         try:
-            pm.hook.on_run_start(run=ctx)
+            hooks.on_run_start(run=ctx)
             counts = {"candidates": 0, "kept": 0, "failed": 0}
-            for product, specs in recipe.product_specs().items():
+            todo = []
+            for product, specs in self.resolved.products.items():
                 if store.product_done(product):
                     self._advance_overall(ctx, product)
-                    continue
-                for rec in self._run_product(ctx, store, product, specs):
-                    counts["candidates"] += 1
-                    counts["kept"] += int(rec["kept"])
-                    counts["failed"] += int(bool(rec.get("failed")))
+                else:
+                    todo.append((product, specs))
+            # products overlap: the next ones are masked and the last one scored while one generates
+            for rec in (r for records in run_products(self, ctx, store, todo) for r in records):
+                counts["candidates"] += 1
+                counts["kept"] += int(rec["kept"])
+                counts["failed"] += int(bool(rec.get("failed")))
             records = list(store.records)
             summary = {**counts, "run_id": run_id, "seconds": round(time.time() - ctx.started, 3),
                        "stage_seconds": {k: round(v, 4) for k, v in ctx.stage_seconds.items()},
-                       "total_candidates": len(records), "total_kept": sum(bool(r["kept"]) for r in records)}
-            pm.hook.on_run_end(run=ctx, summary=summary)
+                       "total_candidates": len(records), "total_kept": sum(bool(r["kept"]) for r in records),
+                       "failed_products": list(store.failures.values()), "hook_warnings": hooks.warnings}
+            hooks.on_run_end(run=ctx, summary=summary)
             return RunResult(store.root, records, summary)
         except BaseException as exc:
-            pm.hook.on_run_error(run=ctx, error=exc)
+            hooks.on_run_error(run=ctx, error=exc)
             if resume is None and getattr(exc, "exit_code", 1) == 2:
                 store.discard_if_empty()  # bad input on a fresh run: leave no empty run folder behind
             raise
         finally:
             self.executor.close()
-            for p in plugins:
-                pm.unregister(p)
 
     def _check_stages(self) -> None:
         """Every stage confirms its model files are there before a run folder or any work is made."""
@@ -136,16 +145,18 @@ class Runner:
 
     def _advance_overall(self, ctx: RunContext, product: str) -> None:
         for step in STEPS:
-            self.registry.pm.hook.on_step_start(run=ctx, step=step, product=product, total=0)
-            self.registry.pm.hook.on_step_end(run=ctx, step=step, product=product, seconds=0.0)
+            self.hooks.on_step_start(run=ctx, step=step, product=product, total=0)
+            self.hooks.on_step_end(run=ctx, step=step, product=product, seconds=0.0)
 
     @contextmanager
     def _step(self, ctx: RunContext, step: str, plugin: str, product: str, total: int) -> Iterator[dict[str, float]]:
-        hook = self.registry.pm.hook
+        hook = self.hooks
         hook.on_step_start(run=ctx, step=step, product=product, total=total)
         timer = {"inside": 0.0}
         try:
             yield timer
+        except HookError:
+            raise  # a hook's failure is its plugin's, never the stage's
         except StageError as exc:
             hook.on_step_error(run=ctx, step=step, product=product, error=exc)
             raise
@@ -156,39 +167,41 @@ class Runner:
         hook.on_step_end(run=ctx, step=step, product=product, seconds=timer["inside"])
 
     def _advance(self, ctx: RunContext, step: str, product: str, n: int = 1) -> None:
-        self.registry.pm.hook.on_step_advance(run=ctx, step=step, product=product, advance=n)
+        self.hooks.on_step_advance(run=ctx, step=step, product=product, advance=n)
 
     # --- one product: each step reads a ProductWork and fills in its part ------------------------
-    def _run_product(self, ctx: RunContext, store: RunStore, product: str, specs: list[str]) -> list[dict[str, Any]]:
-        work = ProductWork(product, specs)
+    def _run_product(self, ctx: RunContext, store: RunStore, product: str, plan: ProductPlan) -> list[dict[str, Any]]:
+        work = ProductWork(product, plan)
         self._acquire_and_mask(ctx, work)
         work.jobs = self._plan_jobs(product, work.refs, work.masks)
         self._generate(ctx, store, work)
         self._score(ctx, work)
         self._filter(ctx, work)
         records = self._records(ctx, work)
-        self.registry.pm.hook.on_product_done(run=ctx, product=product, records=records)
+        self.hooks.on_product_done(run=ctx, product=product, records=records)
         return records
 
     def _acquire_and_mask(self, ctx: RunContext, work: ProductWork) -> None:
         """Acquire the product's references, then mask each one."""
-        recipe, hook, product = self.resolved.recipe, self.registry.pm.hook, work.product
+        recipe, hook, product = self.resolved.recipe, self.hooks, work.product
         with self._step(ctx, "acquire", recipe.acquire.plugin, product, 1) as t:
             t0 = time.perf_counter()
-            self.acquirer.ensure_setup()
-            refs = self.acquirer.acquire(work.specs, product=product, base_dir=self.resolved.base_dir)
+            acquirer = self._stage("acquire", work, self.acquirer)
+            acquirer.ensure_setup()
+            refs = acquirer.acquire(work.plan.references, product=product, base_dir=self.resolved.base_dir)
             t["inside"] = work.timings["acquire"] = time.perf_counter() - t0
             if not refs:
-                raise UsageError(f"product '{product}': no reference images found in {work.specs}")
+                raise UsageError(f"product '{product}': no reference images found in {work.plan.references}")
             hook.on_references(run=ctx, product=product, references=refs)
             self._advance(ctx, "acquire", product)
         work.refs = refs
 
         with self._step(ctx, "mask", recipe.mask.plugin, product, len(refs)) as t:
-            self.masker.ensure_setup()
+            masker = self._stage("mask", work, self.masker)
+            masker.ensure_setup()
             for ref in refs:
                 t0 = time.perf_counter()
-                mask = self.masker.mask(ref)
+                mask = masker.mask(ref)
                 t["inside"] += time.perf_counter() - t0
                 if mask.data.shape != ref.image.shape[:2]:
                     raise UsageError(f"mask of {ref.source} is {mask.data.shape[::-1]}, image is {ref.size}")
@@ -200,7 +213,7 @@ class Runner:
 
     def _generate(self, ctx: RunContext, store: RunStore, work: ProductWork) -> None:
         """Reuse candidates already on disk (resume), run the other jobs on the executor."""
-        recipe, hook, product = self.resolved.recipe, self.registry.pm.hook, work.product
+        recipe, hook, product = self.resolved.recipe, self.hooks, work.product
         n_total = sum(len(j.ids) for j in work.jobs)
         with self._step(ctx, "generate", recipe.generate.plugin, product, n_total) as t:
             pending = []
@@ -233,10 +246,11 @@ class Runner:
         ok = work.ok()
         work.scores = {cid: {} for cid in work.order()}
         work.reasons = {cid: {} for cid in work.order()}
-        context = ScoringContext(tuple(work.refs), tuple(work.masks), recipe.inputs.prompt)
+        context = ScoringContext(tuple(work.refs), tuple(work.masks), work.plan.prompt)
         with self._step(ctx, "score", ",".join(s.plugin for s in recipe.score) or "-", product,
                         len(ok) * len(self.scorers)) as t:
-            for key, _, scorer in self.scorers:
+            for i, (key, _, scorer) in enumerate(self.scorers):
+                scorer = self._stage(f"score.{i}", work, scorer)
                 t0 = time.perf_counter()
                 scorer.ensure_setup()
                 values = scorer.score([work.cands[cid] for cid in ok], context)
@@ -264,7 +278,7 @@ class Runner:
                   for cid in work.ok()]
         with self._step(ctx, "filter", self.resolved.recipe.filter.plugin, work.product, 1) as t:
             t0 = time.perf_counter()
-            decisions = self.filter.select(scored) if scored else []
+            decisions = self._stage("filter", work, self.filter).select(scored) if scored else []
             t["inside"] = work.timings["filter"] = time.perf_counter() - t0
             if len(decisions) != len(scored):
                 raise RuntimeError(f"returned {len(decisions)} decisions for {len(scored)} candidates")
@@ -275,6 +289,7 @@ class Runner:
         """The product's final manifest records, in job order."""
         order, timings = work.order(), work.timings
         n = max(1, len(order))
+        stage_models = self._identities(work)
         records = []
         for cid in order:
             cand, m = work.cands[cid], work.meta[cid]
@@ -288,12 +303,48 @@ class Runner:
                 "reason": d.reason if d else f"failed: {cand.failed}",
                 "selected": f"selected/{cid}.png" if d and d.kept else None,
                 "product_candidates": len(order),
+                "stage_models": stage_models,
                 "timings": {"acquire": timings["acquire"] / n, "mask": timings["mask"] / n,
                             "generate": m["generate_s"], "score": timings["score"] / n,
                             "filter": timings["filter"] / n, "io": ctx.extra.get("io", {}).get(cid, 0.0)},
             })
             records.append(rec)
         return records
+
+    def _stage(self, step: str, work: ProductWork, default: Any) -> Any:
+        """The step's stage for this product: the run's own, or one built for the product's catalogue config."""
+        config = work.plan.configs.get(step)
+        if config is None:
+            return default
+        key = (step, config.model_dump_json())
+        stage = self._per_product.get(key)
+        if stage is None:  # constructors are cheap; weights are shared through the model cache
+            stage = self._per_product[key] = type(default)(config, device=self.device, path=f"{step}.config")
+            stage.base_dir = self.resolved.base_dir
+        return stage
+
+    def _product_failed(self, ctx: RunContext, work: ProductWork, exc: BaseException) -> list[dict[str, Any]]:
+        """Record a product that failed (manifest, failed.csv) and go on; re-raise when fail-fast or not a stage's."""
+        cause = getattr(exc, "cause", None) or exc.__cause__
+        if isinstance(cause, HookError):
+            raise cause  # a fatal hook (the run store) stops the run; it is never the stage's failure
+        if self.fail_fast or isinstance(exc, HookError) or not isinstance(exc, EcomforgeError):
+            raise exc
+        step, plugin = getattr(exc, "step", "?"), getattr(exc, "plugin", "?")
+        self._store.record_failure(work.product, step, plugin, exc.one_line())
+        return []
+
+    def _identities(self, work: ProductWork) -> dict[str, dict[str, str]]:
+        """Model ids of the stages that made and judged this product's candidates (Stage.identity())."""
+        stages = {"mask": self._stage("mask", work, self.masker), "generate": self.generator,
+                  **{f"score.{key}": self._stage(f"score.{i}", work, st) for i, (key, _, st) in enumerate(self.scorers)}}
+        out = {}
+        for step, stage in stages.items():
+            if id(stage) not in self._identity_cache:
+                self._identity_cache[id(stage)] = dict(stage.identity() or {})
+            if self._identity_cache[id(stage)]:
+                out[step] = self._identity_cache[id(stage)]
+        return out
 
     def _total(self, scores: dict[str, float]) -> float:
         weights = [(w, scores[k]) for k, w, _ in self.scorers if k in scores]
@@ -302,8 +353,9 @@ class Runner:
 
     def _plan_jobs(self, product: str, refs: list[Reference], masks: list[Mask]) -> list[GenerationJob]:
         """One job per (reference, sweep point, seed batch), each with its candidate ids."""
-        recipe = self.resolved.recipe
-        gen = recipe.generate
+        gen = self.resolved.recipe.generate
+        plan = self.resolved.products[product]
+        base = plan.raw.get("generate", gen.config)  # the product's own generate.config (catalogue, templates)
         cls = type(self.generator)
         seeds = gen.seed_list()
         pairs = list(zip(refs, masks))
@@ -313,15 +365,14 @@ class Runner:
         for ref, mask in pairs:
             msha = mask_sha256(mask.data, mask.dilate, mask.feather)
             for point in self.resolved.grid:
-                config = cls.Config.model_validate({**gen.config, **point})
+                config = cls.Config.model_validate({**base, **point})
                 params = self.generator.describe(config)
                 for start in range(0, len(seeds), gen.batch_size):
                     batch = tuple(seeds[start:start + gen.batch_size])
                     ids = tuple(candidate_id(product=product, reference_sha256=ref.sha256, mask_sha256=msha,
-                                             plugin=gen.plugin, params=params, seed=s, prompt=recipe.inputs.prompt,
-                                             negative_prompt=recipe.inputs.negative_prompt) for s in batch)
-                    request = GenerationRequest(ref, mask, recipe.inputs.prompt, recipe.inputs.negative_prompt,
-                                                config, batch)
+                                             plugin=gen.plugin, params=params, seed=s, prompt=plan.prompt,
+                                             negative_prompt=plan.negative_prompt) for s in batch)
+                    request = GenerationRequest(ref, mask, plan.prompt, plan.negative_prompt, config, batch)
                     jobs.append(GenerationJob(ids[0], product, request, ids))
         return jobs
 
@@ -340,8 +391,8 @@ class Runner:
 
 def run_recipe(resolved: ResolvedRecipe, *, out: Path | None = None, resume: Path | None = None,
                device: str = "auto", executor: str | None = None, registry: Registry | None = None,
-               observers: list[Any] = ()) -> RunResult:
-    """Run a resolved recipe (or resume a run folder) and return its records."""
+               observers: list[Any] = (), fail_fast: bool = False) -> RunResult:
+    """Run a resolved recipe (or resume a run folder) and return its records; failed products are recorded."""
     if resume is not None:
         stored = RunStore.open(resume).stored_recipe()
         stored.pop("plugins", None)
@@ -355,6 +406,8 @@ def run_recipe(resolved: ResolvedRecipe, *, out: Path | None = None, resume: Pat
             raise UsageError(f"{resume}: this run folder was made by a different recipe (differs in: {', '.join(diff)})")
         again.recipe = again.recipe.model_copy(update={"execute": resolved.recipe.execute})
         again.configs["execute"] = resolved.configs["execute"]
+        again.products = {k: v for k, v in again.products.items() if k in resolved.products}  # --products/--limit
         resolved = again
-    runner = Runner(resolved, registry=registry, device=device, executor=executor, observers=observers)
+    runner = Runner(resolved, registry=registry, device=device, executor=executor, observers=observers,
+                    fail_fast=fail_fast)
     return runner.run(out=out, resume=resume)

@@ -24,6 +24,8 @@ from .ids import canonical_json
 
 MANIFEST = "manifest.jsonl"
 RECIPE = "recipe.yaml"
+FAILED = "failed.csv"
+PRODUCT_FAILED = "product_failed"  # the "record" kind of a manifest line saying a whole product failed
 
 
 def new_run_id(name: str) -> str:
@@ -36,11 +38,14 @@ def _safe(name: str) -> str:
 
 
 class RunStore:
-    """Reads and writes one run folder. Registered as a hook plugin for the run's duration."""
+    """Reads and writes one run folder. A hook plugin of its own run only (see run/hooks.py)."""
+
+    hook_errors = "raise"  # a run folder that cannot be written must stop the run, not warn
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.records: list[dict[str, Any]] = []
+        self.failures: dict[str, dict[str, Any]] = {}  # product -> {"product", "step", "plugin", "reason"}
         self._done_products: set[str] = set()
 
     # --- creating and opening -------------------------------------------------------------
@@ -105,7 +110,10 @@ class RunStore:
         if len(keep) != len(raw):
             with open(path, "r+b") as fh:
                 fh.truncate(len(keep))
-        self.records = records
+        self.records = [r for r in records if r.get("record") != PRODUCT_FAILED]
+        if len(self.records) != len(records):  # a resumed run retries its failed products
+            data = b"".join((canonical_json(r) + "\n").encode() for r in self.records)
+            atomic_write_bytes(path, data)
 
     def settle(self) -> None:
         """Keep only products whose records are complete; a partial trailing product is dropped."""
@@ -237,9 +245,39 @@ class RunStore:
         self.records.extend(records)
         self._done_products.add(product)
 
+    # --- products that failed: recorded, the others go on ------------------------------------
+    def record_failure(self, product: str, step: str, plugin: str, reason: str) -> dict[str, Any]:
+        """Append a product's failure to the manifest and rewrite failed.csv; returns the failure record."""
+        rec = {"record": PRODUCT_FAILED, "product": product, "step": step, "plugin": plugin,
+               "reason": " ".join(reason.split())}
+        with open(self.root / MANIFEST, "ab") as fh:
+            fh.write((canonical_json(rec) + "\n").encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.failures[product] = rec
+        self.write_failed_csv()
+        return rec
+
+    def write_failed_csv(self) -> None:
+        """failed.csv: one row per failed product (product, step, plugin, reason); removed when none failed."""
+        import csv
+        import io
+
+        path = self.root / FAILED
+        if not self.failures:
+            path.unlink(missing_ok=True)
+            return
+        buf = io.StringIO(newline="")
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["product", "step", "plugin", "reason"])
+        for f in self.failures.values():
+            writer.writerow([f["product"], f["step"], f["plugin"], f["reason"]])
+        atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
     @hookimpl
     def on_run_end(self, run: RunContext, summary: dict[str, Any]) -> None:
-        """Write report.html."""
+        """Write failed.csv (or remove a stale one) and report.html."""
+        self.write_failed_csv()
         if run.recipe.output.report:
             from .report import write_report
 
@@ -267,7 +305,25 @@ def read_manifest(run_dir: Path) -> list[dict[str, Any]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError:
                 break
+            if rec.get("record") != PRODUCT_FAILED:  # candidates only; see read_failures
+                out.append(rec)
     return out
+
+
+def read_failures(run_dir: Path) -> list[dict[str, Any]]:
+    """The products of a run folder that failed: product, step, plugin and one-line reason."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{run_dir}: not a run folder (no {MANIFEST})")
+    out: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError:
+            break
+        if rec.get("record") == PRODUCT_FAILED:
+            out[rec["product"]] = rec
+    return list(out.values())

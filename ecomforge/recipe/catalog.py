@@ -1,0 +1,248 @@
+"""Catalogue inputs: a CSV/JSONL file, a Shopify or WooCommerce product export, or a folder of product folders.
+
+Every value read here is hostile until checked: product names must be safe file names, references are
+anchored to the catalogue's folder (as a recipe's references are to the recipe's), and columns named
+after a recipe key are only accepted for the keys a catalogue may set (prompts and stage configs).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+PRODUCT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_ROWS = 1_000_000
+MAX_VALUE_CHARS = 10_000
+# Recipe keys a catalogue column may set for its product: prompts and settings of the per-product stages.
+OVERRIDE_KEY = re.compile(r"(prompt|negative_prompt)|(inputs\.(prompt|negative_prompt))|"
+                          r"((acquire|mask|generate|filter)\.config\.[A-Za-z_][\w.]*)|(score\.\d+\.config\.[A-Za-z_][\w.]*)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # a URL, or an acquirer's own spec kind
+
+
+@dataclass
+class CatalogProduct:
+    """One product of a catalogue: its references, its template variables and its recipe overrides."""
+
+    name: str
+    where: str  # "catalog.csv line 3": named in every error about this product
+    references: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)  # normalised column name -> text
+    overrides: dict[str, Any] = field(default_factory=dict)  # recipe key -> value (not a template)
+    _origin: dict[str, str] = field(default_factory=dict, repr=False)  # override key -> where it was set
+
+
+def variable_name(column: str) -> str:
+    """A column name as a template variable: ``Image Src`` -> ``image_src``, ``Body (HTML)`` -> ``body_html``."""
+    return re.sub(r"[^a-z0-9]+", "_", column.strip().lower()).strip("_")
+
+
+def anchor(spec: str, base_dir: Path) -> str:
+    """A catalogue's reference as an absolute path (relative ones are the catalogue folder's) or a URL."""
+    spec = spec.strip()
+    if _SCHEME.match(spec) or Path(spec).is_absolute():
+        return spec
+    return str(Path(base_dir) / spec)
+
+
+def read_catalog(path: Path) -> list[CatalogProduct]:
+    """Read a catalogue (file or folder) into its products, in catalogue order."""
+    path = Path(path)
+    if path.is_dir():
+        return _read_folder(path)
+    if not path.is_file():
+        raise InputError(f"{path}: catalogue not found")
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        rows = _jsonl_rows(path)
+    else:
+        rows = _csv_rows(path)
+    return _products(path, rows)
+
+
+def _read_folder(root: Path) -> list[CatalogProduct]:
+    products = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        where = f"{root}: folder {sub.name!r}"
+        _check_name(sub.name, where)
+        products.append(CatalogProduct(sub.name, where, [str(sub.resolve())], {"product": sub.name}))
+    if not products:
+        raise InputError(f"{root}: the catalogue folder has no product sub-folders")
+    return products
+
+
+def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # Shopify and Excel exports start with a BOM
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read catalogue ({exc})") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    try:
+        for row in reader:
+            if len(rows) >= MAX_ROWS:
+                raise InputError(f"{path}: more than {MAX_ROWS} rows")
+            if None in row:
+                raise InputError(f"{path}: line {reader.line_num}: more cells than the header has columns")
+            rows.append((reader.line_num, {k: v for k, v in row.items() if k is not None}))
+    except csv.Error as exc:
+        raise InputError(f"{path}: line {reader.line_num}: {exc}") from exc
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if {"Handle", "Image Src"} <= set(header):
+        return "shopify", rows
+    if {"Name", "Images", "Type"} <= set(header) and ({"SKU", "ID"} & set(header)):
+        return "woocommerce", rows
+    return "table", rows
+
+
+def _jsonl_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read catalogue ({exc})") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: line {n}: not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise InputError(f"{path}: line {n}: a row must be a JSON object, got {type(row).__name__}")
+        rows.append((n, row))
+        if len(rows) > MAX_ROWS:
+            raise InputError(f"{path}: more than {MAX_ROWS} rows")
+    return "table", rows
+
+
+def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]]) -> list[CatalogProduct]:
+    kind, rows = parsed
+    if not rows:
+        raise InputError(f"{path}: the catalogue has no rows")
+    base = path.resolve().parent
+    by_name: dict[str, CatalogProduct] = {}
+    for line, row in rows:
+        where = f"{path}: line {line}"
+        if kind == "shopify":
+            name, refs, values = _shopify_row(row, where)
+        elif kind == "woocommerce":
+            if "variation" in str(row.get("Type", "")).lower():
+                continue  # a variant's row: its product has the photos
+            name, refs, values = _woo_row(row, where)
+        else:
+            name, refs, values = _table_row(row, where)
+        _check_name(name, where)
+        prod = by_name.get(name)
+        if prod is None:
+            prod = by_name[name] = CatalogProduct(name, where, variables={"product": name})
+        prod.references += [anchor(r, base) for r in refs]
+        _merge(prod, values, where)
+    # Every column is a variable of every product: an empty cell (common in store exports) is empty text.
+    columns = {variable_name(k) for _, row in rows for k in row if k and "." not in k} - {"", "references"}
+    for prod in by_name.values():
+        for var in columns:
+            prod.variables.setdefault(var, "")
+    # A product without photos is not a bad catalogue: it fails on its own, recorded, and the others go on.
+    return list(by_name.values())
+
+
+def _table_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str, Any]]:
+    lower = {k.strip().lower(): k for k in row}
+    if "product" not in lower:
+        raise InputError(f"{where}: no 'product' column (a catalogue needs 'product' and 'references')")
+    if "references" not in lower:
+        raise InputError(f"{where}: no 'references' column (paths, globs or URLs separated by ';')")
+    name = _text(row[lower["product"]], where, "product")
+    raw = row[lower["references"]]
+    refs = raw if isinstance(raw, list) else str(raw or "").split(";")
+    refs = [_text(r, where, "references") for r in refs if str(r).strip()]
+    values = {k: v for k, v in row.items() if k.strip().lower() not in ("product", "references")}
+    return name, refs, values
+
+
+def _shopify_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str, Any]]:
+    """Shopify's product export: one row per image or variant, all sharing the product's Handle."""
+    name = _text(row.get("Handle"), where, "Handle")
+    src = str(row.get("Image Src") or "").strip()
+    values = {k: v for k, v in row.items() if k not in ("Handle", "Image Src")}
+    return name, [src] if src else [], values
+
+
+def _woo_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str, Any]]:
+    """WooCommerce's product export: one row per product, its photos comma-separated in 'Images'."""
+    sku = str(row.get("SKU") or "").strip()
+    name = sku if PRODUCT_NAME.fullmatch(sku) else re.sub(r"[^a-z0-9]+", "-", str(row.get("Name", "")).lower()).strip("-")
+    refs = [u.strip() for u in str(row.get("Images") or "").split(",") if u.strip()]
+    values = {k: v for k, v in row.items() if k != "Images"}
+    return name[:64], refs, values
+
+
+def _merge(prod: CatalogProduct, values: dict[str, Any], where: str) -> None:
+    """Add a row's columns: variables keep their first non-empty value; overrides may not disagree."""
+    for column, value in values.items():
+        key = column.strip()
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue  # an empty cell sets nothing
+        if "." in key or key in ("prompt", "negative_prompt"):
+            if not OVERRIDE_KEY.fullmatch(key):
+                raise InputError(f"{where}: column {key!r} is not a recipe key a catalogue may set",
+                                 hint="it may set prompt, negative_prompt and <step>.config.<key> for "
+                                      "acquire, mask, generate, filter and score.<n>")
+            key = key.removeprefix("inputs.")
+            value = _override_value(value, where, key)
+            if key in prod.overrides and prod.overrides[key] != value:
+                raise InputError(f"{where}: {key!r} is {value!r} here but {prod.overrides[key]!r} at "
+                                 f"{prod._origin[key]} for the same product")
+            prod.overrides.setdefault(key, value)
+            prod._origin.setdefault(key, where)
+            continue
+        var = variable_name(key)
+        if var and var not in prod.variables:
+            prod.variables[var] = _variable_text(value, where, key)
+
+
+def _override_value(value: Any, where: str, key: str) -> Any:
+    """CSV cells are text: read them as YAML scalars (``0.8`` a number, ``true`` a bool); JSON keeps its types."""
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_CHARS:
+            raise InputError(f"{where}: {key!r} is longer than {MAX_VALUE_CHARS} characters")
+        if key in ("prompt", "negative_prompt"):
+            return _CONTROL.sub(" ", value).strip()
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if isinstance(parsed, (int, float, bool)) or parsed is None else value
+    return value
+
+
+def _variable_text(value: Any, where: str, column: str) -> str:
+    """A cell as template text: lists joined, control characters (newlines too) made spaces, length capped."""
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False)
+    text = _CONTROL.sub(" ", str(value)).strip()
+    if len(text) > MAX_VALUE_CHARS:
+        raise InputError(f"{where}: column {column!r} is longer than {MAX_VALUE_CHARS} characters")
+    return text
+
+
+def _text(value: Any, where: str, column: str) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise InputError(f"{where}: {column!r} must be text, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def _check_name(name: str, where: str) -> None:
+    if not PRODUCT_NAME.fullmatch(name):
+        raise InputError(f"{where}: product name {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
+                         "(it names files in the run folder)")

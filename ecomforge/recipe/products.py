@@ -1,0 +1,138 @@
+"""Per-product settings: template variables filled into prompts and string configs, catalogue overrides applied.
+
+A template is ``{name}`` (``{{`` and ``}}`` for literal braces); it is filled in one pass, so a value
+that itself contains braces is text, never a template. Settings that a plugin fills per reference
+itself (image path patterns with ``{name}``/``{stem}``/``{product}``) are left to the plugin.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import RecipeError, UsageError
+from ..pathspec import path_fields
+from .catalog import CatalogProduct, read_catalog
+
+_TEMPLATE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+@dataclass
+class ProductPlan:
+    """One product as the runner sees it: references, prompts, and each step's config for it."""
+
+    name: str
+    references: list[str]
+    prompt: str
+    negative_prompt: str
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> raw config (templated, overridden)
+    configs: dict[str, Any] = field(default_factory=dict)  # step -> validated config, only where it differs
+    where: str = ""  # the catalogue row, or the recipe
+
+
+def fill(template: str, variables: dict[str, str], where: str) -> str:
+    """Fill ``{variable}`` placeholders; an unknown one is an error naming ``where`` and the known names."""
+    def sub(m: re.Match[str]) -> str:
+        tok = m.group(0)
+        if tok in ("{{", "}}"):
+            return tok[0]
+        name = m.group(1).strip()
+        if name not in variables:
+            known = ", ".join(sorted(variables)) or "none"
+            raise RecipeError(where, f"unknown template variable {{{name}}} (known: {known}; "
+                                     "write {{ and }} for literal braces)")
+        return variables[name]
+    return _TEMPLATE.sub(sub, template)
+
+
+def anchor_reference(spec: str, base_dir: Path) -> str:
+    """A recipe's reference made absolute the way the acquirer reads it: current folder first, then the recipe's."""
+    import glob
+    import os
+
+    expanded = os.path.expanduser(spec)
+    if _URL.match(spec) or os.path.isabs(expanded):
+        return spec
+    for root in (Path.cwd(), Path(base_dir)):
+        here = root / expanded
+        if glob.glob(str(here), recursive=True) if re.search(r"[*?\[]", expanded) else here.exists():
+            return str(here)
+    return spec  # names nothing on disk: the acquirer reads it as it is (and says what is missing)
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}: {key}" if where else key
+
+
+def _steps(recipe: Any) -> dict[str, Any]:
+    steps = {"acquire": recipe.acquire, "mask": recipe.mask, "generate": recipe.generate, "filter": recipe.filter}
+    steps.update({f"score.{i}": s for i, s in enumerate(recipe.score)})
+    return steps
+
+
+def _fill_config(value: Any, variables: dict[str, str], where: str, skip: set[str], loc: str = "") -> Any:
+    """Fill templates in every string of a raw config, except the settings the plugin fills itself."""
+    if loc in skip:
+        return value
+    if isinstance(value, str):
+        return fill(value, variables, where)
+    if isinstance(value, dict):
+        return {k: _fill_config(v, variables, where, skip, f"{loc}.{k}" if loc else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill_config(v, variables, where, skip, f"{loc}[]") for v in value]
+    return value
+
+
+def _set(raw: dict[str, Any], parts: list[str], value: Any) -> None:
+    node = raw
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    node[parts[-1]] = value
+
+
+def plan_products(recipe: Any, base_dir: Path, classes: dict[str, type]) -> dict[str, ProductPlan]:
+    """Every product's plan; templates and overrides are checked here, before any work."""
+    if recipe.inputs.catalog is not None:
+        source = read_catalog(Path(recipe.inputs.catalog))
+    else:
+        source = [CatalogProduct(name, "", [anchor_reference(s, base_dir) for s in refs], {"product": name})
+                  for name, refs in recipe.product_specs().items()]
+    steps = _steps(recipe)
+    skips = {step: {loc for loc, f in path_fields(classes[step].Config) if f.pattern} for step in steps}
+    plans: dict[str, ProductPlan] = {}
+    for prod in source:
+        plans[prod.name] = _plan(recipe, prod, steps, skips, classes)
+    return plans
+
+
+def _plan(recipe: Any, prod: CatalogProduct, steps: dict[str, Any], skips: dict[str, set[str]],
+          classes: dict[str, type]) -> ProductPlan:
+    where, vars_ = prod.where, prod.variables
+    prompt = prod.overrides.get("prompt")
+    negative = prod.overrides.get("negative_prompt")
+    plan = ProductPlan(
+        prod.name, prod.references,
+        prompt=str(prompt) if prompt is not None else fill(recipe.inputs.prompt, vars_, _at(where, "inputs.prompt")),
+        negative_prompt=str(negative) if negative is not None else
+        fill(recipe.inputs.negative_prompt, vars_, _at(where, "inputs.negative_prompt")), where=where)
+    for step, spec in steps.items():
+        raw = _fill_config(copy.deepcopy(spec.config), vars_, _at(where, f"{step}.config"), skips[step])
+        for key, value in prod.overrides.items():
+            if key.startswith(f"{step}.config."):
+                _set(raw, key[len(step) + 8:].split("."), value)
+        plan.raw[step] = raw
+        if raw != spec.config:
+            try:
+                plan.configs[step] = classes[step].parse_config(raw, path=f"{step}.config")
+            except UsageError as exc:
+                raise RecipeError(where, exc.message, hint=exc.hint) from exc
+    for key in prod.overrides:
+        if key not in ("prompt", "negative_prompt") and key.split(".config.")[0] not in steps:
+            raise RecipeError(where, f"column {key!r} names a step this recipe does not have")
+    return plan

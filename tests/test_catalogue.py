@@ -1,0 +1,171 @@
+"""Catalogue inputs end to end with the offline plugins: CSV, Shopify export, folder; per-product prompts in the PNGs."""
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ecomforge.errors import InputError, RecipeError, UsageError
+from ecomforge.recipe import load_recipe
+from ecomforge.run.runner import run_recipe
+from ecomforge.run.store import read_manifest
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "dreambench"
+DATA = Path(__file__).parent / "data"
+
+# The offline stages, small: one reference, one sweep point, one seed per product.
+RECIPE = """
+name: cat
+inputs:
+  catalog: {catalog}
+  prompt: "{prompt}"
+  negative_prompt: "blurry"
+mask: {{plugin: classic, config: {{working_size: 128, feather: 1}}}}
+generate:
+  plugin: composite
+  config: {{size: [96, 96], scale: 0.7}}
+  sources: first
+  seeds: [1]
+score: [{{plugin: color}}]
+filter: {{plugin: threshold, config: {{min_score: 0.0}}}}
+output: {{dir: runs}}
+"""
+
+
+def small_photo(src: Path, dst: Path, size: int = 128) -> Path:
+    """A downscaled copy of a sample photo (the full-size ones would only slow the tests)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(src) as im:
+        im.convert("RGB").resize((size, size)).save(dst, quality=95)
+    return dst
+
+
+def write_recipe(folder: Path, catalog: str, prompt: str = "{product} on a marble counter") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "recipe.yaml"
+    path.write_text(RECIPE.format(catalog=catalog, prompt=prompt))
+    return path
+
+
+def prompts_in_pngs(run_dir: Path) -> dict[str, str]:
+    """product -> the prompt line of its candidates' PNG ``parameters`` text (the same for all of them)."""
+    out: dict[str, set[str]] = {}
+    for rec in read_manifest(run_dir):
+        with Image.open(run_dir / rec["image"]) as im:
+            out.setdefault(rec["product"], set()).add(im.text["parameters"].splitlines()[0])
+    assert all(len(v) == 1 for v in out.values()), out
+    return {k: v.pop() for k, v in out.items()}
+
+
+def test_csv_catalogue_prompts_and_overrides_per_product(tmp_path, monkeypatch):
+    small_photo(SAMPLES / "vase" / "02.jpg", tmp_path / "shop" / "photos" / "vase.jpg")
+    small_photo(SAMPLES / "can" / "00.jpg", tmp_path / "shop" / "photos" / "can.jpg")
+    (tmp_path / "shop" / "catalog.csv").write_text(
+        "product,references,title,type,generate.config.scale\n"
+        "vase,photos/vase.jpg,Speckled Vase,vase,\n"
+        'can,photos/can.jpg,"Tin can, retro {product}",can,0.5\n')
+    recipe = write_recipe(tmp_path / "recipes", "../shop/catalog.csv", prompt="{title} on a marble counter")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # references resolve against the catalogue's folder, not the working folder
+    result = run_recipe(load_recipe(recipe), out=tmp_path / "runs")
+    assert result.summary["failed_products"] == []
+    # a catalogue value is text: its braces are never filled in (no template injection)
+    assert prompts_in_pngs(result.run_dir) == {"vase": "Speckled Vase on a marble counter",
+                                               "can": "Tin can, retro {product} on a marble counter"}
+    scale = {r["product"]: r["params"]["scale"] for r in result.records}
+    assert scale == {"vase": 0.7, "can": 0.5}  # the column named after a recipe key overrode it for 'can'
+    assert {r["prompt"] for r in result.records if r["product"] == "can"} == {"Tin can, retro {product} on a marble counter"}
+    # the stored recipe names the catalogue by its absolute path: --resume works from any folder
+    stored = (result.run_dir / "recipe.yaml").read_text()
+    assert str((tmp_path / "shop" / "catalog.csv").resolve()) in stored
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def cdn(tmp_path):
+    """A local stand-in for Shopify's CDN serving small copies of the sample photos."""
+    root = tmp_path / "cdn"
+    small_photo(SAMPLES / "vase" / "02.jpg", root / "vase-02.jpg")
+    small_photo(SAMPLES / "vase" / "03.jpg", root / "vase-03.jpg")
+    small_photo(SAMPLES / "can" / "00.jpg", root / "can-00.jpg")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_shopify_export_as_it_comes(tmp_path, cdn):
+    text = (DATA / "shopify_products_export.csv").read_text()
+    export = tmp_path / "products_export_1.csv"
+    export.write_text(text.replace("https://cdn.shopify.com/s/files/1/0523/8845/1234/products/", cdn))
+    recipe = write_recipe(tmp_path, str(export), prompt="{title} by {vendor}, {type}, studio photo")
+    resolved = load_recipe(recipe)
+    vase = resolved.products["ceramic-vase"]
+    assert len(vase.references) == 2 and vase.references[0].startswith(cdn)  # both Image Src rows
+    assert resolved.products["tin-can"].prompt == "Retro Tin Can by Atelier Nord, Storage Tin, studio photo"
+    result = run_recipe(resolved, out=tmp_path / "runs")
+    assert prompts_in_pngs(result.run_dir) == {
+        "ceramic-vase": "Speckled Ceramic Vase by Atelier Nord, Vase, studio photo",
+        "tin-can": "Retro Tin Can by Atelier Nord, Storage Tin, studio photo"}
+
+
+def test_shopify_columns_are_template_variables(tmp_path):
+    export = tmp_path / "export.csv"
+    shutil.copy(DATA / "shopify_products_export.csv", export)
+    recipe = write_recipe(tmp_path, str(export), prompt="{title} ({tags}) {body_html} {seo_title}")
+    plan = load_recipe(recipe).products["ceramic-vase"]
+    assert plan.prompt.startswith("Speckled Ceramic Vase (ceramics, home, gift) <p>Hand-thrown")
+    assert "\n" not in plan.prompt  # a multi-line cell cannot break the PNG's parameters text
+
+
+def test_folder_catalogue_from_the_samples(tmp_path):
+    for name, photo in (("vase", "02.jpg"), ("can", "00.jpg")):
+        small_photo(SAMPLES / name / photo, tmp_path / "products" / name / photo)
+    (tmp_path / "products" / "notes.txt").write_text("not a product")
+    recipe = write_recipe(tmp_path, "products", prompt="a {product} on a beach")
+    resolved = load_recipe(recipe)
+    assert list(resolved.products) == ["can", "vase"]
+    result = run_recipe(resolved, out=tmp_path / "runs")
+    assert result.summary["failed_products"] == []
+    assert prompts_in_pngs(result.run_dir) == {"can": "a can on a beach", "vase": "a vase on a beach"}
+
+
+@pytest.mark.parametrize("catalog, prompt, needle", [
+    ("product,references,title\nvase,v.jpg,Vase\n", "{titel} photo", "line 2: inputs.prompt: unknown template variable {titel}"),
+    ("product,references,generate.config.scale\nvase,v.jpg,huge\n", "{product}", "line 2: generate.config.scale"),
+    ("product,references,output.dir\nvase,v.jpg,/etc\n", "{product}", "line 2: column 'output.dir' is not a recipe key"),
+    ("product,references,mask.plugin\nvase,v.jpg,upload\n", "{product}", "column 'mask.plugin' is not a recipe key"),
+    ("product,references\n../../etc,v.jpg\n", "{product}", "line 2: product name '../../etc'"),
+    ("product,refs\nvase,v.jpg\n", "{product}", "no 'references' column"),
+])
+def test_bad_catalogue_fails_before_any_work_naming_file_and_line(tmp_path, catalog, prompt, needle):
+    (tmp_path / "catalog.csv").write_text(catalog)
+    recipe = write_recipe(tmp_path, "catalog.csv", prompt=prompt)
+    with pytest.raises((RecipeError, InputError)) as info:
+        load_recipe(recipe)
+    assert info.value.exit_code == 2
+    assert needle in info.value.one_line() and "catalog.csv" in info.value.one_line()
+
+
+def test_products_and_limit_select_part_of_a_catalogue(tmp_path):
+    rows = "".join(f"p{i},x{i}.jpg\n" for i in range(5))
+    (tmp_path / "catalog.csv").write_text("product,references\n" + rows)
+    resolved = load_recipe(write_recipe(tmp_path, "catalog.csv"))
+    resolved.select(["p3", "p1"], None)
+    assert list(resolved.products) == ["p1", "p3"]  # catalogue order
+    resolved.select(None, 1)
+    assert list(resolved.products) == ["p1"]
+    with pytest.raises(UsageError) as info:
+        resolved.select(["p11"], None)
+    assert "no product 'p11'" in info.value.one_line() and "did you mean 'p1'" in info.value.one_line()
