@@ -120,3 +120,25 @@ def _validate_training(path: Path, overrides: tuple[str, ...]) -> None:
     if train is None:
         raise UsageError(f"{path}: a training recipe (trainer: ...)", hint="pip install ecomforge-train to validate it")
     ctx.invoke(train, recipe=path, overrides=overrides, resume=False, device=None, check=True, progress=None)
+
+
+def _is_training_recipe(path: Path) -> bool:
+    """A train recipe names a ``trainer`` at its top level (and has no ``generate`` step)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False  # load_recipe reports what is wrong with it
+    return isinstance(data, dict) and "trainer" in data and "generate" not in data
+
+
+def _validate_training(path: Path, overrides: tuple[str, ...]) -> None:
+    """Check a train recipe with the trainer plugin's own `train --check` (no weights loaded)."""
+    from ..errors import UsageError
+
+    ctx = click.get_current_context()
+    train = cli.get_command(ctx, "train")
+    if train is None:
+        raise UsageError(f"{path}: a training recipe (trainer: ...)", hint="pip install ecomforge-train to validate it")
+    ctx.invoke(train, recipe=path, overrides=overrides, resume=False, device=None, check=True, progress=None)

@@ -107,7 +107,7 @@ def train_command(recipe: Path, overrides: tuple[str, ...], resume: bool, device
     if head.mask is not None:
         registry.create("masker", head.mask.plugin, head.mask.config, path="mask.config")
     if check:
-        click.echo(f"ok: {recipe} (trainer {head.trainer}, {config.steps} steps, output {head.output})")
+        click.echo(f"{recipe}: ok (training recipe: trainer {head.trainer}, {config.steps} steps, output {head.output})")
         return
     update = {"base_model": _local(config.base_model, base_dir)}
     if config.class_images:
