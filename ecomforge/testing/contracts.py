@@ -8,7 +8,7 @@ import numpy as np
 
 from ..imaging.masks import erode
 from ..stages import Acquirer, Filter, Generator, Masker, Scorer, Stage
-from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Scored, ScoringContext
+from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
 
 
 def sample_image(width: int = 96, height: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -173,8 +173,8 @@ class ScorerContract(_Contract):
         cands = self.make_candidates(ref, mask)
         scores = list(stage.score(cands, ctx))
         assert len(scores) == len(cands)
-        assert all(isinstance(s, (int, float)) and np.isfinite(s) and 0.0 <= s <= 1.0 for s in scores)
-        assert all(scores[0] >= s for s in scores[1:])
+        assert all(isinstance(s, (int, float, Score)) and np.isfinite(float(s)) and 0.0 <= float(s) <= 1.0 for s in scores)
+        assert all(float(scores[0]) >= float(s) for s in scores[1:])
         assert all(isinstance(getattr(s, "reason", ""), str) for s in scores)
 
     def test_deterministic_and_order_free(self) -> None:
