@@ -119,7 +119,8 @@ def _mount_ui(app: FastAPI, manager: JobManager, config: ServerConfig) -> None:
     blocked = sorted({p for base in (db, os.path.realpath(db)) for p in (base, f"{base}-wal", f"{base}-shm",
                                                                             f"{base}-journal")})
     gr.mount_gradio_app(app, blocks, path="", allowed_paths=[str(manager.root)], blocked_paths=blocked,
-                        max_file_size=config.limits.max_file_bytes, footer_links=["api"], theme=gr.themes.Soft())
+                        max_file_size=config.limits.max_file_bytes, footer_links=["api"], theme=gr.themes.Soft(),
+                        run_history=False)  # Gradio's run history would show every user's inputs to anyone
     # Mounted apps are never marked launched, and Gradio skips its FileData path check then
     # (processing_utils._check_allowed): mark it, so inputs must be files uploaded to this server.
     blocks.has_launched = True

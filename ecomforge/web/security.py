@@ -209,7 +209,9 @@ class OriginHostMiddleware:
 # Files we serve hold prompts and user uploads: never let one run script on this origin or be sniffed as HTML.
 FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
 INLINE_TYPES = (b"image/png", b"image/jpeg", b"image/webp", b"image/gif", b"text/html")
-FILE_ROUTES = ("/gradio_api/file=", "/file=")
+FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/", "/file=")
+# Gradio routes the UI never needs: a reverse proxy, and the run history (every user's inputs and outputs).
+CLOSED_ROUTES = ("/gradio_api/proxy=", "/gradio_api/run-history", "/proxy=")
 CALL_ROUTES = ("/gradio_api/queue/join", "/gradio_api/run/", "/gradio_api/call/", "/gradio_api/api/")
 
 
@@ -245,6 +247,9 @@ class GradioFileGuard:
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(CLOSED_ROUTES):
+            await send_json(send, 404, {"error": "not found", "status": 404})
+            return
         prefix = next((p for p in FILE_ROUTES if path.startswith(p)), None)
         if prefix is not None:
             if not self.servable(path[len(prefix):]):

@@ -253,10 +253,12 @@ def test_gradio_file_route_serves_nothing_of_the_job_store(ui_client, tmp_path):
                jdir / job["run_dir"] / "report.html", jdir / job["run_dir"] / "manifest.jsonl",
                "/etc/passwd", "http://example.com/x.png", "//example.com/x.png"]
     for target in targets:
-        for prefix in ("/gradio_api/file=", "/file="):
+        for prefix in ("/gradio_api/file=", "/gradio_api/file/", "/file="):
             r = c.get(f"{prefix}{target}")
             assert r.status_code == 404, (target, r.status_code)
             assert b"SQLite" not in r.content and b"generate" not in r.content
+    for closed in ("/gradio_api/run-history/records", "/gradio_api/proxy=http://127.0.0.1:1/x.png"):
+        assert c.get(closed).status_code == 404, closed  # every user's runs; a reverse proxy
     # What Gradio itself stores (uploads, the gallery's copies) is served, with the file headers.
     from gradio.utils import get_upload_folder
 
