@@ -169,3 +169,91 @@ def test_products_and_limit_select_part_of_a_catalogue(tmp_path):
     with pytest.raises(UsageError) as info:
         resolved.select(["p11"], None)
     assert "no product 'p11'" in info.value.one_line() and "did you mean 'p1'" in info.value.one_line()
+
+
+# --- parsers and templates, property-tested ---------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from ecomforge.recipe.catalog import read_catalog, variable_name  # noqa: E402
+from ecomforge.recipe.products import fill  # noqa: E402
+
+_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+
+
+@given(values=st.dictionaries(_names, st.text(max_size=40), min_size=1, max_size=5), literal=st.text(max_size=20))
+def test_fill_puts_values_in_verbatim_and_never_expands_them(values, literal):
+    names = sorted(values)
+    template = literal.replace("{", "{{").replace("}", "}}") + "".join(f"[{{{n}}}]" for n in names)
+    assert fill(template, values, "x") == literal + "".join(f"[{values[n]}]" for n in names)
+
+
+@given(name=_names, known=st.dictionaries(_names, st.text(max_size=5), max_size=3))
+def test_fill_refuses_an_unknown_variable_naming_it(name, known):
+    known.pop(name, None)
+    with pytest.raises(RecipeError) as info:
+        fill("{" + name + "}", known, "cat.csv: line 2")
+    assert f"unknown template variable {{{name}}}" in info.value.one_line()
+
+
+_cell = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(["a", "b-2", "c.3"]), _cell, _cell), min_size=1, max_size=6))
+def test_any_csv_cells_round_trip_into_variables_without_control_characters(tmp_path_factory, rows):
+    import csv as csv_mod
+    import io
+    import re
+
+    buf = io.StringIO()
+    w = csv_mod.writer(buf)
+    w.writerow(["product", "references", "Title", "Notes"])
+    for prod, title, notes in rows:
+        w.writerow([prod, "x.jpg", title, notes])
+    path = tmp_path_factory.mktemp("cat") / "catalog.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    products = {p.name: p for p in read_catalog(path)}
+    assert list(products) == list(dict.fromkeys(r[0] for r in rows))  # catalogue order, one per product
+    for prod, title, _ in rows:
+        got = products[prod].variables["title"]
+        assert len(got.splitlines()) <= 1  # one line, whatever the cell held
+        first = next((t for p, t, _ in rows if p == prod and t.strip()), "")  # the first non-empty cell
+        assert got == re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029]+", " ", first).strip()
+        assert products[prod].references == [str(path.parent / "x.jpg")] * sum(r[0] == prod for r in rows)
+
+
+def test_variable_names():
+    assert variable_name("Image Src") == "image_src"
+    assert variable_name("Body (HTML)") == "body_html"
+    assert variable_name("Google Shopping / MPN") == "google_shopping_mpn"
+
+
+def test_jsonl_catalogue_keeps_types_and_lists(tmp_path):
+    (tmp_path / "c.jsonl").write_text(
+        '{"product": "vase", "references": ["a.jpg", "b/*.jpg"], "title": "Vase", "generate.config.scale": 0.5,'
+        ' "tags": ["blue", "ceramic"]}\n\n{"product": "vase", "references": "https://example.com/c.jpg"}\n')
+    (prod,) = read_catalog(tmp_path / "c.jsonl")
+    assert prod.references == [str(tmp_path / "a.jpg"), str(tmp_path / "b/*.jpg"), "https://example.com/c.jpg"]
+    assert prod.overrides == {"generate.config.scale": 0.5} and prod.variables["tags"] == "blue, ceramic"
+    (tmp_path / "bad.jsonl").write_text('{"product": "x", "references": "a.jpg"}\n[1, 2]\n')
+    with pytest.raises(InputError, match=r"bad.jsonl: line 2: a row must be a JSON object"):
+        read_catalog(tmp_path / "bad.jsonl")
+
+
+def test_woocommerce_export(tmp_path):
+    (tmp_path / "wc-product-export.csv").write_text(
+        "ID,Type,SKU,Name,Published,Short description,Categories,Tags,Images,Parent\n"
+        '101,variable,MUG-01,Stoneware Mug,1,"A mug, glazed",Kitchen > Mugs,"mug, gift",'
+        '"https://shop.example/wp-content/uploads/mug-1.jpg, https://shop.example/wp-content/uploads/mug-2.jpg",\n'
+        "102,variation,MUG-01-BLUE,Stoneware Mug - Blue,1,,,,https://shop.example/wp-content/uploads/mug-blue.jpg,id:101\n"
+        ",simple,,Linen Tea Towel,1,Soft linen,Kitchen,,https://shop.example/wp-content/uploads/towel.jpg,\n")
+    products = {p.name: p for p in read_catalog(tmp_path / "wc-product-export.csv")}
+    assert list(products) == ["MUG-01", "linen-tea-towel"]
+    assert len(products["MUG-01"].references) == 2 and products["MUG-01"].variables["categories"] == "Kitchen > Mugs"
+
+
+def test_conflicting_overrides_for_one_product_name_both_lines(tmp_path):
+    (tmp_path / "c.csv").write_text("product,references,prompt\nvase,a.jpg,on sand\nvase,b.jpg,on snow\n")
+    with pytest.raises(InputError, match=r"c.csv: line 3: 'prompt' is 'on snow' here but 'on sand' at .*line 2"):
+        read_catalog(tmp_path / "c.csv")

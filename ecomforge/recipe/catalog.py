@@ -21,8 +21,9 @@ MAX_ROWS = 1_000_000
 MAX_VALUE_CHARS = 10_000
 # Recipe keys a catalogue column may set for its product: prompts and settings of the per-product stages.
 OVERRIDE_KEY = re.compile(r"(prompt|negative_prompt)|(inputs\.(prompt|negative_prompt))|"
-                          r"((acquire|mask|generate|filter)\.config\.[A-Za-z_][\w.]*)|(score\.\d+\.config\.[A-Za-z_][\w.]*)")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+                          r"((acquire|mask|generate|filter)\.config\.[A-Za-z_][\w.]*)|((score|filter)\.\d+\.config\.[A-Za-z_][\w.]*)")
+# Control characters and every line break str.splitlines() knows: a cell must stay on one line of PNG text.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # a URL, or an acquirer's own spec kind
 
 
@@ -193,7 +194,7 @@ def _merge(prod: CatalogProduct, values: dict[str, Any], where: str) -> None:
             if not OVERRIDE_KEY.fullmatch(key):
                 raise InputError(f"{where}: column {key!r} is not a recipe key a catalogue may set",
                                  hint="it may set prompt, negative_prompt and <step>.config.<key> for "
-                                      "acquire, mask, generate, filter and score.<n>")
+                                      "acquire, mask, generate, filter (filter.<n> in a list) and score.<n>")
             key = key.removeprefix("inputs.")
             value = _override_value(value, where, key)
             if key in prod.overrides and prod.overrides[key] != value:

@@ -16,7 +16,7 @@ from typing import Any
 import pluggy
 
 from .. import hookspecs
-from ..errors import HookError
+from ..errors import HookError, PluginError
 
 log = logging.getLogger("ecomforge")
 
@@ -35,7 +35,12 @@ class RunHooks:
                 self._pm.register(plugin, name=name)
         for i, plugin in enumerate(run_plugins):
             self._pm.register(plugin, name=f"{type(plugin).__name__}#{i}")
-        self._pm.check_pending()  # a misspelt hook on an observer fails here, before any work
+        try:
+            self._pm.check_pending()  # a misspelt hook on an observer fails here, before any work
+        except pluggy.PluginValidationError as exc:
+            name = self._pm.get_name(exc.plugin) or "?"
+            raise PluginError(f"plugin '{_label_name(name)}' implements an unknown hook: {exc}",
+                              hint="the hooks are listed in docs/hooks.md") from exc
         self.warnings: list[str] = []  # one line per observer hook that failed (first failure of each)
         self._warned: set[tuple[str, str]] = set()
 
@@ -62,7 +67,10 @@ class RunHooks:
 
 def _label(impl: Any) -> str:
     """The plugin's name as a user knows it: the entry point's ``dist:name``, or the observer's class."""
-    name = impl.plugin_name
+    return _label_name(impl.plugin_name)
+
+
+def _label_name(name: str) -> str:
     return name.split("#", 1)[0]
 
 
