@@ -90,6 +90,36 @@ class InpaintConfig(DiffusersConfig):
         default=False, description="Generate on a crop around the product at full model resolution "
                                    "(AUTOMATIC1111's 'only masked'), then paste it back.")
     crop_padding: int = Field(default=32, ge=0, le=4096, description="Context in px kept around the product crop.")
+    canvas: str | None = Field(
+        default=None, description="Output canvas per channel: an aspect ('1:1' marketplace, '4:5' social, '16:9' "
+                                  "banner) or a size ('1200x1200'); the new area is outpainted. Default: the photo's.")
+    placement: Literal["center", "thirds", "bottom"] = Field(
+        default="center", description="Where the product sits on the canvas: centre, a rule-of-thirds line, or "
+                                      "standing on a floor near the bottom.")
+    floor: float = Field(default=0.08, ge=0.0, le=0.5, description="placement: bottom: the floor's height as a "
+                                                                     "fraction of the canvas height.")
+    product_scale: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="The product's box as a fraction of the canvas (resampled); "
+                                                  "default: its photographed pixels, bit-exact (shrunk only to fit).")
+    refine_side: int | None = Field(
+        default=None, ge=64, le=4096,
+        description="Refine the background at this long side (px, multiple of 8) with a second img2img pass, "
+                    "so a large output gets detail at its own resolution rather than an upscaled one.")
+    refine_strength: float = Field(default=0.35, gt=0.0, le=1.0, description="Strength of the refine pass.")
+
+    @field_validator("canvas")
+    @classmethod
+    def _canvas(cls, value: str | None) -> str | None:
+        from .canvas import check_canvas
+
+        return check_canvas(value)
+
+    @field_validator("refine_side")
+    @classmethod
+    def _refine_multiple_of_8(cls, value: int | None) -> int | None:
+        if value is not None and value % 8:
+            raise ValueError(f"must be a multiple of 8 (got {value}; try {max(64, round(value / 8) * 8)})")
+        return value
 
 
 class Img2ImgConfig(DiffusersConfig):
