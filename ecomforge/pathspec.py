@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -49,6 +49,7 @@ class FoundPath:
     loc: str
     field: PathField
     value: str
+    default: bool = False  # the plugin's own default, not something the recipe set
 
 
 def _marker(annotation: Any) -> PathField | None:
@@ -108,13 +109,13 @@ def walk(annotation: Any, value: Any, loc: str = "") -> Iterator[FoundPath]:
 
 
 def walk_config(config: BaseModel, loc: str = "") -> Iterator[FoundPath]:
-    """Path-valued settings a validated config was given; fields left at their default (the plugin's) are skipped."""
+    """Every path-valued setting of a validated config; those left at the plugin's default are marked ``default``."""
     model = type(config)
     for name, info in model.model_fields.items():
         value = getattr(config, name)
-        if name not in config.model_fields_set or value == info.get_default(call_default_factory=True):
-            continue
-        yield from walk(_field_type(model, name), value, _join(loc, name))
+        default = name not in config.model_fields_set or value == info.get_default(call_default_factory=True)
+        for found in walk(_field_type(model, name), value, _join(loc, name)):
+            yield replace(found, default=True) if default else found
 
 
 def path_fields(model: type[BaseModel], loc: str = "") -> Iterator[tuple[str, PathField]]:

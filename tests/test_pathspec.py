@@ -37,13 +37,14 @@ def test_declared_fields_are_listed_with_their_kind():
     assert dict(path_fields(Sample))["mask"].pattern
 
 
-def test_walk_finds_set_values_and_skips_defaults():
+def test_walk_finds_set_values_and_marks_defaults():
     cfg = Sample.model_validate({"model": "org/default", "background": "/a.png", "mask": "/m/{stem}.png",
                                  "loras": [{"path": "/l.safetensors"}], "extra": {"x": "/x"}, "pair": ["/p"],
                                  "note": "/not/a/path"})
-    found = {f.loc: f.value for f in walk_config(cfg)}
-    assert found == {"background": "/a.png", "mask": "/m/{stem}.png", "loras.0.path": "/l.safetensors",
-                     "extra.x": "/x", "pair.0": "/p"}  # the model is the plugin's default: not the request's
+    found = {f.loc: (f.value, f.default) for f in walk_config(cfg)}
+    assert found == {"model": ("org/default", True), "background": ("/a.png", False), "mask": ("/m/{stem}.png", False),
+                     "loras.0.path": ("/l.safetensors", False), "extra.x": ("/x", False), "pair.0": ("/p", False)}
+    # the model is the plugin's default (named or not); the note is no path at all
 
 
 @given(st.lists(st.text(max_size=20), max_size=5), st.dictionaries(st.text(max_size=5), st.text(max_size=20), max_size=4))

@@ -11,7 +11,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +65,17 @@ def recipe_paths(resolved: Any) -> Iterator[FoundPath]:
         from typing import Annotated
 
         annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        default = info.get_default(call_default_factory=True)
         for i, value in enumerate(values):
-            yield from walk(annotation, value, f"generate.sweep.{key}.{i}")
+            for found in walk(annotation, value, f"generate.sweep.{key}.{i}"):
+                yield replace(found, default=True) if value == default else found
 
 
 def preset_values(resolved: Any | None) -> set[str]:
     """The path values a preset itself names: the operator wrote them, so a job from that preset may use them."""
     if resolved is None:
         return set()
-    return {f.value for f in recipe_paths(resolved)}
+    return {f.value for f in recipe_paths(resolved) if not f.default}
 
 
 def check_job_paths(resolved: Any, *, job_dir: Path, presets_dir: Path, policy: PathPolicy,
@@ -91,6 +93,9 @@ def _check_one(found: FoundPath, *, trusted: set[str], uploads: Path, presets: P
     value, kind = found.value, found.field.kind
     if value in trusted or value == "" or found.field.is_literal(value):
         return
+    if found.default and kind == "model":
+        return  # a plugin's own default model: the operator installed that plugin
+    # A default file path is no exception: a relative one would be looked up in the server's folder.
     if URL.match(value.strip()) and not os.path.isabs(value):
         if policy.allow_urls and found.field.urls and value.lower().startswith(("https://", "http://")):
             return

@@ -84,6 +84,8 @@ def _no_jobs(client, tmp_path):
     (lambda s: {"mask": {"plugin": "upload", "config": {"path": "secret.png", "base_dir": str(s.parent)}}},
      "mask.config"),
     (lambda s: {"generate.config.background": "../../secret/secret.png"}, "generate.config.background"),
+    # The upload masker's default path is relative: it would be looked up in the server's working folder.
+    (lambda s: {"mask": {"plugin": "upload", "config": {}}}, "mask.config.path"),
     (lambda s: {"generate.config.background": f"file://{s}"}, "generate.config.background"),
     (lambda s: {"generate.config.background": "http://169.254.169.254/latest/x.png"}, "generate.config.background"),
 ])
