@@ -61,7 +61,7 @@ class ColorScorer(RelativeScorer):
     Raw similarity = BC^gamma x support, with BC the Bhattacharyya coefficient of the product's
     CIELAB a*b* histograms (the best over global chroma shifts of up to ``cast_tolerance`` bins: a
     white-balance cast) and support the share of the candidate's colours that the reference shows
-    at all. Lightness is left out, so a re-shoot in other light keeps its score. The raw value is
+    at all, averaged over the whole product and its worst grid cell. Lightness is left out, so a re-shoot in other light keeps its score. The raw value is
     mapped through relative.py (floor: what an unrelated product gets; baseline: what the
     references achieve against each other), the best over the references.
     """
@@ -75,17 +75,31 @@ class ColorScorer(RelativeScorer):
         gamma: float = Field(default=1.0, gt=0, le=16, description="Sharpens the overlap term: BC^gamma.")
         cast_tolerance: int = Field(default=2, ge=0, le=8, description="Bins of global chroma shift forgiven (a white-balance cast), per axis.")
         support_level: float = Field(default=0.03, gt=0, lt=1, description="Density (share of the peak) below which a reference shows no such colour.")
+        grid: int = Field(default=3, ge=1, le=8, description="Cells per side whose worst colour support counts half: "
+                                                            "a local foreign patch or missing part shows there.")
         max_side: int = Field(default=128, ge=16, le=1024, description="Product crops are resized to this long side.")
         floor: float = Field(default=0.35, ge=0, lt=1, description="Raw similarity an unrelated product gets (scores 0).")
         default_baseline: float = Field(default=0.85, gt=0, le=1, description="Raw similarity of a re-shoot, used with one reference.")
 
-    def features(self, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """The product's smoothed a*b* histogram."""
-        img, m = product_region(image, mask, max_side=self.config.max_side)
-        return chroma_histogram(img, m, self.config.bins, self.config.smooth)
-
-    def similarity(self, candidate: np.ndarray, reference: np.ndarray) -> float:
-        """BC^gamma x colour support of the candidate's histogram against one reference's."""
+    def features(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The product's smoothed a*b* histogram, and one per cell of a ``grid`` x ``grid`` split of its box."""
         cfg = self.config
-        overlap = shifted_bhattacharyya(candidate, reference, cfg.cast_tolerance) ** cfg.gamma
-        return overlap * support(candidate, reference, cfg.support_level)
+        img, m = product_region(image, mask, max_side=cfg.max_side)
+        whole = chroma_histogram(img, m, cfg.bins, cfg.smooth)
+        n, cells = cfg.grid, []
+        ys, xs = np.linspace(0, m.shape[0], n + 1).astype(int), np.linspace(0, m.shape[1], n + 1).astype(int)
+        total = max(1, np.count_nonzero(m))
+        for i in range(n):
+            for j in range(n):
+                cm = m[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
+                if np.count_nonzero(cm) >= 0.5 * total / n**2:  # cells the product really fills
+                    cells.append(chroma_histogram(img[ys[i]:ys[i + 1], xs[j]:xs[j + 1]], cm, cfg.bins, cfg.smooth))
+        return whole, cells
+
+    def similarity(self, candidate, reference) -> float:
+        """BC^gamma x colour support (of the whole product and of its worst cell) against one reference."""
+        cfg = self.config
+        (whole, cells), (ref, _) = candidate, reference
+        overlap = shifted_bhattacharyya(whole, ref, cfg.cast_tolerance) ** cfg.gamma
+        worst = min((support(c, ref, cfg.support_level) for c in cells), default=1.0)
+        return overlap * (0.5 * support(whole, ref, cfg.support_level) + 0.5 * worst)

@@ -30,8 +30,8 @@ class KeypointsScorer(RelativeScorer):
         reproj: float = Field(default=8.0, gt=0, le=50, description="RANSAC reprojection threshold, px.")
         mirror: bool = Field(default=True, description="Also match against the mirrored references.")
         floor: float = Field(default=6.0, ge=0, le=1000, description="Inliers chance gives an unrelated product (scores 0).")
-        default_baseline: float = Field(default=30.0, gt=0, le=10000, description="Inliers of a re-shoot, used with one reference.")
-        min_span: float = Field(default=10.0, gt=0, description="Smallest baseline - floor gap, in inliers.")
+        default_baseline: float = Field(default=12.0, gt=0, le=10000, description="Inliers of a re-shoot, used with one reference.")
+        min_span: float = Field(default=3.0, gt=0, description="Smallest baseline - floor gap, in inliers.")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

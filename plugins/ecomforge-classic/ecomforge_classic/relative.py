@@ -10,8 +10,10 @@ and maps it through two anchors:
   others, the median over them) — a real re-shoot should reach it, and then scores 1;
 - ``floor``: what an unrelated product typically gets — it scores 0.
 
-score = clip((raw - floor) / (baseline - floor), 0, 1). With a single reference there is nothing
-to compare it to, and the scorer's ``default_baseline`` stands in. A reference scored against
+score = clip((raw - floor) / (baseline - floor), 0, 1), where the floor is lowered to half the
+baseline when the references barely agree (an untextured product's photos share few keypoints),
+and a baseline of 0 gives no evidence against anything (1). With a single reference there is
+nothing to compare it to, and the scorer's ``default_baseline`` stands in. A reference scored against
 itself reaches its self-similarity (the maximum) and so scores 1.
 """
 from __future__ import annotations
@@ -74,8 +76,11 @@ class RelativeScorer(Scorer):
 
     def calibrate(self, raw: float, baseline: float) -> float:
         """The relative score in [0, 1] of a raw similarity, given the references' baseline."""
-        floor = self.config.floor
-        span = max(baseline - floor, self.config.min_span)
+        if baseline <= 0:  # the references share nothing measurable: no evidence against any candidate
+            return 1.0
+        floor = min(self.config.floor, baseline / 2)  # references that barely agree lower the bar for all
+        span = max(baseline - floor, self.config.min_span)  # near-identical references: widen downwards
+        floor = baseline - span
         return float(np.clip((raw - floor) / span, 0.0, 1.0))
 
     def reason(self, raw: float, baseline: float) -> str:

@@ -23,6 +23,23 @@ def local_binary_histogram(grey: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return hist / max(hist.sum(), 1.0)
 
 
+def cell_descriptors(lab: np.ndarray, grey: np.ndarray, inside: np.ndarray, grid: int) -> np.ndarray:
+    """One row per grid cell the product fills: [a*, b*, local contrast, 9 binary-pattern shares]."""
+    h, w = inside.shape
+    ys, xs = np.linspace(0, h, grid + 1).astype(int), np.linspace(0, w, grid + 1).astype(int)
+    rows = []
+    for i in range(grid):
+        for j in range(grid):
+            sel = inside[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
+            if sel.sum() < 0.5 * sel.size or sel.sum() < 9:
+                continue
+            cell = lab[ys[i]:ys[i + 1], xs[j]:xs[j + 1]][sel].astype(np.float32)
+            g = grey[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
+            rows.append(np.concatenate([(cell[:, 1:].mean(axis=0) - 128) / 12.0, [cell[:, 0].std() / 12.0],
+                                        local_binary_histogram(g, sel) * 3.0]))
+    return np.array(rows, np.float32).reshape(-1, 12)
+
+
 class TextureScorer(RelativeScorer):
     """Detail identity: sharpness and texture of the product at a common scale, against the references.
 
@@ -38,8 +55,10 @@ class TextureScorer(RelativeScorer):
 
     class Config(RelativeConfig):
         size: int = Field(default=96, ge=32, le=512, description="Long side (px) both crops are brought to.")
-        floor: float = Field(default=0.3, ge=0, lt=1, description="Raw similarity an unrelated surface gets (scores 0).")
-        default_baseline: float = Field(default=0.8, gt=0, le=1, description="Raw similarity of a re-shoot, used with one reference.")
+        grid: int = Field(default=6, ge=2, le=16, description="Cells per side matched against the references' cells.")
+        cell_scale: float = Field(default=4.0, gt=0, le=100, description="Cell distance at which the local term falls to 1/e.")
+        floor: float = Field(default=0.1, ge=0, lt=1, description="Raw similarity an unrelated surface gets (scores 0).")
+        default_baseline: float = Field(default=0.4, gt=0, le=1, description="Raw similarity of a re-shoot, used with one reference.")
         min_span: float = Field(default=0.2, gt=0, description="Smallest baseline - floor gap.")
 
     def features(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[float, np.ndarray]:
@@ -51,13 +70,19 @@ class TextureScorer(RelativeScorer):
                           interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
         inside = erode(cv2.resize(m, size, interpolation=cv2.INTER_NEAREST), 2) > 0
         if inside.sum() < 16:
-            return 0.0, np.full(9, 1 / 9)
+            return 0.0, np.full(9, 1 / 9), np.zeros((0, 12), np.float32)
         lap = np.abs(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F, ksize=3))[inside]
         sharp = float(lap.mean() / (grey[inside].std() + 4.0))
-        return sharp, local_binary_histogram(grey, inside)
+        lab = cv2.cvtColor(cv2.resize(img, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2LAB)
+        return sharp, local_binary_histogram(grey, inside), cell_descriptors(lab, grey, inside, self.config.grid)
 
     def similarity(self, candidate, reference) -> float:
-        """min(1, relative sharpness)^2 x Bhattacharyya overlap of the pattern histograms."""
-        (sc, hc), (sr, hr) = candidate, reference
+        """min(1, relative sharpness)^2 x pattern overlap x how well the worst cells find a counterpart."""
+        (sc, hc, cc), (sr, hr, cr) = candidate, reference
         ratio = min(1.0, sc / max(sr, 1e-6))
-        return ratio**2 * bhattacharyya(hc, hr)
+        local = 1.0
+        if len(cc) and len(cr):  # each candidate cell's nearest reference cell; a foreign patch has none
+            d = np.abs(cc[:, None, :] - cr[None, :, :]).sum(axis=2).min(axis=1)
+            worst = np.sort(d)[-max(1, len(d) // 8):].mean()
+            local = float(np.exp(-worst / self.config.cell_scale))
+        return ratio**2 * bhattacharyya(hc, hr) * local
