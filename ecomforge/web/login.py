@@ -74,7 +74,7 @@ def _is_page_load(scope) -> bool:
     return "text/html" in _headers(scope).get("accept", "")
 
 
-async def _send_page(send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] = ()) -> None:
+async def _send_page(send, status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
@@ -112,6 +112,7 @@ class LoginPage:
         return await self.app(scope, receive, send)
 
     async def _login(self, receive, send) -> None:
+        assert self.token is not None  # only called in token mode
         form = await _read_form(receive)
         given = ((form or {}).get("token") or [""])[0]
         if not given or not hmac.compare_digest(given.encode(), self.token.encode()):

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..stages import Masker
 from ..types import Reference
 from .uploads import Limits, decode_upload
 
@@ -21,7 +22,10 @@ def masker_accepts(plugin: str) -> Mapping[str, str]:
     """What a masker declares it takes (``Masker.accepts``), limited to keys its Config really has."""
     from ..plugins import get_registry
 
-    cls = get_registry().get("masker", plugin).cls
+    found = get_registry().plugins.get("masker", {}).get(plugin)
+    if found is None:  # not installed: it takes nothing the UI could offer
+        return {}
+    cls = found.cls
     fields = cls.Config.model_fields
     return {what: key for what, key in dict(getattr(cls, "accepts", {}) or {}).items() if key in fields}
 
@@ -68,6 +72,7 @@ def preview_mask(image_path: str | Path, plugin: str, config: dict[str, Any],
     ref = Reference(image=rgb, source=Path(image_path).name, sha256=hashlib.sha256(data).hexdigest(), alpha=alpha,
                     product="preview", name="00")
     masker = get_registry().create("masker", plugin, config, path="mask.config")
+    assert isinstance(masker, Masker)
     masker.ensure_setup()
     mask = masker.mask(ref)
     area = float((mask.data > 0).mean())

@@ -25,7 +25,7 @@ class Readiness:
         return OFFLINE if self.ready else NEEDS_WEIGHTS
 
 
-def _steps(preset: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+def _steps(preset: dict[str, Any]) -> list[tuple[str, str, Any, dict[str, Any]]]:
     """(step, kind, plugin, config) of every stage a preset names."""
     steps = [("mask", "masker", preset.get("mask"), preset.get("mask_config") or {}),
              ("generate", "generator", preset.get("generate"), preset.get("generate_config") or {})]

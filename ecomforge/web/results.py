@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import secrets
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -132,15 +133,15 @@ def thumbnail(path: Path, thumbs: Path, max_pixels: int | None = None) -> str:
     out = thumbs / f"{path.parent.parent.name}-{path.parent.name}-{path.stem}-{stat.st_mtime_ns}.jpg"
     if not out.is_file():
         thumbs.mkdir(parents=True, exist_ok=True)
-        with Image.open(path) as im:
-            if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
-                raise ValueError(f"{path.name}: {im.size[0]}x{im.size[1]} is over the limit of {max_pixels} pixels")
-            im.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at reduced size directly
-            im = im.convert("RGB")
-            im.thumbnail((THUMB_SIDE, THUMB_SIDE))
-            tmp = out.with_suffix(".tmp")
-            im.save(tmp, format="JPEG", quality=85)
-            tmp.replace(out)  # atomic: a concurrent viewer never reads half a file
+        with Image.open(path) as src:
+            if max_pixels is not None and src.size[0] * src.size[1] > max_pixels:
+                raise ValueError(f"{path.name}: {src.size[0]}x{src.size[1]} is over the limit of {max_pixels} pixels")
+            src.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at reduced size directly
+            im = src.convert("RGB")
+        im.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")  # two viewers may make it at once
+        im.save(tmp, format="JPEG", quality=85)
+        tmp.replace(out)  # atomic: a viewer never reads half a file
     return str(out)
 
 

@@ -1,4 +1,5 @@
 """The Gradio UI: photos and mask on the left; Run, progress, the job list and results together on the right."""
+import hashlib
 import html
 import json
 from pathlib import Path
@@ -6,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
+from gradio import SelectData
 
 from .forms import KEY_FIELDS, form_fields, make_component
 from .manager import JobManager
@@ -48,7 +50,10 @@ def build_ui(manager: JobManager, recipes_dir: Path, limits: Limits):
     with gr.Blocks(title="ecomforge") as demo:
         ui.demo = demo
         gr.Markdown("## ecomforge — new product photos that keep the product as photographed")
-        ui.job_id = gr.BrowserState(None, storage_key="ecomforge-job")  # survives a reload
+        # The job shown last survives a reload, and a restart: the key only has to be stable, the value
+        # (a job id) is no secret from this browser, so it is derived from the runs folder.
+        key = hashlib.sha256(f"ecomforge-ui:{manager.root}".encode()).hexdigest()[:32]
+        ui.job_id = gr.BrowserState(None, storage_key="ecomforge-job", secret=key)
         ui.results, ui.selected, ui.points, ui.scale = gr.State([]), gr.State(None), gr.State([]), gr.State(1.0)
         with gr.Row():
             with gr.Column(scale=2):
@@ -104,7 +109,7 @@ def _mask_section(ui) -> None:
     with gr.Accordion("3 · Product mask (optional: check what will be kept)", open=False, elem_id="mask-section"):
         ui.masker = gr.Dropdown(maskers, value=start, label="Masker", elem_id="masker")
         ui.mask_text = gr.Textbox(label="What the product is (text prompt)", visible=vis["text"], elem_id="mask-text",
-                                  value=(ui.first.get("mask_config") or {}).get("text", ""))
+                                  value=_preset_mask_text(ui.first))
         ui.mask_file = gr.File(label="Mask image (light = product)", file_types=["image"], visible=vis["mask"],
                                elem_id="mask-file")
         ui.point_kind = gr.Radio(["product", "background"], value="product", visible=vis["points"],
@@ -113,6 +118,13 @@ def _mask_section(ui) -> None:
         ui.detect = gr.Button("Detect mask", elem_id="detect")
         ui.mask_view = gr.Image(label="Mask over the first photo", interactive=False, elem_id="mask-view", height=260)
         ui.mask_info = gr.HTML(elem_id="mask-info", css_template=WARNING_CSS)
+
+
+def _preset_mask_text(preset: dict[str, Any]) -> str:
+    """The text prompt a preset gives its masker, under the key that masker declares for it."""
+    name = preset.get("mask")
+    key = masker_accepts(name).get("text") if name else None
+    return str((preset.get("mask_config") or {}).get(key, "")) if key else ""
 
 
 def _mask_inputs(name: str | None) -> dict[str, bool]:
@@ -194,7 +206,7 @@ def _wire_presets(ui) -> None:
             values.append(value if f.kind != "string" else value or "")
         mask = p.get("mask") if p.get("mask") in ui.maskers else gr.skip()
         return [_preset_info(ui, name), p.get("prompt", ""), p.get("negative_prompt", ""), mask,
-                (p.get("mask_config") or {}).get("text", ""), p.get("generate"), json.dumps(p.get("sweep") or {}),
+                _preset_mask_text(p), p.get("generate"), json.dumps(p.get("sweep") or {}),
                 count, base, 0, *[gr.update(visible=g == p.get("generate")) for g in ui.generators], *values]
 
     ui.preset.change(on_preset, ui.preset, [ui.preset_info, ui.prompt, ui.negative, ui.masker, ui.mask_text,
@@ -218,7 +230,7 @@ def _wire_mask(ui) -> None:
     outputs = [ui.mask_view, ui.mask_info, ui.scale]
     ui.detect.click(act.detect_mask, inputs, outputs)
 
-    def add_point(pts, kind, ratio, evt: gr.SelectData):
+    def add_point(pts, kind, ratio, evt: SelectData):
         x, y = evt.index
         return [*pts, (x * ratio, y * ratio, 1 if kind == "product" else 0)]
 
@@ -263,9 +275,9 @@ def _wire_jobs(ui) -> None:
 
 
 def _wire_results(ui) -> None:
-    gr, act = ui.gr, ui.actions
+    act = ui.actions
 
-    def on_select(recs, evt: gr.SelectData):
+    def on_select(recs, evt: SelectData):
         return act.select(recs, evt)
 
     ui.gallery.select(on_select, ui.results, [ui.selected, ui.details], concurrency_limit=None)

@@ -110,8 +110,9 @@ class Actions:
         if not name:
             raise self.error("Choose a masker.")
         p = self.presets.get(preset_name) or {}
+        masks = paths_of(mfile)
         cfg = masker_config(name, {"plugin": p.get("mask"), "config": p.get("mask_config") or {}}, text, pts,
-                            (paths_of(mfile) or [None])[0])
+                            masks[0] if masks else None)
         try:
             overlay, info, warning = preview_mask(paths[0], name, cfg, self.limits)
         except NothingFound as exc:  # the masker refused to guess: say so where the mask would be
@@ -184,7 +185,7 @@ class Actions:
             return view
 
     def _replaced(self, session: str | None, view: int) -> bool:
-        return bool(session) and self._views.get(session) != view
+        return session is not None and self._views.get(session) != view
 
     def follow(self, jid: str | None, session: str | None = None):
         """Yield (status, gallery, picks, records, job id, job list) as the job changes, until it stops.
@@ -198,8 +199,7 @@ class Actions:
             yield IDLE, [], gr.update(choices=[], value=[]), [], None, gr.update(choices=job_choices(self.manager))
             return
         shown, first = None, True
-        while True:
-            job = self.manager.get(jid)
+        while (job := self.manager.get(jid)) is not None:
             res = job_results(self.manager, job, self.thumbs)
             sig = [c for _, c in res.items]
             jobs = gr.update(choices=job_choices(self.manager), value=jid) if first or job.state in TERMINAL \
@@ -276,9 +276,9 @@ class Actions:
         if not jid:
             raise self.error("Run a job first.")
         job = self.manager.get(jid)
-        root = self.manager.store.job_dir(jid) / (job.run_dir or "") if job else None
-        if job is None or not job.run_dir or not (root / "manifest.jsonl").is_file():
+        if job is None or not job.run_dir or not (self.manager.store.job_dir(jid) / job.run_dir / "manifest.jsonl").is_file():
             raise self.error("No scored results yet.")
+        root = self.manager.store.job_dir(jid) / job.run_dir
         if ids is not None and not ids:
             raise self.error("Pick some results first.")
         try:

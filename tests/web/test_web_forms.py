@@ -5,7 +5,8 @@ import enum
 from typing import Literal
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import Field
 
 from ecomforge import hookimpl
@@ -68,12 +69,12 @@ def test_coerce_gives_the_field_type_or_none(value):
 
 
 def test_new_plugin_options_appear_in_the_ui(toy_registry, tmp_path, recipes_dir):
+    import toyplugins
+
     from ecomforge.testing import temporary_plugins
     from ecomforge.web.manager import JobManager
     from ecomforge.web.ui import build_ui
     from ecomforge.web.uploads import Limits
-
-    import toyplugins
 
     with temporary_plugins(toyplugins, NewPlugin()):
         manager = JobManager(tmp_path / "runs")
