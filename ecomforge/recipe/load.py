@@ -150,7 +150,7 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
     resolved = ResolvedRecipe(recipe=recipe, path=path, base_dir=base_dir)
     steps: list[tuple[str, str, Any]] = [
         ("acquire", "acquirer", recipe.acquire), ("mask", "masker", recipe.mask),
-        ("generate", "generator", recipe.generate), ("filter", "filter", recipe.filter),
+        ("generate", "generator", recipe.generate), *((k, "filter", f) for k, f in recipe.filter_steps()),
         ("execute", "executor", recipe.execute),
     ] + [(f"score.{i}", "scorer", s) for i, s in enumerate(recipe.score)]
     for where, kind, step in steps:
@@ -198,8 +198,9 @@ def _anchor_inputs(recipe: Recipe, base_dir: Path) -> Recipe:
 def _plan(resolved: ResolvedRecipe, registry: Registry) -> None:
     """Each product's prompts and configs (catalogue columns, templates); its own sweep points checked too."""
     r = resolved.recipe
-    kinds = {"acquire": "acquirer", "mask": "masker", "generate": "generator", "filter": "filter"}
+    kinds = {"acquire": "acquirer", "mask": "masker", "generate": "generator"}
     classes = {step: registry.get(kind, getattr(r, step).plugin).cls for step, kind in kinds.items()}
+    classes.update({key: registry.get("filter", f.plugin).cls for key, f in r.filter_steps()})
     classes.update({f"score.{i}": registry.get("scorer", s.plugin).cls for i, s in enumerate(r.score)})
     resolved.products = plan_products(r, resolved.base_dir, classes)
     gen_cfg = classes["generate"].Config

@@ -68,7 +68,7 @@ def _at(where: str, key: str) -> str:
 
 
 def _steps(recipe: Any) -> dict[str, Any]:
-    steps = {"acquire": recipe.acquire, "mask": recipe.mask, "generate": recipe.generate, "filter": recipe.filter}
+    steps = {"acquire": recipe.acquire, "mask": recipe.mask, "generate": recipe.generate, **dict(recipe.filter_steps())}
     steps.update({f"score.{i}": s for i, s in enumerate(recipe.score)})
     return steps
 

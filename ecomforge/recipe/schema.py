@@ -129,9 +129,25 @@ class Recipe(_Strict):
     mask: Step = Field(description="How the product region is found.")
     generate: Generate = Field(description="How new images are made.")
     score: list[Score] = Field(default_factory=list, description="Scorers; their weighted mean is the total.")
-    filter: Step = Field(default_factory=lambda: Step(plugin="threshold"), description="Which candidates to keep.")
+    filter: Step | list[Step] = Field(
+        default_factory=lambda: Step(plugin="threshold"),
+        description="Which candidates to keep: one filter, or a list applied in order, each seeing only the "
+                    "candidates the previous ones kept.")
     execute: Step = Field(default_factory=lambda: Step(plugin="local"), description="Where generation jobs run.")
     output: Output = Field(default_factory=Output, description="Where the run folder goes.")
+
+    @field_validator("filter")
+    @classmethod
+    def _filters(cls, value: Step | list[Step]) -> Step | list[Step]:
+        if isinstance(value, list) and not value:
+            raise ValueError("filter is an empty list: name at least one filter (or leave 'filter' out)")
+        return value
+
+    def filter_steps(self) -> list[tuple[str, Step]]:
+        """(key path, step) of each filter in order: ``filter`` alone, or ``filter.0``, ``filter.1``, ..."""
+        if isinstance(self.filter, list):
+            return [(f"filter.{i}", step) for i, step in enumerate(self.filter)]
+        return [("filter", self.filter)]
 
     @field_validator("score")
     @classmethod

@@ -77,13 +77,16 @@ class Runner:
         self.scorers: list[tuple[str, float, Scorer]] = [
             (s.key, s.weight, create("scorer", s.plugin, cfg[f"score.{i}"], device=device))
             for i, s in enumerate(r.score)]
-        self.filter: Filter = create("filter", r.filter.plugin, cfg["filter"], device=device)
+        # (key path, plugin, stage) per filter, applied in order; one entry for a single ``filter:``
+        self.filters: list[tuple[str, str, Filter]] = [
+            (key, f.plugin, create("filter", f.plugin, cfg[key], device=device)) for key, f in r.filter_steps()]
         exec_name = executor or r.execute.plugin
         exec_cfg = cfg["execute"] if exec_name == r.execute.plugin else {}
         self.executor: Executor = create("executor", exec_name, exec_cfg, device=device, path="execute.config")
         self.executor.attach(registry=self.registry, generator=self.generator)  # one generator per run
         self.hooks: Any = RunHooks(self.registry.pm, [])  # every hook call goes through this; run() scopes it
-        for stage in (self.acquirer, self.masker, self.generator, self.filter, *(s for _, _, s in self.scorers)):
+        for stage in (self.acquirer, self.masker, self.generator, *(f for _, _, f in self.filters),
+                      *(s for _, _, s in self.scorers)):
             stage.base_dir = resolved.base_dir  # where relative paths in a stage's config resolve
 
     # --- public entry -----------------------------------------------------------------------
@@ -135,7 +138,7 @@ class Runner:
         """Every stage confirms its model files are there before a run folder or any work is made."""
         r = self.resolved.recipe
         steps = [("acquire", r.acquire.plugin, self.acquirer), ("mask", r.mask.plugin, self.masker),
-                 ("generate", r.generate.plugin, self.generator), ("filter", r.filter.plugin, self.filter),
+                 ("generate", r.generate.plugin, self.generator), *(("filter", p, f) for _, p, f in self.filters),
                  *(("score", s.plugin, stage) for s, (_, _, stage) in zip(r.score, self.scorers))]
         for step, plugin, stage in steps:
             try:
@@ -273,17 +276,28 @@ class Runner:
                 work.reasons[cid][key] = raw.reason
 
     def _filter(self, ctx: RunContext, work: ProductWork) -> None:
-        """The filter decides which scored candidates are kept."""
+        """The filters decide, in order, which scored candidates are kept; each sees only what the last kept."""
         scored = [Scored(cid, work.cands[cid], work.scores[cid], self._total(work.scores[cid]), work.reasons[cid])
                   for cid in work.ok()]
-        with self._step(ctx, "filter", self.resolved.recipe.filter.plugin, work.product, 1) as t:
+        chain = len(self.filters) > 1
+        said: dict[str, list[str]] = {s.id: [] for s in scored}  # every step's reason, in order
+        with self._step(ctx, "filter", "+".join(p for _, p, _ in self.filters), work.product, len(self.filters)) as t:
             t0 = time.perf_counter()
-            decisions = self._stage("filter", work, self.filter).select(scored) if scored else []
+            for key, plugin, default in self.filters:
+                try:
+                    decisions = self._stage(key, work, default).select(scored) if scored else []
+                    if len(decisions) != len(scored):
+                        raise RuntimeError(f"returned {len(decisions)} decisions for {len(scored)} candidates")
+                except Exception as exc:
+                    raise StageError("filter", plugin, work.product, exc) from exc
+                for s, d in zip(scored, decisions):
+                    said[s.id].append(f"{plugin}: {d.reason}" if chain else d.reason)
+                    if not d.kept:
+                        work.verdict[s.id] = Decision(False, "; ".join(said[s.id]))
+                scored = [s for s, d in zip(scored, decisions) if d.kept]
+                self._advance(ctx, "filter", work.product)
             t["inside"] = work.timings["filter"] = time.perf_counter() - t0
-            if len(decisions) != len(scored):
-                raise RuntimeError(f"returned {len(decisions)} decisions for {len(scored)} candidates")
-            self._advance(ctx, "filter", work.product)
-        work.verdict = {s.id: d for s, d in zip(scored, decisions)}
+        work.verdict.update({s.id: Decision(True, "; ".join(said[s.id])) for s in scored})
 
     def _records(self, ctx: RunContext, work: ProductWork) -> list[dict[str, Any]]:
         """The product's final manifest records, in job order."""
