@@ -8,7 +8,8 @@ Builders, each deterministic (seeded), idempotent and cached per (path, kind, se
 - ``build_tiny_single_file``: one ``.safetensors`` checkpoint in the original SD (ldm) key layout,
   loadable by ``from_single_file(path, config=<a tiny pipeline folder>)``,
 - ``build_tiny_lora``: a LoRA for the tiny UNet (diffusers or kohya keys) with non-zero B matrices,
-- ``build_tiny_ip_adapter``: an IP-Adapter (weights file + CLIP image encoder folder) for the tiny UNet.
+- ``build_tiny_ip_adapter``: an IP-Adapter (weights file + CLIP image encoder folder) for the tiny UNet,
+- ``build_tiny_taesd``: a tiny AutoencoderTiny (TAESD layout) folder, for the preview decoder.
 
 Shapes follow what ENVIRONMENT.md checked: a two-level UNet (32, 64) and a four-block VAE, so the
 latent is /8 like the real model and a 2-step call at 128 px takes a fraction of a second on CPU.
@@ -355,3 +356,28 @@ def build_tiny_ip_adapter(pipeline_dir: str | os.PathLike, out_dir: str | os.Pat
         save_file(state, str(weights), metadata={"format": "pt"})
         weights.with_name(weights.name + _MARKER).write_text(json.dumps(spec))
     return weights
+
+
+def build_tiny_taesd(path: str | os.PathLike, *, seed: int = 0) -> Path:
+    """Save a tiny random-weight AutoencoderTiny (TAESD's layout, /8 latents) as a diffusers folder."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    path = Path(path)
+    spec = {"builder": "tiny_taesd", "seed": seed, "version": 1}
+    with _LOCK:
+        if _marker_ok(path, spec):
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
+        try:
+            torch.manual_seed(seed)
+            AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                            num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1)
+                            ).save_pretrained(str(tmp), safe_serialization=True)
+            (tmp / _MARKER).write_text(json.dumps(spec))
+            _publish(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return path

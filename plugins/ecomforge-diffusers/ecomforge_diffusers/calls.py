@@ -28,7 +28,7 @@ def _is_oom(exc: BaseException) -> bool:
 def _decode(pipe: Any, latents: Any) -> np.ndarray:
     import torch
 
-    vae = pipe.vae
+    vae = getattr(pipe, "ecomforge_preview_vae", None) or pipe.vae
     with torch.no_grad():
         image = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
     return pipe.image_processor.postprocess(image.float(), output_type="np",

@@ -56,7 +56,18 @@ class DiffusersConfig(StageConfig):
                                   "it, as in h94/IP-Adapter); the reference photo becomes an image prompt.")
     ip_adapter_scale: float = Field(default=0.6, ge=0.0, le=2.0, description="Strength of the IP-Adapter image prompt.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        default="auto", description="Weights precision: auto = float16 on GPU, float32 on CPU.")
+        default="auto", description="Weights precision: auto = bfloat16 on CUDA GPUs that have it (else float16), "
+                                    "float16 on MPS, float32 on CPU. Under float16 the VAE stays float32.")
+    vae: str | None = Field(
+        default=None, description="A replacement VAE (hub id or diffusers folder), e.g. madebyollin/sdxl-vae-fp16-fix "
+                                  "so SDXL's VAE may run in float16.")
+    preview_vae: str | None = Field(
+        default=None, description="A tiny autoencoder (TAESD, AutoencoderTiny) that decodes instead of the VAE: "
+                                  "fast, slightly soft previews (e.g. madebyollin/taesd; taesdxl for SDXL).")
+    compile: Literal["off", "regional", "full"] = Field(
+        default="off", description="torch.compile the UNet: regional (each repeated transformer block, quick to "
+                                   "warm up) or full; pays off over many images on a GPU.")
+    channels_last: bool = Field(default=True, description="On CUDA, run the UNet's convolutions channels-last.")
     fp32_vae_retry: bool = Field(
         default=True, description="When a half-precision decode gives NaN, decode again with a float32 VAE.")
 

@@ -18,6 +18,7 @@ from . import imageops
 from .calls import run_pipeline
 from .canvas import on_canvas
 from .config import DiffusersConfig, Img2ImgConfig, InpaintConfig
+from .fastpath import FastPath
 from .loading import Loaded, load_pipeline
 from .metadata import a1111_fields, public_name, reproduce_info
 from .lora import applied_ip_adapter, applied_loras
@@ -46,7 +47,7 @@ class _DiffusersGenerator(Generator):
 
     def _pipeline(self, cfg: DiffusersConfig) -> Loaded:
         device = resolve_device(self.device)
-        return load_pipeline(self.task, cfg.model, cfg.base_config, device, cfg.dtype)
+        return load_pipeline(self.task, cfg.model, cfg.base_config, device, cfg.dtype, FastPath.from_config(cfg))
 
     def generate(self, request: GenerationRequest) -> list[Candidate]:
         """One candidate per seed; all seeds in one batched pipeline call (split only on OOM)."""
@@ -127,7 +128,8 @@ class _DiffusersGenerator(Generator):
         params = self.describe(cfg)
         info.update(size=[gw, gh], crop=list(box) if box != (0, 0, width, height) else None,
                     prompt_chunks=prompt_info["prompt_chunks"],
-                    reproduce=reproduce_info(pipe, request, seeds, resolve_device(self.device)))
+                    reproduce=reproduce_info(pipe, request, seeds, resolve_device(self.device)),
+                    speed=loaded.speed)
         models = {"model": public_name(cfg.model), "weights": loaded.weights, **adapter_ids}
         product = request.mask.data if request.mask is not None else None
         return [Candidate(image=o, seed=s, params=dict(params), plugin=self.name, models=dict(models),

@@ -10,6 +10,7 @@ from typing import Any
 from ecomforge.errors import InputError, ModelNotFound
 from ecomforge.models import MODEL_CACHE, models_dir, offline
 
+from .fastpath import FastPath, apply, torch_dtype
 from .families import MOVED, Family, check_task, default_base, family_of_file, family_of_folder, family_of_hub
 
 @dataclass
@@ -20,6 +21,7 @@ class Loaded:
     model: str
     weights: str
     family: str = "sd"
+    speed: dict[str, Any] = field(default_factory=dict)  # what the fast path did (fastpath.apply)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -95,15 +97,6 @@ def model_family(kind: str, path: Path | None, model: str, base: str | None) -> 
     return family, (str(bpath) if bpath is not None else base)
 
 
-def torch_dtype(name: str, device: str) -> Any:
-    """auto → float16 on cuda/mps, float32 on cpu."""
-    import torch
-
-    if name == "auto":
-        return torch.float16 if device in ("cuda", "mps") or device.startswith("cuda:") else torch.float32
-    return getattr(torch, name)
-
-
 def _dtype_kwarg() -> str:
     """Newer diffusers read ``dtype`` and warn on ``torch_dtype``; use whichever this version reads."""
     from diffusers.utils import deprecation_utils
@@ -111,13 +104,14 @@ def _dtype_kwarg() -> str:
     return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
 
 
-def load_pipeline(task: str, model: str, base_config: str | None, device: str, dtype_name: str) -> Loaded:
+def load_pipeline(task: str, model: str, base_config: str | None, device: str, dtype_name: str,
+                  fast: FastPath = FastPath()) -> Loaded:
     """The pipeline for ``model`` from the process-wide cache (loaded on first use), its class the model's own."""
     kind, path = resolve_model(model)
     dtype = torch_dtype(dtype_name, device)
     family, base = model_family(kind, path, model, base_config)
     check_task(family, task, model)
-    key = ("diffusers", task, str(path or model), base, device, str(dtype))
+    key = ("diffusers", task, str(path or model), base, device, str(dtype), fast)
 
     def loader() -> Loaded:
         cls = family.pipeline_class(task)
@@ -136,6 +130,7 @@ def load_pipeline(task: str, model: str, base_config: str | None, device: str, d
         check_task(Family(family.name, int(pipe.unet.config.in_channels) == 9), task, model)
         pipe.set_progress_bar_config(disable=True)
         pipe.to(device)
-        return Loaded(pipe, model, weights_id(kind, path), family=family.name)
+        speed = apply(pipe, fast, device, dtype, offline())
+        return Loaded(pipe, model, weights_id(kind, path), family=family.name, speed=speed)
 
     return MODEL_CACHE.get(key, loader)
