@@ -17,7 +17,7 @@ class Readiness:
     """A preset's label in the UI: ready to run offline, or what it still needs."""
 
     ready: bool
-    detail: str = ""  # the first failing stage's message, for the preset's description
+    detail: str = ""  # the steps that cannot run, e.g. "mask (sam-clip), generate (sd-img2img)"
 
     @property
     def label(self) -> str:
@@ -62,16 +62,18 @@ def _check_steps(preset: dict[str, Any]) -> Readiness:
     from ..plugins import get_registry
 
     registry = get_registry()
+    missing = []
     for step, kind, plugin, config in _steps(preset):
         try:
             stage = registry.create(kind, plugin, config, path=f"{step}.config")
             stage.check()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not runnable here"; the message says why
+        except Exception as exc:  # noqa: BLE001 - any failure means "not runnable here"; the log says why
             message = getattr(exc, "one_line", None)
             text = message() if callable(message) else f"{type(exc).__name__}: {exc}"
-            log.debug("preset %s: %s %s not ready: %s", preset.get("name"), step, plugin, text)
-            return Readiness(False, f"{step} ({plugin}): {text}")
-    return Readiness(True)
+            # The full message (with the cache folders it looked in) is for the operator's log only.
+            log.info("preset %s: %s (%s) cannot run here: %s", preset.get("name"), step, plugin, text)
+            missing.append(f"{step} ({plugin})")
+    return Readiness(not missing, ", ".join(missing))
 
 
 def order_presets(presets: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Readiness]]:

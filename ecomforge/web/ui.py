@@ -96,7 +96,8 @@ def _preset_info(ui, name: str | None) -> str:
     for p, r in ui.rated:
         if p["name"] == name:
             badge = (f"<span class='badge ok'>{r.label}</span>" if r.ready else
-                     f"<span class='badge need'>{r.label}</span> <small>{html.escape(r.detail[:300])}</small>")
+                     f"<span class='badge need'>{r.label}</span> <small>for {html.escape(r.detail[:300])}; "
+                     "see the server's log</small>")
             return f"<div>{html.escape(p.get('description') or '')}</div><div>{badge}</div>"
     return "<div>No preset found in the server's recipes folder.</div>" if not ui.rated else ""
 

@@ -95,7 +95,7 @@ def test_presets_that_run_here_come_first_and_say_so(toy_registry, recipes_dir):
     assert names[0] == "webtoy" and "bbb-train" not in names
     if "sam" in toy_registry.plugins["masker"]:
         sam = dict((p["name"], r) for p, r in rated)["aaa-sam"]
-        assert not sam.ready and sam.label == "needs model weights" and "mask (sam)" in sam.detail
+        assert not sam.ready and sam.label == "needs model weights" and sam.detail == "mask (sam)"
     assert preset_readiness(rated[0][0]).label == "works offline"
 
 
