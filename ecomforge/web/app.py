@@ -125,4 +125,6 @@ def _mount_ui(app: FastAPI, manager: JobManager, config: ServerConfig) -> None:
     # (processing_utils._check_allowed): mark it, so inputs must be files uploaded to this server.
     blocks.has_launched = True
     app.state.blocks = blocks
-    app.add_middleware(GradioFileGuard, upload_folder=get_upload_folder(), allow_urls=config.policy.allow_urls)
+    # Where this Blocks stores uploads and the copies of what it shows (Gradio's upload folder).
+    app.add_middleware(GradioFileGuard, upload_folder=getattr(blocks, "GRADIO_CACHE", None) or get_upload_folder(),
+                       allow_urls=config.policy.allow_urls)
