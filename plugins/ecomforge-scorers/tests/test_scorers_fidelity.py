@@ -1,4 +1,4 @@
-"""The fidelity benchmark: AUROC on known data, the transforms, the harness and its CLI command."""
+"""The fidelity benchmark: AUROC, the failures made by code, the real-photo cases, the harness and its CLI."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,11 @@ from hypothesis import strategies as st
 
 from ecomforge.testing import sample_image
 from ecomforge_scorers.fidelity import auroc
-from ecomforge_scorers.fidelity.transforms import VARIANTS
+from ecomforge_scorers.fidelity.cases import cases_for, context_for
+from ecomforge_scorers.fidelity.data import SCENES, load_photos, scene
+from ecomforge_scorers.fidelity.report import weighted_total
+from ecomforge_scorers.fidelity.scenes import INTEGRATION, compose
+from ecomforge_scorers.fidelity.transforms import IDENTITY
 from ecomforge_scorers.regions import product_crop
 
 
@@ -20,7 +24,6 @@ from ecomforge_scorers.regions import product_crop
     ([0.1, 0.2], [0.9, 0.8], 0.0),  # perfectly reversed
     ([0.5, 0.5], [0.5], 0.5),  # all ties count half
     ([0.9, 0.4], [0.5, 0.1], 0.75),  # 3 of the 4 pairs ordered correctly
-    ([0.3, 0.7, 0.5], [0.5, 0.2], 4.5 / 6),  # 0.3 beats one, 0.7 both, 0.5 ties one and beats one
 ])
 def test_auroc_known_answers(pos, neg, expected):
     """Hand-computed Mann-Whitney AUROCs."""
@@ -29,67 +32,115 @@ def test_auroc_known_answers(pos, neg, expected):
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=20), st.lists(st.floats(0, 1), min_size=1, max_size=20))
-def test_auroc_matches_rank_statistic_and_is_antisymmetric(pos, neg):
-    """AUROC equals the Mann-Whitney U from average ranks, and swapping classes gives 1 - AUROC."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(pos + neg)
-    u = ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
-    assert auroc(pos, neg) == pytest.approx(u / (len(pos) * len(neg)))
+def test_auroc_is_antisymmetric(pos, neg):
+    """Swapping the classes gives 1 - AUROC."""
     assert auroc(neg, pos) == pytest.approx(1 - auroc(pos, neg))
 
 
-def test_auroc_needs_both_classes():
-    with pytest.raises(ValueError):
-        auroc([], [0.1])
-
-
-@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.kind == "distorted"], ids=lambda v: v.name)
-def test_distortions_change_the_product_only(variant):
-    """Distortions alter pixels inside the product mask and leave the background untouched (missing: inpainting near it)."""
+@pytest.mark.parametrize("variant", IDENTITY, ids=lambda v: v.name)
+def test_identity_failures_damage_the_product(variant):
+    """Each identity failure changes the product's pixels; colour/print failures leave the scene and mask alone."""
     img, mask = sample_image(128, 96, seed=2)
     out, out_mask = variant.apply(img, mask, np.random.default_rng(0))
-    assert out.shape == img.shape and out.dtype == np.uint8 and np.array_equal(out_mask, mask)
+    assert out.shape == img.shape and out.dtype == np.uint8
     inside = mask > 0
     assert np.abs(out[inside].astype(int) - img[inside]).mean() > 2.0
-    if variant.name != "missing":
-        assert np.array_equal(out[~inside], img[~inside])
-
-
-@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.kind == "benign"], ids=lambda v: v.name)
-def test_benign_variants_keep_the_product_and_move_its_mask(variant):
-    """Benign variants keep the mask's area (geometry moves it with the pixels) and change the image."""
-    img, mask = sample_image(128, 96, seed=2)
-    out, out_mask = variant.apply(img, mask, np.random.default_rng(0))
-    assert out.shape == img.shape and out_mask.shape == mask.shape
-    assert not np.array_equal(out, img)
-    assert abs((out_mask > 0).mean() - (mask > 0).mean()) < 0.6 * (mask > 0).mean()
-    if variant.name == "flip":
-        assert np.array_equal(out_mask, mask[:, ::-1])
-    if variant.name in ("brightness", "temperature", "background"):
+    if variant.name in ("hue", "blur", "patch"):
+        assert np.array_equal(out[~inside], img[~inside]) and np.array_equal(out_mask, mask)
+    if variant.name == "missing":  # the generator still claims the whole product
         assert np.array_equal(out_mask, mask)
-    if variant.name == "background":  # the product's own pixels survive the new background
-        from ecomforge.imaging.masks import erode
-
-        core = erode(mask, 3) > 0
-        assert np.array_equal(out[core], img[core])
+    if variant.name in ("squash", "warp"):  # the outline itself changed
+        assert not np.array_equal(out_mask, mask)
 
 
-@settings(max_examples=50, deadline=None)
-@given(st.integers(8, 60), st.integers(8, 60), st.integers(0, 59), st.integers(0, 59), st.integers(1, 40),
-       st.integers(1, 40), st.floats(0, 0.5))
-def test_product_crop_is_square_grey_outside_and_keeps_the_product(h, w, x, y, bw, bh, margin):
-    """The crop is square, holds every product pixel once, and shows only fill grey elsewhere."""
-    rng = np.random.default_rng(h * w)
-    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    img[img == 128] = 127  # keep the fill value out of the image so the grey can be counted
-    mask = np.zeros((h, w), np.uint8)
-    mask[min(y, h - 1):min(y, h - 1) + bh, min(x, w - 1):min(x, w - 1) + bw] = 255
-    crop = product_crop(img, mask, margin=margin, fill=128)
-    assert crop.shape[0] == crop.shape[1] and crop.shape[2] == 3
-    not_grey = np.any(crop != 128, axis=2)
-    assert not_grey.sum() == np.count_nonzero(mask)
-    assert sorted(map(tuple, crop[not_grey])) == sorted(map(tuple, img[mask > 0]))
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from([v for v in IDENTITY if v.name in ("blur", "missing", "squash")]), st.floats(0.1, 0.5))
+def test_identity_failures_grow_with_severity(variant, low):
+    """More severity, more change: the benchmark's failures have a size a property test can vary."""
+    img, mask = sample_image(128, 96, seed=4)
+    changes = []
+    for severity in (low, min(1.0, 2 * low)):
+        out, out_mask = variant.apply(img, mask, np.random.default_rng(1), severity)
+        changes.append(np.abs(out.astype(int) - img).sum() + np.count_nonzero(out_mask != mask))
+    assert changes[1] >= changes[0]
+
+
+@pytest.fixture(scope="module")
+def vase_photos():
+    return load_photos("vase", 128)
+
+
+def test_photos_come_with_masks_and_references_leave_the_candidate_out(vase_photos):
+    """Every DreamBench view is loaded with a usable mask; the context of a view holds the other views."""
+    assert len(vase_photos) == 6
+    assert all(0.01 < p.mask.area < 0.7 for p in vase_photos)
+    ctx = context_for(vase_photos, "03", "vase")
+    assert len(ctx.references) == 5 and all(not r.source.endswith("03.jpg") for r in ctx.references)
+
+
+def test_composite_keeps_the_product_pixels_in_a_real_scene(vase_photos):
+    """A clean composite shows the scene outside the pasted mask and the product's colours inside it."""
+    photo = vase_photos[2]
+    out, mask, _ = compose(photo.reference.image, photo.mask.data, "coffee", np.random.default_rng(0), 128)
+    coffee = scene("coffee", (128, 128))
+    outside = cv2_dilate(mask) == 0
+    assert np.array_equal(out[outside], coffee[outside])
+    product = photo.reference.image[photo.mask.data > 0].mean(axis=0)
+    assert np.abs(out[mask > 0].mean(axis=0) - product).max() < 25
+
+
+def cv2_dilate(mask):
+    import cv2
+
+    return cv2.dilate(mask, np.ones((11, 11), np.uint8))  # past the feathered edge
+
+
+@pytest.mark.parametrize("name", list(INTEGRATION))
+def test_integration_failures_show_their_fault(name, vase_photos):
+    """Each integration failure re-renders the clean composite with its one fault, measurably."""
+    photo = vase_photos[2]
+    clean, clean_mask, parts = compose(photo.reference.image, photo.mask.data, "studio-grey",
+                                       np.random.default_rng(0), 128)
+    out, mask = INTEGRATION[name](parts, np.random.default_rng(0))
+    assert out.shape == clean.shape and not np.array_equal(out, clean)
+    bg = mask == 0
+    if name == "bg-black":
+        assert out[bg].mean() < 10
+    if name == "bg-flat":
+        assert out[cv2_dilate(mask) == 0].std() < 1
+    if name == "cut":  # the product touches the frame and lost part of its area
+        assert mask[:, 0].any() or mask[:, -1].any()
+        assert np.count_nonzero(mask) < 0.8 * np.count_nonzero(clean_mask)
+    if name == "tiny":
+        assert np.count_nonzero(mask) < 0.1 * np.count_nonzero(clean_mask)
+    if name == "huge":
+        assert mask[0].any() and mask[-1].any()
+    if name in ("expansion", "duplicate", "halo", "seam", "blob"):  # the product itself is untouched
+        assert np.array_equal(mask, clean_mask)
+
+
+def test_cases_cover_every_group(vase_photos):
+    """One photo yields a re-shoot, composites, each failure and two other products, all with masks."""
+    photos = {"vase": vase_photos, "teapot": load_photos("teapot", 96), "can": load_photos("can", 96)}
+    cases = cases_for(vase_photos[0], photos, 0, size=96)
+    groups = [c.group for c in cases]
+    assert groups.count("reshoot") == 1 and groups.count("composite") == 2
+    assert {c.kind for c in cases if c.group == "identity"} == {v.name for v in IDENTITY}
+    assert {c.kind for c in cases if c.group == "integration"} == set(INTEGRATION)
+    assert [c.kind for c in cases if c.group == "cross-similar"] == ["teapot"]
+    assert [c.kind for c in cases if c.group == "cross-other"] == ["can"]
+    assert all(c.candidate.mask is not None and c.candidate.mask.any() for c in cases if c.kind != "cut")
+    again = cases_for(vase_photos[0], photos, 0, size=96)
+    assert all(np.array_equal(a.candidate.image, b.candidate.image) for a, b in zip(cases, again))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.dictionaries(st.sampled_from(["a", "b", "c"]), st.floats(0, 1), min_size=1),
+       st.dictionaries(st.sampled_from(["a", "b", "d"]), st.floats(0, 10)))
+def test_weighted_total_is_a_weighted_mean(scores, weights):
+    """The total lies between the smallest and largest score it averages."""
+    total = weighted_total(scores, weights)
+    assert min(scores.values()) - 1e-9 <= total <= max(scores.values()) + 1e-9
 
 
 def test_product_crop_without_mask_pads_the_whole_image():
@@ -100,88 +151,82 @@ def test_product_crop_without_mask_pads_the_whole_image():
         assert crop.shape == (30, 30, 3) and (crop == 7).all(axis=2).sum() == 300
 
 
-def _check_result(result, names):
-    assert set(result) >= {"command", "products", "transforms", "scorers", "combined", "skipped", "scores"}
-    assert set(result["scorers"]) == set(names)
-    assert result["combined"]["members"] == list(names)
-    for entry in [*result["scorers"].values(), result["combined"]]:
-        assert 0.0 <= entry["auroc"] <= 1.0 and 0.0 <= entry["auroc_per_product_mean"] <= 1.0
-        assert set(entry["per_transform"]) == {v.name for v in VARIANTS}
-    n = len(result["products"]) * len(VARIANTS)
-    assert len(result["scores"]) == n
-    assert {r["kind"] for r in result["scores"]} == {"benign", "distorted"}
+def _recipe(tmp_path, body):
+    path = tmp_path / "r.yaml"
+    path.write_text(body)
+    return path
 
 
-def test_harness_runs_and_writes_fidelity_json(tmp_path, tiny_open_clip, tiny_dinov2):
-    """Two real photos, three learned scorers on tiny models: fidelity.json has every key, AUROCs in [0,1]."""
+def test_harness_writes_fidelity_json_with_recipe_total_and_held_out(tmp_path):
+    """Tuning and held-out products through the registry's scorers: figures per split, group and kind."""
     from ecomforge_scorers.fidelity import run_fidelity
 
-    names = ["clip-image", "dino", "lpips"]
-    result = run_fidelity(tmp_path, names, ["coffee", "can"], size=96,
-                          models={"clip-image": str(tiny_open_clip), "dino": str(tiny_dinov2)})
-    on_disk = json.loads((tmp_path / "fidelity.json").read_text())
+    recipe = _recipe(tmp_path, "score:\n  - {plugin: color, weight: 2}\n  - {plugin: texture, weight: 1}\n"
+                               "  - {plugin: not-installed, weight: 1}\n")
+    result = run_fidelity(tmp_path / "out", ["shape"], ["teapot", "vase", "can"], recipe=recipe, views=1, size=96)
+    on_disk = json.loads((tmp_path / "out" / "fidelity.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
-    _check_result(on_disk, names)
-    assert on_disk["scorers"]["lpips"]["random_weights"] is True
-    assert [p["name"] for p in on_disk["products"]] == ["coffee", "can"]
-    assert (tmp_path / "variants.png").stat().st_size > 1000
+    assert set(on_disk["scorers"]) == {"color", "texture", "shape"}
+    assert on_disk["weights"] == {"color": 2.0, "texture": 1.0} and on_disk["recipe_missing"] == ["not-installed"]
+    assert set(on_disk["total"]) == {"all", "tune", "held_out"}
+    groups = on_disk["total"]["all"]["groups"]
+    assert set(groups) == {"identity", "integration", "cross-similar", "cross-other"}
+    assert all(0 <= v <= 1 for v in groups.values())
+    for row in on_disk["scores"]:
+        s = row["scores"]
+        assert s["total"] == pytest.approx((2 * s["color"] + s["texture"]) / 3)
+    kinds = on_disk["scorers"]["color"]["all"]["kinds"]
+    assert kinds["hue"]["auroc"] > 0.9  # colour sees a recolouring on real photos
+    assert (tmp_path / "out" / "contact-sheet.png").stat().st_size > 10_000
 
 
-def test_harness_skips_unavailable_scorers_with_the_reason(tmp_path, monkeypatch):
-    """A scorer whose weights are missing offline is skipped, its ModelNotFound message kept."""
-    from ecomforge_scorers.fidelity import run_fidelity
-
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("ECOMFORGE_MODELS", str(tmp_path / "models"))
-    result = run_fidelity(tmp_path, ["dino", "lpips", "no-such-scorer"], ["rocket"], size=64)
-    assert set(result["scorers"]) == {"lpips"}
-    assert "facebook/dinov2-small" in result["skipped"]["dino"]
-    assert "unknown scorer plugin" in result["skipped"]["no-such-scorer"]
-
-
-def test_views_pair_other_shots_with_other_products(tmp_path):
-    """--views: each DreamBench product's other photos are 'same', other products' photos 'other'."""
-    from ecomforge_scorers.fidelity import run_fidelity
-
-    result = run_fidelity(tmp_path, ["lpips"], ["can", "duck_toy", "coffee"], size=64, views=True)
-    pairs = result["views"]["pairs"]
-    assert {r["product"] for r in pairs} == {"can", "duck_toy"}  # skimage photos have no other shots
-    for product in ("can", "duck_toy"):
-        kinds = [r["kind"] for r in pairs if r["product"] == product]
-        assert kinds == ["same"] * 3 + ["other"]
-    assert all(f"dreambench/{r['product']}/" in r["candidate"] for r in pairs if r["kind"] == "same")
-    for entry in result["views"]["summary"].values():
-        assert 0.0 <= entry["auroc"] <= 1.0
-    assert json.loads((tmp_path / "fidelity.json").read_text())["views"]["summary"].keys() == {"lpips", "combined"}
-
-
-def test_bench_fidelity_cli_tiny(tmp_path):
-    """`ecomforge bench fidelity --tiny` runs through the real CLI, labels random weights, writes the JSON."""
+def test_bench_fidelity_cli_quick(tmp_path):
+    """`ecomforge bench fidelity --quick` runs through the real CLI and prints the AUROC tables and targets."""
     from ecomforge.cli import cli
 
-    res = CliRunner().invoke(cli, ["bench", "fidelity", "--out", str(tmp_path), "--tiny", "--products", "rocket",
-                                   "--scorers", "clip-image,clip-text", "--size", "64"], catch_exceptions=False)
+    recipe = _recipe(tmp_path, "score:\n  - {plugin: color, weight: 1}\n")
+    res = CliRunner().invoke(cli, ["bench", "fidelity", "--out", str(tmp_path / "o"), "--quick", "--scorers", "color",
+                                   "--products", "vase", "--recipe", str(recipe), "--size", "96"],
+                             catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert "RANDOM" in res.output and "AUROC" in res.output
-    result = json.loads((tmp_path / "fidelity.json").read_text())
-    _check_result(result, ["clip-image", "clip-text"])
-    assert all(result["scorers"][n]["random_weights"] for n in ("clip-image", "clip-text"))
-    assert result["command"] == (f"ecomforge bench fidelity --out {tmp_path} --scorers clip-image,clip-text "
-                                 "--products rocket --tiny --size 64")
+    assert "Fidelity AUROC" in res.output and "targets, all" in res.output
+    result = json.loads((tmp_path / "o" / "fidelity.json").read_text())
+    assert result["quick"] is True and "--quick" in result["command"]
 
 
-def test_bench_fidelity_bad_input_exits_2(tmp_path, capsys):
-    """A malformed --model or an unknown product is one line and exit code 2, in both entry points."""
-    import subprocess
-    import sys
-
+@pytest.mark.parametrize("args, expected", [
+    (["--model", "clip-image"], "--model 'clip-image': expected SCORER=PATH"),
+    (["--products", "no_such_product"], "no_such_product"),
+    (["--recipe", "RECIPE"], "score.0.weight"),
+])
+def test_bench_fidelity_bad_input_exits_2(tmp_path, capsys, args, expected):
+    """A malformed --model, an unknown product or a bad recipe weight: one line naming it, exit code 2."""
     from ecomforge.cli import main
 
-    proc = subprocess.run([sys.executable, "-m", "ecomforge_scorers.fidelity", "--out", str(tmp_path),
-                           "--model", "clip-image"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: --model 'clip-image': expected SCORER=PATH"
+    recipe = _recipe(tmp_path, "score:\n  - {plugin: color, weight: -1}\n")
+    args = [str(recipe) if a == "RECIPE" else a for a in args]
     with pytest.raises(SystemExit) as info:
-        main(["bench", "fidelity", "--out", str(tmp_path), "--products", "no_such_product", "--scorers", "lpips"])
+        main(["bench", "fidelity", "--out", str(tmp_path / "o"), "--scorers", "color", *args])
     assert info.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and "no_such_product" in err[0]
+    assert len(err) == 1 and expected in err[0]
+
+
+def test_scenes_are_real_photos_or_studio_backdrops():
+    """Every scene fills the asked shape; studio backdrops are plain but not flat, photos are textured."""
+    for name in SCENES:
+        img = scene(name, (64, 80))
+        assert img.shape == (64, 80, 3) and img.dtype == np.uint8
+        assert 0.5 < img.std() if name.startswith("studio") else img.std() > 10
+
+
+def test_learned_scorers_run_through_the_same_harness(tmp_path, tiny_open_clip):
+    """A learned scorer (clip-image on the tiny random CLIP) is created by name; its model is reported."""
+    from ecomforge_scorers.fidelity import run_fidelity
+
+    recipe = _recipe(tmp_path, "score:\n  - {plugin: clip-image, weight: 1}\n")
+    result = run_fidelity(tmp_path / "o", [], ["vase"], recipe=recipe, quick=True, size=64,
+                          models={"clip-image": str(tiny_open_clip)})
+    entry = result["scorers"]["clip-image"]
+    assert entry["model"] != "-" and 0 <= entry["all"]["auroc_all"] <= 1
+    assert result["weights"] == {"clip-image": 1.0}
