@@ -257,3 +257,20 @@ def test_conflicting_overrides_for_one_product_name_both_lines(tmp_path):
     (tmp_path / "c.csv").write_text("product,references,prompt\nvase,a.jpg,on sand\nvase,b.jpg,on snow\n")
     with pytest.raises(InputError, match=r"c.csv: line 3: 'prompt' is 'on snow' here but 'on sand' at .*line 2"):
         read_catalog(tmp_path / "c.csv")
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.text(max_size=70))
+def test_only_file_safe_product_names_get_through(tmp_path_factory, name):
+    import json as json_mod
+    import re
+
+    path = tmp_path_factory.mktemp("names") / "c.jsonl"
+    path.write_text(json_mod.dumps({"product": name, "references": "x.jpg"}) + "\n", encoding="utf-8")
+    safe = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name.strip()) is not None
+    try:
+        (prod,) = read_catalog(path)
+    except InputError as exc:
+        assert not safe and "c.jsonl: line 1" in exc.one_line()
+    else:
+        assert safe and prod.name == name.strip() and "/" not in prod.name and prod.name not in (".", "..")

@@ -39,7 +39,8 @@ def shaky_catalogue(tmp_path):
     return write_recipe(tmp_path / "recipes", "../shop/catalog.csv", prompt="{title}, studio photo")
 
 
-def test_failed_products_are_recorded_the_others_complete_and_resume_retries(shaky_catalogue, tmp_path, capsys):
+def test_failed_products_are_recorded_the_others_complete_and_resume_retries(shaky_catalogue, tmp_path, capsys,
+                                                                           monkeypatch):
     assert main("run", str(shaky_catalogue), "--out", str(tmp_path / "runs"), "--progress", "none") == 1
     run_dir = next((tmp_path / "runs").iterdir())
     err = capsys.readouterr().err
@@ -58,6 +59,7 @@ def test_failed_products_are_recorded_the_others_complete_and_resume_retries(sha
     # The photo is fixed; resuming (from another folder) retries only the failed products.
     small_photo(SAMPLES / "can" / "00.jpg", tmp_path / "shop" / "photos" / "broken.jpg")
     vase_png = (run_dir / read_manifest(run_dir)[0]["image"]).stat().st_mtime_ns
+    monkeypatch.chdir(tmp_path / "shop" / "photos")
     assert main("run", str(shaky_catalogue), "--resume", str(run_dir), "--progress", "none") == 1
     assert {r["product"] for r in read_manifest(run_dir)} == {"vase", "broken"}
     assert prompts_in_pngs(run_dir)["broken"] == "Broken, studio photo"
@@ -165,3 +167,41 @@ def toyplugins_scorer():
     import toyplugins
 
     return toyplugins.ToyScorer
+
+
+class Misspelt:
+    """An observer with a hook name that does not exist."""
+
+    @hookimpl
+    def on_candidat(self, run, record, image):
+        pass
+
+
+def test_a_misspelt_observer_hook_fails_before_any_work_naming_the_observer(toy_registry, toy_recipe, tmp_path):
+    from ecomforge.errors import PluginError
+
+    with pytest.raises(PluginError) as info:
+        run_recipe(load_recipe(toy_recipe), out=tmp_path / "runs", observers=[Misspelt()])
+    assert "plugin 'Misspelt' implements an unknown hook" in info.value.one_line()
+    assert "on_candidat" in info.value.one_line()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_from_another_working_folder_with_references_relative_to_the_first(tmp_path, monkeypatch):
+    """Like the quickstart: references relative to the folder the run started in, resumed from elsewhere."""
+    small_photo(SAMPLES / "vase" / "02.jpg", tmp_path / "project" / "photos" / "vase.jpg")
+    recipe = tmp_path / "project" / "recipes" / "vase.yaml"
+    recipe.parent.mkdir(parents=True)
+    recipe.write_text("name: vase\ninputs: {references: [photos/vase.jpg], prompt: a vase}\n"
+                      "mask: {plugin: classic, config: {working_size: 128}}\n"
+                      "generate: {plugin: composite, config: {size: [64, 64]}, seeds: [1, 2]}\n"
+                      "score: [{plugin: color}]\n")
+    monkeypatch.chdir(tmp_path / "project")
+    first = run_recipe(load_recipe("recipes/vase.yaml"), out=tmp_path / "runs")
+    stored = (first.run_dir / "recipe.yaml").read_text()
+    assert str(tmp_path / "project" / "photos" / "vase.jpg") in stored  # absolute in the run folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = run_recipe(load_recipe(recipe), resume=first.run_dir)
+    assert len(again.records) == 2 and not again.summary["failed_products"]

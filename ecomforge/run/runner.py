@@ -1,6 +1,7 @@
 """The runner: per product acquire → mask → generate (sweep × seeds) → score → filter → run folder."""
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .ids import candidate_id, mask_sha256
 from .pipeline_runner import run_products
 from .store import RunStore, new_run_id
 
+log = logging.getLogger("ecomforge")
 STEPS = ("acquire", "mask", "generate", "score", "filter")
 
 
@@ -94,6 +96,7 @@ class Runner:
         """Run into a new folder under ``out``, or finish the run folder ``resume``."""
         recipe = self.resolved.recipe
         self._check_stages()
+        RunHooks(self.registry.pm, self.observers)  # a misspelt observer hook fails before a run folder is made
         if resume is not None:
             store = RunStore.open(resume)
             run_id = store.root.name
@@ -115,10 +118,16 @@ class Runner:
                 else:
                     todo.append((product, specs))
             # products overlap: the next ones are masked and the last one scored while one generates
-            for rec in (r for records in run_products(self, ctx, store, todo) for r in records):
-                counts["candidates"] += 1
-                counts["kept"] += int(rec["kept"])
-                counts["failed"] += int(bool(rec.get("failed")))
+            try:
+                for rec in (r for records in run_products(self, ctx, store, todo) for r in records):
+                    counts["candidates"] += 1
+                    counts["kept"] += int(rec["kept"])
+                    counts["failed"] += int(bool(rec.get("failed")))
+            except StageError as exc:
+                hook_error = _root_hook_error(exc)
+                if hook_error is not None:
+                    raise hook_error  # the run store's failure (its cause kept), never the stage's
+                raise
             records = list(store.records)
             summary = {**counts, "run_id": run_id, "seconds": round(time.time() - ctx.started, 3),
                        "stage_seconds": {k: round(v, 4) for k, v in ctx.stage_seconds.items()},
@@ -342,6 +351,7 @@ class Runner:
         cause = getattr(exc, "cause", None) or exc.__cause__
         if isinstance(cause, HookError):
             raise cause  # a fatal hook (the run store) stops the run; it is never the stage's failure
+        log.debug("product %r failed", work.product, exc_info=exc)  # the traceback, under --verbose
         if self.fail_fast or isinstance(exc, HookError) or not isinstance(exc, EcomforgeError):
             raise exc
         step, plugin = getattr(exc, "step", "?"), getattr(exc, "plugin", "?")
@@ -403,6 +413,36 @@ class Runner:
         }
 
 
+def _root_hook_error(exc: BaseException) -> BaseException | None:
+    """The HookError a StageError wraps (at any depth), or None."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, HookError):
+            return exc
+        exc = getattr(exc, "cause", None) or exc.__cause__
+        seen += 1
+    return None
+
+
+def _same_files(mine: dict[str, Any], stored: dict[str, Any]) -> None:
+    """Let a reference relative to another working folder match the absolute path the run folder stored.
+
+    The stored recipe holds absolute paths so that ``--resume`` works from anywhere; from another folder the
+    same relative spec no longer resolves, and it is the same recipe when it is the tail of the stored path.
+    """
+    def align(a: list[Any], b: list[Any]) -> list[Any]:
+        if len(a) != len(b):
+            return a
+        return [y if isinstance(x, str) and isinstance(y, str) and not Path(x).is_absolute()
+                and y.endswith("/" + x.lstrip("./")) else x for x, y in zip(a, b)]
+    if isinstance(mine.get("references"), list) and isinstance(stored.get("references"), list):
+        mine["references"] = align(mine["references"], stored["references"])
+    if isinstance(mine.get("products"), dict) and isinstance(stored.get("products"), dict):
+        for name, refs in mine["products"].items():
+            if isinstance(stored["products"].get(name), list):
+                mine["products"][name] = align(refs, stored["products"][name])
+
+
 def run_recipe(resolved: ResolvedRecipe, *, out: Path | None = None, resume: Path | None = None,
                device: str = "auto", executor: str | None = None, registry: Registry | None = None,
                observers: list[Any] = (), fail_fast: bool = False) -> RunResult:
@@ -415,6 +455,7 @@ def run_recipe(resolved: ResolvedRecipe, *, out: Path | None = None, resume: Pat
         for d in (mine, theirs):  # where and how jobs run does not change the result
             for key in ("output", "plugins", "execute"):
                 d.pop(key, None)
+        _same_files(mine.get("inputs", {}), theirs.get("inputs", {}))
         if mine != theirs:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise UsageError(f"{resume}: this run folder was made by a different recipe (differs in: {', '.join(diff)})")
