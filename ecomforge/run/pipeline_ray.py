@@ -22,18 +22,40 @@ class StageWorker:
                  base_dir: str | None) -> None:
         from ..plugins import build_registry, get_registry
 
-        registry = build_registry([importlib.import_module(m) for m in plugins]) if plugins else get_registry()
-        self.stage = registry.create(kind, plugin, config, device=device)
-        self.stage.base_dir = Path(base_dir) if base_dir else None
-        self.stage.ensure_setup()  # load weights now, before the first call
+        self.registry = build_registry([importlib.import_module(m) for m in plugins]) if plugins else get_registry()
+        self.kind, self.plugin, self.device, self.base_dir = kind, plugin, device, base_dir
+        self.stages: dict[str, Any] = {}
+        self.default = self._stage(config)
+        self.default.ensure_setup()  # load weights now, before the first call
 
-    def mask(self, reference: Any) -> Any:
+    def _stage(self, config: dict[str, Any] | None) -> Any:
+        """The stage for a catalogue product's own config (built once per config; weights via the model cache)."""
+        from .ids import canonical_json
+
+        if config is None and self.stages:
+            return self.default
+        key = canonical_json(config or {})
+        if key not in self.stages:
+            stage = self.registry.create(self.kind, self.plugin, config or {}, device=self.device)
+            stage.base_dir = Path(self.base_dir) if self.base_dir else None
+            self.stages[key] = stage
+        return self.stages[key]
+
+    def mask(self, reference: Any, config: dict[str, Any] | None = None) -> Any:
         """One reference's mask."""
-        return self.stage.mask(reference)
+        stage = self._stage(config)
+        stage.ensure_setup()
+        return stage.mask(reference)
 
-    def score(self, candidates: list[Any], context: Any) -> list[Any]:
+    def score(self, candidates: list[Any], context: Any, config: dict[str, Any] | None = None) -> list[Any]:
         """Scores of a batch of candidates (floats or Score)."""
-        return list(self.stage.score(candidates, context))
+        stage = self._stage(config)
+        stage.ensure_setup()
+        return list(stage.score(candidates, context))
+
+    def identity(self, config: dict[str, Any] | None = None) -> dict[str, str]:
+        """The stage's model ids, as the manifest records them."""
+        return dict(self._stage(config).identity() or {})
 
 
 class StagePool:
@@ -80,32 +102,40 @@ class StagePool:
             self.ray.kill(actor, no_restart=True)
 
 
-class RemoteMasker:
-    """Stands in for the run's masker: ``mask()`` runs on the mask pool."""
+class _Remote:
+    """Stands in for one of the run's stages: its calls run on the stage's pool."""
 
-    def __init__(self, pool: StagePool) -> None:
-        self.pool, self.name, self.base_dir = pool, pool.spec.plugin, None
+    def __init__(self, pool: StagePool, config: dict[str, Any] | None = None) -> None:
+        self.pool, self.name, self.base_dir, self.config = pool, pool.spec.plugin, None, config
+
+    def for_config(self, config: Any) -> Any:
+        """The same stand-in for a catalogue product's own config (the actors build that stage)."""
+        return type(self)(self.pool, config.model_dump(mode="python") if hasattr(config, "model_dump") else dict(config))
 
     def ensure_setup(self) -> None:
         """Nothing to load here: the actors loaded the model."""
+
+    def identity(self) -> dict[str, str]:
+        """The model ids the workers' stage reports (asked once)."""
+        if not hasattr(self, "_identity"):
+            self._identity = self.pool.call("identity", self.config)
+        return self._identity
+
+
+class RemoteMasker(_Remote):
+    """Stands in for the run's masker: ``mask()`` runs on the mask pool."""
 
     def mask(self, reference: Any) -> Any:
         """The reference's mask, computed on a worker."""
-        return self.pool.call("mask", reference)
+        return self.pool.call("mask", reference, self.config)
 
 
-class RemoteScorer:
+class RemoteScorer(_Remote):
     """Stands in for one of the run's scorers: ``score()`` runs on that scorer's pool."""
-
-    def __init__(self, pool: StagePool) -> None:
-        self.pool, self.name, self.base_dir = pool, pool.spec.plugin, None
-
-    def ensure_setup(self) -> None:
-        """Nothing to load here: the actors loaded the model."""
 
     def score(self, candidates: Any, context: Any) -> list[Any]:
         """The candidates' scores, computed on a worker."""
-        return self.pool.call("score", list(candidates), context)
+        return self.pool.call("score", list(candidates), context, self.config)
 
 
 def default_stage_workers(gpus: float) -> int:

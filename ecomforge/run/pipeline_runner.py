@@ -146,7 +146,8 @@ def _remote_stages(runner: Any) -> Any:
     if move is None:
         return None
     r, cfg = runner.resolved.recipe, runner.resolved.configs
-    specs = {"mask": GeneratorSpec(r.mask.plugin, dict(cfg["mask"].model_dump()), runner.device),
+    specs = {"generate": GeneratorSpec(r.generate.plugin, dict(cfg["generate"].model_dump()), runner.device),
+             "mask": GeneratorSpec(r.mask.plugin, dict(cfg["mask"].model_dump()), runner.device),
              "score": [GeneratorSpec(s.plugin, dict(cfg[f"score.{i}"].model_dump()), runner.device)
                        for i, s in enumerate(r.score)]}
     moved = move(specs, base_dir=runner.resolved.base_dir)

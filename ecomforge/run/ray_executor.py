@@ -141,10 +141,17 @@ class RayExecutor(Executor):
         self._remote = list(stages if stages is not None else (["mask", "score"] if gpus >= 1 else []))
         if not self._remote:
             return {}
+        if "generate" in specs:  # generation actors first: one per GPU, the small stage actors fill the gaps
+            self._pool(ray, specs["generate"])
         share = self.config.stage_gpus if self.config.stage_gpus is not None else (0.05 if gpus >= 1 else 0.0)
         options = {"num_gpus": share, "num_cpus": min(self.config.num_cpus_per_worker, 0.25),
                    "runtime_env": dict(self.config.runtime_env) or None, "max_restarts": 0}
         n = self.config.stage_workers or default_stage_workers(gpus)
+        per_gen = self.config.num_gpus_per_worker if self.config.num_gpus_per_worker is not None else 0.8
+        if share > 0 and per_gen + share > 1 + 1e-9 and per_gen * len(self._pools_of(specs)) >= gpus:
+            raise UsageError(f"execute.config: num_gpus_per_worker={per_gen} leaves no GPU room for the masking "
+                             f"and scoring actors (stage_gpus={share})",
+                             hint="lower num_gpus_per_worker (e.g. 0.8), or set remote_stages: []")
 
         def pool(kind: str, spec: GeneratorSpec) -> StagePool:
             made = StagePool(ray, kind, spec, n=n, options=options, plugins=list(self.config.plugins),
@@ -158,6 +165,14 @@ class RayExecutor(Executor):
         if "score" in self._remote:
             moved["score"] = [RemoteScorer(pool("scorer", spec)) for spec in specs["score"]]
         return moved
+
+    def _pools_of(self, specs: dict[str, Any]) -> list[Any]:
+        """The generation actors started for this run (one pool)."""
+        from .ids import canonical_json
+
+        spec = specs.get("generate")
+        key = spec and canonical_json({"plugin": spec.plugin, "config": spec.config, "device": spec.device})
+        return self._pools[key].actors if key in self._pools else []
 
     def prepare_threads(self) -> int:
         """Products the runner may prepare at once: enough to keep every masking actor busy."""

@@ -1,0 +1,130 @@
+"""A simulated GPU cluster: the whole ``ecomforge run`` on Ray, stages that sleep for real GPU times.
+
+    .venv/bin/python bench/bench_cluster.py [--gpus 1,2,4,8,16] [--per-gpu 12] [--ablation 8]
+
+A local Ray cluster declares N logical GPUs (``ray.init(num_gpus=N)``). The stages (bench/simstages.py)
+sleep as long as the real models take on one GPU: a SAM-class mask 0.15 s per reference, SD-1.5 at
+512² 0.25 s per image, two CLIP/DINO-class scorers 0.005 s per candidate each; a sleep holds its
+GPU's lock, so actors sharing a GPU take turns. The catalogue has many products with few jobs each:
+1 reference, 2 sweep points x 2 seeds in batches of 2 = 2 jobs and 4 images per product, i.e.
+1.19 GPU-seconds per product. Everything else is the real run: the pipeline, the Ray executor and
+its actor pools, the threshold filter, PNGs and the manifest written by the driver.
+
+Reported per N: the ideal time (total GPU-seconds / N), the wall time of the run (actor start-up
+included), and the steady state: the time between the 10th and the 90th percentile of products
+finished, against the GPU-seconds of those products / N. Results: bench/results/cluster.json.
+Simulated: no GPU is used; only the ratios mean anything (the machine may be shared).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+import simstages  # noqa: E402
+from ecomforge import hookimpl  # noqa: E402
+
+REFS, POINTS, SEEDS, BATCH, SCORERS = 1, 2, 2, 2, 2
+PER_PRODUCT = (REFS * simstages.MASK_S + REFS * POINTS * SEEDS * simstages.IMAGE_S
+               + SCORERS * REFS * POINTS * SEEDS * simstages.SCORE_S)
+RECIPE = """
+name: sim-cluster
+inputs:
+  products: {products}
+  prompt: a product photo
+acquire: {{plugin: sim}}
+mask: {{plugin: sim}}
+generate: {{plugin: sim, sweep: {{level: [60, 180]}}, seeds: [1, 2], batch_size: 2}}
+score: [{{plugin: sim, name: clip}}, {{plugin: sim, name: dino}}]
+filter: {{plugin: threshold, config: {{dedupe: false}}}}
+output: {{report: false}}
+"""
+
+
+class Clock:
+    """Notes when each product is written (on_product_done)."""
+
+    def __init__(self) -> None:
+        self.done: list[float] = []
+
+    @hookimpl
+    def on_product_done(self, run, product, records):
+        """The product's records are in the manifest."""
+        self.done.append(time.perf_counter())
+
+
+def run_once(tmp: Path, gpus: int, products: int, remote: bool) -> dict:
+    """One run of ``products`` products on a fresh local cluster of ``gpus`` logical GPUs."""
+    import ray
+
+    from ecomforge.recipe import load_recipe
+    from ecomforge.run.runner import run_recipe
+    from ecomforge.testing import temporary_plugins
+
+    names = {f"p{i:05d}": [f"sim:{i + 1}"] for i in range(products)}
+    recipe = tmp / f"sim-{gpus}-{int(remote)}.yaml"
+    recipe.write_text(RECIPE.format(products=json.dumps(names)))
+    stages = "[mask, score]" if remote else "[]"
+    cfg = (f"{{plugins: [simstages], remote_stages: {stages}, "
+           f"runtime_env: {{env_vars: {{PYTHONPATH: '{ROOT}', HF_HUB_OFFLINE: '1'}}}}}}")
+    ray.init(num_cpus=gpus + 8, num_gpus=gpus, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
+    clock = Clock()
+    try:
+        with temporary_plugins(simstages):
+            t0 = time.perf_counter()
+            result = run_recipe(load_recipe(recipe, ["execute.plugin=ray", f"execute.config={cfg}"]),
+                                out=tmp / "runs", observers=[clock], device="cpu")
+            wall = time.perf_counter() - t0
+    finally:
+        ray.shutdown()
+    assert result.summary["total_candidates"] == products * REFS * POINTS * SEEDS
+    done = sorted(clock.done)
+    lo, hi = int(0.1 * products), int(0.9 * products) - 1
+    window = done[hi] - done[lo]
+    steady_ideal = (hi - lo) * PER_PRODUCT / gpus
+    ideal = products * PER_PRODUCT / gpus
+    return {"gpus": gpus, "products": products, "remote_mask_score": remote, "ideal_s": round(ideal, 2),
+            "wall_s": round(wall, 2), "wall_of_ideal": round(ideal / wall, 3),
+            "steady_s": round(window, 2), "steady_ideal_s": round(steady_ideal, 2),
+            "steady_of_ideal": round(steady_ideal / window, 3),
+            "first_product_s": round(done[0] - t0, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gpus", default="1,2,4,8,16", help="Cluster sizes (logical GPUs), comma-separated.")
+    parser.add_argument("--per-gpu", type=int, default=12, help="Products per GPU in each catalogue.")
+    parser.add_argument("--ablation", type=int, default=8,
+                        help="Also run this N with masking and scoring in the driver (0: skip).")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = [(int(n), True) for n in args.gpus.split(",")] + ([(args.ablation, False)] if args.ablation else [])
+        for gpus, remote in plan:
+            row = run_once(Path(tmp), gpus, args.per_gpu * gpus, remote)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    out = {"simulated": True, "per_product_gpu_s": PER_PRODUCT, "cpu_count": os.cpu_count(),
+           "load_average": os.getloadavg(), "command": sys.argv, "rows": rows}
+    path = ROOT / "results" / "cluster.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print("\nN GPUs | products | ideal s | wall s | wall/ideal | steady of ideal | mask+score on")
+    for r in rows:
+        print(f"{r['gpus']:6} | {r['products']:8} | {r['ideal_s']:7.1f} | {r['wall_s']:6.1f} | "
+              f"{r['wall_of_ideal']:10.0%} | {r['steady_of_ideal']:15.0%} | "
+              f"{'workers' if r['remote_mask_score'] else 'driver'}")
+    print(f"wrote {path} (simulated cluster)")
+
+
+if __name__ == "__main__":
+    main()
