@@ -88,24 +88,25 @@ def walk(annotation: Any, value: Any, loc: str = "") -> Iterator[FoundPath]:
         yield from walk_config(value, loc)
         return
     for member in _members(annotation):
-        origin, args = get_origin(member), get_args(member)
-        if isinstance(member, type) and issubclass(member, BaseModel) and isinstance(value, dict):
-            for key, item in value.items():
-                if key in member.model_fields:
-                    yield from walk(_field_type(member, key), item, _join(loc, key))
+        found = _walk_container(member, value, loc)
+        if found is not None:
+            yield from found
             return
-        if isinstance(value, dict) and origin is dict and len(args) == 2:
-            for key, item in value.items():
-                yield from walk(args[1], item, _join(loc, str(key)))
-            return
-        if isinstance(value, (list, tuple)) and origin in (list, tuple, set, frozenset) and args:
-            for i, item in enumerate(value):
-                if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-                    item_type = args[i] if i < len(args) else None
-                else:
-                    item_type = args[0]
-                yield from walk(item_type, item, _join(loc, str(i)))
-            return
+
+
+def _walk_container(member: Any, value: Any, loc: str) -> Iterator[FoundPath] | None:
+    """The walk into a model given as a dict, a dict or a list/tuple, if ``member`` is that kind; else None."""
+    origin, args = get_origin(member), get_args(member)
+    if isinstance(member, type) and issubclass(member, BaseModel) and isinstance(value, dict):
+        return (f for key, item in value.items() if key in member.model_fields
+                for f in walk(_field_type(member, key), item, _join(loc, key)))
+    if isinstance(value, dict) and origin is dict and len(args) == 2:
+        return (f for key, item in value.items() for f in walk(args[1], item, _join(loc, str(key))))
+    if isinstance(value, (list, tuple)) and origin in (list, tuple, set, frozenset) and args:
+        fixed = origin is tuple and not (len(args) == 2 and args[1] is Ellipsis)
+        return (f for i, item in enumerate(value)
+                for f in walk((args[i] if i < len(args) else None) if fixed else args[0], item, _join(loc, str(i))))
+    return None
 
 
 def walk_config(config: BaseModel, loc: str = "") -> Iterator[FoundPath]:

@@ -15,10 +15,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.datastructures import UploadFile
 
 from ..errors import InputError
+from .files import file_headers
 from .jobs import TERMINAL, Job, valid_job_id
 from .manager import JobManager, JobNotFound
 from .recipes import list_presets
-from .security import file_headers
 from .submit import rerun_candidate, submit_job
 from .uploads import Limits, TooLarge
 

@@ -13,10 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from .. import __version__
 from ..errors import EcomforgeError
 from .api import error, make_router
+from .files import GradioFileGuard
+from .login import LoginPage
 from .manager import JobConflict, JobManager, JobNotFound, QueueFull
 from .recipes import PresetNotFound
-from .security import LOCAL_HOSTS, BodyLimitMiddleware, GradioFileGuard, OriginHostMiddleware, TokenMiddleware
-from .login import LoginPage
+from .security import LOCAL_HOSTS, BodyLimitMiddleware, OriginHostMiddleware, TokenMiddleware
 from .trust import PathPolicy, PathRefused
 from .uploads import Limits, TooLarge
 

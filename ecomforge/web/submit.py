@@ -11,8 +11,15 @@ from .jobs import Job
 from .manager import JOB_RECIPE, JobConflict, JobManager, JobNotFound
 from .recipes import job_recipe, preset_path
 from .trust import check_job_paths, count_candidates, preset_values
-from .uploads import (Limits, TooLarge, check_request_pixels, parse_overrides_json, parse_recipe_upload, save_mask,
-                      save_reference)
+from .uploads import (
+    Limits,
+    TooLarge,
+    check_request_pixels,
+    parse_overrides_json,
+    parse_recipe_upload,
+    save_mask,
+    save_reference,
+)
 
 
 def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, references: list[bytes],

@@ -9,8 +9,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-
-from webhelpers import WEB_RECIPE, png_bytes, submit, wait_for
+from webhelpers import png_bytes, submit, wait_for
 
 COMPOSITE = """
 name: webcomposite
@@ -181,8 +180,8 @@ def test_a_huge_background_file_is_refused_before_it_is_read(app_client, recipes
     c = app_client()
     error = _refused(submit(c, recipe="webcomposite", overrides={"generate.config.background": str(big)}), 413)
     assert "over the limit" in error
-    from ecomforge_classic.backgrounds import render
     from ecomforge.errors import InputError
+    from ecomforge_classic.backgrounds import render
 
     with pytest.raises(InputError, match="over"):
         render(str(big), 32, 32)  # the CLI path checks the size before reading too

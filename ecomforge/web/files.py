@@ -1,0 +1,150 @@
+"""Files the server serves and Gradio's file access: the same headers everywhere, nothing outside Gradio's uploads."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from .security import send_json
+
+# Files we serve hold prompts and user uploads: never let one run script on this origin or be sniffed as HTML.
+FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+INLINE_TYPES = (b"image/png", b"image/jpeg", b"image/webp", b"image/gif", b"text/html")
+FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/", "/file=")
+# Gradio routes the UI never needs: a reverse proxy, and the run history (every user's inputs and outputs).
+CLOSED_ROUTES = ("/gradio_api/proxy=", "/gradio_api/run-history", "/proxy=")
+CALL_ROUTES = ("/gradio_api/queue/join", "/gradio_api/run/", "/gradio_api/call/", "/gradio_api/api/")
+
+
+def file_headers(content_type: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers every file we serve carries: sandboxing CSP, nosniff, and attachment unless it is shown inline."""
+    headers = [(b"content-security-policy", FILE_CSP.encode()), (b"x-content-type-options", b"nosniff")]
+    if not content_type.split(b";")[0].strip().lower() in INLINE_TYPES:
+        headers.append((b"content-disposition", b"attachment"))
+    return headers
+
+
+class GradioFileGuard:
+    """Gradio's file routes and API calls held to what the UI needs.
+
+    ``/gradio_api/file=`` serves only files inside Gradio's own upload/cache folder (uploads and the
+    copies Gradio makes of what the UI shows), judged on the real path (links and ``/proc/self/fd``
+    followed, case kept), never a URL; with the same headers as the API's files. FileData inputs in
+    API calls may only name files in that folder, and never a URL.
+    """
+
+    def __init__(self, app, upload_folder: str, allow_urls: bool = False, max_body: int = 4 * 1024 * 1024) -> None:
+        self.app = app
+        self.upload_folder = os.path.realpath(upload_folder)
+        self.allow_urls = allow_urls
+        self.max_body = max_body
+
+    def servable(self, path: str) -> bool:
+        """True for a file inside Gradio's upload folder (the real path decides)."""
+        if not path or "\x00" in path or _URLISH.match(path):
+            return False
+        real = os.path.realpath(path if os.path.isabs(path) else os.path.join(os.getcwd(), path))
+        return real.startswith(self.upload_folder + os.sep) and os.path.isfile(real)
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(CLOSED_ROUTES):
+            await send_json(send, 404, {"error": "not found", "status": 404})
+            return
+        prefix = next((p for p in FILE_ROUTES if path.startswith(p)), None)
+        if prefix is not None:
+            if not self.servable(path[len(prefix):]):
+                await send_json(send, 404, {"error": "no such file", "status": 404})
+                return
+            return await self.app(scope, receive, _with_file_headers(send))
+        if scope["type"] == "http" and scope.get("method") == "POST" and path.startswith(CALL_ROUTES):
+            body = await _read_body(receive, self.max_body)
+            if body is None:
+                await send_json(send, 413, {"error": f"request body is over {self.max_body} bytes", "status": 413})
+                return
+            refusal = self._file_data_refusal(body)
+            if refusal is not None:
+                await send_json(send, 403, {"error": refusal, "status": 403})
+                return
+            return await self.app(scope, _replay(body), send)
+        return await self.app(scope, receive, send)
+
+    def _file_data_refusal(self, body: bytes) -> str | None:
+        try:
+            data = json.loads(body or b"null")
+        except (ValueError, RecursionError):
+            return None  # not JSON: Gradio answers it
+        # Gradio reads an input file from its "path" ("url" is only for showing it), and downloads a URL path.
+        for item in _file_data(data):
+            value = item.get("path")
+            if not isinstance(value, str):
+                continue
+            if _URLISH.match(value):
+                if not self.allow_urls:
+                    return "a file input may not be a URL"
+            elif not self.servable(value):
+                return "a file input may only be a file uploaded to this server"
+        return None
+
+
+_URLISH = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*:|//|\\\\)")
+
+
+def _file_data(data: Any, depth: int = 0):
+    """Every dict in a JSON value that is a Gradio FileData (``meta._type`` or a ``path`` key)."""
+    if depth > 50:
+        return
+    if isinstance(data, dict):
+        meta = data.get("meta")
+        if (isinstance(meta, dict) and meta.get("_type") == "gradio.FileData") or "path" in data:
+            yield data
+        for v in data.values():
+            yield from _file_data(v, depth + 1)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _file_data(v, depth + 1)
+
+
+async def _read_body(receive, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes):
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _with_file_headers(send):
+    async def wrapped(message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", [])
+                       if k.lower() not in (b"content-security-policy", b"x-content-type-options")]
+            ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"application/octet-stream")
+            extra = file_headers(ctype)
+            if any(k == b"content-disposition" for k, _ in extra):
+                headers = [(k, v) for k, v in headers if k.lower() != b"content-disposition"]
+            message = {**message, "headers": headers + extra}
+        await send(message)
+
+    return wrapped
