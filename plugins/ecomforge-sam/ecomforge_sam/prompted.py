@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from ecomforge.errors import InputError
+from ecomforge.errors import InputError, NothingFound
 from ecomforge.pathspec import ImagePattern, LocalPath
 from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
@@ -36,6 +36,10 @@ class SamMasker(SamMaskerBase, Masker):
         base_dir: LocalPath = Field("", description="Folder that a relative mask_path is also looked up in.")
         multimask: bool = Field(True, description="Ask SAM for three candidate masks and keep the one it "
                                                   "rates best (helps with a single point).")
+        min_score: float = Field(0.0, ge=0.0, le=1.0,
+                                 description="Smallest predicted IoU (SAM's own confidence) that counts as the "
+                                             "product; below it the masker reports that nothing was found. 0: "
+                                             "always answer, since the prompt says where the product is.")
 
         @field_validator("points")
         @classmethod
@@ -107,6 +111,10 @@ class SamMasker(SamMaskerBase, Masker):
             masks, ious = session.predict(points=points, labels=labels, box=box, mask_logits=logits,
                                           multimask=cfg.multimask and lone)
         best = int(np.argmax(ious))
+        confidence = float(np.clip(ious[best], 0.0, 1.0))  # the head is unbounded; Mask.score is in [0, 1]
+        if confidence < cfg.min_score:
+            raise NothingFound(f"{where}: SAM is not confident in its mask (predicted IoU {confidence:.3f} < "
+                               f"min_score {cfg.min_score:g}); add a point or a box")
         return self.finish_mask(masks[best], score=float(ious[best]), label=f"sam: {self._describe()}", where=where)
 
     def _points(self, width: int, height: int, where: str) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ecomforge.errors import InputError, RecipeError
+from ecomforge.errors import InputError, NothingFound, RecipeError
 from ecomforge.imaging.masks import fill_holes
 from ecomforge.testing import MaskerContract, make_reference
 from ecomforge_sam.prompted import SamMasker, rough_mask_logits
@@ -106,3 +106,13 @@ def test_prompts_outside_the_image_are_input_errors(tiny_sam_checkpoint, referen
     with pytest.raises(InputError) as info:
         masker(tiny_sam_checkpoint, **config).mask(reference)
     assert needle in info.value.one_line() and reference.source in info.value.one_line()
+
+
+def test_min_score_refuses_a_mask_sam_is_not_sure_of(tiny_sam_checkpoint, reference):
+    """The same min_score as classic, sam-clip and clipseg: below it, NothingFound with the score."""
+    score = masker(tiny_sam_checkpoint, points=[[64, 48]]).mask(reference).score  # min_score 0: always answers
+    if score >= 1.0:
+        pytest.skip("the tiny random SAM is certain of this mask")
+    with pytest.raises(NothingFound, match=rf"not confident in its mask \(predicted IoU {score:.3f} < min_score 1\)"):
+        masker(tiny_sam_checkpoint, points=[[64, 48]], min_score=1.0).mask(reference)
+    assert masker(tiny_sam_checkpoint, points=[[64, 48]], min_score=score).mask(reference).score == score
