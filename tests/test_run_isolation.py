@@ -205,3 +205,10 @@ def test_resume_from_another_working_folder_with_references_relative_to_the_firs
     monkeypatch.chdir(elsewhere)
     again = run_recipe(load_recipe(recipe), resume=first.run_dir)
     assert len(again.records) == 2 and not again.summary["failed_products"]
+
+
+def test_manifest_records_have_exactly_the_documented_fields(toy_registry, toy_recipe, tmp_path):
+    from ecomforge.run.record import FIELD_DOCS, ManifestRecord
+
+    rec = run_recipe(load_recipe(toy_recipe), out=tmp_path).records[0]
+    assert set(rec) == set(ManifestRecord.__annotations__) == set(FIELD_DOCS)
