@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+import toyplugins
 import yaml
 from pydantic import Field
 
-import toyplugins
 from ecomforge import hookimpl
 from ecomforge.errors import RecipeError
 from ecomforge.recipe.load import resolve_recipe
