@@ -79,19 +79,25 @@ def test_refusal_names_photo_score_reason_and_alternative():
         ClassicMasker().mask(reference)
 
 
-@pytest.mark.parametrize("background", ["#ffffff", "#d9dde3", "linear:#f6f2ea:#cfc6b8", "radial:#ffffff:#b9c2cc"])
-def test_studio_composites_are_trusted(background):
-    """The tool's home ground: a real product photographed on a plain or graded backdrop."""
-    (reference,) = LocalAcquirer().acquire([str(SAMPLES / "duck_toy/02.jpg")], product="duck", base_dir=SAMPLES)
+STUDIO = ["#ffffff", "#d9dde3", "linear:#f6f2ea:#cfc6b8", "radial:#ffffff:#b9c2cc"]
+
+
+@pytest.mark.parametrize("rel", ["duck_toy/02.jpg", "vase/02.jpg", "can/00.jpg"])
+def test_studio_composites_are_trusted(rel):
+    """The tool's home ground: real products cut out and shot again on plain and graded backdrops."""
+    (reference,) = LocalAcquirer().acquire([str(SAMPLES / rel)], product="p", base_dir=SAMPLES)
     mask = ClassicMasker().mask(reference)
     gen = CompositeGenerator()
-    cfg = gen.parse_config({"background": background, "size": [384, 320], "shadow": 0.25})
-    (shot,) = gen.generate(GenerationRequest(reference, mask, "p", "", cfg, (1,)))
-    again = ClassicMasker().mask(Reference(image=shot.image, source="studio.png", sha256="0" * 64, product="duck",
-                                           name="00"))
-    truth = shot.mask > 0
-    iou = np.count_nonzero((again.data > 0) & truth) / np.count_nonzero((again.data > 0) | truth)
-    assert again.score >= 0.8 and iou > 0.85
+    scores = []
+    for background in STUDIO:
+        cfg = gen.parse_config({"background": background, "size": [384, 320], "shadow": 0.25})
+        (shot,) = gen.generate(GenerationRequest(reference, mask, "p", "", cfg, (1,)))
+        again = ClassicMasker().mask(Reference(image=shot.image, source="studio.png", sha256="0" * 64, product="p",
+                                               name="00"))  # refuses (raises) if it does not trust the mask
+        truth = shot.mask > 0
+        assert np.count_nonzero((again.data > 0) & truth) / np.count_nonzero((again.data > 0) | truth) > 0.9
+        scores.append(again.score)
+    assert np.mean(scores) >= 0.8, scores
 
 
 # --- the score as a function of its cues ------------------------------------------------------------
