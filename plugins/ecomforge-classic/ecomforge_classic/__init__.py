@@ -43,6 +43,11 @@ def register_scorers(register):
 
     for scorer in (ColorScorer, KeypointsScorer, ShapeScorer, TextureScorer):
         register(scorer)
+    # Integration: how the product sits in its new scene (expansion, seams, duplicates, scene, framing).
+    from .integration import SCORERS
+
+    for scorer in SCORERS:
+        register(scorer)
 
 
 @hookimpl
