@@ -14,13 +14,14 @@ INLINE_TYPES = (b"image/png", b"image/jpeg", b"image/webp", b"image/gif", b"text
 FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/", "/file=")
 # Gradio routes the UI never needs: a reverse proxy, and the run history (every user's inputs and outputs).
 CLOSED_ROUTES = ("/gradio_api/proxy=", "/gradio_api/run-history", "/proxy=")
-CALL_ROUTES = ("/gradio_api/queue/join", "/gradio_api/run/", "/gradio_api/call/", "/gradio_api/api/")
+CALL_ROUTES = ("/gradio_api/queue/join", "/gradio_api/run/", "/gradio_api/call/", "/gradio_api/api/",
+               "/gradio_api/stream/")
 
 
 def file_headers(content_type: bytes) -> list[tuple[bytes, bytes]]:
     """The headers every file we serve carries: sandboxing CSP, nosniff, and attachment unless it is shown inline."""
     headers = [(b"content-security-policy", FILE_CSP.encode()), (b"x-content-type-options", b"nosniff")]
-    if not content_type.split(b";")[0].strip().lower() in INLINE_TYPES:
+    if content_type.split(b";")[0].strip().lower() not in INLINE_TYPES:
         headers.append((b"content-disposition", b"attachment"))
     return headers
 
