@@ -37,7 +37,8 @@ class PathPolicy:
     _folders: tuple[Path, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        folders = tuple(Path(os.path.realpath(m)) for m in self.models if os.path.isabs(os.path.expanduser(m)))
+        folders = tuple(Path(os.path.realpath(os.path.expanduser(m))) for m in self.models
+                        if os.path.isabs(os.path.expanduser(m)))
         object.__setattr__(self, "_folders", folders)
 
     def model_allowed(self, value: str) -> bool:

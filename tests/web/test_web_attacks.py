@@ -457,3 +457,15 @@ def test_the_ui_sweep_box_through_the_gradio_api(ui_client, tmp_path, secret):
     assert done["msg"] == "process_completed" and not done["success"], done
     assert "generate.sweep.background" in json.dumps(done)
     assert c.get("/api/jobs").json()["jobs"] == []
+
+
+def test_the_model_allow_list_holds_ids_and_folders(tmp_path):
+    from ecomforge.web.trust import PathPolicy
+
+    (tmp_path / "models" / "sd").mkdir(parents=True)
+    os.symlink("/etc", tmp_path / "models" / "escape")
+    policy = PathPolicy(models=("org/tiny-sd", str(tmp_path / "models")))
+    assert policy.model_allowed("org/tiny-sd") and policy.model_allowed(str(tmp_path / "models" / "sd"))
+    for value in ("org/other", "org/tiny-sd/../x", str(tmp_path / "models" / ".." / "secret"),
+                  str(tmp_path / "models" / "escape" / "passwd"), "models/sd", str(tmp_path / "modelsX")):
+        assert not policy.model_allowed(value), value
