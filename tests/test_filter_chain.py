@@ -13,6 +13,7 @@ from pydantic import Field
 from ecomforge import hookimpl
 from ecomforge.errors import RecipeError
 from ecomforge.recipe.load import resolve_recipe
+from ecomforge.run.runner import run_recipe
 from ecomforge.stages import Filter, StageConfig
 from ecomforge.testing import run_test_recipe, temporary_plugins
 from ecomforge.types import Decision
@@ -75,9 +76,18 @@ def test_threshold_then_a_second_filter(tmp_path):
                 f"; parity: dropped: seed {seed}")
         else:
             assert r["reason"].startswith("threshold: kept: total ") and r["reason"].endswith(f"; parity: kept: seed {seed}")
-    stored = yaml.safe_load((result.run_dir / "recipe.yaml").read_text())["filter"]
-    assert [f["plugin"] for f in stored] == ["threshold", "parity"]
-    assert stored[0]["config"]["top_k"] is None and stored[1]["config"] == {"keep": "odd"}  # defaults filled in
+    stored = yaml.safe_load((result.run_dir / "recipe.yaml").read_text())
+    assert [f["plugin"] for f in stored["filter"]] == ["threshold", "parity"]
+    assert stored["filter"][0]["config"]["top_k"] is None and stored["filter"][1]["config"] == {"keep": "odd"}
+    # --resume re-reads the stored recipe: it resolves to itself, and finishing a cut-off run gives the same verdicts.
+    lines = (result.run_dir / "manifest.jsonl").read_text().splitlines(keepends=True)
+    (result.run_dir / "manifest.jsonl").write_text("".join(lines[:len(lines) // 2]))
+    with temporary_plugins(toyplugins, HERE) as registry:
+        resolved = resolve_recipe(recipe([THRESHOLD, {"plugin": "parity"}]), path=tmp_path / "out" / "recipe.yaml",
+                                  registry=registry)
+        again = run_recipe(resolved, resume=result.run_dir, registry=registry, device="cpu")
+    assert {r["id"]: (r["kept"], r["reason"]) for r in again.records} == \
+           {r["id"]: (r["kept"], r["reason"]) for r in result.records}
 
 
 def test_order_matters(tmp_path):
