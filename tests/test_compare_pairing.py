@@ -117,3 +117,33 @@ def test_pairing_matches_exactly_the_common_slots(sa, sb):
     for ra, rb in pairs:
         assert (ra["reference"], ra["seed"], ra["params"]["background"]) == \
                (rb["reference"], rb["seed"], rb["params"]["background"])
+
+
+def test_a_hand_edited_manifest_is_refused_naming_the_record(runs, tmp_path):
+    good = json.loads((runs[0] / "manifest.jsonl").read_text().splitlines()[0])
+    bad = write_run(tmp_path / "bad", [good, {k: v for k, v in good.items() if k != "seed"}], None)
+    with pytest.raises(UsageError, match=r"bad/manifest.jsonl: candidate record 2 has no valid 'seed'"):
+        compare_runs(runs[0], bad)
+
+
+values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=3),
+                   st.lists(st.integers(0, 2), max_size=2), st.dictionaries(st.text(max_size=2), st.floats(0, 1),
+                                                                            max_size=2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(edits=st.lists(st.tuples(st.sampled_from(["id", "product", "seed", "params", "scores", "total", "kept",
+                                                 "image", "references_sha256", "reference_sha256"]), values),
+                      min_size=1, max_size=3))
+def test_any_edit_of_a_record_gives_a_result_or_a_one_line_refusal(tmp_path_factory, edits):
+    root = tmp_path_factory.mktemp("hostile")
+    a = [record("p", r, s, 0.5, background="white") for r in (0, 1) for s in (1, 2)]
+    b = [dict(rec) for rec in a]
+    for key, value in edits:
+        b[0][key] = value
+    try:
+        result = compare_runs(write_run(root / "a", a, {}), write_run(root / "b", b, {}))
+    except UsageError as exc:
+        assert "\n" not in exc.one_line()
+    else:
+        assert 1 <= result["pairs"] <= 4

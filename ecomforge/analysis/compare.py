@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import UsageError
 from ..imaging.io import atomic_write_bytes
 from ..run.store import read_manifest
-from .pairing import Pair, pair_records, point_of, shared_keys, swept_keys, why_unpaired
+from .pairing import Pair, check_records, pair_records, point_of, shared_keys, swept_keys, why_unpaired
 from .stats import paired_summary, spearman
 
 
@@ -44,6 +44,8 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
     """Statistics of B against A over candidates that show the same image slot, overall and per sweep point."""
     all_a, all_b = read_manifest(run_a), read_manifest(run_b)
     a, b = [r for r in all_a if not r.get("failed")], [r for r in all_b if not r.get("failed")]
+    check_records(run_a, a)
+    check_records(run_b, b)
     keys = shared_keys(a, b, swept_keys(run_a, a) | swept_keys(run_b, b))
     pairs = pair_records(a, b, keys)
     if not pairs:
@@ -56,8 +58,8 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
     for pair in pairs:
         by_point[json.dumps(point_of(pair[0], keys), sort_keys=True)].append(pair)
     result["points"] = [{"params": json.loads(p), **summarise(ps)} for p, ps in by_point.items()]
-    result["agreement"] = {"a": scorer_agreement(all_a), "b": scorer_agreement(all_b)}
-    result["kept"] = {"a": sum(bool(r["kept"]) for r in all_a), "b": sum(bool(r["kept"]) for r in all_b)}
+    result["agreement"] = {"a": scorer_agreement(a), "b": scorer_agreement(b)}
+    result["kept"] = {"a": sum(r["kept"] for r in a), "b": sum(r["kept"] for r in b)}
     same = [(ra, rb) for ra, rb in pairs if ra["id"] == rb["id"]]
     if same:  # the same candidates under two scorer/filter set-ups
         result["same_candidates"] = {

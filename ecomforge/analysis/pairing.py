@@ -15,8 +15,32 @@ from typing import Any
 
 import yaml
 
+from ..errors import InputError
+
 Record = dict[str, Any]
 Pair = tuple[Record, Record]
+
+
+_FIELDS: dict[str, tuple[type, ...]] = {"id": (str,), "product": (str,), "image": (str,), "kept": (bool,),
+                                        "seed": (int,), "params": (dict,), "scores": (dict,)}
+
+
+def check_records(run_dir: Path, records: list[Record]) -> None:
+    """Every candidate record compare reads has its fields, of the right kind (a hand-edited manifest is input)."""
+    where = Path(run_dir) / "manifest.jsonl"
+    for n, rec in enumerate(records, 1):
+        if not isinstance(rec, dict):
+            raise InputError(f"{where}: candidate record {n} is not a JSON object")
+        for key, kinds in _FIELDS.items():
+            if not isinstance(rec.get(key), kinds) or (key == "seed" and isinstance(rec[key], bool)):
+                raise InputError(f"{where}: candidate record {n} has no valid '{key}' (got {rec.get(key)!r:.40}); "
+                                 "is this an ecomforge run folder?")
+        numbers = [rec.get("total"), *rec["scores"].values()]
+        if any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in numbers):
+            raise InputError(f"{where}: candidate record {n} has a score or total that is not a number")
+        shas = rec.get("references_sha256")
+        if shas is not None and not (isinstance(shas, list) and all(isinstance(x, str) for x in shas)):
+            raise InputError(f"{where}: candidate record {n} has no valid 'references_sha256'")
 
 
 def product_identity(rec: Record) -> tuple[str, ...]:
