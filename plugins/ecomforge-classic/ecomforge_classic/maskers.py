@@ -7,6 +7,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.errors import InputError, NothingFound
+from ecomforge.pathspec import ImagePattern, LocalPath
 from ecomforge.imaging.masks import binarize, check_usable
 from ecomforge.imaging.refine import RefineConfig
 from ecomforge.stages import Masker
@@ -92,14 +93,14 @@ class UploadMasker(Masker):
     accepts = {"mask": "path"}
 
     class Config(RefineConfig):
-        path: str = Field("masks/{stem}.png", min_length=1,
+        path: ImagePattern = Field("masks/{stem}.png", min_length=1,
                           description="Mask file, or a pattern ({name}: reference name, {stem}: source file "
                                       "stem, {product}: product name); relative paths: current folder, then base_dir.")
         invert: bool = Field(False, description="Treat dark pixels as product (for black-on-white masks).")
         resize: bool = Field(False, description="Resize a mask whose size differs from the reference "
                                                 "instead of rejecting it.")
         threshold: int = Field(128, ge=1, le=255, description="Grey level at or above which a pixel is product.")
-        base_dir: str = Field("", description="Folder that relative paths are resolved against when they do not "
+        base_dir: LocalPath = Field("", description="Folder that relative paths are resolved against when they do not "
                                               "exist from the current directory (the recipe's folder).")
 
     def mask(self, reference: Reference) -> Mask:
