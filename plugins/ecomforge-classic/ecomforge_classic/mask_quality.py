@@ -43,9 +43,10 @@ def measure(rgb: np.ndarray, mask: np.ndarray, distance: np.ndarray, noise: floa
     clutter = float((distance[outside] > max(2.0 * noise, 12.0)).mean()) if outside.any() else 1.0
     count, _ = cv2.connectedComponents(mask, connectivity=8)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours))) if contours else 0.0
-    solidity = float(np.count_nonzero(inside)) / hull if hull > 0 else 0.0
-    hull_len = cv2.arcLength(cv2.convexHull(np.concatenate(contours)), True) if contours else 0.0
+    hull = cv2.convexHull(np.concatenate(contours)) if contours else None
+    hull_area = cv2.contourArea(hull) if hull is not None else 0.0
+    solidity = float(np.count_nonzero(inside)) / hull_area if hull_area > 0 else 0.0
+    hull_len = cv2.arcLength(hull, True) if hull is not None else 0.0
     outline = sum(cv2.arcLength(c, True) for c in contours)
     return MaskCues(border=float(frame.mean()), noise=float(noise), separation=float(inner / max(outer, 1e-6)),
                     clutter=clutter, solidity=min(1.0, solidity), area=area, parts=max(0, count - 1),
