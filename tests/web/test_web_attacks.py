@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from webhelpers import png_bytes, submit, wait_for
 
@@ -469,3 +471,16 @@ def test_the_model_allow_list_holds_ids_and_folders(tmp_path):
     for value in ("org/other", "org/tiny-sd/../x", str(tmp_path / "models" / ".." / "secret"),
                   str(tmp_path / "models" / "escape" / "passwd"), "models/sd", str(tmp_path / "modelsX")):
         assert not policy.model_allowed(value), value
+
+
+@given(host=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789.:-[]", max_size=30),
+       origin=st.one_of(st.none(), st.text(max_size=40), st.sampled_from(["http://localhost:7860", "null"])))
+def test_origin_host_check_admits_only_its_own_names(host, origin):
+    from ecomforge.web.security import OriginHostMiddleware, _hostname
+
+    mw = OriginHostMiddleware(None, hosts={"127.0.0.1", "localhost", "::1"})
+    headers = [(b"host", host.encode())] + ([(b"origin", origin.encode())] if origin is not None else [])
+    refusal = mw._refusal({"type": "http", "method": "POST", "scheme": "http", "headers": headers})
+    if refusal is None:
+        assert _hostname(host) in {"127.0.0.1", "localhost", "::1"}
+        assert origin is None or origin.lower().rstrip("/") == f"http://{host.lower()}"
