@@ -94,7 +94,9 @@ def apply(pipe: Any, fast: FastPath, device: str, dtype: Any, local_only: bool) 
     if fast.vae:
         pipe.vae = _load_vae(fast.vae, "AutoencoderKL", dtype, local_only)
         done["vae"] = fast.vae
-    pipe.vae.to(device=device, dtype=vae_dtype(dtype, bool(fast.vae)))
+    target = vae_dtype(dtype, bool(fast.vae))
+    if pipe.vae.dtype != target or fast.vae:  # a needless .to() makes diffusers warn about float32 modules
+        pipe.vae.to(device=device, dtype=target)
     if fast.preview_vae:
         preview = _load_vae(fast.preview_vae, "AutoencoderTiny", dtype, local_only).to(device)
         pipe.ecomforge_preview_vae = preview  # decodes in _decode; the full VAE still encodes the photo
