@@ -86,6 +86,9 @@ def _preset_section(ui) -> None:
     gr, first = ui.gr, ui.first
     ui.preset = gr.Dropdown([preset_choice(p, r) for p, r in ui.rated], value=first.get("name"),
                             label="2 · Recipe preset", elem_id="preset")
+    # The preset the form's settings came from. A hidden field, not a State: the browser sends it with the
+    # settings it shows, so the two always agree (a State would change before the page shows the new form).
+    ui.filled_from = gr.Textbox(first.get("name"), visible=False, elem_id="filled-from")
     ui.preset_info = gr.HTML(_preset_info(ui, first.get("name")), elem_id="preset-info", css_template=BADGE_CSS)
     ui.prompt = gr.Textbox(label="Prompt", lines=2, value=first.get("prompt", ""), elem_id="prompt")
     ui.negative = gr.Textbox(label="Negative prompt", value=first.get("negative_prompt", ""), elem_id="negative")
@@ -206,11 +209,11 @@ def _wire_presets(ui) -> None:
             value = cfg.get(f.name, f.default)
             values.append(value if f.kind != "string" else value or "")
         mask = p.get("mask") if p.get("mask") in ui.maskers else gr.skip()
-        return [_preset_info(ui, name), p.get("prompt", ""), p.get("negative_prompt", ""), mask,
+        return [name, _preset_info(ui, name), p.get("prompt", ""), p.get("negative_prompt", ""), mask,
                 _preset_mask_text(p), p.get("generate"), json.dumps(p.get("sweep") or {}),
                 count, base, 0, *[gr.update(visible=g == p.get("generate")) for g in ui.generators], *values]
 
-    ui.preset.change(on_preset, ui.preset, [ui.preset_info, ui.prompt, ui.negative, ui.masker, ui.mask_text,
+    ui.preset.change(on_preset, ui.preset, [ui.filled_from, ui.preset_info, ui.prompt, ui.negative, ui.masker, ui.mask_text,
                                             ui.generator, ui.sweep, ui.n_seeds, ui.base_seed, ui.top_k, *ui.groups,
                                             *form_inputs], concurrency_limit=None)
     ui.generator.change(lambda g: [gr.update(visible=x == g) for x in ui.generators], ui.generator, ui.groups,
@@ -244,7 +247,7 @@ def _wire_jobs(ui) -> None:
     """Run, resume, re-run and the job list all show the job they start in the same status and gallery."""
     act = ui.actions
     follow = [ui.status, ui.gallery, ui.chosen, ui.results, ui.job_id, ui.jobs]
-    form = [ui.refs, ui.prompt, ui.negative, ui.preset, ui.masker, ui.mask_text, ui.points, ui.mask_file,
+    form = [ui.refs, ui.prompt, ui.negative, ui.preset, ui.filled_from, ui.masker, ui.mask_text, ui.points, ui.mask_file,
             ui.generator, ui.sweep, ui.n_seeds, ui.base_seed, ui.top_k, *[c for _, _, c in ui.comps]]
 
     # The session tells a browser's views apart: a newer one stops the one being followed (not the job).

@@ -154,15 +154,24 @@ class Actions:
             over["filter.config.top_k"] = int(k)
         return over
 
-    def submit(self, files, text_p, neg, preset_name, name, text, pts, mfile, gen, sweep_text, count, base, k,
-               *values) -> str:
-        """Check the form and queue the job; returns its id (errors are shown in the page)."""
+    def submit(self, files, text_p, neg, preset_name, filled_from, name, text, pts, mfile, gen, sweep_text, count,
+               base, k, *values) -> str:
+        """Check the form and queue the job; returns its id (errors are shown in the page).
+
+        ``filled_from`` is the preset the form was last filled from: when Run comes before the form has
+        caught up with a newly picked preset, the form still holds the old preset's settings, so the new
+        preset runs as it is written.
+        """
         paths = paths_of(files)
         if not paths:
             raise self.error("Upload at least one reference photo.")
         if preset_name not in self.presets:
             raise self.error("Choose a recipe preset.")
-        over = self.overrides(preset_name, name, text, pts, gen, sweep_text, count, base, k, values)
+        if filled_from != preset_name:
+            name, text_p, neg = None, None, None
+            over: dict[str, Any] = {}
+        else:
+            over = self.overrides(preset_name, name, text, pts, gen, sweep_text, count, base, k, values)
         wants_mask = "mask" in masker_accepts(name) if name else False
         masks = [Path(paths_of(mfile)[0]).read_bytes()] * len(paths) if wants_mask and paths_of(mfile) else []
         if wants_mask and not masks and not (self.presets[preset_name].get("mask") == name):
@@ -198,12 +207,13 @@ class Actions:
         if not jid or self.manager.get(jid) is None:
             yield IDLE, [], gr.update(choices=[], value=[]), [], None, gr.update(choices=job_choices(self.manager))
             return
-        shown, first = None, True
+        shown, listed = None, None
         while (job := self.manager.get(jid)) is not None:
             res = job_results(self.manager, job, self.thumbs)
             sig = [c for _, c in res.items]
-            jobs = gr.update(choices=job_choices(self.manager), value=jid) if first or job.state in TERMINAL \
-                else gr.skip()
+            # The job list is refreshed when this job's state changes (its line shows the state).
+            jobs = gr.update(choices=job_choices(self.manager), value=jid) if job.state != listed else gr.skip()
+            listed = job.state
             if sig != shown:  # a new candidate, or the scores arrived: refresh the gallery
                 shown = sig
                 picks = [(f"{c} · {r['id'][:8]}", r["id"]) for (_, c), r in zip(res.items, res.records)
@@ -212,7 +222,6 @@ class Actions:
                        res.records, jid, jobs)
             else:
                 yield status_html(job_view(self.manager, job), res), gr.skip(), gr.skip(), gr.skip(), jid, jobs
-            first = False
             if job.state in TERMINAL:
                 return
             time.sleep(POLL_S)

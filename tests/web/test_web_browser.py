@@ -21,13 +21,13 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disa
 PHOTO = ROOT / "samples" / "dreambench" / "vase" / "02.jpg"
 ARTIFACTS = ROOT / "test-artifacts"
 VIEW = {"width": 1440, "height": 1000}
-# A slow toy preset: 10 candidates at 0.2 s each, so there is time to watch, cancel and resume.
+# A slow toy preset: 10 candidates at 0.3 s each, so there is time to watch, cancel and resume.
 SLOW_RECIPE = """
 name: webslow
 description: slow toy generator
 inputs: {references: [placeholder.png], prompt: a toy}
 mask: {plugin: classic, config: {feather: 0}}
-generate: {plugin: toy, config: {level: 100, delay: 0.2}, seeds: {count: 10, base: 1}, batch_size: 1}
+generate: {plugin: toy, config: {level: 100, delay: 0.3}, seeds: {count: 10, base: 1}, batch_size: 1}
 score: [{plugin: toy, weight: 1}]
 filter: {plugin: toy-top}
 """
@@ -153,9 +153,13 @@ def _upload(page, path: Path = PHOTO) -> None:
     expect(page.locator("#ref-thumbs img").first).to_be_visible(timeout=20_000)  # the upload shows as a thumbnail
 
 
-def _pick_preset(page, name: str) -> None:
+def _pick_preset(page, name: str, description: str) -> None:
+    """Choose a preset and wait until the form shows it (as a user would before clicking Run)."""
+    from playwright.sync_api import expect
+
     page.locator("#preset input").click()
     page.get_by_role("option", name=name).first.click()
+    expect(page.locator("#preset-info")).to_contain_text(description, timeout=10_000)
 
 
 def _in_view(page, selector: str) -> bool:
@@ -214,7 +218,7 @@ def test_gallery_fills_cancel_keeps_partial_results_reload_resume_and_rerun(url,
     with _page(browser, "web-ui-cancel", url) as page:
         page.goto(url + "/", wait_until="domcontentloaded")
         _upload(page)
-        _pick_preset(page, "webslow")
+        _pick_preset(page, "webslow", "slow toy generator")
         page.locator("#run").click()
         expect(page.locator("#status")).to_contain_text("running", timeout=20_000)
         page.wait_for_function("() => document.querySelectorAll('#gallery img').length >= 2", timeout=20_000)
@@ -241,6 +245,26 @@ def test_gallery_fills_cancel_keeps_partial_results_reload_resume_and_rerun(url,
         expect(page.locator("#status")).to_contain_text("running", timeout=20_000)
         page.locator("#cancel").click()
         expect(page.locator("#status")).to_contain_text("cancelled", timeout=10_000)
+
+
+def test_two_browsers_run_side_by_side_with_two_workers(url, browser):
+    """--workers 2: a second user's job runs while the first one's does, it does not queue behind it."""
+    from playwright.sync_api import expect
+
+    with _page(browser, "web-ui-two-users-a", url) as a, _page(browser, "web-ui-two-users-b", url) as b:
+        for page in (a, b):
+            page.goto(url + "/", wait_until="domcontentloaded")
+            _upload(page)
+            _pick_preset(page, "webslow", "slow toy generator")
+        a.locator("#run").click()
+        b.locator("#run").click()
+        for page in (a, b):
+            expect(page.locator("#status")).to_contain_text("generate", timeout=20_000)
+        assert "running" in a.locator("#status").inner_text() and "running" in b.locator("#status").inner_text()
+        b.screenshot(path=str(ARTIFACTS / "web-ui-second-user.png"))
+        for page in (a, b):
+            page.locator("#cancel").click()
+            expect(page.locator("#status")).to_contain_text("cancelled", timeout=10_000)
 
 
 def test_mask_preview_warns_on_a_casual_photo(url, browser, tmp_path):

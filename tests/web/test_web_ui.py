@@ -211,3 +211,25 @@ def test_upload_thumbnails_refuse_a_pixel_bomb_from_its_header(tmp_path):
     ok.write_bytes(png_bytes(1, (640, 480)))
     with Image.open(thumbnail(ok, tmp_path / "t", max_pixels=1_000_000)) as im:
         assert im.size == (320, 240)
+
+
+def test_run_before_the_form_caught_up_with_a_new_preset_runs_that_preset_as_written(client, tmp_path):
+    """Picking a preset and clicking Run at once must not send the old preset's generator settings."""
+    from ecomforge.web.recipes import list_presets
+    from ecomforge.web.ui_actions import Actions
+
+    manager = client.app.state.manager
+    recipes = client.app.state.config.recipes
+    presets = {p["name"]: p for p in list_presets(recipes)}
+    photo = tmp_path / "r.png"
+    photo.write_bytes(png_bytes(1))
+    act = Actions(manager, recipes, Limits(), presets, tmp_path / "thumbs")
+    stale = [str(photo), "an old prompt", "", "webtoy", "quickstart", "classic", "", [], None,
+             "composite", '{"background": ["#ffffff"]}', 1, 0, 0]
+    job = manager.get(act.submit(*stale))
+    assert job.request["overrides"] == {} and job.request["prompt"] is None
+    done = wait_for(client, job.id)
+    assert done["state"] == "done" and {r["plugin"] for r in client.get(f"/api/jobs/{job.id}").json()["results"]} == {"toy"}
+    caught_up = [*stale[:4], "webtoy", *stale[5:9], "toy", "{}", 1, 7, 0]
+    over = manager.get(act.submit(*caught_up)).request["overrides"]
+    assert over["generate.seeds"] == {"count": 1, "base": 7} and over["mask"]["plugin"] == "classic"
