@@ -274,3 +274,23 @@ def test_only_file_safe_product_names_get_through(tmp_path_factory, name):
         assert not safe and "c.jsonl: line 1" in exc.one_line()
     else:
         assert safe and prod.name == name.strip() and "/" not in prod.name and prod.name not in (".", "..")
+
+
+def test_string_settings_take_templates_and_bad_results_name_the_line(tmp_path):
+    (tmp_path / "catalog.csv").write_text("product,references,stand\nvase,v.jpg,bottom\ncan,c.jpg,sideways\n")
+    recipe = write_recipe(tmp_path, "catalog.csv")
+    recipe.write_text(recipe.read_text().replace("scale: 0.7}", 'scale: 0.7, placement: "{stand}"}'))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(recipe)
+    assert "catalog.csv: line 3: generate.config.placement" in info.value.one_line()
+    (tmp_path / "catalog.csv").write_text("product,references,stand\nvase,v.jpg,bottom\ncan,c.jpg,center\n")
+    resolved = load_recipe(recipe)
+    assert resolved.products["vase"].configs["generate"].placement == "bottom"
+    assert resolved.products["can"].configs["generate"].placement == "center"
+    assert resolved.to_dict()["generate"]["config"]["placement"] == "{stand}"  # the stored recipe keeps the template
+    small_photo(SAMPLES / "vase" / "02.jpg", tmp_path / "v.jpg")
+    small_photo(SAMPLES / "can" / "00.jpg", tmp_path / "c.jpg")
+    result = run_recipe(resolved, out=tmp_path / "runs")
+    assert {r["product"]: r["params"]["placement"] for r in result.records} == {"vase": "bottom", "can": "center"}
+    again = run_recipe(load_recipe(recipe), resume=result.run_dir)  # the stored templates resolve the same
+    assert sorted(r["id"] for r in again.records) == sorted(r["id"] for r in result.records)

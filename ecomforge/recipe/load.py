@@ -14,7 +14,7 @@ from ..errors import InputError, RecipeError, UsageError
 from ..plugins import Registry, get_registry
 from ..stages import StageConfig, config_error
 from .safeyaml import safe_load
-from .products import ProductPlan, anchor_reference, plan_products
+from .products import ProductPlan, anchor_reference, has_template, plan_products, plugin_fills
 from .schema import Recipe
 
 _MAX_GRID = 100_000
@@ -100,6 +100,7 @@ class ResolvedRecipe:
     grid: list[dict[str, Any]] = field(default_factory=list)  # sweep points (overrides of the base config)
     versions: dict[str, str] = field(default_factory=dict)  # "kind:plugin" -> distribution==version
     products: dict[str, ProductPlan] = field(default_factory=dict)  # product -> its references, prompts, configs
+    templated: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> raw config holding {variables}
 
     def select(self, names: list[str] | None = None, limit: int | None = None) -> None:
         """Keep only the named products (in catalogue order), then the first ``limit`` of them."""
@@ -124,6 +125,9 @@ class ResolvedRecipe:
             for part in step.split("."):
                 target = target[int(part)] if isinstance(target, list) else target[part]
             target["config"] = cfg.model_dump(mode="json")
+            raw = self.templated.get(step)
+            if raw:  # store the templates themselves, not the first product's values
+                target["config"].update({k: v for k, v in raw.items() if has_template(v)})
         data["plugins"] = dict(sorted(self.versions.items()))
         return data
 
@@ -159,7 +163,10 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
         except Exception as exc:
             hint = getattr(exc, "hint", None)
             raise RecipeError(f"{where}.plugin", f"unknown {kind} plugin {step.plugin!r}", hint=hint) from None
-        resolved.configs[where] = info.cls.parse_config(step.config, path=f"{where}.config")
+        if where != "execute" and has_template(step.config, plugin_fills(info.cls)):
+            resolved.templated[where] = step.config  # its values are known per product: validated there
+        else:
+            resolved.configs[where] = info.cls.parse_config(step.config, path=f"{where}.config")
         resolved.versions[f"{kind}:{step.plugin}"] = f"{info.distribution}=={info.version}"
     gen_cls = registry.get("generator", recipe.generate.plugin).cls
     resolved.grid = _sweep_grid(recipe.generate.sweep)
@@ -172,7 +179,7 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
             raise RecipeError(f"generate.sweep.{key}", "not a setting of generator "
                               f"'{recipe.generate.plugin}'", hint=f"did you mean '{close[0]}'?" if close else None)
     base = recipe.generate.config
-    for point in resolved.grid:
+    for point in resolved.grid if "generate" not in resolved.templated else []:
         try:
             gen_cls.Config.model_validate({**base, **point})
         except ValidationError as exc:
@@ -202,7 +209,10 @@ def _plan(resolved: ResolvedRecipe, registry: Registry) -> None:
     classes = {step: registry.get(kind, getattr(r, step).plugin).cls for step, kind in kinds.items()}
     classes.update({key: registry.get("filter", f.plugin).cls for key, f in r.filter_steps()})
     classes.update({f"score.{i}": registry.get("scorer", s.plugin).cls for i, s in enumerate(r.score)})
-    resolved.products = plan_products(r, resolved.base_dir, classes)
+    resolved.products = plan_products(r, resolved.base_dir, classes, set(resolved.templated))
+    first = next(iter(resolved.products.values()))
+    for step in resolved.templated:  # the run's own stage for the step: the first product's (checks, model)
+        resolved.configs[step] = first.configs[step]
     gen_cfg = classes["generate"].Config
     for plan in resolved.products.values():
         if "generate" not in plan.configs:

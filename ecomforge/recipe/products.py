@@ -1,6 +1,6 @@
 """Per-product settings: template variables filled into prompts and string configs, catalogue overrides applied.
 
-A template is ``{name}`` (``{{`` and ``}}`` for literal braces); it is filled in one pass, so a value
+A template is ``{name}`` (``{{`` and ``}}`` for literal braces, other braces stay); it is filled in one pass, so a value
 that itself contains braces is text, never a template. Settings that a plugin fills per reference
 itself (image path patterns with ``{name}``/``{stem}``/``{product}``) are left to the plugin.
 """
@@ -16,7 +16,8 @@ from ..errors import RecipeError, UsageError
 from ..pathspec import path_fields
 from .catalog import CatalogProduct, read_catalog
 
-_TEMPLATE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+# Only ``{name}`` is a placeholder; other braces (``{}``, ``{a b}``, JSON-ish text) stay as written.
+_TEMPLATE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
@@ -46,6 +47,24 @@ def fill(template: str, variables: dict[str, str], where: str) -> str:
                                      "write {{ and }} for literal braces)")
         return variables[name]
     return _TEMPLATE.sub(sub, template)
+
+
+def has_template(value: Any, skip: set[str] = frozenset(), loc: str = "") -> bool:
+    """True when a raw config (or any string in it) holds a ``{variable}`` (settings in ``skip`` aside)."""
+    if loc in skip:
+        return False
+    if isinstance(value, str):
+        return any(m.group(1) is not None for m in _TEMPLATE.finditer(value))
+    if isinstance(value, dict):
+        return any(has_template(v, skip, f"{loc}.{k}" if loc else str(k)) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_template(v, skip, f"{loc}[]") for v in value)
+    return False
+
+
+def plugin_fills(cls: type) -> set[str]:
+    """Settings of a stage that hold placeholders the plugin fills itself (image path patterns)."""
+    return {loc for loc, f in path_fields(cls.Config) if f.pattern}
 
 
 def anchor_reference(spec: str, base_dir: Path) -> str:
@@ -96,23 +115,27 @@ def _set(raw: dict[str, Any], parts: list[str], value: Any) -> None:
     node[parts[-1]] = value
 
 
-def plan_products(recipe: Any, base_dir: Path, classes: dict[str, type]) -> dict[str, ProductPlan]:
-    """Every product's plan; templates and overrides are checked here, before any work."""
+def plan_products(recipe: Any, base_dir: Path, classes: dict[str, type],
+                  templated: set[str] = frozenset()) -> dict[str, ProductPlan]:
+    """Every product's plan; templates and overrides are checked here, before any work.
+
+    Steps in ``templated`` hold ``{variables}``: their config is validated per product only.
+    """
     if recipe.inputs.catalog is not None:
         source = read_catalog(Path(recipe.inputs.catalog))
     else:
         source = [CatalogProduct(name, "", [anchor_reference(s, base_dir) for s in refs], {"product": name})
                   for name, refs in recipe.product_specs().items()]
     steps = _steps(recipe)
-    skips = {step: {loc for loc, f in path_fields(classes[step].Config) if f.pattern} for step in steps}
+    skips = {step: plugin_fills(classes[step]) for step in steps}
     plans: dict[str, ProductPlan] = {}
     for prod in source:
-        plans[prod.name] = _plan(recipe, prod, steps, skips, classes)
+        plans[prod.name] = _plan(recipe, prod, steps, skips, classes, templated)
     return plans
 
 
 def _plan(recipe: Any, prod: CatalogProduct, steps: dict[str, Any], skips: dict[str, set[str]],
-          classes: dict[str, type]) -> ProductPlan:
+          classes: dict[str, type], templated: set[str]) -> ProductPlan:
     where, vars_ = prod.where, prod.variables
     prompt = prod.overrides.get("prompt")
     negative = prod.overrides.get("negative_prompt")
@@ -127,7 +150,7 @@ def _plan(recipe: Any, prod: CatalogProduct, steps: dict[str, Any], skips: dict[
             if key.startswith(f"{step}.config."):
                 _set(raw, key[len(step) + 8:].split("."), value)
         plan.raw[step] = raw
-        if raw != spec.config:
+        if raw != spec.config or step in templated:
             try:
                 plan.configs[step] = classes[step].parse_config(raw, path=f"{step}.config")
             except UsageError as exc:
