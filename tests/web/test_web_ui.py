@@ -3,7 +3,7 @@ mask warnings, concurrency, re-running a job and the token-mode sign-in form."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from pydantic import Field
@@ -233,3 +233,11 @@ def test_run_before_the_form_caught_up_with_a_new_preset_runs_that_preset_as_wri
     caught_up = [*stale[:4], "webtoy", *stale[5:9], "toy", "{}", 1, 7, 0]
     over = manager.get(act.submit(*caught_up)).request["overrides"]
     assert over["generate.seeds"] == {"count": 1, "base": 7} and over["mask"]["plugin"] == "classic"
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40)  # the app is stateless
+@given(guess=st.text(max_size=40).filter(lambda t: t != "right-token-1"))
+def test_no_other_typed_token_signs_in(login_client, guess):
+    r = login_client.post("/login", data={"token": guess}, follow_redirects=False)
+    assert r.status_code == 401 and "set-cookie" not in r.headers
+    assert "<script" not in r.text.lower()  # the page never echoes what was typed
