@@ -246,7 +246,7 @@ def _wire_mask(ui) -> None:
 def _wire_jobs(ui) -> None:
     """Run, resume, re-run and the job list all show the job they start in the same status and gallery."""
     act = ui.actions
-    follow = [ui.status, ui.gallery, ui.chosen, ui.results, ui.job_id, ui.jobs]
+    follow = [ui.status, ui.gallery, ui.chosen, ui.results, ui.job_id, ui.jobs, ui.preset]
     form = [ui.refs, ui.prompt, ui.negative, ui.preset, ui.filled_from, ui.masker, ui.mask_text, ui.points, ui.mask_file,
             ui.generator, ui.sweep, ui.n_seeds, ui.base_seed, ui.top_k, *[c for _, _, c in ui.comps]]
 
@@ -264,7 +264,7 @@ def _wire_jobs(ui) -> None:
         yield from act.rerun_candidate(jid, cid, request.session_hash)
 
     def show(request: gr.Request, jid):
-        yield from act.follow(jid, request.session_hash)
+        yield from act.follow(jid, request.session_hash, show_preset=True)
 
     # Following only polls the job table, so it never takes one of the --workers slots.
     watch = {"concurrency_limit": None, "show_progress": "hidden"}

@@ -196,16 +196,19 @@ class Actions:
     def _replaced(self, session: str | None, view: int) -> bool:
         return session is not None and self._views.get(session) != view
 
-    def follow(self, jid: str | None, session: str | None = None):
-        """Yield (status, gallery, picks, records, job id, job list) as the job changes, until it stops.
+    def follow(self, jid: str | None, session: str | None = None, show_preset: bool = False):
+        """Yield (status, gallery, picks, records, job id, job list, preset) as the job changes, until it stops.
 
         A newer view in the same browser session (another Run, a job picked from the list) ends this one.
+        ``show_preset`` (a job picked from the list, or brought back by a reload) also sets the preset
+        dropdown to the job's, so the form describes the job on show.
         """
         import gradio as gr
 
         view = self._claim(session)
         if not jid or self.manager.get(jid) is None:
-            yield IDLE, [], gr.update(choices=[], value=[]), [], None, gr.update(choices=job_choices(self.manager))
+            yield (IDLE, [], gr.update(choices=[], value=[]), [], None, gr.update(choices=job_choices(self.manager)),
+                   gr.skip())
             return
         shown, listed = None, None
         while (job := self.manager.get(jid)) is not None:
@@ -213,15 +216,16 @@ class Actions:
             sig = [c for _, c in res.items]
             # The job list is refreshed when this job's state changes (its line shows the state).
             jobs = gr.update(choices=job_choices(self.manager), value=jid) if job.state != listed else gr.skip()
+            preset = job.recipe if show_preset and listed is None and job.recipe in self.presets else gr.skip()
             listed = job.state
             if sig != shown:  # a new candidate, or the scores arrived: refresh the gallery
                 shown = sig
                 picks = [(f"{c} · {r['id'][:8]}", r["id"]) for (_, c), r in zip(res.items, res.records)
                          if r.get("scored", True)]
                 yield (status_html(job_view(self.manager, job), res), res.items, gr.update(choices=picks, value=[]),
-                       res.records, jid, jobs)
+                       res.records, jid, jobs, preset)
             else:
-                yield status_html(job_view(self.manager, job), res), gr.skip(), gr.skip(), gr.skip(), jid, jobs
+                yield status_html(job_view(self.manager, job), res), gr.skip(), gr.skip(), gr.skip(), jid, jobs, preset
             if job.state in TERMINAL:
                 return
             time.sleep(POLL_S)

@@ -235,6 +235,7 @@ def test_gallery_fills_cancel_keeps_partial_results_reload_resume_and_rerun(url,
         expect(page.locator("#status")).to_contain_text("cancelled")
         expect(page.locator("#gallery img")).to_have_count(made, timeout=10_000)
         expect(page.locator("#jobs input")).to_have_value(_contains(job), timeout=10_000)
+        expect(page.locator("#preset input")).to_have_value(_contains("webslow"))  # the form describes the job
         page.screenshot(path=str(ARTIFACTS / "web-ui-cancelled.png"))
         page.locator("#resume").click()
         expect(page.locator("#status .state-done")).to_be_visible(timeout=30_000)
