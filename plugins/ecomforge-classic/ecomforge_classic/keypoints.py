@@ -50,13 +50,17 @@ class KeypointsScorer(RelativeScorer):
         return np.float32([k.pt for k in kps]).reshape(-1, 2), desc
 
     def features(self, image: np.ndarray, mask: np.ndarray | None):
-        """[(points, descriptors)] of the product, plus its mirror image when ``mirror`` is on."""
+        """[(points, descriptors)] of the product."""
         if self._sift is None:
             self.setup()
-        views = [self._detect(image, mask)]
+        return [self._detect(image, mask)]
+
+    def reference_features(self, image: np.ndarray, mask: np.ndarray | None):
+        """The product's features, plus its mirror image's when ``mirror`` is on (a flipped product is the same)."""
+        views = self.features(image, mask)
         if self.config.mirror:
             flip = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
-            views.append(self._detect(np.ascontiguousarray(image[:, ::-1]), flip))
+            views += self.features(np.ascontiguousarray(image[:, ::-1]), flip)
         return views
 
     def _inliers(self, a, b) -> int:

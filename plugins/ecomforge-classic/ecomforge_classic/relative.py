@@ -36,6 +36,8 @@ class RelativeConfig(StageConfig):
     floor: float = Field(default=0.0, description="Raw similarity an unrelated product gets (scores 0).")
     default_baseline: float = Field(default=1.0, description="Raw similarity a re-shoot gets, used when there is "
                                                              "only one reference (scores 1).")
+    baseline_quantile: float = Field(default=0.5, ge=0, le=1, description="Which of the references' best matches "
+                                     "to each other is the baseline (0: the worst, 0.5: the median).")
     min_span: float = Field(default=0.05, gt=0, description="Smallest baseline - floor gap, so near-identical "
                                                             "references do not make every small difference fatal.")
 
@@ -54,6 +56,10 @@ class RelativeScorer(Scorer):
         """The scorer's description of the product region (cached for references)."""
         raise NotImplementedError
 
+    def reference_features(self, image: np.ndarray, mask: np.ndarray | None) -> Any:
+        """A reference's description (by default the same as a candidate's)."""
+        return self.features(image, mask)
+
     def similarity(self, candidate: Any, reference: Any) -> float:
         """Raw similarity of two product descriptions, higher = more alike."""
         raise NotImplementedError
@@ -63,7 +69,7 @@ class RelativeScorer(Scorer):
         for ref, mask in zip(context.references, context.masks):
             key = region_key(ref.sha256, mask.data)
             if key not in self._cache:
-                self._cache[key] = self.features(ref.image, mask.data)
+                self._cache[key] = self.reference_features(ref.image, mask.data)
             out.append(self._cache[key])
         return out
 
@@ -72,7 +78,7 @@ class RelativeScorer(Scorer):
         if len(refs) < 2:
             return self.config.default_baseline
         best = [max(self.similarity(r, o) for j, o in enumerate(refs) if j != i) for i, r in enumerate(refs)]
-        return float(np.median(best))
+        return float(np.quantile(best, self.config.baseline_quantile))
 
     def calibrate(self, raw: float, baseline: float) -> float:
         """The relative score in [0, 1] of a raw similarity, given the references' baseline."""

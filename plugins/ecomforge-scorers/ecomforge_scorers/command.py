@@ -28,7 +28,7 @@ def _split(value: str | None) -> list[str] | None:
                                 "(default: color,keypoints,shape,texture,expansion,seams,duplicates,scene,framing).")
 @click.option("--products", help="Comma-separated DreamBench product names (default: all ten).")
 @click.option("--quick", is_flag=True, help="Four products, one photo each, fewer failures: a fast smoke run.")
-@click.option("--views", default=3, show_default=True, type=click.IntRange(1, 6),
+@click.option("--views", default=2, show_default=True, type=click.IntRange(1, 6),
               help="Photos of each product used as the candidate (the others are its references).")
 @click.option("--masks", type=click.Choice(["boxes", "classic"]), default="boxes", show_default=True,
               help="Product masks: GrabCut in hand-drawn boxes, or the classic masker (box fallback).")
@@ -96,7 +96,9 @@ def print_tables(result: dict) -> None:
     for name in columns:
         kinds.add_column(name, justify="right")
     any_entry = next(iter(columns.values()), None)
-    for kind in (any_entry or {}).get("all", {}).get("kinds", {}):
+    for kind, info in (any_entry or {}).get("all", {}).get("kinds", {}).items():
+        if info["auroc"] is None or info["group"].startswith("cross"):  # benign rows; cross products: per group above
+            continue
         kinds.add_row(kind, *[_fmt(columns[c]["all"]["kinds"][kind]["auroc"]) for c in columns])
     console.print(kinds)
     for split, goals in result.get("targets", {}).items():

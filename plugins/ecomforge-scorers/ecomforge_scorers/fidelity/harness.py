@@ -99,7 +99,7 @@ def make_scorers(specs: Sequence[Weighted], models: dict[str, str], device: str)
 
 
 def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, products: Sequence[str] | None = None, *,
-                 recipe: str | Path | None = None, quick: bool = False, views: int = 3, models: dict[str, str] | None = None,
+                 recipe: str | Path | None = None, quick: bool = False, views: int = 2, models: dict[str, str] | None = None,
                  tiny: bool = False, size: int = 256, seed: int = 0, device: str = "cpu", masks: str = "boxes",
                  command: str = "") -> dict:
     """Score every case of every chosen product; write fidelity.json and contact-sheet.png, return the result."""
@@ -113,7 +113,8 @@ def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, prod
     if recipe is not None and not recipe_path.is_file():
         raise UsageError(f"--recipe {recipe}: no such file")
     weighted = recipe_scorers(recipe_path) if recipe_path else []
-    extra = [Weighted(n, n, {}, 0.0) for n in (scorers or DEFAULT_SCORERS) if n not in {w.key for w in weighted}]
+    extra = [Weighted(n, n, {}, 0.0) for n in (DEFAULT_SCORERS if scorers is None else scorers)
+             if n not in {w.key for w in weighted}]
     names = list(products or (QUICK["products"] if quick else DREAMBENCH))
     photos = {name: load_photos(name, size, masks) for name in names}  # bad input fails before any model loads
     random_models = set()
