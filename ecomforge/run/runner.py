@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from .pipeline_runner import run_products
 from .store import RunStore, new_run_id
 
 log = logging.getLogger("ecomforge")
+_PER_PRODUCT_STAGES = 32  # stages built for products' own configs, kept for reuse (weights are in the model cache)
 STEPS = ("acquire", "mask", "generate", "score", "filter")
 
 
@@ -69,8 +71,8 @@ class Runner:
         self.device = device
         self.observers = list(observers)
         self._refs_sha: dict[str, list[str]] = {}
-        self._per_product: dict[tuple[str, str], Any] = {}  # (step, config json) -> a stage for catalogue configs
-        self._identity_cache: dict[int, dict[str, str]] = {}  # id(stage) -> its identity(), asked once
+        # (step, config json) -> a stage for a product's own config; the most recently used few are kept
+        self._per_product: OrderedDict[tuple[str, str], Any] = OrderedDict()
         r, cfg = resolved.recipe, resolved.configs
         create = self.registry.create
         self.acquirer: Acquirer = create("acquirer", r.acquire.plugin, cfg["acquire"], device=device)
@@ -341,8 +343,12 @@ class Runner:
             return default
         key = (step, config.model_dump_json())
         stage = self._per_product.get(key)
+        if stage is not None:
+            self._per_product.move_to_end(key)
         if stage is None:  # constructors are cheap; weights are shared through the model cache
             stage = self._per_product[key] = type(default)(config, device=self.device, path=f"{step}.config")
+            if len(self._per_product) > _PER_PRODUCT_STAGES:  # a 10 000-product catalogue: bounded memory
+                self._per_product.popitem(last=False)
             stage.base_dir = self.resolved.base_dir
         return stage
 
@@ -364,10 +370,10 @@ class Runner:
                   **{f"score.{key}": self._stage(f"score.{i}", work, st) for i, (key, _, st) in enumerate(self.scorers)}}
         out = {}
         for step, stage in stages.items():
-            if id(stage) not in self._identity_cache:
-                self._identity_cache[id(stage)] = dict(stage.identity() or {})
-            if self._identity_cache[id(stage)]:
-                out[step] = self._identity_cache[id(stage)]
+            if not hasattr(stage, "_ecomforge_identity"):  # asked once per stage instance
+                stage._ecomforge_identity = dict(stage.identity() or {})
+            if stage._ecomforge_identity:
+                out[step] = stage._ecomforge_identity
         return out
 
     def _total(self, scores: dict[str, float]) -> float:
