@@ -1,6 +1,7 @@
 """Settings forms generated from plugins' pydantic JSON schemas: a new plugin's options appear without UI code."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,10 +64,11 @@ def coerce(field: FieldSpec, value: Any) -> Any:
     """A form value back into the config's type; blank optional fields become None, blank others are skipped."""
     if value is None or (isinstance(value, str) and value == "" and field.kind != "string"):
         return None
-    if field.kind == "integer":
-        return int(round(float(value)))
-    if field.kind == "number":
-        return float(value)
+    if field.kind in ("integer", "number"):
+        number = float(value)
+        if not math.isfinite(number):  # "inf" / "nan" typed into a number box
+            raise ValueError(f"{field.name}: {value!r} is not a finite number")
+        return int(round(number)) if field.kind == "integer" else number
     if field.kind == "boolean":
         return bool(value)
     if field.kind == "string":

@@ -137,8 +137,11 @@ class Actions:
         if name:
             over["mask"] = {"plugin": name, "config": masker_config(
                 name, {"plugin": p.get("mask"), "config": p.get("mask_config") or {}}, text, pts, None)}
-        cfg = {f.name: v for (g, f), raw in zip(self.fields, values)
-               if g == gen and (v := coerce(f, raw)) is not None}
+        try:
+            cfg = {f.name: v for (g, f), raw in zip(self.fields, values)
+                   if g == gen and (v := coerce(f, raw)) is not None}
+        except (TypeError, ValueError) as exc:
+            raise self.error(f"generator settings: {exc}") from None
         if gen != p.get("generate"):
             over["generate.plugin"] = gen
             over["generate.config"] = cfg
