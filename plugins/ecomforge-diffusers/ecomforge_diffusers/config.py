@@ -58,10 +58,10 @@ class DiffusersConfig(StageConfig):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto", description="Weights precision: auto = bfloat16 on CUDA GPUs that have it (else float16), "
                                     "float16 on MPS, float32 on CPU. Under float16 the VAE stays float32.")
-    vae: str | None = Field(
+    vae: ModelRef | None = Field(
         default=None, description="A replacement VAE (hub id or diffusers folder), e.g. madebyollin/sdxl-vae-fp16-fix "
                                   "so SDXL's VAE may run in float16.")
-    preview_vae: str | None = Field(
+    preview_vae: ModelRef | None = Field(
         default=None, description="A tiny autoencoder (TAESD, AutoencoderTiny) that decodes instead of the VAE: "
                                   "fast, slightly soft previews (e.g. madebyollin/taesd; taesdxl for SDXL).")
     compile: Literal["off", "regional", "full"] = Field(

@@ -37,9 +37,13 @@ class _DiffusersGenerator(Generator):
 
     def check(self) -> None:
         """The model must be on disk or fetchable: fail before any work, naming what to download."""
-        from .loading import resolve_model
+        from .families import check_task
+        from .loading import model_family, resolve_model
 
-        resolve_model(self.config.model)
+        kind, path = resolve_model(self.config.model)
+        # the family (model_index.json or the file's header, no weights) decides the task fits
+        family, _ = model_family(kind, path, self.config.model, self.config.base_config)
+        check_task(family, self.task, self.config.model)
 
     def identity(self) -> dict[str, str]:
         """The model's name (a hub id, or a local file's or folder's name: never its path)."""

@@ -54,8 +54,9 @@ def test_family_loads_its_own_class_and_keeps_the_product(cls, kind, expected, t
 def test_img2img_refuses_an_inpainting_model_before_loading(tiny_folders):
     """A 9-channel UNet cannot be driven by img2img: one clear error naming the key."""
     gen = SdImg2ImgGenerator({"model": str(tiny_folders["sdxl-inpaint"]), **FAST}, device="cpu")
-    with pytest.raises(InputError, match=r"generate\.config\.model: .* is an inpainting model; use it with sd-inpaint"):
-        gen.setup()
+    for step in (gen.check, gen.setup):  # the pre-flight check already knows, from model_index.json alone
+        with pytest.raises(InputError, match=r"generate\.config\.model: .* is an inpainting model; use it with sd-inpaint"):
+            step()
 
 
 def test_hub_repo_family_comes_from_its_model_index(monkeypatch):
