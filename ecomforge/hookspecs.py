@@ -60,6 +60,10 @@ def register_commands(cli: "click.Group") -> None:
 
 
 # --- run lifecycle: progress, logging, the run store and metrics hang off these ----------------
+# Each run calls these through its own scope (ecomforge.run.hooks.RunHooks): the installed plugins plus
+# that run's store and observers, never another run's. An implementation that raises becomes a
+# HookError naming its plugin and the hook: fatal for a plugin with ``hook_errors = "raise"`` (the run
+# store), a logged warning (``summary["hook_warnings"]``) for any other, and never a stage's failure.
 
 @hookspec
 def on_run_start(run: "RunContext") -> None:
