@@ -1,6 +1,8 @@
 """sd-img2img, single-file checkpoints and LoRAs, through the tiny models on disk."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from diffusers_testutil import FAST, changed_fraction, request_for
@@ -86,6 +88,14 @@ def test_two_loras_with_their_own_scales(tiny_root, tiny_sd_inpaint):
                                                           {"path": str(b), "scale": 1.0}]))[0]
     assert not np.array_equal(one.image, two.image)
     assert len([k for k in one.models if k.startswith("lora:")]) == 2
+    # the infotext names them as A1111 does: <lora:name:weight> tags and their addnet hashes, no paths
+    from ecomforge.imaging.infotext import candidate_text
+
+    rec = {"id": "x", "prompt": "a product photo", "negative_prompt": ""}
+    text = candidate_text(rec, one, "minimal")["parameters"]
+    assert text.splitlines()[0] == "a product photo <lora:lora-a:1> <lora:lora-b:0.2>"
+    assert re.search(r'Lora hashes: "lora-a: [0-9a-f]{12}, lora-b: [0-9a-f]{12}"', text)
+    assert str(tiny_root) not in text
 
 
 def test_ip_adapter_changes_output_and_unloads_exactly(tiny_root, tiny_sd_inpaint):
