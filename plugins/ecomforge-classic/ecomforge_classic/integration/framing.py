@@ -10,7 +10,8 @@ from pydantic import Field
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
 
-from .common import ReferenceCache, ramp, score_each, shrink_mask, verdict
+from .colours import ProductColours
+from .common import ReferenceCache, make_view, ramp, score_each, verdict
 
 SIDES = ("top", "bottom", "left", "right")
 
@@ -18,7 +19,7 @@ SIDES = ("top", "bottom", "left", "right")
 class FramingConfig(StageConfig):
     """Calibration of the framing checks (see docs/scorers.md)."""
 
-    side: int = Field(256, ge=32, le=2048, description="Long side (px) of the working copy of the mask.")
+    side: int = Field(192, ge=32, le=2048, description="Long side (px) of the working copy of the mask.")
     max_cut: float = Field(0.25, gt=0, le=1, description="Share of the product's width (or height) lying on one "
                            "frame edge, beyond the references', that scores 0.")
     min_extent: float = Field(0.25, gt=0, le=1, description="Product bounding box (long side, as a fraction of the "
@@ -36,17 +37,25 @@ class Layout:
     area: float  # share of the frame covered by the product
 
 
-def layout(mask: np.ndarray, side: int) -> Layout | None:
-    """The product's layout in its frame; None for an empty mask."""
-    m = shrink_mask(mask, side)
+def layout(image: np.ndarray, mask: np.ndarray, side: int, colours: ProductColours | None = None) -> Layout | None:
+    """The product's layout in its frame; None for an empty mask.
+
+    With ``colours``, only mask pixels coloured like the product count as cut: a mask that leaks
+    into the background (a table, a wall) up to the frame edge has not cut the product.
+    """
+    view = make_view(image, mask, side)
+    m = view.mask
     if not m.any():
         return None
     h, w = m.shape
     ys, xs = np.nonzero(m)
     bw, bh = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+    on = m
+    if colours is not None and (~m).sum() >= 64:
+        on = m & (colours.likeness(view, ~m) >= 0.5)
     strip = max(1, round(0.006 * max(h, w)))  # resampling blurs the frame line by a pixel or so
-    cut = (m[:strip].any(axis=0).sum() / bw, m[-strip:].any(axis=0).sum() / bw,
-           m[:, :strip].any(axis=1).sum() / bh, m[:, -strip:].any(axis=1).sum() / bh)
+    cut = (on[:strip].any(axis=0).sum() / bw, on[-strip:].any(axis=0).sum() / bw,
+           on[:, :strip].any(axis=1).sum() / bh, on[:, -strip:].any(axis=1).sum() / bh)
     return Layout(tuple(float(c) for c in cut), float(max(bw / w, bh / h)), float(m.mean()))
 
 
@@ -67,14 +76,18 @@ class FramingScorer(Scorer):
     def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Score]:
         """One score per candidate: the worst of the cut, small and large checks."""
         cfg: FramingConfig = self.config
-        refs = [r for r in self._refs.get(context, ("framing", cfg.side), lambda img, m: layout(m, cfg.side)) if r]
+        colours = ProductColours.merge(self._refs.get(context, ("colours", cfg.side),
+                                                      lambda img, m: ProductColours.of(img, m, cfg.side)))
+        shas = tuple(r.sha256 for r in context.references)
+        refs = [r for r in self._refs.get(context, ("framing", cfg.side, shas),
+                                          lambda img, m: layout(img, m, cfg.side, colours)) if r]
         allow_cut = [max((r.cut[i] for r in refs), default=0.0) for i in range(4)]
         # A reference shot small (or large) makes that framing plausible for this product.
         small = min([cfg.min_extent, *(0.9 * r.extent for r in refs)])
         large = max([cfg.max_area, *(min(0.95, r.area + 0.05) for r in refs)])
 
         def judge(cand: Candidate, mask: np.ndarray | None) -> Score:
-            lay = layout(mask, cfg.side) if mask is not None else None
+            lay = layout(cand.image, mask, cfg.side, colours) if mask is not None else None
             if lay is None:
                 return Score(1.0)
             excess = [lay.cut[i] - allow_cut[i] for i in range(4)]

@@ -150,9 +150,10 @@ def _smear(lab: np.ndarray, mask: np.ndarray, dist: np.ndarray, bg: np.ndarray, 
     typical = float(np.percentile(texture[far], 60))
     if typical < 2.0:  # a plain scene: nothing to be smeared against
         return 1.0, ""
-    smooth = (bg & (texture < 0.15 * typical)).astype(np.uint8)
+    # Featureless in absolute terms too: real smooth surfaces (a cup, a wall) keep shading and grain.
+    smooth = (bg & (texture < min(0.15 * typical, 1.0))).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(smooth, connectivity=4)
-    near = bg & (dist <= gap + max(3.0, 0.04 * size))
+    near = bg & (dist <= gap + k + max(3.0, 0.04 * size))  # k: the texture window blurs the product's edge in
     h, w = mask.shape
     worst = 0.0
     for i in range(1, n):
@@ -162,4 +163,4 @@ def _smear(lab: np.ndarray, mask: np.ndarray, dist: np.ndarray, bg: np.ndarray, 
         if not np.any(near & (labels == i)):
             continue
         worst = max(worst, area / max(1, mask.sum()))
-    return ramp(worst, 0.15, 0.6), f"smeared blob against the product ({worst:.0%} of its area)"
+    return ramp(worst, 0.1, 0.35), f"smeared blob against the product ({worst:.0%} of its area)"

@@ -21,7 +21,7 @@ OUTER = 5  # background bands outside the rim: a seam may sit up to about 5 band
 class SeamsConfig(StageConfig):
     """How the edge profile is read and calibrated (see docs/scorers.md)."""
 
-    side: int = Field(512, ge=64, le=2048, description="Long side (px) of the working copy; halos are thin, so "
+    side: int = Field(384, ge=64, le=2048, description="Long side (px) of the working copy; halos are thin, so "
                       "this is larger than the other scorers'.")
     halo_tolerance: float = Field(8.0, gt=0, le=100, description="ΔE by which the rim may stand out from both "
                                   "sides before a contour pixel counts as haloed.")
@@ -133,7 +133,17 @@ class _Geometry:
         contour[:, :2] = contour[:, -2:] = False
         if contour.sum() < 16:
             return None
-        return cls(view, dist, w, k, contour)
+        # Work on the box that the bands and their averaging windows reach: the rest never counts.
+        reach = w + OUTER * k + cls.window(w, k)
+        ys, xs = np.nonzero(dist <= reach)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        crop = View(view.rgb[y0:y1, x0:x1], view.lab[y0:y1, x0:x1], view.mask[y0:y1, x0:x1], view.scale)
+        return cls(crop, dist[y0:y1, x0:x1], w, k, contour[y0:y1, x0:x1])
+
+    @staticmethod
+    def window(w: float, k: float) -> int:
+        """Side of the box over which band means are taken around each outline point (odd)."""
+        return int(2 * (w + OUTER * k)) | 1
 
     def bands(self) -> list[np.ndarray]:
         """inside, rim (the transition), then OUTER bands of width k outward, as boolean masks."""
@@ -149,7 +159,7 @@ def edge_profile(image: np.ndarray, mask: np.ndarray | None, side: int, band: in
     if geo is None:
         return None
     lab, contour = geo.view.lab, geo.contour
-    win = int(2 * (geo.w + OUTER * geo.k)) | 1
+    win = geo.window(geo.w, geo.k)
     maps = [local_mean(lab, b, win) for b in geo.bands()]
     valid = np.ones(int(contour.sum()), bool)
     for _, wsum in maps:
@@ -174,7 +184,7 @@ def edge_profile(image: np.ndarray, mask: np.ndarray | None, side: int, band: in
     # Each band's own spread (pixels at one distance) does not straddle a seam that follows the outline.
     sds = [_local_spread(lab, b, win, maps[i + 2][0]) for i, b in enumerate(geo.bands()[2:])]
     texture = float(np.median([np.median(sd[contour]) for sd in sds]))
-    step /= max(1.0, texture / 6.0)
+    step /= max(1.0, texture / 4.0)
     return EdgeProfile(float(haloed.mean()), brightness, step,
                        _carried_width(geo, maps[0][0], maps[-1][0], sds[-1], palette))
 
@@ -192,7 +202,7 @@ def _carried_width(geo: _Geometry, inside: np.ndarray, scene: np.ndarray, scene_
     zone = (d > -geo.w - geo.k) & (d <= geo.w + (OUTER - 1) * geo.k)
     px = lab[zone]
     to_palette = np.min(np.linalg.norm(px[:, None, :] - palette[None], axis=2), axis=1)
-    unlike_scene = np.linalg.norm(px - scene[zone], axis=1) > np.maximum(15.0, 2.0 * scene_sd[zone])
+    unlike_scene = np.linalg.norm(px - scene[zone], axis=1) > np.maximum(15.0, 3.0 * scene_sd[zone])
     flags = (to_palette < 10.0) & unlike_scene & (np.linalg.norm(px - inside[zone], axis=1) > 15.0)
     carried = np.zeros(d.shape, np.uint8)
     carried[zone] = flags
@@ -203,7 +213,7 @@ def _carried_width(geo: _Geometry, inside: np.ndarray, scene: np.ndarray, scene_
     attached = np.unique(labels[(np.abs(d) <= 1.5) & (carried > 0)])
     band = np.isin(labels, attached[attached > 0]).astype(np.float32)
     # Width per outline point; a paste band follows the whole outline, scene content only parts of it.
-    win = int(2 * (geo.w + OUTER * geo.k)) | 1
+    win = geo.window(geo.w, geo.k)
     width, _ = local_mean(band, np.ones_like(band), win)
     length, _ = local_mean(geo.contour.astype(np.float32), np.ones_like(band), win)
     per_point = (width / np.maximum(length, 1e-6))[geo.contour]
@@ -211,9 +221,10 @@ def _carried_width(geo: _Geometry, inside: np.ndarray, scene: np.ndarray, scene_
 
 
 def _local_spread(lab: np.ndarray, band: np.ndarray, win: int, mean: np.ndarray) -> np.ndarray:
-    """Local colour spread (ΔE-like standard deviation) of one band's pixels around each point."""
-    sq, _ = local_mean(lab * lab, band, win)
-    return np.sqrt(np.maximum(sq - mean * mean, 0.0).sum(axis=2))
+    """Local lightness spread (standard deviation of L*) of one band's pixels around each point."""
+    L = np.ascontiguousarray(lab[..., 0])
+    sq, _ = local_mean(L * L, band, win)
+    return np.sqrt(np.maximum(sq - mean[..., 0] ** 2, 0.0))
 
 
 def _distance_to_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
