@@ -38,11 +38,12 @@ def _same_pixels(dir_a: Path, dir_b: Path, records) -> None:
         assert np.array_equal(a, b), (r["id"], np.abs(a.astype(int) - b).max(), (a != b).mean())
 
 
-def _ray_set(*paths: Path, plugins=("toyplugins",), env: dict[str, str] | None = None, workers: int = 2) -> list[str]:
+def _ray_set(*paths: Path, plugins=("toyplugins",), env: dict[str, str] | None = None, workers: int = 2,
+             extra: str = "") -> list[str]:
     """--set items that run generation on Ray with local plugin modules shipped through PYTHONPATH."""
     env_vars = {"PYTHONPATH": os.pathsep.join(str(p) for p in paths), **(env or {})}
     env_yaml = ", ".join(f"{k}: '{v}'" for k, v in env_vars.items())
-    cfg = (f"{{num_workers: {workers}, num_cpus_per_worker: 0.5, plugins: [{', '.join(plugins)}], "
+    cfg = (f"{{num_workers: {workers}, num_cpus_per_worker: 0.5, plugins: [{', '.join(plugins)}], {extra}"
            f"runtime_env: {{env_vars: {{{env_yaml}}}}}}}")
     return ["execute.plugin=ray", f"execute.config={cfg}"]
 
@@ -58,10 +59,13 @@ def cluster():
 
 
 def test_ray_gives_the_same_manifest_and_pixels_as_local(cluster, toy_registry, toy_recipe, tmp_path):
-    local = run_recipe(load_recipe(toy_recipe), out=tmp_path / "local")
+    """The streaming pipeline (masking, generation, scoring on actor pools) vs the sequential local runner."""
+    local = run_recipe(load_recipe(toy_recipe, ["execute.plugin=local", "execute.config.prefetch=0"]),
+                       out=tmp_path / "local")
     toyplugins.CALLS.clear()
-    remote = run_recipe(load_recipe(toy_recipe, _ray_set(TESTS)), out=tmp_path / "ray")
-    assert toyplugins.CALLS.get("generate", 0) == 0  # every image was made in a Ray worker, none here
+    sets = _ray_set(TESTS, extra="remote_stages: [mask, score], stage_workers: 1, ")
+    remote = run_recipe(load_recipe(toy_recipe, sets), out=tmp_path / "ray")
+    assert toyplugins.CALLS == {}  # every mask, image and score was made in a Ray worker, none here
     records = read_manifest(remote.run_dir)
     assert len(records) == 18 and len({r["id"] for r in records}) == 18
     assert _strip(records) == _strip(read_manifest(local.run_dir))
@@ -181,6 +185,8 @@ def test_default_worker_count():
 
     assert default_workers(gpus=8, cpus=64, per_gpu=1, per_cpu=1) == 8  # one actor per GPU
     assert default_workers(gpus=2, cpus=16, per_gpu=0.5, per_cpu=1) == 4
+    assert default_workers(gpus=8, cpus=64, per_gpu=0.8, per_cpu=1) == 8  # 0.8 fits once per GPU, not 10 times
+    assert default_workers(gpus=8, cpus=64, per_gpu=2, per_cpu=1) == 4
     assert default_workers(gpus=0, cpus=16, per_gpu=0, per_cpu=4) == 4  # CPU slots
     assert default_workers(gpus=0, cpus=2, per_gpu=0, per_cpu=4) == 1  # never zero
 

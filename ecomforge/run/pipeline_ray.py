@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..stages import GeneratorSpec
+
+STAGE_CPUS = 0.25  # CPU slots a masking or scoring actor reserves (its work is on the GPU)
 
 
 class StageWorker:
@@ -62,11 +65,13 @@ class StagePool:
     """The actors of one stage; ``call`` runs a method on the least busy one, replacing dead actors."""
 
     def __init__(self, ray: Any, kind: str, spec: GeneratorSpec, *, n: int, options: dict[str, Any],
-                 plugins: list[str], base_dir: Path | None, max_retries: int) -> None:
+                 plugins: list[str], base_dir: Path | None, max_retries: int,
+                 placement: Callable[[int], dict[str, Any]] = lambda slot: {}, offset: int = 0) -> None:
         self.ray, self.kind, self.spec, self.max_retries = ray, kind, spec, max_retries
         self._args = (kind, spec.plugin, spec.config, spec.device, plugins, str(base_dir) if base_dir else None)
-        self._cls = ray.remote(StageWorker).options(**options)
-        self.actors = [self._cls.remote(*self._args) for _ in range(max(1, n))]
+        self._cls = ray.remote(StageWorker)
+        self._options = lambda slot: {**options, **placement(offset + slot)}  # spread over the GPU bundles
+        self.actors = [self._start(i) for i in range(max(1, n))]
         self.busy = [0] * len(self.actors)
         self._lock = threading.Lock()
 
@@ -87,7 +92,7 @@ class StagePool:
                 with self._lock:
                     if self.actors[slot] is actor:  # replace once, whichever call noticed first
                         ray.kill(actor, no_restart=True)
-                        self.actors[slot] = self._cls.remote(*self._args)
+                        self.actors[slot] = self._start(slot)
             except ray.exceptions.RayTaskError as exc:
                 cause = getattr(exc, "cause", None)
                 raise (cause if isinstance(cause, Exception) else RuntimeError(str(exc))) from None
@@ -95,6 +100,9 @@ class StagePool:
                 with self._lock:
                     self.busy[slot] -= 1
         raise AssertionError("unreachable")
+
+    def _start(self, slot: int) -> Any:
+        return self._cls.options(**self._options(slot)).remote(*self._args)
 
     def stop(self) -> None:
         """Kill every actor of the pool."""
@@ -139,5 +147,9 @@ class RemoteScorer(_Remote):
 
 
 def default_stage_workers(gpus: float) -> int:
-    """Actors per masking or scoring pool: one per four GPUs (they are short next to generation), at least one."""
-    return max(1, int(-(-gpus // 4)))
+    """Actors per masking or scoring pool: one per GPU (beside its generation actor), at least one.
+
+    One per GPU, not fewer: a call waits while its GPU runs a generation job, so the masks of the
+    next products come soon enough only if many are computed at once.
+    """
+    return max(1, int(gpus))

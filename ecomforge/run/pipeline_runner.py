@@ -2,13 +2,15 @@
 
 ``Runner._acquire_and_mask`` and ``_plan_jobs`` run in helper threads (hook calls recorded, replayed
 here in order); generation streams through one ``executor.map``; ``_score``, ``_filter``,
-``_records`` and ``on_product_done`` run in the caller's thread as each product's last job returns,
-while the executor already works on the next products. A product that fails in any step goes to
+``_records`` run in a helper thread as each product's last job returns (hooks recorded, replayed in
+order), while the executor already works on the next products. A product that fails in any step goes to
 the runner's failure handler (or stops the run when it has none / runs fail-fast).
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..errors import StageError
@@ -47,31 +49,74 @@ def run_products(runner: Any, ctx: RunContext, store: RunStore,
         return loaded if all(c is not None for c in loaded) else None
 
     remote = restore is not None
-    events = stream(products, prepare, runner.executor, spec, lookahead=4 if remote else 2,
-                    threads=getattr(runner.executor, "prepare_threads", lambda: 1)() if remote else 1,
+    threads = getattr(runner.executor, "prepare_threads", lambda: 1)() if remote else 1
+    events = stream(products, prepare, runner.executor, spec, lookahead=2 * threads, threads=threads,
                     resumed=resumed)
     state: dict[int, dict[str, Any]] = {}
+    backlog: deque[Event] = deque()  # events waiting for the product before them to be finished
+    finishing: deque[tuple[Any, Future[Any]]] = deque()  # (work, its finish in the helper thread), in order
+    finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecomforge-finish")
     current = "*"
-    try:
-        for ev in events:
+
+    def finish(work: Any) -> tuple[list[Any], list[dict[str, Any]] | None, Exception | None]:
+        calls: list[Any] = []
+        hooks.record(calls)
+        try:  # score (maybe on workers), filter, records: while the next products generate
+            runner._score(ctx, work)
+            runner._filter(ctx, work)
+            records = runner._records(ctx, work)
+            hooks.on_product_done(run=ctx, product=work.product, records=records)
+            return calls, records, None
+        except Exception as exc:
+            return calls, None, exc
+        finally:
+            hooks.record(None)
+
+    def drain(block: bool) -> Iterator[list[dict[str, Any]]]:
+        """Handle events in order; a product being finished holds the events after it (hooks stay in order)."""
+        nonlocal current
+        while backlog or finishing:
+            if finishing:
+                work, fut = finishing[0]
+                if not (block or fut.done()):
+                    return
+                calls, records, error = fut.result()
+                finishing.popleft()
+                hooks.replay(calls, run=ctx)  # score/filter steps and on_product_done, in the caller's thread
+                yield records if error is None else _failed(runner, ctx, work, error)
+                continue
+            ev = backlog.popleft()
             current = ev.prepared.product
             done = _handle(runner, ctx, ev, state.setdefault(id(ev.prepared), {"gen_s": 0.0}))
-            if done is not None:
+            if done is _FINISH:
+                state.pop(id(ev.prepared), None)
+                finishing.append((ev.prepared.work, finisher.submit(finish, ev.prepared.work)))
+            elif done is not None:
                 state.pop(id(ev.prepared), None)
                 yield done
+
+    try:
+        for ev in events:
+            backlog.append(ev)
+            yield from drain(block=False)
+        yield from drain(block=True)
     except Exception as exc:  # the executor itself failed (workers cannot start...): the run stops
         if isinstance(exc, StageError):
             raise
         hooks.on_step_error(run=ctx, step="generate", product=current, error=exc)
         raise StageError("generate", recipe.generate.plugin, current, exc) from exc
     finally:
+        finisher.shutdown(wait=True, cancel_futures=True)
         runner.hooks = real
         if restore is not None:
             restore()
 
 
-def _handle(runner: Any, ctx: RunContext, ev: Event, st: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """One pipeline event in the caller's thread; the product's records at its end."""
+_FINISH: Any = object()  # _handle's answer at a product's end: score, filter and write it (in the helper thread)
+
+
+def _handle(runner: Any, ctx: RunContext, ev: Event, st: dict[str, Any]) -> Any:
+    """One pipeline event in the caller's thread: None, a failed product's records, or _FINISH at its end."""
     prep, hooks = ev.prepared, runner.hooks
     work, recipe = prep.work, runner.resolved.recipe
     try:
@@ -91,11 +136,7 @@ def _handle(runner: Any, ctx: RunContext, ev: Event, st: dict[str, Any]) -> list
             ctx.add_time("generate", st["gen_s"])
             work.timings["generate"] = st["gen_s"]
             hooks.on_step_end(run=ctx, step="generate", product=work.product, seconds=st["gen_s"])
-            runner._score(ctx, work)
-            runner._filter(ctx, work)
-            records = runner._records(ctx, work)
-            hooks.on_product_done(run=ctx, product=work.product, records=records)
-            return records
+            return _FINISH
     except Exception as exc:
         if not isinstance(exc, StageError):
             hooks.on_step_error(run=ctx, step="generate", product=work.product, error=exc)

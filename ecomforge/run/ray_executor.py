@@ -14,7 +14,7 @@ from pydantic import Field
 from ..errors import StageError, UsageError
 from ..stages import Executor, GenerationJob, GeneratorSpec, StageConfig
 from ..types import Candidate, GenerationRequest, Mask, Reference
-from .pipeline_ray import RemoteMasker, RemoteScorer, StagePool, default_stage_workers
+from .pipeline_ray import STAGE_CPUS, RemoteMasker, RemoteScorer, StagePool, default_stage_workers
 
 ADDRESS_HELP = ("'auto': this process's Ray session if started, else the cluster RAY_ADDRESS or a local "
                 "`ray start` points at, else a new local one; 'local': always start a private local cluster; "
@@ -53,7 +53,7 @@ class RayExecutor(Executor):
                         "model). Default: mask and score when the cluster has GPUs, none (the driver) otherwise.")
         stage_workers: int | None = Field(
             default=None, ge=1, description="Actors per remote stage pool (the masker; each scorer). "
-                                            "Default: one per 4 GPUs, at least 1.")
+                                            "Default: one per GPU, at least 1.")
         stage_gpus: float | None = Field(
             default=None, ge=0, le=1,
             description="GPU share each masking or scoring actor reserves. Default: 0.05 with GPUs (they "
@@ -73,6 +73,8 @@ class RayExecutor(Executor):
         self._pools: dict[str, _Pool] = {}
         self._stage_pools: list[StagePool] = []
         self._remote: list[str] = []
+        self._pg: Any = None  # the GPU bundles, when masking/scoring actors share the GPUs
+        self._pg_size = self._gen_per_bundle = 0
         self._started_ray = False
 
     # --- public ---------------------------------------------------------------------------
@@ -141,21 +143,20 @@ class RayExecutor(Executor):
         self._remote = list(stages if stages is not None else (["mask", "score"] if gpus >= 1 else []))
         if not self._remote:
             return {}
-        if "generate" in specs:  # generation actors first: one per GPU, the small stage actors fill the gaps
-            self._pool(ray, specs["generate"])
         share = self.config.stage_gpus if self.config.stage_gpus is not None else (0.05 if gpus >= 1 else 0.0)
-        options = {"num_gpus": share, "num_cpus": min(self.config.num_cpus_per_worker, 0.25),
+        options = {"num_gpus": share, "num_cpus": STAGE_CPUS,
                    "runtime_env": dict(self.config.runtime_env) or None, "max_restarts": 0}
         n = self.config.stage_workers or default_stage_workers(gpus)
-        per_gen = self.config.num_gpus_per_worker if self.config.num_gpus_per_worker is not None else 0.8
-        if share > 0 and per_gen + share > 1 + 1e-9 and per_gen * len(self._pools_of(specs)) >= gpus:
-            raise UsageError(f"execute.config: num_gpus_per_worker={per_gen} leaves no GPU room for the masking "
-                             f"and scoring actors (stage_gpus={share})",
-                             hint="lower num_gpus_per_worker (e.g. 0.8), or set remote_stages: []")
+        n_pools = int("mask" in self._remote) + (len(specs["score"]) if "score" in self._remote else 0)
+        if share > 0 and gpus >= 1:
+            self._reserve_gpus(ray, int(gpus), -(-n * n_pools // int(gpus)), share)
+        if "generate" in specs:  # generation actors first, one per GPU bundle
+            self._pool(ray, specs["generate"])
 
         def pool(kind: str, spec: GeneratorSpec) -> StagePool:
             made = StagePool(ray, kind, spec, n=n, options=options, plugins=list(self.config.plugins),
-                             base_dir=base_dir, max_retries=self.config.max_retries)
+                             base_dir=base_dir, max_retries=self.config.max_retries,
+                             placement=self._placement, offset=len(self._stage_pools) * n)
             self._stage_pools.append(made)
             return made
 
@@ -166,13 +167,33 @@ class RayExecutor(Executor):
             moved["score"] = [RemoteScorer(pool("scorer", spec)) for spec in specs["score"]]
         return moved
 
-    def _pools_of(self, specs: dict[str, Any]) -> list[Any]:
-        """The generation actors started for this run (one pool)."""
-        from .ids import canonical_json
+    def _reserve_gpus(self, ray: Any, gpus: int, stage_per_gpu: int, share: float) -> None:
+        """One placement-group bundle per GPU: a generation actor and a few stage actors share each GPU.
 
-        spec = specs.get("generate")
-        key = spec and canonical_json({"plugin": spec.plugin, "config": spec.config, "device": spec.device})
-        return self._pools[key].actors if key in self._pools else []
+        Without it Ray packs the small stage actors onto the first GPUs, where they take turns with
+        one generation actor (and may leave no room for another): the bundles spread them evenly.
+        """
+        from ray.util.placement_group import placement_group
+
+        per_gen = self.config.num_gpus_per_worker if self.config.num_gpus_per_worker is not None else 0.8
+        if per_gen + stage_per_gpu * share > 1 + 1e-9:
+            raise UsageError(f"execute.config: num_gpus_per_worker={per_gen} leaves no GPU room for "
+                             f"{stage_per_gpu} masking/scoring actor(s) of stage_gpus={share} per GPU",
+                             hint="lower num_gpus_per_worker (e.g. 0.8) or stage_gpus, or set remote_stages: []")
+        cpus = self.config.num_cpus_per_worker * math.floor(1 / per_gen + 1e-9) + STAGE_CPUS * stage_per_gpu
+        self._pg = placement_group([{"GPU": 1.0, "CPU": cpus}] * gpus, strategy="PACK")
+        self._pg_size = gpus
+        self._gen_per_bundle = max(1, math.floor((1 - stage_per_gpu * share) / per_gen + 1e-9))
+        ray.get(self._pg.ready())
+
+    def _placement(self, slot: int) -> dict[str, Any]:
+        """Actor options that put actor ``slot`` into GPU bundle ``slot mod GPUs`` (none without bundles)."""
+        if self._pg is None:
+            return {}
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
+            placement_group=self._pg, placement_group_bundle_index=slot % self._pg_size)}
 
     def prepare_threads(self) -> int:
         """Products the runner may prepare at once: enough to keep every masking actor busy."""
@@ -188,6 +209,10 @@ class RayExecutor(Executor):
             pool.stop()
         self._pools.clear()
         self._stage_pools.clear()
+        if self._pg is not None:
+            with contextlib.suppress(Exception):
+                ray.util.remove_placement_group(self._pg)
+            self._pg = None
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
             self._started_ray = False
@@ -224,11 +249,12 @@ class RayExecutor(Executor):
             if gpus is None:  # with masking/scoring actors on the GPUs, leave each GPU room for them
                 gpus = (0.8 if self._remote else 1.0) if have_gpus >= 1 else 0.0
             # sized by the cluster, not by one product: jobs of the following products fill the actors
-            n = self.config.num_workers or default_workers(
-                have_gpus, float(ray.cluster_resources().get("CPU", 1)), gpus, self.config.num_cpus_per_worker)
+            n = self.config.num_workers or (self._pg_size * self._gen_per_bundle if self._pg is not None else
+                                            default_workers(have_gpus, float(ray.cluster_resources().get("CPU", 1)),
+                                                            gpus, self.config.num_cpus_per_worker))
             options = {"num_gpus": gpus, "num_cpus": self.config.num_cpus_per_worker,
                        "runtime_env": dict(self.config.runtime_env) or None, "max_restarts": 0}
-            self._pools[key] = _Pool(ray, options, spec, list(self.config.plugins), n)
+            self._pools[key] = _Pool(ray, options, spec, list(self.config.plugins), n, self._placement)
         return self._pools[key]
 
 
@@ -272,15 +298,16 @@ def _forget(sent: dict[int, list[Any]], job: GenerationJob) -> None:
 class _Pool:
     """The actors of one generator spec, with how many jobs each has in flight."""
 
-    def __init__(self, ray: Any, options: dict[str, Any], spec: GeneratorSpec, plugins: list[str], n: int) -> None:
-        self.ray, self.options, self.spec, self.plugins = ray, options, spec, plugins
+    def __init__(self, ray: Any, options: dict[str, Any], spec: GeneratorSpec, plugins: list[str], n: int,
+                 placement: Any = lambda slot: {}) -> None:
+        self.ray, self.options, self.spec, self.plugins, self.placement = ray, options, spec, plugins, placement
         self.cls = ray.remote(GeneratorWorker)
-        self.actors = [self._start() for _ in range(n)]
+        self.actors = [self._start(i) for i in range(n)]
         self.busy = [0] * n
 
-    def _start(self) -> Any:
-        return self.cls.options(**self.options).remote(self.spec.plugin, self.spec.config, self.spec.device,
-                                                       self.plugins)
+    def _start(self, slot: int) -> Any:
+        return self.cls.options(**self.options, **self.placement(slot)).remote(
+            self.spec.plugin, self.spec.config, self.spec.device, self.plugins)
 
     def least_busy(self) -> int:
         """The slot with the fewest jobs in flight (ties: the lowest slot)."""
@@ -296,7 +323,7 @@ class _Pool:
         if self.actors[slot] is not dead:
             return  # already replaced when an earlier job of the dead actor failed
         self.ray.kill(dead, no_restart=True)
-        self.actors[slot] = self._start()
+        self.actors[slot] = self._start(slot)
 
     def stop(self) -> None:
         """Kill every actor of the pool."""
@@ -342,5 +369,9 @@ def _init_error(spec: GeneratorSpec, exc: BaseException) -> UsageError:
 
 
 def default_workers(gpus: float, cpus: float, per_gpu: float, per_cpu: float) -> int:
-    """How many actors fit: one per ``per_gpu`` GPUs when GPUs are used, else per ``per_cpu`` CPU slots."""
-    return max(1, math.floor(gpus / per_gpu) if per_gpu > 0 else math.floor(cpus / per_cpu))
+    """How many actors fit: by GPUs when GPUs are used (a fraction packs floor(1/share) per GPU), else by CPU slots."""
+    if per_gpu <= 0:
+        return max(1, math.floor(cpus / per_cpu))
+    if per_gpu <= 1:  # Ray places a fractional actor inside one GPU: 0.8 fits once per GPU, 0.5 twice
+        return max(1, math.floor(gpus) * math.floor(1 / per_gpu + 1e-9))
+    return max(1, math.floor(gpus / per_gpu))
