@@ -117,6 +117,9 @@ class InpaintConfig(DiffusersConfig):
         description="Refine the background at this long side (px, multiple of 8) with a second img2img pass, "
                     "so a large output gets detail at its own resolution rather than an upscaled one.")
     refine_strength: float = Field(default=0.35, gt=0.0, le=1.0, description="Strength of the refine pass.")
+    refine_tile: int | None = Field(
+        default=None, ge=64, le=4096, description="Refine on overlapping tiles of this many px (multiple of 8; "
+                                                  "e.g. the model's native size) when refine_side is larger.")
 
     @field_validator("canvas")
     @classmethod
@@ -125,7 +128,7 @@ class InpaintConfig(DiffusersConfig):
 
         return check_canvas(value)
 
-    @field_validator("refine_side")
+    @field_validator("refine_side", "refine_tile")
     @classmethod
     def _refine_multiple_of_8(cls, value: int | None) -> int | None:
         if value is not None and value % 8:

@@ -23,6 +23,7 @@ from .loading import Loaded, load_pipeline
 from .metadata import a1111_fields, public_name, reproduce_info
 from .lora import applied_ip_adapter, applied_loras
 from .prompts import encode_for
+from .refine import refine_pass
 
 
 class _DiffusersGenerator(Generator):
@@ -112,7 +113,7 @@ class _DiffusersGenerator(Generator):
 
         info: dict[str, Any] = {**result.info, **prompt_info}
         if getattr(cfg, "refine_side", None) and region is not None:
-            outs, info["refine"] = self._refine_pass(pipe, cfg, embeds, negative, outs, region, box, seeds, image_prompt)
+            outs, info["refine"] = refine_pass(pipe, cfg, embeds, negative, outs, region, box, seeds, image_prompt)
         if keep is not None:
             keep_mask, kd, kf = keep
             outs = [paste_back(ref, o, keep_mask, dilate_px=kd, feather_px=kf) for o in outs]
@@ -142,9 +143,6 @@ class _DiffusersGenerator(Generator):
                           info={**info, "a1111": a1111_fields(cfg, loaded, request, s, (gw, gh))})
                 for i, (o, s) in enumerate(zip(outs, seeds))]
 
-    def _refine_pass(self, *args: Any) -> tuple[list[np.ndarray], dict]:
-        return _refine(self, *args)
-
     def _seam_pass(self, pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[np.ndarray],
                    band: np.ndarray, box: tuple[int, int, int, int], seeds: list[int],
                    image_prompt: np.ndarray | None) -> tuple[list[np.ndarray], dict]:
@@ -172,34 +170,6 @@ class _DiffusersGenerator(Generator):
             o[y0:y1, x0:x1] = np.where(inside, seam, o[y0:y1, x0:x1])
             outs.append(o)
         return outs, {"seam_pass": {"width": cfg.seam_width, "strength": cfg.seam_strength, **result.info}}
-
-
-def _refine(self_: Any, pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[np.ndarray],
-            region: np.ndarray, box: tuple[int, int, int, int], seeds: list[int],
-            image_prompt: np.ndarray | None) -> tuple[list[np.ndarray], dict]:
-    """Repaint the regenerated region again at ``refine_side`` and low strength: detail at output resolution."""
-    x0, y0, x1, y1 = box
-    rw, rh = imageops.generation_size(x1 - x0, y1 - y0, cfg.refine_side)
-    crops = [imageops.resize(np.ascontiguousarray(o[y0:y1, x0:x1]), (rw, rh)) for o in images]
-    region_r = imageops.resize(region[y0:y1, x0:x1], (rw, rh), nearest=True)
-    large = rw * rh > 1024 * 1024
-    if large:  # the VAE decodes big images in tiles so memory stays bounded
-        pipe.vae.enable_tiling()
-    try:
-        steps = max(cfg.steps, math.ceil(1 / cfg.refine_strength))
-        result = run_pipeline(pipe, cfg, embeds, negative, crops, region_r, seeds, strength=cfg.refine_strength,
-                              size=(rw, rh), steps=steps, image_prompt=image_prompt)
-    finally:
-        if large:
-            pipe.vae.disable_tiling()
-    inside = region[y0:y1, x0:x1, None] > 0
-    outs = []
-    for o, image in zip(images, result.images):
-        fine = imageops.resize(imageops.to_uint8(image), (x1 - x0, y1 - y0))
-        o = o.copy()
-        o[y0:y1, x0:x1] = np.where(inside, fine, o[y0:y1, x0:x1])
-        outs.append(o)
-    return outs, {"size": [rw, rh], "strength": cfg.refine_strength, "vae_tiling": large, **result.info}
 
 
 def _max_side(cfg: Any, pipe: Any) -> int:
