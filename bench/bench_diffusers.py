@@ -168,7 +168,8 @@ def bench_sharpness(model: Path, *, out_side: int = 384, model_side: int = 96, s
     ref = Reference(photo, "astronaut", "0" * 64, name="astronaut")
     m = Mask(mask.data, dilate=0, feather=2)
     rows = {}
-    for label, extra in (("upscaled", {}), ("refined", {"refine_side": out_side})):
+    for label, extra in (("upscaled", {}), ("refined", {"refine_side": out_side}),
+                         ("refined-tiled", {"refine_side": out_side, "refine_tile": out_side // 2})):
         gen = SdInpaintGenerator({"model": str(model), "steps": steps, "max_side": model_side, "scheduler": "DDIM",
                                   **extra}, device="cpu")
         cand = gen.generate(GenerationRequest(ref, m, "a product on a table", "", gen.config, (1,)))[0]
