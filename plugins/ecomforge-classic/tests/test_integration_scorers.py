@@ -305,3 +305,12 @@ def test_scorers_are_registered_under_their_names():
     registry = get_registry()
     for cls in ALL:
         assert registry.get("scorer", cls.name).cls is cls
+
+
+def test_a_product_cut_by_its_photo_shows_the_cut_when_moved_into_a_scene():
+    """vase/03's flowers run off the photo's top edge: composited mid-frame, the flat cut floats in view."""
+    ref, mask = _product("vase/03.jpg")
+    s = judge(FramingScorer(), *place(ref, mask, photo("studio"), scale=0.6), ref, mask)
+    assert s < 0.5 and "cut off in its photo" in s.reason
+    # pasted back where it was (the generators' geometry), it still runs off the edge: fine
+    assert judge(FramingScorer(), ref.image, mask.data, ref, mask) == 1.0

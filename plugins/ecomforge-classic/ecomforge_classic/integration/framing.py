@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from pydantic import Field
 
@@ -35,6 +36,7 @@ class Layout:
     cut: tuple[float, float, float, float]  # per side: share of the product's extent lying on that frame edge
     extent: float  # long side of the product's bounding box relative to the frame
     area: float  # share of the frame covered by the product
+    shape: np.ndarray  # the mask's bounding-box crop at 32×32: which reference a candidate came from
 
 
 def layout(image: np.ndarray, mask: np.ndarray, side: int, colours: ProductColours | None = None) -> Layout | None:
@@ -56,11 +58,27 @@ def layout(image: np.ndarray, mask: np.ndarray, side: int, colours: ProductColou
     strip = max(1, round(0.006 * max(h, w)))  # resampling blurs the frame line by a pixel or so
     cut = (on[:strip].any(axis=0).sum() / bw, on[-strip:].any(axis=0).sum() / bw,
            on[:, :strip].any(axis=1).sum() / bh, on[:, -strip:].any(axis=1).sum() / bh)
-    return Layout(tuple(float(c) for c in cut), float(max(bw / w, bh / h)), float(m.mean()))
+    crop = m[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.uint8) * 255
+    shape = cv2.resize(crop, (32, 32), interpolation=cv2.INTER_AREA) >= 128
+    return Layout(tuple(float(c) for c in cut), float(max(bw / w, bh / h)), float(m.mean()), shape)
+
+
+def source(lay: Layout, refs: list[Layout]) -> Layout | None:
+    """The reference whose product outline the candidate's matches best (IoU of the normalised boxes, ≥ 0.8)."""
+    best, best_iou = None, 0.8
+    for r in refs:
+        iou = np.logical_and(lay.shape, r.shape).sum() / max(1, np.logical_or(lay.shape, r.shape).sum())
+        if iou > best_iou:
+            best, best_iou = r, iou
+    return best
 
 
 class FramingScorer(Scorer):
     """Framing: the product cut by a frame edge (where no reference is), tiny in the scene, or filling it.
+
+    Also a product its reference photo had cut off (touching that photo's edge) placed inside a new
+    frame, where the straight cut is seen in mid-air; the source reference is the one whose
+    outline the candidate's matches.
 
     Compared with the references' own framing: a close-up reference allows a close-up candidate,
     a reference cut at the bottom allows a candidate cut there.
@@ -92,7 +110,14 @@ class FramingScorer(Scorer):
                 return Score(1.0)
             excess = [lay.cut[i] - allow_cut[i] for i in range(4)]
             worst = int(np.argmax(excess))
+            # A reference cut by its frame, moved into a scene: the cut edge now floats in view.
+            src = source(lay, refs)
+            # Not the bottom: a base cut flat by the photo's edge reads as a base when it stands on a surface.
+            floating = [src.cut[i] - lay.cut[i] if src and SIDES[i] != "bottom" else 0.0 for i in range(4)]
+            fside = int(np.argmax(floating))
             checks = [
+                (ramp(floating[fside], 0.05, cfg.max_cut),
+                 f"the product's {SIDES[fside]} was cut off in its photo and the cut now shows in the scene"),
                 (ramp(excess[worst], 0.03, cfg.max_cut),
                  f"product cut by the {SIDES[worst]} edge of the frame ({lay.cut[worst]:.0%} of it on the edge)"),
                 (ramp(lay.extent, small, small / 3), f"product is small in the frame ({lay.extent:.0%} of its size)"),
