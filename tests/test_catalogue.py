@@ -8,10 +8,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from ecomforge.errors import InputError, RecipeError, UsageError
 from ecomforge.recipe import load_recipe
+from ecomforge.recipe.catalog import read_catalog, variable_name
+from ecomforge.recipe.products import fill
 from ecomforge.run.runner import run_recipe
 from ecomforge.run.store import read_manifest
 
@@ -173,10 +177,6 @@ def test_products_and_limit_select_part_of_a_catalogue(tmp_path):
 
 # --- parsers and templates, property-tested ---------------------------------------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from ecomforge.recipe.catalog import read_catalog, variable_name  # noqa: E402
-from ecomforge.recipe.products import fill  # noqa: E402
 
 _names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 
@@ -215,7 +215,7 @@ def test_any_csv_cells_round_trip_into_variables_without_control_characters(tmp_
     path.write_text(buf.getvalue(), encoding="utf-8")
     products = {p.name: p for p in read_catalog(path)}
     assert list(products) == list(dict.fromkeys(r[0] for r in rows))  # catalogue order, one per product
-    for prod, title, _ in rows:
+    for prod, _, _ in rows:
         got = products[prod].variables["title"]
         assert len(got.splitlines()) <= 1  # one line, whatever the cell held
         first = next((t for p, t, _ in rows if p == prod and t.strip()), "")  # the first non-empty cell

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from ..errors import InputError, RecipeError, UsageError
 from ..plugins import Registry, get_registry
 from ..stages import StageConfig, config_error
-from .safeyaml import safe_load
 from .products import ProductPlan, anchor_reference, has_template, plan_products, plugin_fills
+from .safeyaml import safe_load
 from .schema import Recipe
 
 _MAX_GRID = 100_000

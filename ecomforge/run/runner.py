@@ -5,13 +5,12 @@ import logging
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..errors import EcomforgeError, HookError, StageError, UsageError
 from ..plugins import Registry, get_registry
-from ..recipe.load import ResolvedRecipe, resolve_recipe
+from ..recipe.load import ResolvedRecipe
 from ..recipe.products import ProductPlan
 from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer
 from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
@@ -19,45 +18,15 @@ from .context import RunContext
 from .hooks import RunHooks
 from .ids import candidate_id, mask_sha256
 from .pipeline_runner import run_products
+from .resume import stored_recipe_for
 from .store import RunStore, new_run_id
+from .work import ProductWork, RunResult
+
+__all__ = ["ProductWork", "RunResult", "Runner", "run_recipe"]
 
 log = logging.getLogger("ecomforge")
 _PER_PRODUCT_STAGES = 32  # stages built for products' own configs, kept for reuse (weights are in the model cache)
 STEPS = ("acquire", "mask", "generate", "score", "filter")
-
-
-@dataclass
-class RunResult:
-    """What a finished run produced."""
-
-    run_dir: Path
-    records: list[dict[str, Any]]
-    summary: dict[str, Any]
-
-
-@dataclass
-class ProductWork:
-    """One product on its way through the steps: each step reads what the earlier ones filled in."""
-
-    product: str
-    plan: ProductPlan  # references, prompts and per-step configs of this product
-    refs: list[Reference] = field(default_factory=list)
-    masks: list[Mask] = field(default_factory=list)
-    jobs: list[GenerationJob] = field(default_factory=list)
-    cands: dict[str, Candidate] = field(default_factory=dict)  # candidate id -> candidate
-    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate id -> its job, generate seconds
-    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # candidate id -> scorer key -> value
-    reasons: dict[str, dict[str, str]] = field(default_factory=dict)  # candidate id -> scorer key -> why low
-    verdict: dict[str, Decision] = field(default_factory=dict)  # candidate id -> the filter's decision
-    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds inside the stage
-
-    def order(self) -> list[str]:
-        """Every candidate id, in job order."""
-        return [cid for job in self.jobs for cid in job.ids]
-
-    def ok(self) -> list[str]:
-        """Ids of candidates that did not fail, in job order."""
-        return [cid for cid in self.order() if not self.cands[cid].failed]
 
 
 class Runner:
@@ -128,7 +97,7 @@ class Runner:
             except StageError as exc:
                 hook_error = _root_hook_error(exc)
                 if hook_error is not None:
-                    raise hook_error  # the run store's failure (its cause kept), never the stage's
+                    raise hook_error from hook_error.__cause__  # the run store's failure, not the stage's
                 raise
             records = list(store.records)
             summary = {**counts, "run_id": run_id, "seconds": round(time.time() - ctx.started, 3),
@@ -430,45 +399,12 @@ def _root_hook_error(exc: BaseException) -> BaseException | None:
     return None
 
 
-def _same_files(mine: dict[str, Any], stored: dict[str, Any]) -> None:
-    """Let a reference relative to another working folder match the absolute path the run folder stored.
-
-    The stored recipe holds absolute paths so that ``--resume`` works from anywhere; from another folder the
-    same relative spec no longer resolves, and it is the same recipe when it is the tail of the stored path.
-    """
-    def align(a: list[Any], b: list[Any]) -> list[Any]:
-        if len(a) != len(b):
-            return a
-        return [y if isinstance(x, str) and isinstance(y, str) and not Path(x).is_absolute()
-                and y.endswith("/" + x.lstrip("./")) else x for x, y in zip(a, b)]
-    if isinstance(mine.get("references"), list) and isinstance(stored.get("references"), list):
-        mine["references"] = align(mine["references"], stored["references"])
-    if isinstance(mine.get("products"), dict) and isinstance(stored.get("products"), dict):
-        for name, refs in mine["products"].items():
-            if isinstance(stored["products"].get(name), list):
-                mine["products"][name] = align(refs, stored["products"][name])
-
-
 def run_recipe(resolved: ResolvedRecipe, *, out: Path | None = None, resume: Path | None = None,
                device: str = "auto", executor: str | None = None, registry: Registry | None = None,
                observers: list[Any] = (), fail_fast: bool = False) -> RunResult:
     """Run a resolved recipe (or resume a run folder) and return its records; failed products are recorded."""
     if resume is not None:
-        stored = RunStore.open(resume).stored_recipe()
-        stored.pop("plugins", None)
-        again = resolve_recipe(stored, path=resolved.path, registry=registry)
-        mine, theirs = resolved.to_dict(), again.to_dict()
-        for d in (mine, theirs):  # where and how jobs run does not change the result
-            for key in ("output", "plugins", "execute"):
-                d.pop(key, None)
-        _same_files(mine.get("inputs", {}), theirs.get("inputs", {}))
-        if mine != theirs:
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-            raise UsageError(f"{resume}: this run folder was made by a different recipe (differs in: {', '.join(diff)})")
-        again.recipe = again.recipe.model_copy(update={"execute": resolved.recipe.execute})
-        again.configs["execute"] = resolved.configs["execute"]
-        again.products = {k: v for k, v in again.products.items() if k in resolved.products}  # --products/--limit
-        resolved = again
+        resolved = stored_recipe_for(resolved, resume, registry)
     runner = Runner(resolved, registry=registry, device=device, executor=executor, observers=observers,
                     fail_fast=fail_fast)
     return runner.run(out=out, resume=resume)
