@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 RECIPE = """
 name: bench-scale
 inputs:
-  references: [ref.png]
+  products: {products}
   prompt: a product photo on a wooden table
   negative_prompt: blurry
 mask: {{plugin: classic, config: {{feather: 2}}}}
@@ -49,15 +49,20 @@ filter: {{plugin: threshold, config: {{dedupe: false}}}}  # no scorers: every ca
 GUIDANCE = [5.0, 7.5, 9.0, 11.0]
 
 
-def _write_recipe(folder: Path, model: Path, *, size: int, steps: int, seeds: int, points: int, batch: int) -> Path:
+def _write_recipe(folder: Path, model: Path, *, size: int, steps: int, seeds: int, points: int, batch: int,
+                  products: int = 1) -> Path:
+    """A catalogue of ``products`` products, each with its own reference photo."""
     from ecomforge.imaging.io import save_png
     from ecomforge.testing import sample_image
 
     folder.mkdir(parents=True, exist_ok=True)
-    save_png(folder / "ref.png", sample_image(size, size)[0])
+    names = {}
+    for i in range(products):
+        save_png(folder / f"ref{i}.png", sample_image(size, size, i)[0])
+        names[f"product{i}"] = [f"ref{i}.png"]
     path = folder / "bench.yaml"
     path.write_text(RECIPE.format(model=model, steps=steps, size=size, points=GUIDANCE[:points],
-                                  seeds=list(range(1, seeds + 1)), batch=batch))
+                                  seeds=list(range(1, seeds + 1)), batch=batch, products=json.dumps(names)))
     return path
 
 
@@ -90,17 +95,26 @@ def evict_from_page_cache(folder: Path) -> None:
 def _naive_loop(model: Path, run_dir: Path, *, size: int, steps: int, seeds: int, points: int, cold: bool) -> dict:
     """The prototype's pattern: for every image, load the pipeline from disk and make one image."""
     import numpy as np
-    import torch
-    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
     from PIL import Image
 
-    ref_png = next((run_dir / "references").rglob("*.png"))  # the same reference and mask the run used
-    mask_png = next(p for p in (run_dir / "masks").rglob("*.png") if not p.name.endswith(".overlay.png"))
-    image = Image.open(ref_png).convert("RGB").resize((size, size))
-    mask = np.asarray(Image.open(mask_png).convert("L").resize((size, size), Image.NEAREST))
-    background = Image.fromarray(255 - mask)  # repaint everything but the product
     n, load = 0, 0.0
     t0 = time.perf_counter()
+    for ref_png in sorted((run_dir / "references").rglob("*.png")):  # the references and masks the run used
+        mask_png = run_dir / "masks" / ref_png.relative_to(run_dir / "references")
+        image = Image.open(ref_png).convert("RGB").resize((size, size))
+        mask = np.asarray(Image.open(mask_png).convert("L").resize((size, size), Image.NEAREST))
+        background = Image.fromarray(255 - mask)  # repaint everything but the product
+        n, load = _naive_product(model, image, background, n, load, size=size, steps=steps, seeds=seeds,
+                                 points=points, cold=cold)
+    return {"seconds": time.perf_counter() - t0, "candidates": n, "load_s": load}
+
+
+def _naive_product(model: Path, image, background, n: int, load: float, *, size: int, steps: int, seeds: int,
+                   points: int, cold: bool) -> tuple[int, float]:
+    """The prototype's loop over one product's sweep points and seeds."""
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
+
     for guidance in GUIDANCE[:points]:
         for seed in range(1, seeds + 1):
             if cold:
@@ -119,21 +133,23 @@ def _naive_loop(model: Path, run_dir: Path, *, size: int, steps: int, seeds: int
             n += 1
             del pipe
             gc.collect()
-    return {"seconds": time.perf_counter() - t0, "candidates": n, "load_s": load}
+    return n, load
 
 
-def bench_full(tmp: Path, full_dir: Path | None, *, size: int, steps: int, seeds: int, points: int) -> dict:
+def bench_full(tmp: Path, full_dir: Path | None, *, size: int, steps: int, seeds: int, points: int,
+               products: int = 1) -> dict:
     """(a) ecomforge (local executor) vs the naive loop on the full-size model."""
     from bench_diffusers import build_full_size
 
     t0 = time.perf_counter()
     model = build_full_size(full_dir or tmp / "full")
     print(f"full-size random model ready in {time.perf_counter() - t0:.1f} s: {model}", flush=True)
-    recipe = _write_recipe(tmp / "full-recipe", model, size=size, steps=steps, seeds=seeds, points=points, batch=seeds)
+    recipe = _write_recipe(tmp / "full-recipe", model, size=size, steps=steps, seeds=seeds, points=points, batch=seeds,
+                           products=products)
     evict_from_page_cache(model)  # ecomforge's one load reads the disk too
     ours = _ecomforge_run(recipe, tmp / "runs-full")
     print(f"ecomforge: {ours['candidates']} candidates in {ours['seconds']:.1f} s", flush=True)
-    row = {"model": "SD-1.5-inpaint size (random)", "size": size, "steps": steps, "seeds": seeds,
+    row = {"model": "SD-1.5-inpaint size (random)", "products": products, "size": size, "steps": steps, "seeds": seeds,
            "points": points, "candidates": ours["candidates"], "ecomforge_s": ours["seconds"],
            "ecomforge_stage_s": ours["stage_seconds"],
            "ecomforge_img_per_min": 60 * ours["candidates"] / ours["seconds"]}
@@ -199,6 +215,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4, help="Seeds per sweep point (one batch in ecomforge).")
     parser.add_argument("--points", type=int, default=2, choices=range(1, 5), help="Sweep points (guidance).")
     parser.add_argument("--full-dir", type=Path, default=None, help="Keep the full-size random model here (reused).")
+    parser.add_argument("--products", type=int, default=1, help="Products in the catalogue of (a), one photo each.")
     parser.add_argument("--skip-full", action="store_true", help="Skip (a), the full-size comparison.")
     parser.add_argument("--skip-ray", action="store_true", help="Skip (b), local vs Ray.")
     parser.add_argument("--threads", type=int, default=1,
@@ -206,8 +223,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import diffusers  # noqa: F401 - imported before timing, so neither side pays for it
-    import ecomforge_diffusers.generators  # noqa: F401
     import torch
+
+    import ecomforge_diffusers.generators  # noqa: F401
 
 
     torch.set_num_threads(args.threads)
@@ -216,7 +234,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_full:
             results["full"] = bench_full(Path(tmp), args.full_dir, size=args.size, steps=args.steps,
-                                         seeds=args.seeds, points=args.points)
+                                         seeds=args.seeds, points=args.points, products=args.products)
         if not args.skip_ray:
             results["ray"] = bench_ray(Path(tmp), threads=args.threads)
     _print(results)
@@ -229,8 +247,8 @@ def main() -> None:
 def _print(results: dict) -> None:
     if "full" in results:
         f = results["full"]
-        print(f"\n(a) {f['model']}, {f['size']}x{f['size']}, {f['steps']} steps, {f['points']} points x "
-              f"{f['seeds']} seeds = {f['candidates']} images")
+        print(f"\n(a) {f['model']}, {f.get('products', 1)} product(s), {f['size']}x{f['size']}, {f['steps']} steps, "
+              f"{f['points']} points x {f['seeds']} seeds = {f['candidates']} images")
         print("method                                   | seconds | of it loading | images/min | ecomforge speedup")
         for label in ("cold", "warm"):
             print(f"naive loop, reload per image ({label} cache) | {f[f'naive_{label}_s']:7.1f} | "

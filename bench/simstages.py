@@ -17,11 +17,12 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge import hookimpl
-from ecomforge.stages import Acquirer, Generator, Masker, Scorer, StageConfig
 from ecomforge.imaging.paste import paste_back
+from ecomforge.stages import Acquirer, Generator, Masker, Scorer, StageConfig
 from ecomforge.types import Candidate, Mask, Reference
 
 LOCKS = Path(os.environ.get("ECOMFORGE_SIM_LOCKS", "/tmp/ecomforge-sim-gpus"))
+TRACE = os.environ.get("ECOMFORGE_SIM_TRACE") == "1"
 MASK_S, IMAGE_S, SCORE_S = 0.15, 0.25, 0.005  # SAM-class per reference, SD-1.5 512² per image, CLIP/DINO per candidate
 
 
@@ -35,12 +36,18 @@ def on_gpu():
     except Exception:
         ids = []
     LOCKS.mkdir(parents=True, exist_ok=True)
-    with open(LOCKS / f"gpu-{ids[0] if ids else 'none-' + str(os.getpid())}.lock", "w") as fh:
+    gpu = str(ids[0]) if ids else "none-" + str(os.getpid())
+    with open(LOCKS / f"gpu-{gpu}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
+        t0 = time.time()
         try:
             yield
         finally:
+            t1 = time.time()
             fcntl.flock(fh, fcntl.LOCK_UN)
+            if TRACE:  # busy intervals per GPU, for the benchmark's utilisation figure
+                with open(LOCKS / f"trace-{os.getpid()}.txt", "a") as out:
+                    out.write(f"{gpu} {t0:.6f} {t1:.6f}\n")
 
 
 def _image(seed: int, w: int = 32, h: int = 24) -> np.ndarray:

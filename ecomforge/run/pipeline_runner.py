@@ -52,64 +52,83 @@ def run_products(runner: Any, ctx: RunContext, store: RunStore,
     threads = getattr(runner.executor, "prepare_threads", lambda: 1)() if remote else 1
     events = stream(products, prepare, runner.executor, spec, lookahead=2 * threads, threads=threads,
                     resumed=resumed)
-    state: dict[int, dict[str, Any]] = {}
-    backlog: deque[Event] = deque()  # events waiting for the product before them to be finished
-    finishing: deque[tuple[Any, Future[Any]]] = deque()  # (work, its finish in the helper thread), in order
-    finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecomforge-finish")
-    current = "*"
+    driver = _Driver(runner, ctx, hooks)
+    try:
+        for ev in events:
+            yield from driver.push(ev)
+        yield from driver.drain(block=True)
+    except Exception as exc:  # the executor itself failed (workers cannot start...): the run stops
+        if isinstance(exc, StageError):
+            raise
+        hooks.on_step_error(run=ctx, step="generate", product=driver.current, error=exc)
+        raise StageError("generate", recipe.generate.plugin, driver.current, exc) from exc
+    finally:
+        driver.close()
+        runner.hooks = real
+        if restore is not None:
+            restore()
 
-    def finish(work: Any) -> tuple[list[Any], list[dict[str, Any]] | None, Exception | None]:
-        calls: list[Any] = []
-        hooks.record(calls)
-        try:  # score (maybe on workers), filter, records: while the next products generate
-            runner._score(ctx, work)
-            runner._filter(ctx, work)
-            records = runner._records(ctx, work)
-            hooks.on_product_done(run=ctx, product=work.product, records=records)
+
+class _Driver:
+    """Handles events in the caller's thread, in order; finishes each product in a helper thread.
+
+    A product being finished (score, filter, records) holds the events after it, so hooks see one
+    product after the other, while the executor keeps generating the next products.
+    """
+
+    def __init__(self, runner: Any, ctx: RunContext, hooks: RecordingHooks) -> None:
+        self.runner, self.ctx, self.hooks = runner, ctx, hooks
+        self.state: dict[int, dict[str, Any]] = {}
+        self.backlog: deque[Event] = deque()
+        self.finishing: deque[tuple[Any, Future[Any]]] = deque()  # (work, its finish), in order
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecomforge-finish")
+        self.current = "*"
+
+    def push(self, ev: Event) -> Iterator[list[dict[str, Any]]]:
+        """Take one event; yield the records of every product that is now complete."""
+        self.backlog.append(ev)
+        yield from self.drain(block=False)
+
+    def drain(self, block: bool) -> Iterator[list[dict[str, Any]]]:
+        """Handle what can be handled now (everything when ``block``)."""
+        while self.backlog or self.finishing:
+            if self.finishing:
+                work, fut = self.finishing[0]
+                if not (block or fut.done()):
+                    return
+                calls, records, error = fut.result()
+                self.finishing.popleft()
+                self.hooks.replay(calls, run=self.ctx)  # score/filter steps and on_product_done, here
+                yield records if error is None else _failed(self.runner, self.ctx, work, error)
+                continue
+            ev = self.backlog.popleft()
+            self.current = ev.prepared.product
+            done = _handle(self.runner, self.ctx, ev, self.state.setdefault(id(ev.prepared), {"gen_s": 0.0}))
+            if done is not None:
+                self.state.pop(id(ev.prepared), None)
+            if done is _FINISH:
+                self.finishing.append((ev.prepared.work, self.pool.submit(self._finish, ev.prepared.work)))
+            elif done is not None:
+                yield done
+
+    def _finish(self, work: Any) -> tuple[list[Any], list[dict[str, Any]] | None, Exception | None]:
+        """Score, filter and build the records (in the helper thread, hook calls recorded)."""
+        runner, calls = self.runner, []
+        self.hooks.record(calls)
+        try:
+            runner._score(self.ctx, work)
+            runner._filter(self.ctx, work)
+            records = runner._records(self.ctx, work)
+            self.hooks.on_product_done(run=self.ctx, product=work.product, records=records)
             return calls, records, None
         except Exception as exc:
             return calls, None, exc
         finally:
-            hooks.record(None)
+            self.hooks.record(None)
 
-    def drain(block: bool) -> Iterator[list[dict[str, Any]]]:
-        """Handle events in order; a product being finished holds the events after it (hooks stay in order)."""
-        nonlocal current
-        while backlog or finishing:
-            if finishing:
-                work, fut = finishing[0]
-                if not (block or fut.done()):
-                    return
-                calls, records, error = fut.result()
-                finishing.popleft()
-                hooks.replay(calls, run=ctx)  # score/filter steps and on_product_done, in the caller's thread
-                yield records if error is None else _failed(runner, ctx, work, error)
-                continue
-            ev = backlog.popleft()
-            current = ev.prepared.product
-            done = _handle(runner, ctx, ev, state.setdefault(id(ev.prepared), {"gen_s": 0.0}))
-            if done is _FINISH:
-                state.pop(id(ev.prepared), None)
-                finishing.append((ev.prepared.work, finisher.submit(finish, ev.prepared.work)))
-            elif done is not None:
-                state.pop(id(ev.prepared), None)
-                yield done
-
-    try:
-        for ev in events:
-            backlog.append(ev)
-            yield from drain(block=False)
-        yield from drain(block=True)
-    except Exception as exc:  # the executor itself failed (workers cannot start...): the run stops
-        if isinstance(exc, StageError):
-            raise
-        hooks.on_step_error(run=ctx, step="generate", product=current, error=exc)
-        raise StageError("generate", recipe.generate.plugin, current, exc) from exc
-    finally:
-        finisher.shutdown(wait=True, cancel_futures=True)
-        runner.hooks = real
-        if restore is not None:
-            restore()
+    def close(self) -> None:
+        """Wait for the helper thread (a stopped run leaves nothing running)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 _FINISH: Any = object()  # _handle's answer at a product's end: score, filter and write it (in the helper thread)
