@@ -83,7 +83,7 @@ def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read catalogue ({exc})") from exc
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    rows = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     try:
         for row in reader:
             if len(rows) >= MAX_ROWS:

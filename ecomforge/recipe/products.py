@@ -10,6 +10,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ..errors import RecipeError, UsageError
@@ -49,7 +50,7 @@ def fill(template: str, variables: dict[str, str], where: str) -> str:
     return _TEMPLATE.sub(sub, template)
 
 
-def has_template(value: Any, skip: set[str] = frozenset(), loc: str = "") -> bool:
+def has_template(value: Any, skip: AbstractSet[str] = frozenset(), loc: str = "") -> bool:
     """True when a raw config (or any string in it) holds a ``{variable}`` (settings in ``skip`` aside)."""
     if loc in skip:
         return False
@@ -62,7 +63,7 @@ def has_template(value: Any, skip: set[str] = frozenset(), loc: str = "") -> boo
     return False
 
 
-def plugin_fills(cls: type) -> set[str]:
+def plugin_fills(cls: Any) -> set[str]:
     """Settings of a stage that hold placeholders the plugin fills itself (image path patterns)."""
     return {loc for loc, f in path_fields(cls.Config) if f.pattern}
 
@@ -115,8 +116,8 @@ def _set(raw: dict[str, Any], parts: list[str], value: Any) -> None:
     node[parts[-1]] = value
 
 
-def plan_products(recipe: Any, base_dir: Path, classes: dict[str, type],
-                  templated: set[str] = frozenset()) -> dict[str, ProductPlan]:
+def plan_products(recipe: Any, base_dir: Path, classes: dict[str, Any],
+                  templated: AbstractSet[str] = frozenset()) -> dict[str, ProductPlan]:
     """Every product's plan; templates and overrides are checked here, before any work.
 
     Steps in ``templated`` hold ``{variables}``: their config is validated per product only.
@@ -135,7 +136,7 @@ def plan_products(recipe: Any, base_dir: Path, classes: dict[str, type],
 
 
 def _plan(recipe: Any, prod: CatalogProduct, steps: dict[str, Any], skips: dict[str, set[str]],
-          classes: dict[str, type], templated: set[str]) -> ProductPlan:
+          classes: dict[str, Any], templated: AbstractSet[str]) -> ProductPlan:
     where, vars_ = prod.where, prod.variables
     prompt = prod.overrides.get("prompt")
     negative = prod.overrides.get("negative_prompt")

@@ -390,12 +390,11 @@ class Runner:
 
 def _root_hook_error(exc: BaseException) -> BaseException | None:
     """The HookError a StageError wraps (at any depth), or None."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, HookError):
-            return exc
-        exc = getattr(exc, "cause", None) or exc.__cause__
-        seen += 1
+    node: BaseException | None = exc
+    for _ in range(8):  # causes are chained a few deep at most; never loop on a cycle
+        if node is None or isinstance(node, HookError):
+            return node
+        node = getattr(node, "cause", None) or node.__cause__
     return None
 
 
