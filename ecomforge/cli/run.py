@@ -31,7 +31,8 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
     """Run RECIPE: acquire, mask, generate, score and filter into a new run folder.
 
     Exit code 0 when every product succeeded, 1 when some failed (listed in the run folder's failed.csv;
-    --resume retries them), 2 for bad usage or a bad recipe or catalogue (found before any work).
+    --resume retries them), 2 for bad usage or a bad recipe or catalogue (found before any work). A
+    single-product run stops at its error, with that error's exit code.
     """
     from ..recipe import load_recipe
     from ..run.runner import run_recipe
@@ -98,28 +99,6 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
                    f"{len(r.generate.seed_list())} seed(s), plugins: {names})")
     if failed:
         raise click.exceptions.Exit(2)
-
-
-def _is_training_recipe(path: Path) -> bool:
-    """A train recipe names a ``trainer`` at its top level (and has no ``generate`` step)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False  # load_recipe reports what is wrong with it
-    return isinstance(data, dict) and "trainer" in data and "generate" not in data
-
-
-def _validate_training(path: Path, overrides: tuple[str, ...]) -> None:
-    """Check a train recipe with the trainer plugin's own `train --check` (no weights loaded)."""
-    from ..errors import UsageError
-
-    ctx = click.get_current_context()
-    train = cli.get_command(ctx, "train")
-    if train is None:
-        raise UsageError(f"{path}: a training recipe (trainer: ...)", hint="pip install ecomforge-train to validate it")
-    ctx.invoke(train, recipe=path, overrides=overrides, resume=False, device=None, check=True, progress=None)
 
 
 def _is_training_recipe(path: Path) -> bool:

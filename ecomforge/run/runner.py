@@ -327,7 +327,9 @@ class Runner:
         if isinstance(cause, HookError):
             raise cause  # a fatal hook (the run store) stops the run; it is never the stage's failure
         log.debug("product %r failed", work.product, exc_info=exc)  # the traceback, under --verbose
-        if self.fail_fast or isinstance(exc, HookError) or not isinstance(exc, EcomforgeError):
+        # One product has nothing to go on with: its error is the run's (exit 2 for bad input, as always).
+        alone = len(self.resolved.products) <= 1
+        if self.fail_fast or alone or isinstance(exc, HookError) or not isinstance(exc, EcomforgeError):
             raise exc
         step, plugin = getattr(exc, "step", "?"), getattr(exc, "plugin", "?")
         self._store.record_failure(work.product, step, plugin, exc.one_line())
