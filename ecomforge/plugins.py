@@ -60,6 +60,7 @@ class LoadError:
     error: str
     kind: str = ""  # the stage kind whose registration failed, when known
     traceback: str = ""  # the formatted traceback, shown under ``--verbose``
+    conflict: bool = False  # a name claimed twice (the plugin loaded; the name is unusable)
 
 
 @dataclass
@@ -76,10 +77,12 @@ class Registry:
         """Look a plugin up, or raise PluginNotFound (with a hint) or PluginConflict (naming both claimants)."""
         claimants = self.conflicts.get((kind, name))
         if claimants:
-            dists = " and ".join(sorted({c.distribution for c in claimants}))
+            names = sorted({c.distribution for c in claimants})
+            dists = " and ".join(names)
+            # The hint names both too: a caller that rewords the message keeps who is in conflict.
             raise PluginConflict(
                 f"two plugins claim {kind} '{name}': {dists}",
-                hint=f"uninstall one, or set {DISABLE_ENV}=<distribution> to skip it")
+                hint=f"{dists} both claim it: uninstall one, or set {DISABLE_ENV}={names[-1]} to skip it")
         found = self.plugins[kind].get(name)
         if found is not None:
             return found
@@ -159,10 +162,24 @@ def _check_hook_names(pm: pluggy.PluginManager, errors: list[LoadError], origins
             plugin = getattr(exc, "plugin", None)
             name = (pm.get_name(plugin) if plugin is not None else None) or "?"
             dist = origins.get(name, (name, "?"))[0]
-            errors.append(LoadError(name, dist, f"unknown hook: {exc}", traceback=traceback.format_exc()))
+            errors.append(LoadError(name.split(":", 1)[-1], dist, _unknown_hooks_message(pm, plugin, exc),
+                                    traceback=traceback.format_exc()))
             if plugin is None:
                 return
             pm.unregister(plugin)
+
+
+def _unknown_hooks_message(pm: pluggy.PluginManager, plugin: Any, exc: Exception) -> str:
+    """'unknown hook 'on_candiate' (did you mean 'on_candidate'?)' for every hook no hookspec knows."""
+    if plugin is None:
+        return f"unknown hook: {exc}"
+    known = [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "ecomforge_spec")]
+    parts = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.spec is None:
+            close = difflib.get_close_matches(caller.name, known, n=1)
+            parts.append(f"unknown hook '{caller.name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    return "; ".join(parts) or f"unknown hook: {exc}"
 
 
 def _normalise(name: str) -> str:
@@ -213,7 +230,8 @@ def _register(registry: Registry, kind: str, cls: type, dist: str, version: str)
         # Neither wins: the name stays listed but using it is an error naming both distributions.
         registry.conflicts[(kind, cls.name)] = [existing, info]
         registry.errors.append(LoadError(cls.name, dist, f"two plugins claim {kind} '{cls.name}': "
-                                                         f"{existing.distribution} and {dist}", kind=kind))
+                                                         f"{existing.distribution} and {dist}", kind=kind,
+                                         conflict=True))
     else:
         registry.plugins[kind][cls.name] = info
 

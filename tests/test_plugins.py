@@ -5,13 +5,12 @@ import inspect
 from pathlib import Path
 
 import pytest
+import toyplugins
 
 from ecomforge import hookimpl, hookspecs
 from ecomforge.errors import PluginConflict, PluginNotFound
 from ecomforge.plugins import build_registry
 from ecomforge.stages import Masker, StageConfig
-
-import toyplugins
 
 
 class OtherToyMasker(Masker):
@@ -124,3 +123,52 @@ def test_every_hook_is_documented_and_used():
 
         registered_dynamically = name.startswith("register_") and name[len("register_"):-1] in STAGE_KINDS
         assert name in source or registered_dynamically, f"hook {name} is never called by the core"
+
+
+def test_misspelt_hook_suggests_the_real_one():
+    class Typo:
+        @hookimpl
+        def on_candiate(self, record, image):
+            """Misspelt."""
+
+    reg = build_registry([toyplugins, Typo()], entry_points=False)
+    assert any("unknown hook 'on_candiate' (did you mean 'on_candidate'?)" in e.error for e in reg.errors)
+
+
+def test_plugins_table_marks_a_contested_name_and_lists_observers():
+    """`ecomforge plugins` never shows a contested name as usable, and shows plugins that only observe."""
+    from click.testing import CliRunner
+
+    from ecomforge.cli import cli
+    from ecomforge.cli.info import plugin_table
+    from ecomforge.plugins import set_registry
+
+    class Watch:
+        @hookimpl
+        def on_product_done(self, product, records):
+            """Observes."""
+
+    dup = Dup()
+    dup.__distribution__ = "ecomforge-other"  # type: ignore[attr-defined]
+    watch = Watch()
+    watch.__name__ = "watch"  # type: ignore[attr-defined]
+    old = set_registry(build_registry([toyplugins, dup, watch], entry_points=False))
+    try:
+        table = plugin_table()
+        out = CliRunner().invoke(cli, ["plugins"])
+    finally:
+        set_registry(old)
+    (toy,) = [p for p in table["plugins"] if (p["kind"], p["name"]) == ("masker", "toy")]
+    assert toy["conflict"] and "ecomforge-other" in toy["distribution"] and "toyplugins" in toy["distribution"]
+    assert {"plugin": "watch", "distribution": "watch", "hooks": ["on_product_done"]} in table["observers"]
+    assert out.exit_code == 1 and "name conflict:" in out.output and "UNUSABLE" in out.output
+
+
+def test_conflict_hint_names_both_distributions():
+    """Callers that reword the message (recipe validation) still show who is in conflict."""
+    dup = Dup()
+    dup.__distribution__ = "ecomforge-other"  # type: ignore[attr-defined]
+    reg = build_registry([toyplugins, dup], entry_points=False)
+    with pytest.raises(PluginConflict) as info:
+        reg.get("masker", "toy")
+    assert "ecomforge-other" in info.value.hint and "toyplugins" in info.value.hint

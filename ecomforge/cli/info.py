@@ -14,13 +14,33 @@ def plugin_table() -> dict[str, Any]:
     from ..plugins import get_registry
 
     reg = get_registry()
-    return {
-        "plugins": [{"name": p.name, "kind": p.kind, "distribution": p.distribution, "version": p.version,
+    rows = []
+    for p in reg.all():
+        # A contested name is listed with every claimant, so the table never shows it as usable.
+        claimants = sorted({c.distribution for c in reg.conflicts.get((p.kind, p.name), [])})
+        rows.append({"name": p.name, "kind": p.kind, "distribution": " / ".join(claimants) or p.distribution,
+                     "version": p.version, "conflict": bool(claimants),
                      "doc": (p.cls.__doc__ or "").strip().splitlines()[0] if p.cls.__doc__ else "",
-                     "config_schema": p.cls.Config.model_json_schema()} for p in reg.all()],
+                     "config_schema": p.cls.Config.model_json_schema()})
+    return {
+        "plugins": rows,
+        "observers": observer_table(reg),
         "errors": [{"plugin": e.plugin, "distribution": e.distribution, "kind": e.kind, "error": e.error,
-                    "traceback": e.traceback} for e in reg.errors],
+                    "conflict": e.conflict, "traceback": e.traceback} for e in reg.errors],
     }
+
+
+def observer_table(reg: Any) -> list[dict[str, Any]]:
+    """Loaded plugins implementing run lifecycle hooks (``on_*``), with the hooks each implements."""
+    if reg.pm is None:
+        return []
+    out = []
+    for name, plugin in sorted(reg.pm.list_name_plugin(), key=lambda np: str(np[0])):
+        hooks = sorted(c.name for c in reg.pm.get_hookcallers(plugin) or [] if c.name.startswith("on_"))
+        if hooks:
+            dist = name.split(":", 1)[0] if ":" in str(name) else str(name)
+            out.append({"plugin": str(name).split(":", 1)[-1], "distribution": dist, "hooks": hooks})
+    return out
 
 
 @cli.command()
@@ -42,12 +62,16 @@ def _print_table(table: dict[str, Any], *, verbose: bool) -> None:
 
     t = Table("kind", "name", "distribution", "version", "description")
     for p in table["plugins"]:
-        t.add_row(p["kind"], p["name"], p["distribution"], p["version"], p["doc"])
+        doc = "UNUSABLE: two plugins claim this name (see below)" if p["conflict"] else p["doc"]
+        t.add_row(p["kind"], p["name"], p["distribution"], p["version"], doc)
     console = Console()
     console.print(t)
+    for o in table["observers"]:
+        console.print(f"observer {o['plugin']} ({o['distribution']}): {', '.join(o['hooks'])}",
+                      markup=False, highlight=False)
     for e in table["errors"]:
-        console.print(f"[red]failed to load[/red] {e['plugin']} ({e['distribution']}): {e['error']}",
-                      markup=True, highlight=False)
+        what = "name conflict:" if e["conflict"] else f"failed to load {e['plugin']} ({e['distribution']}):"
+        console.print(f"[red]{what}[/red] {e['error']}", markup=True, highlight=False)
         if verbose and e["traceback"]:
             console.print(e["traceback"], markup=False, highlight=False)
     if table["errors"] and not verbose:

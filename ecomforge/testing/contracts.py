@@ -1,8 +1,10 @@
 """Contract test mixins: the checks every plugin of a stage kind must pass."""
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -96,11 +98,14 @@ class GeneratorContract(_Contract):
     Set ``preserves_product = False`` for a generator that re-renders the product (img2img without
     paste-back, a compositor that rescales it); ``batch_tolerance`` is the largest per-pixel difference
     allowed between a batched call and one-by-one calls (0 = identical; document anything else).
+    ``sweep_point`` is a config change that must change the pixels (``{"background": "#000000"}``): the
+    contract then checks the generator reads ``request.config`` (the sweep point), not ``self.config``.
     """
 
     seeds: tuple[int, ...] = (1, 2)
     preserves_product: ClassVar[bool] = True
     batch_tolerance: ClassVar[int] = 0
+    sweep_point: ClassVar[dict[str, Any]] = {}
 
     def make_request(self, stage: Generator, seeds: tuple[int, ...]) -> GenerationRequest:
         """The request the generator is run on (override for other sizes, prompts or masks)."""
@@ -121,6 +126,7 @@ class GeneratorContract(_Contract):
             assert isinstance(c, Candidate)
             assert c.image.dtype == np.uint8 and c.image.ndim == 3 and c.image.shape[2] == 3
             assert isinstance(c.params, dict)
+            json.dumps(c.params)  # it goes into the manifest and the PNG text: JSON or nothing
             if c.mask is not None:
                 assert c.mask.shape == c.image.shape[:2]
 
@@ -137,6 +143,22 @@ class GeneratorContract(_Contract):
             _, (alone,) = self._generate((seed,))
             diff = np.abs(cand.image.astype(np.int16) - alone.image.astype(np.int16)).max()
             assert diff <= self.batch_tolerance, f"seed {seed}: batched and single differ by {diff} levels"
+
+    def test_follows_the_sweep_point(self) -> None:
+        """A request whose config carries ``sweep_point`` gets other pixels and params than the recipe's config."""
+        if not self.sweep_point:
+            import pytest
+
+            pytest.skip("set sweep_point = {<key>: <value that changes the pixels>} to check request.config is read")
+        stage: Generator = self.make_stage()  # type: ignore[assignment]
+        stage.ensure_setup()
+        base = self.make_request(stage, self.seeds[:1])
+        point = type(stage).parse_config({**base.config.model_dump(mode="json"), **self.sweep_point})
+        (a,), (b,) = stage.generate(base), stage.generate(dataclasses.replace(base, config=point))
+        same = np.array_equal(a.image, b.image)
+        assert not same, (f"{self.sweep_point} did not change the pixels: "
+                          "does generate() read self.config instead of request.config?")
+        assert a.params != b.params, f"{self.sweep_point} is missing from Candidate.params"
 
     def test_product_survives_bit_exact(self) -> None:
         """Inside erode(mask, feather - dilate) every candidate pixel is the reference's, bit for bit."""
@@ -206,6 +228,8 @@ class FilterContract(_Contract):
         out = stage.select(scored)
         assert len(out) == len(scored)
         assert all(isinstance(d, Decision) and d.reason for d in out)
+        wrong = [d.reason for d in out if not d.reason.startswith("kept:" if d.kept else "dropped:")]
+        assert not wrong, f"a reason starts with 'kept:' or 'dropped:' as the decision says: {wrong[:3]}"
 
     def test_deterministic_and_order_free(self) -> None:
         """The same candidates in another order get the same decisions."""
