@@ -1,8 +1,10 @@
 """The benchmark's cases: for one photo of a product, what a scorer sees and what it should say.
 
-The references are the product's OTHER photos; the candidates are, benign: the photo itself (a
-real re-shoot) and clean composites of it into scenes; failures: identity damage of the photo,
-integration faults of a composite, and photos of other products (one of a similar kind, one not).
+The candidates are, benign: the photo itself (a real re-shoot) and clean composites of it into
+scenes; failures: identity damage of the photo, integration faults of a composite, and photos of
+other products (one of a similar kind, one not). A re-shoot, its damage and the other products
+are judged against the product's OTHER photos; composites and their faults against all its
+photos, the pasted one included, since a generator pastes one of the user's references.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .data import SCENES, SIMILAR, Photo
 from .scenes import INTEGRATION, compose
 from .transforms import IDENTITY
 
+PASTED = ("composite", "integration")  # groups whose product is a pasted reference
 # Which benign group each failure group is measured against.
 BENIGN_OF = {"identity": "reshoot", "integration": "composite", "cross-similar": "reshoot", "cross-other": "reshoot"}
 
@@ -36,8 +39,8 @@ def _candidate(image: np.ndarray, mask: np.ndarray, kind: str) -> Candidate:
     return Candidate(np.ascontiguousarray(image), 0, {"case": kind}, plugin="fidelity", mask=np.ascontiguousarray(mask))
 
 
-def context_for(photos: list[Photo], view: str, product: str) -> ScoringContext:
-    """The product's other photos as references (what a user would upload), leaving ``view`` out."""
+def context_for(photos: list[Photo], view: str | None, product: str) -> ScoringContext:
+    """The product's photos as references (what a user would upload), leaving ``view`` out (None: all)."""
     others = [p for p in photos if p.view != view]
     return ScoringContext(tuple(p.reference for p in others), tuple(p.mask for p in others),
                           f"a photo of a {product.replace('_', ' ')}")

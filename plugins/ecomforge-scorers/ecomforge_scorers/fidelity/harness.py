@@ -11,7 +11,7 @@ from typing import Any
 
 from ecomforge.errors import EcomforgeError, UsageError
 
-from .cases import cases_for, context_for
+from .cases import PASTED, cases_for, context_for
 from .data import DREAMBENCH, load_photos
 from .report import contact_sheet, summarise
 
@@ -98,6 +98,38 @@ def make_scorers(specs: Sequence[Weighted], models: dict[str, str], device: str)
     return ready, skipped
 
 
+def score_photo(photo, photos: dict, stages: dict, seconds: dict, *, seed: int, quick: bool, size: int
+                ) -> tuple[list, list[dict]]:
+    """Every case of one photo scored by every stage in two batches (own references; pasted ones): (cases, rows)."""
+    shots = photos[photo.product]
+    cases = cases_for(photo, photos, seed, composites=QUICK["composites"] if quick else 2,
+                      integration=QUICK["integration"] if quick else None, size=size)
+    contexts = {False: context_for(shots, photo.view, photo.product), True: context_for(shots, None, photo.product)}
+    scored = {key: [0.0] * len(cases) for key in stages}
+    for pasted, context in contexts.items():
+        idx = [i for i, c in enumerate(cases) if (c.group in PASTED) == pasted]
+        for key, stage in stages.items():
+            start = time.perf_counter()
+            values = stage.score([cases[i].candidate for i in idx], context) if idx else []
+            seconds[key] += time.perf_counter() - start
+            for i, v in zip(idx, values):
+                scored[key][i] = float(v)
+    rows = [{"product": photo.product, "view": photo.view, "group": c.group, "kind": c.kind,
+             "scores": {key: values[i] for key, values in scored.items()}} for i, c in enumerate(cases)]
+    return cases, rows
+
+
+def scorer_specs(recipe: str | Path | None, scorers: Sequence[str] | None) -> tuple[Path | None, list[Weighted], list[Weighted]]:
+    """(recipe path, the recipe's weighted scorers, the extra unweighted ones) for a run."""
+    recipe_path = Path(recipe) if recipe else default_recipe()
+    if recipe is not None and not recipe_path.is_file():
+        raise UsageError(f"--recipe {recipe}: no such file")
+    weighted = recipe_scorers(recipe_path) if recipe_path else []
+    extra = [Weighted(n, n, {}, 0.0) for n in (DEFAULT_SCORERS if scorers is None else scorers)
+             if n not in {w.key for w in weighted}]
+    return recipe_path, weighted, extra
+
+
 def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, products: Sequence[str] | None = None, *,
                  recipe: str | Path | None = None, quick: bool = False, views: int = 2, models: dict[str, str] | None = None,
                  tiny: bool = False, size: int = 256, seed: int = 0, device: str = "cpu", masks: str = "boxes",
@@ -109,12 +141,7 @@ def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, prod
     if unknown:
         raise UsageError(f"--model given for {', '.join(unknown)}, which take no model path",
                          hint=f"model scorers: {', '.join(MODEL_SCORERS)}")
-    recipe_path = Path(recipe) if recipe else default_recipe()
-    if recipe is not None and not recipe_path.is_file():
-        raise UsageError(f"--recipe {recipe}: no such file")
-    weighted = recipe_scorers(recipe_path) if recipe_path else []
-    extra = [Weighted(n, n, {}, 0.0) for n in (DEFAULT_SCORERS if scorers is None else scorers)
-             if n not in {w.key for w in weighted}]
+    recipe_path, weighted, extra = scorer_specs(recipe, scorers)
     names = list(products or (QUICK["products"] if quick else DREAMBENCH))
     photos = {name: load_photos(name, size, masks) for name in names}  # bad input fails before any model loads
     random_models = set()
@@ -123,24 +150,14 @@ def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, prod
             if name not in models:
                 models[name], _ = path, random_models.add(name)
     stages, skipped = make_scorers(weighted + extra, models, device)
-    n_views = 1 if quick else views
     rows, seconds, sheet = [], dict.fromkeys(stages, 0.0), []
     for name, shots in photos.items():
-        for photo in shots[:n_views]:
-            cases = cases_for(photo, photos, seed, composites=QUICK["composites"] if quick else 2,
-                              integration=QUICK["integration"] if quick else None, size=size)
-            context = context_for(shots, photo.view, name)
-            scored = {}
-            for key, stage in stages.items():
-                start = time.perf_counter()
-                scored[key] = [float(v) for v in stage.score([c.candidate for c in cases], context)]
-                seconds[key] += time.perf_counter() - start
-            for i, case in enumerate(cases):
-                rows.append({"product": name, "view": photo.view, "group": case.group, "kind": case.kind,
-                             "scores": {key: values[i] for key, values in scored.items()}})
+        for photo in shots[:1 if quick else views]:
+            cases, photo_rows = score_photo(photo, photos, stages, seconds, seed=seed, quick=quick, size=size)
+            rows += photo_rows
             if not sheet:
-                sheet = [(c, rows[len(rows) - len(cases) + i]["scores"]) for i, c in enumerate(cases)]
-                sheet_context = context
+                sheet = [(c, r["scores"]) for c, r in zip(cases, photo_rows)]
+                sheet_context = context_for(shots, photo.view, name)
     weights = {w.key: w.weight for w in weighted if w.key in stages}
     result = summarise(rows, stages, skipped, seconds, weights, random_models)
     result.update(command=command, seed=seed, image_size=size, masks=masks, quick=quick,
