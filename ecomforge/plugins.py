@@ -145,6 +145,8 @@ def build_plugin_manager(extra: list[Any] | None = None, *, entry_points: bool =
             except Exception as exc:  # a broken plugin must never break the CLI
                 errors.append(LoadError(ep.name, dist, f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
     for i, plugin in enumerate(extra or []):
+        if pm.is_registered(plugin):
+            continue  # an installed plugin's own tests pass its module too: once is enough
         name = getattr(plugin, "__name__", f"extra-{i}")
         pm.register(plugin, name=name)
         origins[name] = (getattr(plugin, "__distribution__", name), getattr(plugin, "__version__", "0"))

@@ -115,3 +115,11 @@ def test_filter_contract_passes_a_good_filter_and_catches_bad_ones():
         _contract(_FilterContract, _FirstTwo).test_deterministic_and_order_free()
     with pytest.raises(AssertionError, match="'kept:' or 'dropped:'"):
         _contract(_FilterContract, toyplugins.ToyTop).test_one_decision_each()  # reasons "top" / "below top"
+
+
+def test_an_installed_plugin_may_pass_its_own_module(tmp_path):
+    """A plugin's tests pass its module while its entry point is installed too (pip install -e .)."""
+    sharpness = pytest.importorskip("ecomforge_sharpness")  # the example plugin, installed by setup.sh
+    recipe = toyplugins.TOY_RECIPE.replace("score:", "score:\n  - {plugin: sharpness, weight: 0.1}", 1)
+    result = run_test_recipe(recipe, tmp_path, toyplugins, sharpness)
+    assert all("sharpness" in r["scores"] for r in read_manifest(result.run_dir))
