@@ -22,7 +22,7 @@ def test_generated_docs_leave_out_third_party_plugins():
                           "gen_docs.skip_third_party(); print(gen_docs.recipe_reference())"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 0, res.stderr
-    assert "sharpness" not in res.stdout and "composite" in res.stdout
+    assert "`sharpness` (ecomforge-sharpness)" not in res.stdout and "`composite`" in res.stdout
 
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "recipes").glob("*.yaml")))
