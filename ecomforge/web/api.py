@@ -30,6 +30,7 @@ def _file_headers(media: str) -> dict[str, str]:
 
 MEDIA = {".png": "image/png", ".html": "text/html; charset=utf-8", ".jsonl": "application/x-ndjson",
          ".yaml": "text/plain; charset=utf-8", ".json": "application/json"}
+TEXT_SUFFIXES = (".html", ".jsonl", ".yaml", ".json")
 
 JOB_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["references"],
@@ -192,6 +193,9 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
         if not target.is_relative_to(root) or not target.is_file():
             return error(404, f"no file {path!r} in this job")
         media = MEDIA.get(target.suffix.lower(), "application/octet-stream")
+        if target.suffix.lower() in TEXT_SUFFIXES:  # the run's recipe names its uploads by their server paths
+            text = manager.scrub(job.id, target.read_text(encoding="utf-8", errors="replace"))
+            return Response(text, media_type=media, headers=_file_headers(media))
         return FileResponse(target, media_type=media, headers=_file_headers(media))
 
     @r.get("/plugins", summary="Installed plugins with their config JSON schemas")

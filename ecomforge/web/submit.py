@@ -72,6 +72,7 @@ def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refere
         data = job_recipe(base, references=refs, prompt=prompt, negative_prompt=negative_prompt,
                           overrides=overrides, mask_dir=uploads / "masks" if masks else None)
         resolved = resolve_recipe(data, path=jdir / JOB_RECIPE)  # every key and plugin config checked now
+        check_output_pixels(resolved, limits)
         check_job_paths(resolved, job_dir=jdir, presets_dir=recipes_dir, policy=manager.policy, trusted=trusted)
         manager.submit(job, data)
     except BaseException:
@@ -90,6 +91,37 @@ def check_job_size(data: dict[str, Any], references: int, limits: Limits) -> Non
     if candidates > limits.max_candidates:
         raise TooLarge(f"generate: {candidates} candidates ({points} sweep points x {seeds} seeds x "
                        f"{references} references) is over the limit of {limits.max_candidates} per job")
+
+
+def output_pixels(values: dict[str, Any]) -> int:
+    """Pixels of one candidate as a generator's settings ask: a ``[width, height]`` size or a ``*_side`` length."""
+    size = values.get("size")
+    pixels = 0
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size):
+        pixels = size[0] * size[1]
+    for key, value in values.items():
+        if key.endswith("_side") and isinstance(value, int) and not isinstance(value, bool):
+            pixels = max(pixels, value * value)
+    return pixels
+
+
+def check_output_pixels(resolved: Any, limits: Limits) -> None:
+    """Refuse a canvas over the pixel limit, and a batch of them over the batch budget, before anything runs.
+
+    A 150-byte upload may ask for an 8192x8192 canvas; the pixels a job makes count like those it uploads.
+    """
+    gen = resolved.recipe.generate
+    bases = [c["generate"].model_dump() for c in (resolved.configs, *(p.configs for p in resolved.products.values()))
+             if "generate" in c]  # per product too: a templated config is validated for each
+    points = [p for base in bases for p in (base, *({**base, k: v} for k, vs in gen.sweep.items() for v in vs))]
+    pixels = max((output_pixels(p) for p in points), default=0)
+    seeds = len(gen.seeds) if isinstance(gen.seeds, list) else gen.seeds.count
+    batch = min(gen.batch_size, seeds)  # a batch holds at most one canvas per seed
+    if pixels > limits.max_pixels:
+        raise TooLarge(f"generate.config: a {pixels}-pixel canvas is over the limit of {limits.max_pixels} pixels")
+    if pixels * batch > limits.batch_pixels:
+        raise TooLarge(f"generate.batch_size: {batch} canvases of {pixels} pixels is over the limit of "
+                       f"{limits.batch_pixels} pixels per batch (lower batch_size)")
 
 
 def _preset_trust(recipes_dir: Path, name: str | None) -> set[str]:

@@ -37,6 +37,12 @@ class Limits:
     max_seeds: int = 1000
     max_yaml_aliases: int = 16  # in an uploaded recipe; every alias is checked before anything expands
     max_yaml_nodes: int = 20_000  # values in an uploaded recipe once expanded
+    max_batch_pixels: int | None = None  # output pixels of one generator call (default: 4 x max_pixels)
+
+    @property
+    def batch_pixels(self) -> int:
+        """The output pixels one generator batch may hold at once."""
+        return self.max_batch_pixels if self.max_batch_pixels is not None else 4 * self.max_pixels
 
     @property
     def request_pixels(self) -> int:

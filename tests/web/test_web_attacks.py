@@ -484,3 +484,44 @@ def test_origin_host_check_admits_only_its_own_names(host, origin):
     if refusal is None:
         assert _hostname(host) in {"127.0.0.1", "localhost", "::1"}
         assert origin is None or origin.lower().rstrip("/") == f"http://{host.lower()}"
+
+
+# --- found by the second attack pass ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, where", [
+    ({"generate.config.size": [2000, 2000]}, "generate.config"),  # 4 MP canvas from a 3 kB upload (limit 400k)
+    ({"generate.sweep": {"size": [[64, 64], [1000, 1000]]}}, "generate.config"),
+    ({"generate.config.size": [600, 600], "generate.seeds": [1, 2, 3, 4, 5], "generate.batch_size": 5},
+     "generate.batch_size"),  # each canvas under the limit, five at once over the batch budget (1.6 MP)
+])
+def test_the_canvas_a_job_asks_for_counts_against_the_pixel_limits(app_client, tmp_path, monkeypatch, overrides,
+                                                                   where):
+    import ecomforge.web.manager as manager_mod
+
+    monkeypatch.setattr(manager_mod.JobManager, "submit", lambda *a, **k: pytest.fail("an over-limit job was queued"))
+    c = app_client()
+    error = _refused(submit(c, recipe="webcomposite", overrides=overrides), 413, where=where)
+    assert "pixels" in error
+    _no_jobs(c, tmp_path)
+
+
+def test_a_canvas_within_the_limits_still_runs(app_client):
+    c = app_client()
+    job_id = submit(c, recipe="webcomposite", overrides={"generate.config.size": [96, 64],
+                                                         "generate.seeds": [1, 2], "generate.batch_size": 2})
+    assert job_id.status_code == 202, job_id.text
+    job = wait_for(c, job_id.json()["id"])
+    assert job["state"] == "done" and all(r["params"]["size"] == [96, 64] for r in job["results"])
+
+
+def test_served_text_files_do_not_show_server_folders(app_client, tmp_path):
+    """The run's recipe.yaml names its uploads; served, it names them relative to the job, as the API does."""
+    c = app_client()
+    job = wait_for(c, submit(c, recipe="webcomposite").json()["id"])
+    run = tmp_path / "runs" / job["id"] / job["run_dir"]
+    assert str(tmp_path) in (run / "recipe.yaml").read_text()  # on disk: the real paths (resume needs them)
+    for name in ("recipe.yaml", "manifest.jsonl", "report.html"):
+        r = c.get(f"/api/jobs/{job['id']}/files/{name}")
+        assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
+        assert str(tmp_path) not in r.text, name
+    assert "uploads/ref-01.png" in c.get(f"/api/jobs/{job['id']}/files/recipe.yaml").text
