@@ -60,14 +60,15 @@ def test_every_scheduler_builds_from_the_model_config(tiny_sd_inpaint):
         assert getattr(sched.config, "use_karras_sigmas", False) == name.endswith("Karras"), name
 
 
-@pytest.mark.parametrize("name", ["Euler", "Heun", "DPM++ SDE Karras", "DDPM", "DEIS", "KDPM2"])
-def test_new_schedulers_denoise(tiny_sd_inpaint, name):
-    """The added samplers run a real 2-step call and give finite, seed-dependent images."""
-    gen = SdInpaintGenerator({"model": str(tiny_sd_inpaint), **{**FAST, "scheduler": name}}, device="cpu")
-    a, b = gen.generate(request_for(gen, seeds=(1, 2)))
-    assert a.failed is None and b.failed is None
-    assert (a.image != b.image).any()
-    assert a.params["scheduler"] == name
+def test_new_schedulers_denoise(tiny_sd_inpaint):
+    """The added samplers run a real 2-step call each: usable images, recorded names, different results."""
+    gen = SdInpaintGenerator({"model": str(tiny_sd_inpaint), **FAST}, device="cpu")
+    images = {}
+    for name in ("Euler", "Heun", "DPM++ SDE Karras", "DDPM", "DEIS", "KDPM2"):
+        cand = gen.generate(request_for(gen, seeds=(1,), scheduler=name))[0]
+        assert cand.failed is None and cand.params["scheduler"] == name
+        images[name] = cand.image
+    assert len({img.tobytes() for img in images.values()}) >= 5  # the sampler really changes the denoising
 
 
 def _hub_error(cls, status):
