@@ -8,7 +8,7 @@ import pytest
 import toyplugins
 
 from ecomforge import hookimpl, hookspecs
-from ecomforge.errors import PluginConflict, PluginNotFound
+from ecomforge.errors import PluginConflict, PluginNotFound, RecipeError
 from ecomforge.plugins import build_registry
 from ecomforge.stages import Masker, StageConfig
 
@@ -172,3 +172,34 @@ def test_conflict_hint_names_both_distributions():
     with pytest.raises(PluginConflict) as info:
         reg.get("masker", "toy")
     assert "ecomforge-other" in info.value.hint and "toyplugins" in info.value.hint
+
+
+class OtherDefaultFilter(toyplugins.ToyTop):
+    """A second filter claiming to be the default."""
+
+    name = "toy-default"
+    default = True
+
+
+class DefaultClaimer:
+    @hookimpl
+    def register_filters(self, register):
+        register(OtherDefaultFilter)
+
+
+def test_omitted_steps_get_the_plugins_that_declare_themselves_default():
+    """The core names no plugin: a recipe without acquire/filter/execute gets what plugins declare."""
+    from ecomforge.recipe.load import resolve_recipe
+
+    data = {"name": "d", "inputs": {"references": ["x.png"]}, "mask": {"plugin": "toy"}, "generate": {"plugin": "toy"}}
+    reg = build_registry([toyplugins])
+    resolved = resolve_recipe(dict(data), registry=reg)
+    picked = {k: getattr(resolved.recipe, k).plugin for k in ("acquire", "filter", "execute")}
+    declared = {kind: [n for n, i in reg.plugins[kind].items() if i.cls.default]
+                for kind in ("acquirer", "filter", "executor")}
+    assert picked == {"acquire": declared["acquirer"][0], "filter": declared["filter"][0],
+                      "execute": declared["executor"][0]}
+    with pytest.raises(RecipeError, match="several filter plugins declare themselves the default"):
+        resolve_recipe(dict(data), registry=build_registry([toyplugins, DefaultClaimer()]))
+    with pytest.raises(RecipeError, match="acquire: no installed acquirer plugin is a default"):
+        resolve_recipe(dict(data), registry=build_registry([toyplugins], entry_points=False))

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..errors import InputError, RecipeError, UsageError
+from ..errors import EcomforgeError, InputError, PluginConflict, RecipeError, UsageError
 from ..plugins import Registry, get_registry
 from ..stages import StageConfig, config_error
 from .products import ProductPlan, anchor_reference, has_template, plan_products, plugin_fills
@@ -142,13 +142,33 @@ def _sweep_grid(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(sweep[k] for k in keys))]
 
 
+# Steps a recipe may leave out; the plugin they get is the one installed plugin that declares itself
+# the default for its kind (``Stage.default``), so the core names no plugin.
+DEFAULT_STEPS = {"acquire": "acquirer", "filter": "filter", "execute": "executor"}
+
+
+def _with_default_steps(data: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """``data`` with every omitted default step filled in from the registry's declared defaults."""
+    if not isinstance(data, dict) or all(key in data for key in DEFAULT_STEPS):
+        return data
+    filled = dict(data)
+    for key, kind in DEFAULT_STEPS.items():
+        if key not in filled:
+            try:
+                filled[key] = {"plugin": registry.default(kind)}
+            except EcomforgeError as exc:
+                raise RecipeError(key, exc.message, hint=exc.hint) from exc
+    return filled
+
+
 def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: Registry | None = None) -> ResolvedRecipe:
     """Validate the schema and every plugin config (each sweep point too); no weights load."""
     registry = registry or get_registry()
+    data = _with_default_steps(data, registry)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        raise config_error(exc, "", Recipe) from None
+        raise config_error(exc, "", Recipe) from exc
     base_dir = (path.parent if path else Path.cwd()).resolve()
     recipe = _anchor_inputs(recipe, base_dir)
     resolved = ResolvedRecipe(recipe=recipe, path=path, base_dir=base_dir)
@@ -160,9 +180,11 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
     for where, kind, step in steps:
         try:
             info = registry.get(kind, step.plugin)
+        except PluginConflict as exc:
+            raise RecipeError(f"{where}.plugin", exc.message, hint=exc.hint) from exc
         except Exception as exc:
             hint = getattr(exc, "hint", None)
-            raise RecipeError(f"{where}.plugin", f"unknown {kind} plugin {step.plugin!r}", hint=hint) from None
+            raise RecipeError(f"{where}.plugin", f"unknown {kind} plugin {step.plugin!r}", hint=hint) from exc
         if where != "execute" and has_template(step.config, plugin_fills(info.cls)):
             resolved.templated[where] = step.config  # its values are known per product: validated there
         else:

@@ -119,21 +119,30 @@ class Output(_Strict):
                                     "ecomforge JSON), minimal (A1111's own fields), none. Never local paths.")
 
 
+def _default_step(kind: str) -> Step:
+    """The step a recipe gets when it leaves this kind out: the plugin that declares itself the default."""
+    from ..plugins import get_registry
+
+    return Step(plugin=get_registry().default(kind))
+
+
 class Recipe(_Strict):
     """A whole run: inputs, then acquire → mask → generate → score → filter, then output."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Name of the recipe (used in run ids).")
     description: str = Field(default="", description="Free text.")
     inputs: Inputs = Field(description="References and prompts.")
-    acquire: Step = Field(default_factory=lambda: Step(plugin="local"), description="Where references come from.")
+    acquire: Step = Field(default_factory=lambda: _default_step("acquirer"),
+                          description="Where references come from (default: the installed default acquirer).")
     mask: Step = Field(description="How the product region is found.")
     generate: Generate = Field(description="How new images are made.")
     score: list[Score] = Field(default_factory=list, description="Scorers; their weighted mean is the total.")
     filter: Step | list[Step] = Field(
-        default_factory=lambda: Step(plugin="threshold"),
+        default_factory=lambda: _default_step("filter"),
         description="Which candidates to keep: one filter, or a list applied in order, each seeing only the "
                     "candidates the previous ones kept.")
-    execute: Step = Field(default_factory=lambda: Step(plugin="local"), description="Where generation jobs run.")
+    execute: Step = Field(default_factory=lambda: _default_step("executor"),
+                          description="Where generation jobs run (default: the installed default executor).")
     output: Output = Field(default_factory=Output, description="Where the run folder goes.")
 
     @field_validator("filter")

@@ -30,8 +30,10 @@ def _steps(preset: dict[str, Any]) -> list[tuple[str, str, Any, dict[str, Any]]]
     steps = [("mask", "masker", preset.get("mask"), preset.get("mask_config") or {}),
              ("generate", "generator", preset.get("generate"), preset.get("generate_config") or {})]
     steps += [("score", "scorer", name, {}) for name in preset.get("score") or []]
-    filt = preset.get("filter") or {}
-    steps.append(("filter", "filter", filt.get("plugin"), filt.get("config") or {}))
+    filters = preset.get("filter") or []
+    for filt in filters if isinstance(filters, list) else [filters]:
+        if isinstance(filt, dict):
+            steps.append(("filter", "filter", filt.get("plugin"), filt.get("config") or {}))
     return [s for s in steps if s[2]]
 
 

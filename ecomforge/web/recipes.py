@@ -57,7 +57,7 @@ def list_presets(recipes_dir: Path) -> list[dict[str, Any]]:
             "sweep": gen.get("sweep") or {},
             "seeds": gen.get("seeds", [0]),
             "score": [s.get("plugin") for s in data.get("score") or [] if isinstance(s, dict)],
-            "filter": data.get("filter") or {"plugin": "threshold"},
+            "filter": data.get("filter"),  # one step, a list, or None for the installed default
             "prompt": (data.get("inputs") or {}).get("prompt", ""),
             "negative_prompt": (data.get("inputs") or {}).get("negative_prompt", ""),
         })

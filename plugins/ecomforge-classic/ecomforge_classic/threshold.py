@@ -64,6 +64,7 @@ class ThresholdFilter(Filter):
     """Keep candidates above the minimum scores, drop near-duplicates, then the top K by total."""
 
     name = "threshold"
+    default = True  # what a recipe without a `filter:` step uses
 
     class Config(StageConfig):
         min_score: float = Field(default=0.0, ge=0, le=1, description="Minimum weighted total.")
