@@ -1,6 +1,7 @@
 """Finding and loading diffusers pipelines: hub id, local folder or single file, once per process."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ def weights_id(kind: str, path: Path | None) -> str:
     return "hub"
 
 
+@functools.lru_cache(maxsize=128)  # every job asks; a hub repo's model_index.json is fetched once per process
 def model_family(kind: str, path: Path | None, model: str, base: str | None) -> tuple[Family, str | None]:
     """(family, resolved base config) of a model: read from the model itself, never from the plugin."""
     if kind == "folder":
