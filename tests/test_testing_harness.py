@@ -2,14 +2,27 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 import toyplugins
 
+from ecomforge import hookimpl
 from ecomforge.plugins import get_registry
-from ecomforge.testing import FilterContract, GeneratorContract, read_manifest, run_test_recipe
-from ecomforge.types import Decision
+from ecomforge.stages import Filter, StageConfig
+from ecomforge.testing import (
+    AcquirerContract,
+    FilterContract,
+    GeneratorContract,
+    MaskerContract,
+    ScorerContract,
+    read_manifest,
+    run_test_recipe,
+    toy,
+    toy_recipe,
+)
+from ecomforge.types import Candidate, Decision
 
 
 def test_full_run_with_toy_stages(tmp_path):
@@ -123,3 +136,73 @@ def test_an_installed_plugin_may_pass_its_own_module(tmp_path):
     recipe = toyplugins.TOY_RECIPE.replace("score:", "score:\n  - {plugin: sharpness, weight: 0.1}", 1)
     result = run_test_recipe(recipe, tmp_path, toyplugins, sharpness)
     assert all("sharpness" in r["scores"] for r in read_manifest(result.run_dir))
+
+
+# --- the sample stages: a third-party plugin tested in a whole run with nothing else installed ----
+
+class TestSampleAcquirer(AcquirerContract):
+    def make_stage(self):
+        return toy.SampleAcquirer()
+
+    def make_specs(self, tmp_path):
+        return ["sample:1", "sample:2"]
+
+
+class TestSampleMasker(MaskerContract):
+    def make_stage(self):
+        return toy.SampleMasker({"feather": 2})
+
+    def make_reference(self):
+        return toy.SampleAcquirer().acquire(["sample:4"], product="p", base_dir=Path("."))[0]
+
+
+class TestSampleGenerator(GeneratorContract):
+    sweep_point = {"level": 20}
+
+    def make_stage(self):
+        return toy.SampleGenerator()
+
+
+class TestSampleScorer(ScorerContract):
+    def make_stage(self):
+        return toy.SampleScorer()
+
+    def make_candidates(self, ref, mask):
+        """Best first: a white background scores 1, a black one 0."""
+        white, black = ref.image.copy(), ref.image.copy()
+        white[mask.data == 0], black[mask.data == 0] = 255, 0
+        return [Candidate(white, 0, {}, mask=mask.data), Candidate(black, 1, {}, mask=mask.data)]
+
+
+class TestSampleFilter(FilterContract):
+    def make_stage(self):
+        return toy.SampleFilter({"min_total": 0.25})
+
+
+class _Bright(Filter):
+    """An author's filter: keeps bright backgrounds."""
+
+    name = "bright"
+
+    class Config(StageConfig):
+        pass
+
+    def select(self, scored):
+        return [Decision(s.total > 0.5, "kept: bright" if s.total > 0.5 else "dropped: dark") for s in scored]
+
+
+class _BrightPlugin:
+    @hookimpl
+    def register_filters(self, register):
+        register(_Bright)
+
+
+def test_an_authors_filter_in_a_whole_run_of_sample_stages(tmp_path):
+    """The ten-line recipe test of writing-plugins.md: sample stages, the author's filter after another."""
+    recipe = toy_recipe(filter=[{"plugin": "sample", "config": {"min_total": 0.1}}, {"plugin": "bright"}])
+    result = run_test_recipe(recipe, tmp_path, toy, _BrightPlugin())
+    records = read_manifest(result.run_dir)
+    assert len(records) == 3 * 2 * 2  # references x sweep points x seeds
+    kept = {r["params"]["level"] for r in records if r["kept"]}
+    assert kept == {200} and all("bright: " in r["reason"] for r in records)
+    assert "sample" not in get_registry().plugins["generator"]  # registered for that call only
