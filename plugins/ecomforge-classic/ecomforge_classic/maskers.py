@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from ecomforge.errors import InputError, NothingFound
-from ecomforge.pathspec import ImagePattern, LocalPath
+from ecomforge.errors import NothingFound
+from ecomforge.imaging.maskfile import find_mask_file, read_mask_file
 from ecomforge.imaging.masks import binarize, check_usable
 from ecomforge.imaging.refine import RefineConfig
+from ecomforge.pathspec import ImagePattern, LocalPath
 from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
 
@@ -107,45 +108,14 @@ class UploadMasker(Masker):
         """Load, binarise, size-check and refine the user's mask for this reference."""
         cfg = self.config
         path = self._path_for(reference)
-        from .decode import decode_image
-
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read mask ({exc.strerror or exc})") from None
-        rgb, alpha = decode_image(data, what=str(path))
-        # A mask with real transparency carries its shape in alpha; otherwise the grey level does.
-        grey = alpha if alpha is not None and int(alpha.min()) < 255 else rgb.max(axis=2)
-        binary = binarize(grey, cfg.threshold)
-        if cfg.invert:
-            binary = 255 - binary
-        width, height = reference.size
-        if binary.shape != (height, width):
-            if not cfg.resize:
-                raise InputError(f"{path}: mask is {binary.shape[1]}x{binary.shape[0]} but reference "
-                                 f"{reference.source or reference.name} is {width}x{height} (set resize: true)")
-            binary = upscale_mask(binary, (width, height))
-        check_usable(binary, str(path))
+        binary = read_mask_file(path, reference.size, threshold=cfg.threshold, invert=cfg.invert, resize=cfg.resize,
+                                what=f"reference {reference.source or reference.name}")
         refined = cfg.apply(binary)
         check_usable(refined, f"{path} after refine")
         return cfg.finish(refined, score=1.0, label="upload")
 
     def _path_for(self, reference: Reference) -> Path:
         """The mask file for a reference: pattern filled in, cwd first, then ``base_dir``."""
-        stem = Path(reference.source.split("?")[0]).stem if reference.source else reference.name
-        try:
-            text = self.config.path.format(name=reference.name, stem=stem, product=reference.product)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise InputError(f"mask path '{self.config.path}': bad pattern ({exc}); use {{name}} or {{stem}}") from None
-        candidate = Path(text).expanduser()
-        if candidate.is_absolute() or candidate.exists():
-            if not candidate.exists():
-                raise InputError(f"{candidate}: mask file not found")
-            return candidate
         # The runner may tell a stage its recipe's folder (``base_dir`` attribute); the config can too.
-        roots = [Path(r) for r in (self.config.base_dir, getattr(self, "base_dir", None)) if r]
-        for root in roots:
-            if (root / candidate).exists():
-                return root / candidate
-        looked = " and ".join(str(p) for p in [Path.cwd(), *roots])
-        raise InputError(f"{text}: mask file not found (looked in {looked})")
+        roots = [self.config.base_dir, getattr(self, "base_dir", None) or ""]
+        return find_mask_file(self.config.path, reference, roots)
