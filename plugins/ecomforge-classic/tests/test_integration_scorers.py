@@ -258,9 +258,11 @@ def test_flat_and_black_canvases_are_caught_but_a_light_studio_backdrop_is_not(v
     assert judge(SceneScorer(), *place(ref, mask, cream), ref, mask) == 1.0
 
 
-def test_a_smeared_blob_against_the_product_is_caught(vase):
+@pytest.mark.parametrize("scene", ["astronaut", "studio"])
+def test_a_smeared_blob_against_the_product_is_caught(vase, scene):
+    """A featureless blob in a textured photo, or a foreign colour on a plain backdrop, against the product."""
     ref, mask = vase
-    image, m = place(ref, mask, photo("astronaut"))
+    image, m = place(ref, mask, photo(scene))
     ys, xs = np.nonzero(m)
     blob = np.zeros_like(m)
     r = int(0.8 * (xs.max() - xs.min()))

@@ -121,8 +121,8 @@ def _posterised(image: np.ndarray, bg: np.ndarray) -> tuple[float, str]:
     both = bg[rows, 1:] & bg[rows, :-1]
     steps = d[both]
     moving = steps[steps > 0]
-    if steps.size < 64 or moving.size < 0.01 * steps.size:
-        return 1.0, ""  # (nearly) constant: the flat check judges it
+    if steps.size < 64 or moving.size < 16:
+        return 1.0, ""  # constant: the flat check judges it (a banded backdrop still has a few jumps)
     big = float(np.mean(moving >= 8))
     flat_share = 1.0 - moving.size / steps.size
     # A photo has small steps everywhere; a gradient has only ±1 steps; posterising leaves jumps.
@@ -150,18 +150,24 @@ def _smear(lab: np.ndarray, mask: np.ndarray, dist: np.ndarray, bg: np.ndarray, 
     if far.sum() < 64:
         return 1.0, ""
     typical = float(np.percentile(texture[far], 60))
-    if typical < 2.0:  # a plain scene: nothing to be smeared against
-        return 1.0, ""
-    # Featureless in absolute terms too: real smooth surfaces (a cup, a wall) keep shading and grain.
-    smooth = (bg & (texture < min(0.15 * typical, 1.0))).astype(np.uint8)
+    textured = typical >= 2.0
+    if not textured:  # a plain backdrop: a blob is whatever is neither backdrop nor its shadow
+        backdrop = np.median(lab[far], axis=0)
+        chroma_off = np.linalg.norm(lab[..., 1:] - backdrop[1:], axis=2) > 12.0
+        lighter = lab[..., 0] > backdrop[0] + 10.0  # a shadow only darkens the backdrop
+        smooth = (bg & (chroma_off | lighter)).astype(np.uint8)
+    else:
+        # Featureless in absolute terms too: real smooth surfaces (a cup, a wall) keep shading and grain.
+        smooth = (bg & (texture < min(0.15 * typical, 1.0))).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(smooth, connectivity=4)
     near = bg & (dist <= gap + k + max(3.0, 0.04 * size))  # k: the texture window blurs the product's edge in
     h, w = mask.shape
+    bg_area = int(bg.sum())  # on a plain backdrop only a blob covering much of it can be layout
     worst = 0.0
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
-        if x == 0 or y == 0 or x + bw >= w or y + bh >= h:
-            continue  # reaches the frame: sky, wall or table, part of the scene's layout
+        if (x == 0 or y == 0 or x + bw >= w or y + bh >= h) and (textured or area > 0.2 * bg_area):
+            continue  # a region reaching the frame: sky, wall or table, the scene's layout
         if not np.any(near & (labels == i)):
             continue
         worst = max(worst, area / max(1, mask.sum()))
