@@ -100,9 +100,11 @@ class CompositeGenerator(Generator):
         if cfg.shadow > 0:
             canvas = _contact_shadow(canvas, full_alpha, cfg)
         out = composite(full_prod, canvas, full_alpha)
-        params = {**cfg.model_dump(mode="json"), "position": [round((left + pw / 2) / W, 4), round((top + ph / 2) / H, 4)],
-                  "hue_shift": round(hue, 3)}
-        return Candidate(image=out, seed=seed, params=params, plugin=self.name, models={},
+        # params are exactly the config (so a record feeds back as a recipe); what the seed's jitter
+        # resolved to (where the product landed, the hue shift) is derived, and goes in info.
+        info.update({"placed_at": [round((left + pw / 2) / W, 4), round((top + ph / 2) / H, 4)],
+                     "hue_shift": round(hue, 3)})
+        return Candidate(image=out, seed=seed, params=cfg.model_dump(mode="json"), plugin=self.name, models={},
                          mask=np.where(full_alpha >= 128, 255, 0).astype(np.uint8), info=info)
 
 
