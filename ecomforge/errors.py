@@ -96,3 +96,16 @@ class HookError(EcomforgeError):
         self.plugin, self.hook = plugin, hook
         detail = cause.one_line() if isinstance(cause, EcomforgeError) else f"{type(cause).__name__}: {cause}"
         super().__init__(f"hook {hook} of plugin '{plugin}' failed: {detail}")
+
+
+class Cancelled(BaseException):
+    """The work was cancelled (``ecomforge.run.cancel``); its run folder stays resumable.
+
+    A BaseException like KeyboardInterrupt, not an EcomforgeError: every ``except Exception`` that
+    isolates a failing product or wraps a stage's failure lets it through, so a cancel ends the whole
+    run instead of being recorded as one product's failure.
+    """
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ecomforge import hookimpl
 from ecomforge.errors import InputError
+from ecomforge.run import cancel
 from ecomforge.stages import Acquirer, Filter, Generator, Masker, Scorer, StageConfig
 from ecomforge.testing import sample_image
 from ecomforge.types import Candidate, Decision, Mask, Reference
@@ -72,7 +73,9 @@ class ToyGenerator(Generator):
         out = []
         for seed in request.seeds:
             _count("generate")
-            time.sleep(request.config.delay)
+            for _ in range(10 if request.config.delay else 0):  # a long call in small steps, checking for a cancel like a diffusion loop
+                time.sleep(request.config.delay / 10)
+                cancel.check()
             rng = np.random.default_rng(seed)
             img = rng.normal(request.config.level, 20, request.reference.image.shape).clip(0, 255).astype(np.uint8)
             m = request.mask.data > 0

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import RecipeError, UsageError
 from ..pathspec import path_fields
+from ..run import cancel
 from .catalog import CatalogProduct, read_catalog
 
 # Only ``{name}`` is a placeholder; other braces (``{}``, ``{a b}``, JSON-ish text) stay as written.
@@ -131,6 +132,7 @@ def plan_products(recipe: Any, base_dir: Path, classes: dict[str, Any],
     skips = {step: plugin_fills(classes[step]) for step in steps}
     plans: dict[str, ProductPlan] = {}
     for prod in source:
+        cancel.check()  # a large catalogue takes seconds to plan (the web worker plans inside its job's cancel scope)
         plans[prod.name] = _plan(recipe, prod, steps, skips, classes, templated)
     return plans
 

@@ -11,6 +11,7 @@ from pydantic import Field
 from ..plugins import Registry, get_registry
 from ..stages import Executor, GenerationJob, Generator, GeneratorSpec, StageConfig
 from ..types import Candidate, GenerationRequest
+from . import cancel
 
 _DONE = object()  # end of the job stream, put by the generation thread
 
@@ -50,6 +51,7 @@ class LocalExecutor(Executor):
         call = _isolated(generator) if isolate else generator.generate
         if self.config.prefetch == 0:
             for job in jobs:
+                cancel.check()
                 yield job, call(job.request)
             return
         yield from _ahead(call, iter(jobs), self.config.prefetch)
@@ -91,6 +93,7 @@ def _ahead(call: Callable[[GenerationRequest], Any], jobs: Iterator[GenerationJo
             for job in jobs:
                 if stop.is_set():
                     return
+                cancel.check()  # a cancelled run starts no further call (the token is in this thread's context)
                 item: Any = (job, call(job.request))
                 while not stop.is_set():
                     try:
@@ -103,7 +106,7 @@ def _ahead(call: Callable[[GenerationRequest], Any], jobs: Iterator[GenerationJo
             return
         out.put(_DONE)
 
-    thread = threading.Thread(target=work, name="ecomforge-generate", daemon=True)
+    thread = threading.Thread(target=cancel.in_context(work), name="ecomforge-generate", daemon=True)
     thread.start()
     try:
         while True:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..stages import Executor, GenerationJob, GeneratorSpec
 from ..types import Candidate
+from . import cancel
 
 
 @dataclass
@@ -83,13 +84,14 @@ def stream(products: Iterable[tuple[str, Any]], prepare: Callable[[str, Any], Pr
     ahead: queue.Queue[Future[Prepared] | None] = queue.Queue(maxsize=max(1, lookahead))
     pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="ecomforge-prepare")
     stop = threading.Event()
-    feeder = threading.Thread(target=_feed, args=(products, prepare, pool, ahead, stop),
+    feeder = threading.Thread(target=cancel.in_context(_feed), args=(products, prepare, pool, ahead, stop),
                               name="ecomforge-feed", daemon=True)
     feeder.start()
     entered: queue.SimpleQueue[Prepared] = queue.SimpleQueue()  # products whose jobs entered the stream
 
     def jobs() -> Iterator[GenerationJob]:  # pulled by the executor, possibly from its own thread
         while (fut := ahead.get()) is not None:
+            cancel.check()
             prep = fut.result()
             for job in prep.work.jobs if prep.error is None else ():
                 if (done := resumed(job)) is not None:
@@ -118,7 +120,8 @@ def _feed(products: Iterable[tuple[str, Any]], prepare: Callable[[str, Any], Pre
         for product, specs in products:
             if stop.is_set():
                 return
-            if not _put(ahead, pool.submit(_safe_prepare, prepare, product, specs), stop):
+            # each call in its own copy of this thread's context: the run's cancel token goes with it
+            if not _put(ahead, pool.submit(cancel.in_context(_safe_prepare), prepare, product, specs), stop):
                 return
     finally:
         _put(ahead, None, stop)

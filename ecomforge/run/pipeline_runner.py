@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import StageError
 from ..stages import GeneratorSpec
+from . import cancel
 from .context import RunContext
 from .pipeline import Event, Prepared, RecordingHooks, stream
 from .store import RunStore
@@ -107,7 +108,7 @@ class _Driver:
             if done is not None:
                 self.state.pop(id(ev.prepared), None)
             if done is _FINISH:
-                self.finishing.append((ev.prepared.work, self.pool.submit(self._finish, ev.prepared.work)))
+                self.finishing.append((ev.prepared.work, self.pool.submit(cancel.in_context(self._finish), ev.prepared.work)))
             elif done is not None:
                 yield done
 

@@ -14,6 +14,7 @@ from ..recipe.load import ResolvedRecipe
 from ..recipe.products import ProductPlan
 from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer
 from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
+from . import cancel
 from .context import RunContext
 from .hooks import RunHooks
 from .ids import candidate_id, mask_sha256
@@ -134,6 +135,7 @@ class Runner:
     @contextmanager
     def _step(self, ctx: RunContext, step: str, plugin: str, product: str, total: int) -> Iterator[dict[str, float]]:
         hook = self.hooks
+        cancel.check()  # a cancelled run begins no further step
         hook.on_step_start(run=ctx, step=step, product=product, total=total)
         timer = {"inside": 0.0}
         try:
@@ -151,6 +153,7 @@ class Runner:
 
     def _advance(self, ctx: RunContext, step: str, product: str, n: int = 1) -> None:
         self.hooks.on_step_advance(run=ctx, step=step, product=product, advance=n)
+        cancel.check()  # between references, scorers, filters and jobs (helper threads too)
 
     # --- one product: each step reads a ProductWork and fills in its part ------------------------
     def _run_product(self, ctx: RunContext, store: RunStore, product: str, plan: ProductPlan) -> list[dict[str, Any]]:
@@ -369,6 +372,7 @@ class Runner:
                 config = cls.Config.model_validate({**base, **point})
                 params = self.generator.describe(config)
                 for start in range(0, len(seeds), gen.batch_size):
+                    cancel.check()  # a large sweep takes a while to plan: a cancel lands here too
                     batch = tuple(seeds[start:start + gen.batch_size])
                     ids = tuple(candidate_id(product=product, reference_sha256=ref.sha256, mask_sha256=msha,
                                              plugin=gen.plugin, params=params, seed=s, prompt=plan.prompt,

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import EcomforgeError, UsageError
+from ..errors import Cancelled, EcomforgeError, UsageError
+from ..run.cancel import CancelToken, scope
 from .jobs import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, TERMINAL, Job, JobStore, new_job_id
 from .progress import JobCancelled, JobObserver
 from .trust import PathPolicy
@@ -47,6 +48,8 @@ class JobManager:
         self._lock = threading.Lock()
         self._waiting: set[str] = set()
         self._stops: dict[str, threading.Event] = {}
+        # a running job's cancel token: checked inside long plugin calls and while jobs are planned
+        self._tokens: dict[str, CancelToken] = {}
         self._observers: dict[str, JobObserver] = {}
         self._live: dict[str, dict[str, Any]] = {}
         self._versions: dict[str, int] = {}
@@ -70,6 +73,7 @@ class JobManager:
                 if obs is not None:
                     obs.stop_reason = "interrupted"
                 ev.set()
+                self._tokens[job_id].cancel("interrupted")
         for _ in self._threads:
             self._queue.put(None)
         for t in self._threads:
@@ -104,7 +108,7 @@ class JobManager:
         return job
 
     def cancel(self, job_id: str) -> Job:
-        """Cancel a waiting job at once, or ask a running one to stop at its next step or candidate."""
+        """Cancel a waiting job at once, or stop a running one within a step (its candidates so far are kept)."""
         job = self._require(job_id)
         with self._lock:
             if job_id in self._waiting:
@@ -112,6 +116,7 @@ class JobManager:
                 self.store.update(job_id, state=CANCELLED, finished=time.time(), error="cancelled before it started")
             elif job_id in self._stops:
                 self._stops[job_id].set()
+                self._tokens[job_id].cancel()
             elif job.state in TERMINAL:
                 raise JobConflict(f"job {job_id} is already {job.state}")
             self._bump(job_id)
@@ -179,13 +184,16 @@ class JobManager:
                     continue
                 self._waiting.discard(job_id)
                 stop = self._stops[job_id] = threading.Event()
+                token = self._tokens[job_id] = CancelToken()
             try:
-                self._run(job_id, stop)
+                with scope(token):  # the run's helper threads inherit it
+                    self._run(job_id, stop)
             except BaseException as exc:  # noqa: BLE001 - a worker must survive any job
                 log.exception("job %s crashed the worker: %s", job_id, exc)
             finally:
                 with self._lock:
                     self._stops.pop(job_id, None)
+                    self._tokens.pop(job_id, None)
                     self._observers.pop(job_id, None)
                     self._live.pop(job_id, None)
                     self._bump(job_id)
@@ -214,7 +222,7 @@ class JobManager:
             path = jdir / JOB_RECIPE
             resolved = resolve_recipe(read_yaml(path), path=path)
             result = run_recipe(resolved, out=jdir, resume=resume, device=self.device, observers=[obs])
-        except JobCancelled as exc:
+        except (JobCancelled, Cancelled) as exc:  # at a hook, or inside a step (cancel.check())
             state = INTERRUPTED if exc.reason == "interrupted" else CANCELLED
             self._finish(job_id, obs, state, f"{exc.reason} (resumable)")
         except EcomforgeError as exc:

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from ecomforge.run import cancel
+
 from .imageops import failure_reason
 from .schedulers import make_scheduler
 
@@ -33,6 +35,12 @@ def _decode(pipe: Any, latents: Any) -> np.ndarray:
         image = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
     return pipe.image_processor.postprocess(image.float(), output_type="np",
                                             do_denormalize=[True] * image.shape[0])
+
+
+def _stop_if_cancelled(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+    """diffusers' per-step callback: raising here stops the denoising loop of a cancelled run mid-call."""
+    cancel.check()
+    return tensors
 
 
 def _vae_encode(pipe: Any, pixels: Any) -> Any:
@@ -69,6 +77,7 @@ def _call(pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[np.ndarr
         "output_type": "latent",
         # CPU generators give the same starting noise on every device for a given seed
         "generator": [torch.Generator("cpu").manual_seed(s) for s in seeds],
+        "callback_on_step_end": _stop_if_cancelled,  # a cancel lands within one step, not one batch
     }
     if isinstance(embeds, str):  # SDXL: the pipeline encodes the text with both its encoders
         kwargs.update(prompt=[embeds] * n, negative_prompt=[negative] * n)
@@ -103,6 +112,7 @@ def run_pipeline(pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[n
     try:
         while batches:
             idx = batches.pop(0)
+            cancel.check()
             try:
                 out = _call(pipe, cfg, embeds, negative, [images[i] for i in idx], mask,
                             [seeds[i] for i in idx], strength, size, steps or cfg.steps, image_prompt)
@@ -128,6 +138,7 @@ def run_pipeline(pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[n
                 latents[i] = out[j:j + 1]
         decoded, failed = [], []
         for i in range(len(seeds)):
+            cancel.check()  # a big batch decodes one image after the other
             lat = latents[i]
             if not torch.isfinite(lat).all():
                 decoded.append(np.zeros((size[1], size[0], 3), np.float32))
