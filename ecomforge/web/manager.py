@@ -5,6 +5,7 @@ import logging
 import queue
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ class JobManager:
     """Owns the job table, the queue and the workers; runs each job's recipe through ``run_recipe``."""
 
     def __init__(self, root: Path, *, workers: int = 1, queue_size: int = 8, device: str = "auto",
-                 policy: PathPolicy | None = None) -> None:
+                 policy: PathPolicy | None = None, intake: int = 2, intake_wait: float = 60.0) -> None:
         self.root = Path(root).resolve()
         self.policy = policy or PathPolicy()  # what requests may name besides their uploads and presets
         self.store = JobStore(self.root)
@@ -54,6 +55,9 @@ class JobManager:
         self._live: dict[str, dict[str, Any]] = {}
         self._versions: dict[str, int] = {}
         self._threads: list[threading.Thread] = []
+        # Requests whose uploads are decoded and recipes resolved at once: each may hold GBs of pixels.
+        self.intake = threading.BoundedSemaphore(intake)
+        self.intake_wait = intake_wait
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -93,6 +97,17 @@ class JobManager:
         """Raise QueueFull now, before a request's uploads are read or decoded, when no job could be queued."""
         if len(self._waiting) >= self.queue_size:
             raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again later")
+
+    @contextmanager
+    def intake_slot(self):
+        """One of the few slots for decoding and checking a request; QueueFull (429) when none frees in time."""
+        if not self.intake.acquire(timeout=self.intake_wait):
+            raise QueueFull("the server is busy checking other uploads; try again later")
+        try:
+            self.check_room()  # the queue may have filled while this request waited
+            yield
+        finally:
+            self.intake.release()
 
     def submit(self, job: Job, recipe_data: dict[str, Any]) -> Job:
         """Queue a validated job; raises QueueFull when the queue is at its bound."""

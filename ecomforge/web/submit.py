@@ -33,8 +33,6 @@ def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refere
     names (``check_job_paths``) before it is queued. ``trust_preset`` names the preset an uploaded
     recipe came from (a re-run), so the values that preset names stay allowed.
     """
-    from ..recipe.load import read_yaml, resolve_recipe
-
     manager.check_room()  # 429 before anything is parsed or decoded
     if not references:
         raise InputError("references: upload at least one product photo")
@@ -47,6 +45,18 @@ def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refere
             raise TooLarge(f"{what}: over {limits.max_text} characters")
     if isinstance(overrides, str) or overrides is None:
         overrides = parse_overrides_json(overrides, limits)
+    with manager.intake_slot():  # parsing, decoding and resolving: a few requests at a time
+        return _checked_job(manager, recipes_dir, limits, references=references, masks=masks, preset=preset,
+                            recipe_file=recipe_file, prompt=prompt, negative_prompt=negative_prompt,
+                            overrides=overrides, trust_preset=trust_preset)
+
+
+def _checked_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, references: list[bytes],
+                 masks: list[bytes], preset: str | None, recipe_file: bytes | None, prompt: str | None,
+                 negative_prompt: str | None, overrides: dict[str, Any], trust_preset: str | None) -> Job:
+    """The recipe parsed, the images' headers and the job's size checked, uploads saved, paths checked, queued."""
+    from ..recipe.load import read_yaml, resolve_recipe
+
     if recipe_file is not None:
         base = parse_recipe_upload(recipe_file, limits)
         label = f"upload:{str(base.get('name', 'recipe'))[:64]}"
