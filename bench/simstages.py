@@ -27,7 +27,7 @@ MASK_S, IMAGE_S, SCORE_S = 0.15, 0.25, 0.005  # SAM-class per reference, SD-1.5 
 
 
 @contextmanager
-def on_gpu():
+def on_gpu(kind: str):
     """Hold this process's logical GPU for the block (no GPU, e.g. the driver: a lock of its own)."""
     try:
         import ray
@@ -47,7 +47,7 @@ def on_gpu():
             fcntl.flock(fh, fcntl.LOCK_UN)
             if TRACE:  # busy intervals per GPU, for the benchmark's utilisation figure
                 with open(LOCKS / f"trace-{os.getpid()}.txt", "a") as out:
-                    out.write(f"{gpu} {t0:.6f} {t1:.6f}\n")
+                    out.write(f"{gpu} {kind} {t0:.6f} {t1:.6f}\n")
 
 
 def _image(seed: int, w: int = 32, h: int = 24) -> np.ndarray:
@@ -80,7 +80,7 @@ class SimMasker(Masker):
 
     def mask(self, reference):
         """Sleep MASK_S on the GPU, return the box."""
-        with on_gpu():
+        with on_gpu("mask"):
             time.sleep(MASK_S)
         h, w = reference.image.shape[:2]
         m = np.zeros((h, w), np.uint8)
@@ -98,7 +98,7 @@ class SimGenerator(Generator):
 
     def generate(self, request):
         """Sleep IMAGE_S per seed (one batched call), return one candidate per seed."""
-        with on_gpu():
+        with on_gpu("generate"):
             time.sleep(IMAGE_S * len(request.seeds))
         out = []
         h, w = request.reference.image.shape[:2]
@@ -116,7 +116,7 @@ class SimScorer(Scorer):
 
     def score(self, candidates, context):
         """Sleep SCORE_S per candidate (one batched call)."""
-        with on_gpu():
+        with on_gpu("score"):
             time.sleep(SCORE_S * len(candidates))
         return [0.5 + 0.4 * ((c.seed % 5) / 5) for c in candidates]
 
