@@ -126,7 +126,8 @@ def _posterised(image: np.ndarray, bg: np.ndarray) -> tuple[float, str]:
     big = float(np.mean(moving >= 8))
     flat_share = 1.0 - moving.size / steps.size
     # A photo has small steps everywhere; a gradient has only ±1 steps; posterising leaves jumps.
-    raw = big * min(1.0, flat_share / 0.5)
+    # ... and jumps all over: one hard-edged object on a plain backdrop is not posterisation.
+    raw = big * min(1.0, flat_share / 0.5) * min(1.0, (moving.size / steps.size) / 0.03)
     return ramp(raw, 0.6, 0.9), f"background is posterised ({big:.0%} of colour steps are jumps)"
 
 
