@@ -46,7 +46,7 @@ class Stage(ABC):
         try:
             return cls.Config.model_validate(dict(config or {}))
         except ValidationError as exc:
-            raise config_error(exc, path, cls.Config) from None
+            raise config_error(exc, path, cls.Config) from exc
 
     def ensure_setup(self) -> None:
         """Run ``setup()`` once, thread-safely."""

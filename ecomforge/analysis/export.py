@@ -19,7 +19,7 @@ def export_imagefolder(run_dir: Path, out_dir: Path, *, include: str = "kept") -
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"{out_dir}: cannot create the export folder ({exc.strerror or exc})") from None
+        raise UsageError(f"{out_dir}: cannot create the export folder ({exc.strerror or exc})") from exc
     meta_path = out_dir / "metadata.jsonl"
     existing: list[dict[str, Any]] = []
     if meta_path.exists():

@@ -57,13 +57,13 @@ def decode_image(data: bytes, *, what: str = "image", max_pixels: int = DEFAULT_
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))
         count = found.group(1) if found else "more"
-        raise TooManyPixels(f"{what}: too many pixels ({count} pixels, limit {max_pixels}: max_pixels)") from None
-    except Image.UnidentifiedImageError:
+        raise TooManyPixels(f"{what}: too many pixels ({count} pixels, limit {max_pixels}: max_pixels)") from exc
+    except Image.UnidentifiedImageError as exc:
         accepted = f" as {', '.join(sorted(formats))}" if formats else ""
-        raise InputError(f"{what}: not an image file (content not recognised{accepted})") from None
+        raise InputError(f"{what}: not an image file (content not recognised{accepted})") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure on untrusted bytes is bad input
         detail = " ".join(str(exc).split())[:120]
-        raise InputError(f"{what}: truncated or corrupt image ({type(exc).__name__}: {detail})") from None
+        raise InputError(f"{what}: truncated or corrupt image ({type(exc).__name__}: {detail})") from exc
 
 
 def _to_rgb_alpha(image, what: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -83,7 +83,7 @@ def _to_rgb_alpha(image, what: str) -> tuple[np.ndarray, np.ndarray | None]:
         else:
             rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except ValueError as exc:
-        raise InputError(f"{what}: unsupported image mode {mode!r} ({exc})") from None
+        raise InputError(f"{what}: unsupported image mode {mode!r} ({exc})") from exc
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise InputError(f"{what}: unsupported image mode {mode!r}")
     return np.ascontiguousarray(rgb), alpha

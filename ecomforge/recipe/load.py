@@ -25,19 +25,19 @@ def read_yaml(path: Path) -> dict[str, Any]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: recipe file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a recipe file") from None
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: recipe file not found") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path}: is a folder, not a recipe file") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read recipe ({exc})") from None
+        raise InputError(f"{path}: cannot read recipe ({exc})") from exc
     try:
         data = safe_load(text)  # aliases and expansion budgeted before anything is built
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise InputError(f"{path}:{where} {problem}") from None
+        raise InputError(f"{path}:{where} {problem}") from exc
     if not isinstance(data, dict):
         raise InputError(f"{path}: a recipe must be a YAML mapping, got {type(data).__name__}")
     return data
@@ -206,7 +206,7 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
             gen_cls.Config.model_validate({**base, **point})
         except ValidationError as exc:
             err = config_error(exc, "generate.sweep", gen_cls.Config)
-            raise RecipeError("", f"{err.message} (sweep point {point})") from None
+            raise RecipeError("", f"{err.message} (sweep point {point})") from exc
     _plan(resolved, registry)
     return resolved
 
@@ -254,4 +254,4 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *
     try:
         return resolve_recipe(data, path=path, registry=registry)
     except RecipeError as exc:
-        raise RecipeError("", f"{path}: {exc.message}", hint=exc.hint) from None
+        raise RecipeError("", f"{path}: {exc.message}", hint=exc.hint) from exc

@@ -88,14 +88,14 @@ class StagePool:
             except ray.exceptions.RayActorError as exc:
                 if getattr(exc, "actor_init_failed", False) or attempt == self.max_retries:
                     raise RuntimeError(f"Ray {self.kind} worker for '{self.spec.plugin}' died: "
-                                       f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}") from None
+                                       f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}") from exc
                 with self._lock:
                     if self.actors[slot] is actor:  # replace once, whichever call noticed first
                         ray.kill(actor, no_restart=True)
                         self.actors[slot] = self._start(slot)
             except ray.exceptions.RayTaskError as exc:
                 cause = getattr(exc, "cause", None)
-                raise (cause if isinstance(cause, Exception) else RuntimeError(str(exc))) from None
+                raise (cause if isinstance(cause, Exception) else RuntimeError(str(exc))) from exc
             finally:
                 with self._lock:
                     self.busy[slot] -= 1

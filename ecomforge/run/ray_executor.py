@@ -113,11 +113,11 @@ class RayExecutor(Executor):
                     out = ray.get(done[0])
                 except ray.exceptions.RayActorError as exc:
                     if getattr(exc, "actor_init_failed", False):
-                        raise _init_error(spec, exc) from None
+                        raise _init_error(spec, exc) from exc
                     tries[job.key] = tries.get(job.key, 0) + 1
                     if tries[job.key] > self.config.max_retries:
                         raise StageError("generate", spec.plugin, job.product,
-                                         RuntimeError(f"Ray worker died {tries[job.key]} times on job {job.key}")) from None
+                                         RuntimeError(f"Ray worker died {tries[job.key]} times on job {job.key}")) from exc
                     pool.replace(slot, actor)
                     _forget(sent, job)
                     retry.append(job)
@@ -126,7 +126,7 @@ class RayExecutor(Executor):
                     cause = getattr(exc, "cause", None)
                     err = cause if isinstance(cause, Exception) else RuntimeError(str(exc))
                     if not isolate:
-                        raise err from None
+                        raise err from exc
                     out = err
                 _forget(sent, job)
                 yield job, out
@@ -221,8 +221,8 @@ class RayExecutor(Executor):
     def _connect(self) -> Any:
         try:
             import ray
-        except ImportError:
-            raise UsageError("executor 'ray' needs Ray installed", hint="pip install 'ecomforge[ray]'") from None
+        except ImportError as exc:
+            raise UsageError("executor 'ray' needs Ray installed", hint="pip install 'ecomforge[ray]'") from exc
         if ray.is_initialized():
             return ray
         address = self.config.address
@@ -235,7 +235,7 @@ class RayExecutor(Executor):
             ray.init(**kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise UsageError(f"execute.config.address={address!r}: cannot connect to Ray "
-                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
         self._started_ray = True
         return ray
 

@@ -63,7 +63,7 @@ class RunStore:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise UsageError(f"{parent}: cannot write the run folder ({exc.strerror or exc})") from None
+            raise UsageError(f"{parent}: cannot write the run folder ({exc.strerror or exc})") from exc
         store = cls(root)
         atomic_write_bytes(root / RECIPE, yaml.safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True).encode())
         (root / MANIFEST).touch()

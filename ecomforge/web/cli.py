@@ -45,7 +45,7 @@ def serve(host: str, port: int, token: str | None, runs: Path, recipes: Path, qu
         from .app import ServerConfig, create_app
         from .trust import PathPolicy
     except ImportError as exc:
-        raise click.UsageError(f"the web server needs extra packages ({exc.name}): pip install 'ecomforge[web]'") from None
+        raise click.UsageError(f"the web server needs extra packages ({exc.name}): pip install 'ecomforge[web]'") from exc
     models = tuple(str(Path(m).expanduser().resolve()) if Path(m).expanduser().exists() else m for m in allow_models)
     app = create_app(ServerConfig(runs=runs, recipes=recipes, token=token, workers=workers, queue_size=queue_size,
                                   device=device, ui=not no_ui, host=host, allowed_hosts=allow_hosts,

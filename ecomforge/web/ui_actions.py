@@ -119,10 +119,10 @@ class Actions:
             hint = "" if "try " in exc.one_line().lower() else " Try another masker, or upload a mask."
             return None, _warning_html(exc.one_line() + hint, ""), 1.0
         except EcomforgeError as exc:
-            raise self.error(exc.one_line()) from None
+            raise self.error(exc.one_line()) from exc
         except Exception as exc:  # a plugin's own failure: shown in the page, logged with its traceback
             log.exception("mask preview failed")
-            raise self.error(f"{type(exc).__name__}: {exc}") from None
+            raise self.error(f"{type(exc).__name__}: {exc}") from exc
         from PIL import Image
 
         with Image.open(paths[0]) as im:
@@ -141,7 +141,7 @@ class Actions:
             cfg = {f.name: v for (g, f), raw in zip(self.fields, values)
                    if g == gen and (v := coerce(f, raw)) is not None}
         except (TypeError, ValueError) as exc:
-            raise self.error(f"generator settings: {exc}") from None
+            raise self.error(f"generator settings: {exc}") from exc
         if gen != p.get("generate"):
             over["generate.plugin"] = gen
             over["generate.config"] = cfg
@@ -150,7 +150,7 @@ class Actions:
         try:
             over["generate.sweep"] = json.loads(sweep_text) if (sweep_text or "").strip() else {}
         except json.JSONDecodeError as exc:
-            raise self.error(f"sweep: not valid JSON ({exc.msg})") from None
+            raise self.error(f"sweep: not valid JSON ({exc.msg})") from exc
         if count and (int(count), int(base or 0)) != seed_fields(p):  # untouched: the preset's own seeds
             over["generate.seeds"] = {"count": int(count), "base": int(base or 0)}
         if k and int(k) > 0:
@@ -185,7 +185,7 @@ class Actions:
                              prompt=text_p, negative_prompt=neg, overrides=over)
         except EcomforgeError as exc:
             log.warning("job refused: %s", exc.one_line())
-            raise self.error(exc.one_line()) from None
+            raise self.error(exc.one_line()) from exc
         return job.id
 
     # --- following a job --------------------------------------------------------------------------
@@ -242,7 +242,7 @@ class Actions:
         try:
             self.manager.cancel(jid)
         except EcomforgeError as exc:
-            raise self.error(exc.one_line()) from None
+            raise self.error(exc.one_line()) from exc
 
     def resume(self, jid: str | None, session: str | None = None):
         """Queue a cancelled, interrupted or failed job again and follow it (done work is kept)."""
@@ -251,7 +251,7 @@ class Actions:
         try:
             self.manager.resume(jid)
         except EcomforgeError as exc:
-            raise self.error(exc.one_line()) from None
+            raise self.error(exc.one_line()) from exc
         yield from self.follow(jid, session)
 
     def rerun_job(self, jid: str | None, session: str | None = None):
@@ -261,7 +261,7 @@ class Actions:
         try:
             job = rerun_job(self.manager, self.recipes_dir, self.limits, jid)
         except EcomforgeError as exc:
-            raise self.error(exc.one_line()) from None
+            raise self.error(exc.one_line()) from exc
         yield from self.follow(job.id, session)
 
     def rerun_candidate(self, jid: str | None, cid: str | None, session: str | None = None):
@@ -271,7 +271,7 @@ class Actions:
         try:
             job = rerun_candidate(self.manager, self.recipes_dir, self.limits, jid, cid)
         except EcomforgeError as exc:
-            raise self.error(exc.one_line()) from None
+            raise self.error(exc.one_line()) from exc
         yield from self.follow(job.id, session)
 
     # --- results ----------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ class Actions:
         try:
             data = zip_results(root, job, ",".join(ids) if ids else None)
         except EcomforgeError as exc:
-            raise self.error(exc.one_line()) from None
+            raise self.error(exc.one_line()) from exc
         out = Path(tempfile.mkdtemp(prefix="ecomforge-zip-")) / f"{jid}-{'picked' if ids else 'all'}.zip"
         out.write_bytes(data)
         return str(out)

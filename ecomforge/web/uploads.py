@@ -69,8 +69,8 @@ def decode_upload(data: bytes, what: str, limits: Limits) -> tuple[np.ndarray, n
     try:
         return decode_image(data, what=what, max_pixels=limits.max_pixels, max_side=limits.max_side,
                             formats=FORMATS)
-    except TooManyPixels:
-        raise TooLarge(f"{what}: too many pixels (limit {limits.max_pixels} pixels, {limits.max_side} px a side)") from None
+    except TooManyPixels as exc:
+        raise TooLarge(f"{what}: too many pixels (limit {limits.max_pixels} pixels, {limits.max_side} px a side)") from exc
 
 
 def check_request_pixels(images: list[tuple[str, bytes]], limits: Limits) -> None:
@@ -126,11 +126,11 @@ def parse_recipe_upload(data: bytes, limits: Limits) -> dict[str, Any]:
         parsed = safe_load(data.decode("utf-8"), max_aliases=limits.max_yaml_aliases, max_nodes=limits.max_yaml_nodes)
     except YAMLBudgetError as exc:
         mark = exc.problem_mark
-        raise TooLarge(f"recipe file:{f' line {mark.line + 1}' if mark else ''} {exc.problem}") from None
+        raise TooLarge(f"recipe file:{f' line {mark.line + 1}' if mark else ''} {exc.problem}") from exc
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"recipe file:{where} not valid UTF-8 YAML") from None
+        raise InputError(f"recipe file:{where} not valid UTF-8 YAML") from exc
     if not isinstance(parsed, dict):
         raise InputError(f"recipe file: a recipe must be a YAML mapping, got {type(parsed).__name__}")
     return parsed
@@ -145,9 +145,9 @@ def parse_overrides_json(text: str | None, limits: Limits) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"overrides: not valid JSON ({exc.msg} at character {exc.pos})") from None
-    except RecursionError:
-        raise InputError("overrides: nested too deeply") from None
+        raise InputError(f"overrides: not valid JSON ({exc.msg} at character {exc.pos})") from exc
+    except RecursionError as exc:
+        raise InputError("overrides: nested too deeply") from exc
     if not isinstance(value, dict):
         raise InputError("overrides: expected a JSON object of dotted keys -> values, e.g. "
                          '{"generate.config.steps": 20}')

@@ -107,7 +107,7 @@ class LocalAcquirer(Acquirer):
                 raise InputError(f"{path}: {size} bytes is over the limit of {self.config.max_bytes} (max_bytes)")
             return path.read_bytes()
         except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
 def fetch_url(url: str, *, timeout: float, max_bytes: int) -> bytes:
@@ -125,11 +125,11 @@ def fetch_url(url: str, *, timeout: float, max_bytes: int) -> bytes:
     except InputError:
         raise
     except urllib.error.HTTPError as exc:
-        raise InputError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        raise InputError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except urllib.error.URLError as exc:
-        raise InputError(f"{url}: cannot download ({exc.reason})") from None
+        raise InputError(f"{url}: cannot download ({exc.reason})") from exc
     except (OSError, ValueError) as exc:
-        raise InputError(f"{url}: cannot download ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{url}: cannot download ({type(exc).__name__}: {exc})") from exc
     if len(data) > max_bytes:
         raise InputError(f"{url}: the download is over the limit of {max_bytes} bytes (max_bytes)")
     return data

@@ -103,7 +103,7 @@ def read_state_dict(path: Path) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to decode a user's file is bad input
         detail = " ".join(str(exc).split())[:160]
-        raise InputError(f"{path}: not a readable SAM checkpoint ({type(exc).__name__}: {detail})") from None
+        raise InputError(f"{path}: not a readable SAM checkpoint ({type(exc).__name__}: {detail})") from exc
     # Some fine-tuning scripts wrap the weights; Meta's files are the bare state dict.
     for wrapper in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
@@ -157,7 +157,7 @@ def build_sam(state: dict, arch: Architecture, path: Path) -> Any:
         sam.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1:2] or [str(exc)]
-        raise InputError(f"{path}: weights do not fit SAM's architecture ({first[0].strip()[:160]})") from None
+        raise InputError(f"{path}: weights do not fit SAM's architecture ({first[0].strip()[:160]})") from exc
     # pixel_mean/pixel_std are non-persistent buffers: not in the checkpoint, so set them here.
     sam.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), False)
     sam.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), False)

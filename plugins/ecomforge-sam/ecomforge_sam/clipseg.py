@@ -53,7 +53,7 @@ def load_clipseg(model: str, device: str = "auto") -> LoadedClipSeg:
                 f"CLIPSeg model '{model}' could not be loaded ({detail})",
                 hint=f"download it with 'huggingface-cli download {DEFAULT_MODEL}' (or the repo you named), "
                      "or set model: to a folder holding config.json, model.safetensors and the processor files"
-            ) from None
+            ) from exc
         return LoadedClipSeg(net.eval().to(target), processor, source, target)
 
     return MODEL_CACHE.get(("clipseg", source, target), loader)

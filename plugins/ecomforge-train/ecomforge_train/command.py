@@ -44,7 +44,7 @@ def gather_references(specs: list[str], base_dir: Path, registry: Any) -> tuple[
         try:
             acquirer = registry.create("acquirer", "local")
         except PluginNotFound as exc:
-            raise InputError(f"references: reading {plain[0]} needs the 'local' acquirer", hint=exc.hint) from None
+            raise InputError(f"references: reading {plain[0]} needs the 'local' acquirer", hint=exc.hint) from exc
         found = acquirer.acquire(plain, product="train", base_dir=base_dir)
         refs += found
         captions += [None] * len(found)
@@ -102,7 +102,7 @@ def train_command(recipe: Path, overrides: tuple[str, ...], resume: bool, device
     try:
         info = registry.get("trainer", head.trainer)
     except Exception as exc:  # noqa: BLE001 - PluginNotFound with its hint
-        raise RecipeError(f"{recipe}: trainer", f"unknown trainer {head.trainer!r}", hint=getattr(exc, "hint", None)) from None
+        raise RecipeError(f"{recipe}: trainer", f"unknown trainer {head.trainer!r}", hint=getattr(exc, "hint", None)) from exc
     make_scorers(config.validation.scorers, registry)
     if head.mask is not None:
         registry.create("masker", head.mask.plugin, head.mask.config, path="mask.config")

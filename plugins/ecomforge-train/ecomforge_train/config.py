@@ -126,7 +126,7 @@ def load_train_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] =
         full = model.model_validate(data)
     except ValidationError as exc:
         err = config_error(exc, "", model)
-        raise RecipeError("", f"{path}: {err.message.lstrip('.')}", hint=err.hint) from None
+        raise RecipeError("", f"{path}: {err.message.lstrip('.')}", hint=err.hint) from exc
     dumped = full.model_dump()
     head = RecipeHead.model_validate({k: dumped[k] for k in HEAD_KEYS})
     config = classes[name].model_validate({k: v for k, v in dumped.items() if k not in HEAD_KEYS})

@@ -39,8 +39,8 @@ def read_imagefolder(folder: Path) -> list[tuple[Path, str]]:
         try:
             row = json.loads(line)
             name, text = row["file_name"], row.get("text", "")
-        except (ValueError, KeyError, TypeError):
-            raise InputError(f"{meta}: line {n} is not a JSON object with 'file_name' and 'text'") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{meta}: line {n} is not a JSON object with 'file_name' and 'text'") from exc
         if not (folder / name).is_file():
             raise InputError(f"{meta}: line {n} names {name!r}, which is not in {folder}")
         rows.append((folder / name, str(text)))
@@ -55,7 +55,7 @@ def load_rgb(path: Path) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).copy()
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from None
+        raise InputError(f"{path}: not a readable image ({exc})") from exc
 
 
 def image_files(folder: Path) -> list[Path]:

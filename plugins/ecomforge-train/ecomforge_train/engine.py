@@ -35,9 +35,9 @@ def require_bitsandbytes() -> Any:
     """The bitsandbytes module, or a UsageError saying how to get it."""
     try:
         import bitsandbytes
-    except ImportError:
+    except ImportError as exc:
         raise UsageError("use_8bit_adam: bitsandbytes is not installed",
-                         hint="pip install bitsandbytes, or set use_8bit_adam: false") from None
+                         hint="pip install bitsandbytes, or set use_8bit_adam: false") from exc
     return bitsandbytes
 
 

@@ -46,15 +46,15 @@ def resolve_base_model(model: str) -> Path:
 
     try:
         return Path(snapshot_download(model, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not in the cache: download unless offline
+    except Exception as exc:  # noqa: BLE001 - not in the cache: download unless offline
         if offline():
             raise ModelNotFound(f"{key}: model '{model}' is not downloaded and downloads are off (HF_HUB_OFFLINE)",
-                                hint=f"run `ecomforge models pull {model}` while online") from None
+                                hint=f"run `ecomforge models pull {model}` while online") from exc
     try:
         return Path(snapshot_download(model, allow_patterns=["*.json", "*.txt", "*.safetensors"],
                                       ignore_patterns=["*.fp16.safetensors", "*non_ema*", "*.ckpt"]))
     except Exception as exc:  # noqa: BLE001 - network or unknown repo: one line naming the id
-        raise ModelNotFound(f"{key}: cannot download '{model}' ({type(exc).__name__})") from None
+        raise ModelNotFound(f"{key}: cannot download '{model}' ({type(exc).__name__})") from exc
 
 
 def check_diffusion_folder(folder: Path) -> str:
@@ -64,8 +64,8 @@ def check_diffusion_folder(folder: Path) -> str:
         raise InputError(f"base_model: {folder} has no model_index.json (not a diffusion model folder)")
     try:
         cls = json.loads(index.read_text())["_class_name"]
-    except (ValueError, KeyError, TypeError):
-        raise InputError(f"base_model: {index} is not a diffusers model index") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"base_model: {index} is not a diffusers model index") from exc
     if cls not in SD_PIPELINES:
         raise InputError(f"base_model: {folder} holds a {cls}; training supports SD-1.x/2.x pipelines "
                          f"({', '.join(sorted(SD_PIPELINES))})")
@@ -81,8 +81,8 @@ def preflight(model: str, variant: str) -> tuple[Path, bool]:
     check_diffusion_folder(folder)
     try:
         in_ch = json.loads((folder / "unet" / "config.json").read_text())["in_channels"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"base_model: {folder / 'unet' / 'config.json'} is missing or not a UNet config") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"base_model: {folder / 'unet' / 'config.json'} is missing or not a UNet config") from exc
     if in_ch not in (4, 9):
         raise InputError(f"base_model: {folder} has a UNet with {in_ch} input channels (expected 4 or 9)")
     inpaint = in_ch == 9
@@ -107,7 +107,7 @@ def load_parts(model: str, *, device: str, weight_dtype: Any, variant: str) -> P
         tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
         noise_scheduler = DDPMScheduler.from_pretrained(str(folder / "scheduler"))
     except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"base_model: cannot load {folder} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+        raise InputError(f"base_model: cannot load {folder} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from exc
     for module in (unet, vae, text_encoder):
         module.requires_grad_(False)
         module.eval()

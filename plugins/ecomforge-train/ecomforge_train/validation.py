@@ -73,7 +73,7 @@ def make_scorers(specs: Sequence[PluginSpec] | None, registry: Any) -> list[tupl
             raise
         except Exception as exc:  # PluginNotFound carries a pip-install / did-you-mean hint
             raise RecipeError(f"validation.scorers.{i}.plugin", f"unknown scorer {spec.plugin!r}",
-                              hint=getattr(exc, "hint", None)) from None
+                              hint=getattr(exc, "hint", None)) from exc
         out.append((spec.plugin, scorer))
     return out
 

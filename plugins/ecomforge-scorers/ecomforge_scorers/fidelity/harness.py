@@ -51,7 +51,7 @@ def recipe_scorers(path: Path) -> list[Weighted]:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise UsageError(f"{path}: score.{i}{'.' + where if where else ''}: {first['msg']}") from None
+            raise UsageError(f"{path}: score.{i}{'.' + where if where else ''}: {first['msg']}") from exc
         out.append(Weighted(step.key, step.plugin, dict(step.config), float(step.weight)))
     return out
 
