@@ -94,6 +94,10 @@ def _checked_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refe
 def check_job_size(data: dict[str, Any], references: int, limits: Limits) -> None:
     """Sweep points, seeds and candidates of one job against the limits (nothing is built to count them)."""
     points, seeds, candidates = count_candidates(data, references)
+    for key in ("score", "filter"):  # each scorer or filter runs over every candidate
+        steps = data.get(key)
+        if isinstance(steps, list) and len(steps) > limits.max_steps:
+            raise TooLarge(f"{key}: {len(steps)} steps is over the limit of {limits.max_steps}")
     if points > limits.max_sweep_points:
         raise TooLarge(f"generate.sweep: {points} sweep points is over the limit of {limits.max_sweep_points}")
     if seeds > limits.max_seeds:

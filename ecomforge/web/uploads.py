@@ -35,6 +35,7 @@ class Limits:
     max_candidates: int = 1000  # sweep points x seeds x references of one job
     max_sweep_points: int = 256
     max_seeds: int = 1000
+    max_steps: int = 16  # scorers, and filters, of one job
     max_yaml_aliases: int = 16  # in an uploaded recipe; every alias is checked before anything expands
     max_yaml_nodes: int = 20_000  # values in an uploaded recipe once expanded
     max_batch_pixels: int | None = None  # output pixels of one generator call (default: 4 x max_pixels)

@@ -576,3 +576,14 @@ def test_a_request_that_waits_too_long_for_a_slot_gets_429(app_client, tmp_path)
         manager.intake.release()
     _no_jobs(c, tmp_path)
     assert submit(c).status_code == 202
+
+
+@pytest.mark.parametrize("key, steps", [
+    ("score", [{"plugin": "toy", "name": f"t{i}"} for i in range(17)]),  # 400 of them: 10 s a candidate
+    ("filter", [{"plugin": "toy-top"}] * 17),
+])
+def test_a_job_may_not_multiply_its_work_with_many_scorers_or_filters(app_client, tmp_path, key, steps):
+    c = app_client()
+    assert f"{key}: 17 steps" in _refused(submit(c, overrides={key: steps}), 413)
+    _no_jobs(c, tmp_path)
+    assert submit(c, overrides={key: steps[:16]}).status_code == 202
