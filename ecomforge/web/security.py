@@ -4,7 +4,7 @@ from __future__ import annotations
 import hmac
 import json
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode
 
 from ..errors import UsageError
 
@@ -66,11 +66,22 @@ class TokenMiddleware:
             return
         if not from_query or scope["type"] != "http":
             return await self.app(scope, receive, send)
+        cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+        if scope.get("method") in ("GET", "HEAD") and "text/html" in _headers(scope).get("accept", ""):
+            # A page opened with ?token=: set the cookie and load it again without the token, so the
+            # token leaves the address bar, the history and any Referer.
+            kept = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                                                 keep_blank_values=True) if k != "token"]
+            location = quote(scope.get("path") or "/") + (f"?{urlencode(kept)}" if kept else "")
+            await send({"type": "http.response.start", "status": 303, "headers": [
+                (b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode()),
+                (b"content-length", b"0"), (b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
 
         async def send_with_cookie(message) -> None:
             # A browser that opened ?token=... keeps the token in a same-site, script-invisible cookie.
             if message["type"] == "http.response.start":
-                cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
                 message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie.encode())]}
             await send(message)
 
