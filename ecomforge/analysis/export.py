@@ -12,6 +12,28 @@ from ..imaging.io import atomic_write_bytes
 from ..run.store import read_manifest
 
 
+def _existing_metadata(meta_path: Path) -> list[dict[str, Any]]:
+    """The rows an earlier export wrote (an export adds to them); a row that is not one is named."""
+    if not meta_path.exists():
+        return []
+    try:
+        lines = meta_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{meta_path}: cannot read it ({exc}); export into an empty folder") from exc
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{meta_path}: line {n}: not a JSON row ({exc.msg}); export into an empty folder") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("file_name"), str):
+            raise UsageError(f"{meta_path}: line {n}: a row needs a file_name; export into an empty folder")
+        rows.append(row)
+    return rows
+
+
 def export_imagefolder(run_dir: Path, out_dir: Path, *, include: str = "kept") -> int:
     """Copy images and write ``metadata.jsonl`` (file_name, text = prompt, scores, parameters); returns the count."""
     records = read_manifest(run_dir)
@@ -21,9 +43,7 @@ def export_imagefolder(run_dir: Path, out_dir: Path, *, include: str = "kept") -
     except OSError as exc:
         raise UsageError(f"{out_dir}: cannot create the export folder ({exc.strerror or exc})") from exc
     meta_path = out_dir / "metadata.jsonl"
-    existing: list[dict[str, Any]] = []
-    if meta_path.exists():
-        existing = [json.loads(line) for line in meta_path.read_text().splitlines() if line.strip()]
+    existing = _existing_metadata(meta_path)
     seen = {m["file_name"] for m in existing}
     lines = list(existing)
     for r in chosen:

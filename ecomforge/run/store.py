@@ -296,34 +296,59 @@ def _io_timer(run: RunContext, cid: str | None = None) -> Iterator[None]:
         run.extra.setdefault("io", {})[cid] = dt
 
 
-def read_manifest(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete record of a run folder's manifest."""
+# Keys every reader of a candidate record relies on (export, compare, recreate, the web UI).
+_CANDIDATE_KEYS = ("id", "product", "kept")
+
+
+def _manifest_lines(run_dir: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) of every complete manifest line; a cut-off last line is skipped.
+
+    A run interrupted mid-write leaves its last line incomplete, so only the last line may be
+    unreadable; anything else (a hand edit, a line that is not an object) is named, not guessed at.
+    """
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
         raise InputError(f"{run_dir}: not a run folder (no {MANIFEST})")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the manifest ({exc})") from exc
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if rec.get("record") != PRODUCT_FAILED:  # candidates only; see read_failures
-                out.append(rec)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == last:
+                break  # cut off mid-write: the run (or --resume) rewrites it
+            raise InputError(f"{path}: line {i + 1}: not a JSON record ({exc.msg})") from exc
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: line {i + 1}: a record must be a JSON object, not {type(rec).__name__}")
+        out.append((i + 1, rec))
+    return out
+
+
+def read_manifest(run_dir: Path) -> list[dict[str, Any]]:
+    """Every complete candidate record of a run folder's manifest."""
+    out = []
+    for n, rec in _manifest_lines(run_dir):
+        if rec.get("record") == PRODUCT_FAILED:  # candidates only; see read_failures
+            continue
+        missing = [k for k in _CANDIDATE_KEYS if k not in rec]
+        if missing:
+            raise InputError(f"{Path(run_dir) / MANIFEST}: line {n}: candidate record without {', '.join(missing)}")
+        out.append(rec)
     return out
 
 
 def read_failures(run_dir: Path) -> list[dict[str, Any]]:
     """The products of a run folder that failed: product, step, plugin and one-line reason."""
-    path = Path(run_dir) / MANIFEST
-    if not path.is_file():
-        raise InputError(f"{run_dir}: not a run folder (no {MANIFEST})")
     out: dict[str, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line) if line.strip() else {}
-        except json.JSONDecodeError:
-            break
+    for n, rec in _manifest_lines(run_dir):
         if rec.get("record") == PRODUCT_FAILED:
+            if not isinstance(rec.get("product"), str):
+                raise InputError(f"{Path(run_dir) / MANIFEST}: line {n}: product_failed record without a product")
             out[rec["product"]] = rec
     return list(out.values())
