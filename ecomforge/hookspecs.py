@@ -112,7 +112,7 @@ def on_mask(run: "RunContext", product: str, reference: "Reference", mask: "Mask
 
 @hookspec
 def on_candidate(run: "RunContext", record: dict[str, Any], image: Any) -> None:
-    """A candidate was generated (``record`` is its manifest entry so far, ``image`` its pixels)."""
+    """A candidate was generated (``record`` is its manifest entry so far, ``image`` the ``Candidate`` itself)."""
 
 
 @hookspec

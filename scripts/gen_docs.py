@@ -120,7 +120,8 @@ def hooks_reference() -> str:
 
 
 def _annotation(annotation: Any) -> str:
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    forward = getattr(annotation, "__forward_arg__", None)  # a TypedDict field under `from __future__ import annotations`
+    text = forward or (annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation)))
     return str(text).strip("'\"").replace("|", "/")
 
 

@@ -127,7 +127,17 @@ def test_filter_contract_passes_a_good_filter_and_catches_bad_ones():
     with pytest.raises(AssertionError):
         _contract(_FilterContract, _FirstTwo).test_deterministic_and_order_free()
     with pytest.raises(AssertionError, match="'kept:' or 'dropped:'"):
-        _contract(_FilterContract, toyplugins.ToyTop).test_one_decision_each()  # reasons "top" / "below top"
+        _contract(_FilterContract, _NoPrefix).test_one_decision_each()
+
+
+class _NoPrefix(toyplugins.ToyTop):
+    """Reasons without the kept:/dropped: convention."""
+
+    name = "no-prefix"
+
+    def select(self, scored):
+        """Keep the first half, saying so in the wrong form."""
+        return [Decision(d.kept, "top" if d.kept else "below top") for d in super().select(scored)]
 
 
 def test_an_installed_plugin_may_pass_its_own_module(tmp_path):

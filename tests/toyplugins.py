@@ -115,7 +115,7 @@ class ToyTop(Filter):
         """Keep the best fraction by total."""
         k = max(1, int(len(scored) * self.config.fraction))
         best = {s.id for s in sorted(scored, key=lambda s: (-s.total, s.id))[:k]}
-        return [Decision(s.id in best, "top" if s.id in best else "below top") for s in scored]
+        return [Decision(s.id in best, "kept: top" if s.id in best else "dropped: below top") for s in scored]
 
 
 @hookimpl

@@ -200,10 +200,12 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
 
     @r.get("/plugins", summary="Installed plugins with their config JSON schemas")
     def plugins() -> dict[str, Any]:
-        """The same table as ``ecomforge plugins --json``."""
+        """The table of ``ecomforge plugins --json``, less load-error tracebacks (they hold server paths)."""
         from ..cli.info import plugin_table
 
-        return plugin_table()
+        table = plugin_table()
+        table["errors"] = [{k: v for k, v in e.items() if k != "traceback"} for e in table["errors"]]
+        return table
 
     @r.get("/recipes", summary="Recipe presets")
     def recipes() -> dict[str, Any]:

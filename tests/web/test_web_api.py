@@ -120,3 +120,14 @@ def test_uploaded_masks_use_the_upload_masker(client, tmp_path):
     files.append(("masks", ("m2.png", mbuf.getvalue(), "image/png")))
     r = client.post("/api/jobs", files=files, data={"recipe": "webtoy"})
     assert r.status_code == 400 and "one each" in r.json()["error"]
+
+
+def test_plugin_load_errors_reach_web_clients_without_tracebacks(client, monkeypatch):
+    """A load error's traceback holds server file paths: the API lists the error, never the traceback."""
+    from ecomforge.cli import info
+
+    table = {"plugins": [], "errors": [{"plugin": "broken", "distribution": "ecomforge-broken", "kind": "",
+                                         "error": "ImportError: no module", "traceback": "File \"/srv/secret/x.py\""}]}
+    monkeypatch.setattr(info, "plugin_table", lambda: table)
+    errors = client.get("/api/plugins").json()["errors"]
+    assert errors == [{"plugin": "broken", "distribution": "ecomforge-broken", "kind": "", "error": "ImportError: no module"}]

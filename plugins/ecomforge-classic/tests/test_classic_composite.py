@@ -22,6 +22,7 @@ SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "dreambench"
 
 class TestCompositeContract(GeneratorContract):
     preserves_product = False  # the product is moved and scaled onto a new canvas (tested below)
+    sweep_point = {"background": "#000000"}
 
     def make_stage(self):
         return CompositeGenerator({"jitter": 0.5, "size": [96, 96]})
@@ -29,6 +30,7 @@ class TestCompositeContract(GeneratorContract):
 
 class TestCvInpaintContract(GeneratorContract):
     preserves_product = False  # region "product" repaints the product itself
+    sweep_point = {"radius": 20}
 
     def make_stage(self):
         return CvInpaintGenerator({"region": "product"})

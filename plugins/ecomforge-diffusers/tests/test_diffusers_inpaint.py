@@ -20,6 +20,8 @@ def gen(tiny_sd_inpaint):
 class TestInpaintContract(GeneratorContract):
     """The shared generator contract, run on the real tiny pipeline."""
 
+    sweep_point = {"guidance_scale": 12.0}
+
     @pytest.fixture(autouse=True)
     def _model(self, tiny_sd_inpaint):
         self.model = str(tiny_sd_inpaint)
