@@ -92,3 +92,14 @@ def test_cli_export_of_a_hand_broken_run_is_one_line_exit_2(tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "manifest.jsonl: line 1: candidate record without product" in lines[0]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["", " , "])
+def test_products_option_naming_nothing_is_refused(toy_registry, toy_recipe, tmp_path, capsys, value):
+    # before: an empty --products (say, an unset shell variable) silently ran the whole catalogue
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(toy_recipe), "--products", value, "--out", str(tmp_path / "runs")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--products: no product named" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # refused before any folder is made

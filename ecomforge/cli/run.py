@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import EcomforgeError
+from ..errors import EcomforgeError, UsageError
 from .group import cli
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
@@ -42,7 +42,9 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
     if address:
         overrides = (*overrides, f"execute.config.address={address}")
     resolved = load_recipe(recipe, overrides)
-    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    names = [n.strip() for n in only.split(",") if n.strip()] if only is not None else None
+    if names == []:  # `--products ""` (an unset shell variable) would otherwise run every product
+        raise UsageError("--products: no product named", hint="give NAME,... or leave --products out")
     resolved.select(names, limit)
     observers = _progress(progress)
     result = run_recipe(resolved, out=out, resume=resume, device=device, observers=observers, fail_fast=fail_fast)
