@@ -184,7 +184,17 @@ def test_fail_fast_stops_at_the_failing_product_after_the_earlier_ones_are_writt
 
 def test_a_product_failing_in_masking_is_recorded_and_the_others_go_on(logging_registry, tmp_path):
     """prepare() runs in a helper thread: its failure still reaches the runner's failure record, in order."""
+    class Steps:
+        seen: list[tuple[str, str]] = []
+
+        @hookimpl
+        def on_step_end(self, run, step, product, seconds):
+            """Note it."""
+            self.seen.append((product, step))
+
     recipe = _recipe(tmp_path, {"a": ["seed:1"], "b": ["nope"], "c": ["seed:2"]})
-    result = run_recipe(load_recipe(recipe), out=tmp_path / "runs")
+    result = run_recipe(load_recipe(recipe), out=tmp_path / "runs", observers=[spy := Steps()])
     assert [r["product"] for r in read_manifest(result.run_dir) if "id" in r] == ["a"] * 6 + ["c"] * 6
     assert "b,acquire,toy" in (result.run_dir / "failed.csv").read_text()
+    steps = ["acquire", "mask", "generate", "score", "filter"]
+    assert spy.seen == [("a", s) for s in steps] + [("c", s) for s in steps]  # nothing ends for b: it failed

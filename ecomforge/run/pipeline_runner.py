@@ -64,6 +64,7 @@ def run_products(runner: Any, ctx: RunContext, store: RunStore,
         hooks.on_step_error(run=ctx, step="generate", product=driver.current, error=exc)
         raise StageError("generate", recipe.generate.plugin, driver.current, exc) from exc
     finally:
+        events.close()  # joins the helper threads now, before an exception leaves the run
         driver.close()
         runner.hooks = real
         if restore is not None:
@@ -104,9 +105,13 @@ class _Driver:
                 continue
             ev = self.backlog.popleft()
             self.current = ev.prepared.product
-            done = _handle(self.runner, self.ctx, ev, self.state.setdefault(id(ev.prepared), {"gen_s": 0.0}))
-            if done is not None:
+            st = self.state.setdefault(id(ev.prepared), {"gen_s": 0.0})
+            if ev.kind == "end":
                 self.state.pop(id(ev.prepared), None)
+            if st.get("reported"):  # failed and recorded already: its later events mean nothing
+                continue
+            done = _handle(self.runner, self.ctx, ev, st)
+            st["reported"] = done is not None
             if done is _FINISH:
                 self.finishing.append((ev.prepared.work, self.pool.submit(cancel.in_context(self._finish), ev.prepared.work)))
             elif done is not None:
