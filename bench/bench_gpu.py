@@ -86,10 +86,11 @@ def main() -> None:
 
     import torch
 
-    from bench_diffusers import build_full_size
     from ecomforge.testing import make_reference
     from ecomforge.types import Mask
     from ecomforge_diffusers.generators import SdInpaintGenerator
+
+    from bench_diffusers import build_full_size
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.tiny:

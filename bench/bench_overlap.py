@@ -92,10 +92,10 @@ def bench_sim(tmp: Path, products: int) -> dict:
 
 def bench_full(tmp: Path, full_dir: Path | None) -> dict:
     """(b) full-size SD-1.5 architecture on CPU, 256 px, 1 step."""
-    from bench_diffusers import build_full_size
-
     from ecomforge.imaging.io import save_png
     from ecomforge.testing import sample_image
+
+    from bench_diffusers import build_full_size
 
     model = build_full_size(full_dir or tmp / "full")
     folder = tmp / "full-recipe"

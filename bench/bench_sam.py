@@ -75,9 +75,10 @@ def build_models(name: str, folder: Path) -> tuple[str, str]:
 
 def clear_caches(keep_embeddings: bool = False) -> None:
     """Forget cached proposals, crop and text embeddings (and the SAM embeddings unless kept)."""
-    from ecomforge_sam.text_prompted import CROP_EMBEDDINGS, TEXTS as TEXT_CACHE
     from ecomforge_sam.embeddings import EMBEDDINGS
     from ecomforge_sam.proposals import PROPOSALS
+    from ecomforge_sam.text_prompted import CROP_EMBEDDINGS
+    from ecomforge_sam.text_prompted import TEXTS as TEXT_CACHE
 
     for cache in (PROPOSALS, CROP_EMBEDDINGS, TEXT_CACHE):
         cache.clear()

@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-import toyplugins
 
 from ecomforge import hookimpl
 from ecomforge.errors import Cancelled
@@ -16,6 +15,8 @@ from ecomforge.run import runner as runner_mod
 from ecomforge.run.runner import run_recipe
 from ecomforge.run.store import read_manifest
 from ecomforge.testing import temporary_plugins
+
+import toyplugins
 
 STEPS: list[int] = []  # one entry per small step the stepping generator slept
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-import toyplugins
 import yaml
 from pydantic import Field
 
@@ -17,6 +16,8 @@ from ecomforge.run.runner import run_recipe
 from ecomforge.stages import Filter, StageConfig
 from ecomforge.testing import run_test_recipe, temporary_plugins
 from ecomforge.types import Decision
+
+import toyplugins
 
 SEEN: list[list[int]] = []  # the levels each parity-filter call was given
 

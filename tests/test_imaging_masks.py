@@ -9,8 +9,17 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from ecomforge.errors import InputError
-from ecomforge.imaging.masks import (binarize, bbox, check_usable, dilate, erode, feather_alpha, fill_holes,
-                                     keep_components, refine)
+from ecomforge.imaging.masks import (
+    bbox,
+    binarize,
+    check_usable,
+    dilate,
+    erode,
+    feather_alpha,
+    fill_holes,
+    keep_components,
+    refine,
+)
 from ecomforge.imaging.paste import paste_alpha, paste_back
 
 SETTINGS = settings(max_examples=80, deadline=None)

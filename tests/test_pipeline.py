@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import toyplugins
 from PIL import Image
 
 from ecomforge import hookimpl
@@ -15,6 +14,8 @@ from ecomforge.recipe import load_recipe
 from ecomforge.run.runner import run_recipe
 from ecomforge.run.store import read_manifest
 from ecomforge.testing import temporary_plugins
+
+import toyplugins
 
 LOG: list[tuple[str, str, float]] = []  # (event, product, time): what the logging stages did, when
 BUILT: list[object] = []

@@ -5,12 +5,13 @@ import inspect
 from pathlib import Path
 
 import pytest
-import toyplugins
 
 from ecomforge import hookimpl, hookspecs
 from ecomforge.errors import PluginConflict, PluginNotFound, RecipeError
 from ecomforge.plugins import build_registry
 from ecomforge.stages import Masker, StageConfig
+
+import toyplugins
 
 
 class OtherToyMasker(Masker):

@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray  # noqa: E402  (installed by scripts/setup.sh: a missing ray must fail, not skip)
-import toyplugins
 from PIL import Image
 
 from ecomforge import hookimpl
 from ecomforge.recipe import load_recipe
 from ecomforge.run.runner import run_recipe
 from ecomforge.run.store import read_manifest
+
+import toyplugins
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

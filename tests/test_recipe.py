@@ -26,9 +26,8 @@ def _toy_only():
     """A registry of the toy plugins alone (fast to build for property tests)."""
     global TOY_ONLY
     if TOY_ONLY is None:
-        from ecomforge.plugins import build_registry
-
         import ecomforge.builtins
+        from ecomforge.plugins import build_registry
 
         TOY_ONLY = build_registry([toyplugins, ecomforge.builtins], entry_points=False)
     return TOY_ONLY

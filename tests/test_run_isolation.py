@@ -7,13 +7,14 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
-from test_catalogue import SAMPLES, prompts_in_pngs, small_photo, write_recipe
 
 from ecomforge import hookimpl
 from ecomforge.errors import HookError, StageError
 from ecomforge.recipe import load_recipe
 from ecomforge.run.runner import run_recipe
 from ecomforge.run.store import read_failures, read_manifest
+
+from test_catalogue import SAMPLES, prompts_in_pngs, small_photo, write_recipe
 
 
 def main(*args: str) -> int:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import toyplugins
 
 from ecomforge import hookimpl
 from ecomforge.plugins import get_registry
@@ -23,6 +22,8 @@ from ecomforge.testing import (
     toy_recipe,
 )
 from ecomforge.types import Candidate, Decision
+
+import toyplugins
 
 
 def test_full_run_with_toy_stages(tmp_path):

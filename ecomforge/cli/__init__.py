@@ -11,8 +11,8 @@ from .group import cli
 
 def _register_core() -> None:
     """Import the modules that attach the core commands."""
-    from . import analyze, info, recreate, run  # noqa: F401  (the modules attach their commands to ``cli``)
     from ..web import cli as _web  # noqa: F401  (``serve``; fastapi/gradio load only when it runs)
+    from . import analyze, info, recreate, run  # noqa: F401  (the modules attach their commands to ``cli``)
 
 
 _register_core()

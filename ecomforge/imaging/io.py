@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
 import threading
@@ -11,7 +10,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, PngImagePlugin
-
 
 _UMASK_LOCK = threading.Lock()
 IMAGE_FORMATS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}

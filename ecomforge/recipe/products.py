@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ..errors import RecipeError, UsageError

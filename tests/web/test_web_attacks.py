@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
+
 from webhelpers import png_bytes, submit, wait_for
 
 COMPOSITE = """

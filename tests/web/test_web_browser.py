@@ -82,10 +82,10 @@ def _serve(app):
 
 def _site(root: Path, **config):
     """An app on ``root`` with the toy presets, the real offline quickstart and one preset that needs weights."""
-    from webhelpers import WEB_RECIPE
-
     from ecomforge.web.app import ServerConfig, create_app
     from ecomforge.web.uploads import Limits
+
+    from webhelpers import WEB_RECIPE
 
     recipes = root / "recipes"
     recipes.mkdir(parents=True)
@@ -99,9 +99,9 @@ def _site(root: Path, **config):
 @pytest.fixture(scope="module")
 def toys():
     """The toy stages, registered for the whole module (one server serves every test)."""
-    import toyplugins
-
     from ecomforge.testing import temporary_plugins
+
+    import toyplugins
 
     with temporary_plugins(toyplugins):
         yield

@@ -69,12 +69,12 @@ def test_coerce_gives_the_field_type_or_none(value):
 
 
 def test_new_plugin_options_appear_in_the_ui(toy_registry, tmp_path, recipes_dir):
-    import toyplugins
-
     from ecomforge.testing import temporary_plugins
     from ecomforge.web.manager import JobManager
     from ecomforge.web.ui import build_ui
     from ecomforge.web.uploads import Limits
+
+    import toyplugins
 
     with temporary_plugins(toyplugins, NewPlugin()):
         manager = JobManager(tmp_path / "runs")
@@ -88,10 +88,10 @@ def test_new_plugin_options_appear_in_the_ui(toy_registry, tmp_path, recipes_dir
 
 
 def test_mask_preview_with_the_classic_masker(toy_registry, tmp_path):
-    from webhelpers import png_bytes
-
     from ecomforge.web.preview import masker_config, preview_mask
     from ecomforge.web.uploads import Limits
+
+    from webhelpers import png_bytes
 
     path = tmp_path / "ref.png"
     path.write_bytes(png_bytes(2, (160, 120)))

@@ -186,8 +186,8 @@ def test_serve_refuses_public_host_without_token(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--token" in r.stderr
     assert not (tmp_path / "r").exists()
-    from ecomforge.web.security import check_bind
     from ecomforge.errors import UsageError
+    from ecomforge.web.security import check_bind
 
     with pytest.raises(UsageError, match="access token"):
         check_bind("192.168.1.5", None)

@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from pydantic import Field
-from webhelpers import png_bytes, wait_for
 
 from ecomforge import hookimpl
 from ecomforge.imaging.refine import RefineConfig
@@ -16,6 +15,8 @@ from ecomforge.types import Mask
 from ecomforge.web.preview import AREA_RANGE, LOW_CONFIDENCE, confidence_warning, masker_accepts, masker_config
 from ecomforge.web.readiness import order_presets, preset_readiness
 from ecomforge.web.uploads import Limits
+
+from webhelpers import png_bytes, wait_for
 
 
 class PromptedMasker(Masker):
@@ -51,9 +52,9 @@ def test_every_installed_masker_declares_keys_its_config_has(toy_registry):
 
 
 def test_ui_inputs_go_to_the_keys_a_new_masker_declares(toy_registry):
-    import toyplugins
-
     from ecomforge.testing import temporary_plugins
+
+    import toyplugins
 
     with temporary_plugins(toyplugins, PromptedPlugin()):
         cfg = masker_config("prompted-toy", {}, "a red vase", [(1.0, 2.0, 1)], "/x/m.png")
@@ -61,10 +62,10 @@ def test_ui_inputs_go_to_the_keys_a_new_masker_declares(toy_registry):
 
 
 def test_uploaded_masks_go_to_a_masker_that_declares_it_takes_one(toy_registry, tmp_path):
-    import toyplugins
-
     from ecomforge.testing import temporary_plugins
     from ecomforge.web.recipes import uploaded_mask_step
+
+    import toyplugins
 
     pattern = tmp_path / "masks" / "{stem}.png"
     step = uploaded_mask_step({"plugin": "classic", "config": {"feather": 3, "min_contrast": 5.0}}, pattern)

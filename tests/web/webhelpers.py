@@ -8,6 +8,7 @@ import time
 from PIL import Image
 
 from ecomforge.testing import sample_image
+
 # Uploaded references are real files read by the `local` acquirer and masked by the `classic` masker;
 # generation, scoring and filtering use the toy stages (fast, deterministic, no weights).
 WEB_RECIPE = """

@@ -15,7 +15,6 @@ from ecomforge.types import Candidate, GenerationRequest
 
 from . import backgrounds
 
-
 # A colour or gradient spec, or else a photo file (a path the server checks).
 Background = Annotated[str, PathField("image", literal=r"#?[0-9a-fA-F]{6}|(linear|radial):.*")]
 

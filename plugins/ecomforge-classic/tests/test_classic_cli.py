@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+
 from ecomforge.cli import main
 from ecomforge.testing import sample_image
-
 
 # Downstream stages are the real offline ones: composite, color, threshold (keeping everything).
 

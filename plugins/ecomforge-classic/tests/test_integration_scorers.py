@@ -15,8 +15,7 @@ from ecomforge.imaging.paste import composite, paste_alpha, paste_back
 from ecomforge.testing import ScorerContract
 from ecomforge.types import Candidate, Score, ScoringContext
 from ecomforge_classic.acquire import LocalAcquirer
-from ecomforge_classic.integration import (DuplicatesScorer, ExpansionScorer, FramingScorer, SceneScorer,
-                                           SeamsScorer)
+from ecomforge_classic.integration import DuplicatesScorer, ExpansionScorer, FramingScorer, SceneScorer, SeamsScorer
 from ecomforge_classic.integration.common import signed_distance
 from ecomforge_classic.maskers import ClassicMasker
 

@@ -31,8 +31,13 @@ def pull(model_id: str, revision: str | None, variant: str | None, patterns: tup
         raise ModelNotFound(f"cannot pull '{model_id}': downloads are off (HF_HUB_OFFLINE/ECOMFORGE_OFFLINE is set)",
                             hint=f"unset it, or copy a diffusers folder to {target}")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     allow = list(patterns) or [p.replace(".safetensors", f".{variant}.safetensors") if variant else p
                                for p in DEFAULT_PATTERNS]

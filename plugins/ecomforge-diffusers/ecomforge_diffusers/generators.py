@@ -20,8 +20,8 @@ from .canvas import on_canvas
 from .config import DiffusersConfig, Img2ImgConfig, InpaintConfig
 from .fastpath import FastPath
 from .loading import Loaded, load_pipeline
-from .metadata import a1111_fields, public_name, reproduce_info
 from .lora import applied_ip_adapter, applied_loras
+from .metadata import a1111_fields, public_name, reproduce_info
 from .prompts import encode_for
 from .refine import refine_pass
 

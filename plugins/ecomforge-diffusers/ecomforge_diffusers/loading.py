@@ -11,8 +11,9 @@ from typing import Any
 from ecomforge.errors import InputError, ModelNotFound
 from ecomforge.models import MODEL_CACHE, models_dir, offline
 
-from .fastpath import FastPath, apply, torch_dtype
 from .families import MOVED, Family, check_task, default_base, family_of_file, family_of_folder, family_of_hub
+from .fastpath import FastPath, apply, torch_dtype
+
 
 @dataclass
 class Loaded:

@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from diffusers_testutil import FAST, changed_fraction, request_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +12,8 @@ from ecomforge.imaging.masks import bbox, erode
 from ecomforge_diffusers.canvas import canvas_size, check_canvas, plan_layout
 from ecomforge_diffusers.config import InpaintConfig
 from ecomforge_diffusers.generators import SdInpaintGenerator
+
+from diffusers_testutil import FAST, changed_fraction, request_for
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ import re
 
 import numpy as np
 import pytest
-from diffusers_testutil import KeepAllFilterPlugin
 
 from ecomforge.imaging.io import read_png, save_png
 from ecomforge.imaging.masks import erode
 from ecomforge.testing import sample_image
+
+from diffusers_testutil import KeepAllFilterPlugin
 
 RECIPE = """
 name: tiny-sd

@@ -5,10 +5,11 @@ import re
 
 import numpy as np
 import pytest
-from diffusers_testutil import FAST, request_for
 
 from ecomforge.errors import InputError, ModelNotFound, RecipeError
 from ecomforge_diffusers.generators import SdImg2ImgGenerator, SdInpaintGenerator
+
+from diffusers_testutil import FAST, request_for
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import struct
 
 import numpy as np
 import pytest
-from diffusers_testutil import FAST, changed_fraction, request_for
 
 from ecomforge.errors import InputError
 from ecomforge.imaging.masks import erode
@@ -14,6 +13,8 @@ from ecomforge.testing.tiny_diffusers import build_tiny_pipeline
 from ecomforge_diffusers import families
 from ecomforge_diffusers.generators import SdImg2ImgGenerator, SdInpaintGenerator
 from ecomforge_diffusers.loading import load_pipeline, model_family
+
+from diffusers_testutil import FAST, changed_fraction, request_for
 
 
 @pytest.fixture(scope="session")

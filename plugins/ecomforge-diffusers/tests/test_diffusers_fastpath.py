@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers_testutil import FAST, changed_fraction, request_for
 
 from ecomforge.imaging.masks import erode
 from ecomforge.testing.tiny_diffusers import build_tiny_taesd
 from ecomforge_diffusers import fastpath
 from ecomforge_diffusers.generators import SdInpaintGenerator
+
+from diffusers_testutil import FAST, changed_fraction, request_for
 
 
 @pytest.mark.parametrize("device,bf16,expected", [

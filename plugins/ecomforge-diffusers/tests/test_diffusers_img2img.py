@@ -5,12 +5,13 @@ import re
 
 import numpy as np
 import pytest
-from diffusers_testutil import FAST, changed_fraction, request_for
 
 from ecomforge.imaging.masks import erode
 from ecomforge.models import MODEL_CACHE
 from ecomforge.testing.tiny_diffusers import build_tiny_lora, build_tiny_single_file
 from ecomforge_diffusers.generators import SdImg2ImgGenerator, SdInpaintGenerator
+
+from diffusers_testutil import FAST, changed_fraction, request_for
 
 
 @pytest.fixture

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diffusers_testutil import FAST, changed_fraction, request_for
 
 from ecomforge.imaging.masks import dilate, erode
 from ecomforge.testing import GeneratorContract
 from ecomforge_diffusers.generators import SdInpaintGenerator
+
+from diffusers_testutil import FAST, changed_fraction, request_for
 
 
 @pytest.fixture

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from diffusers_testutil import FAST, request_for
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ecomforge.errors import RecipeError
 from ecomforge_diffusers.generators import SdInpaintGenerator
 from ecomforge_diffusers.prompts import encode_chunks, parse_weights
+
+from diffusers_testutil import FAST, request_for
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from diffusers_testutil import FAST, request_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +9,8 @@ from ecomforge.errors import ModelNotFound
 from ecomforge_diffusers.config import InpaintConfig
 from ecomforge_diffusers.generators import SdInpaintGenerator
 from ecomforge_diffusers.schedulers import SCHEDULERS, a1111_sampler, canonical_scheduler, from_a1111, make_scheduler
+
+from diffusers_testutil import FAST, request_for
 
 SPELLINGS = {
     "euler": "Euler", "k_euler": "Euler", "k_euler_a": "Euler a", "Euler Ancestral": "Euler a",

@@ -4,17 +4,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 import mlflow  # noqa: E402  (a dependency of this plugin)
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import toyplugins  # noqa: E402
-
 from ecomforge.recipe import load_recipe  # noqa: E402
 from ecomforge.run.runner import run_recipe  # noqa: E402
 from ecomforge.testing import temporary_plugins  # noqa: E402
+
+import toyplugins  # noqa: E402
 
 
 def test_run_is_logged(tmp_path, monkeypatch):

@@ -10,10 +10,10 @@ import numpy as np
 from pydantic import AfterValidator, Field
 
 from ecomforge.errors import InputError, ModelNotFound, NothingFound
-from ecomforge.pathspec import ModelRef
-from ecomforge.models import MODEL_CACHE, models_dir, resolve_device
-from ecomforge.types import Mask
 from ecomforge.imaging.refine import RefineConfig
+from ecomforge.models import MODEL_CACHE, models_dir, resolve_device
+from ecomforge.pathspec import ModelRef
+from ecomforge.types import Mask
 
 OFFICIAL = {
     "vit_b": "sam_vit_b_01ec64.pth",

@@ -9,11 +9,11 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.errors import ModelNotFound, NothingFound
-from ecomforge.pathspec import ModelRef
+from ecomforge.imaging.refine import RefineConfig
 from ecomforge.models import MODEL_CACHE, offline, resolve_device
+from ecomforge.pathspec import ModelRef
 from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
-from ecomforge.imaging.refine import RefineConfig
 
 from .checkpoints import ProductText, reference_name
 

@@ -15,8 +15,16 @@ from ecomforge.types import Mask, Reference
 
 from .checkpoints import ProductText, SamMaskerBase, SamModelConfig, reference_name
 from .embeddings import LRU
-from .proposals import (AutoSettings, automatic_proposals, masked_crop, overlaps, square_crop, touches,
-                        union_box, windows)
+from .proposals import (
+    AutoSettings,
+    automatic_proposals,
+    masked_crop,
+    overlaps,
+    square_crop,
+    touches,
+    union_box,
+    windows,
+)
 
 TEXTS = LRU(max_items=256)
 """(CLIP model id, text) -> unit text embedding: each prompt is encoded once per process."""

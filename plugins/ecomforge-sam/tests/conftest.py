@@ -31,9 +31,9 @@ def reference():
 @pytest.fixture
 def encoder_calls():
     """Clear the embedding caches; ``watch(masker)`` then counts its SAM image-encoder forward passes."""
-    from ecomforge_sam.text_prompted import CROP_EMBEDDINGS
     from ecomforge_sam.embeddings import EMBEDDINGS
     from ecomforge_sam.proposals import PROPOSALS
+    from ecomforge_sam.text_prompted import CROP_EMBEDDINGS
 
     for cache in (EMBEDDINGS, PROPOSALS, CROP_EMBEDDINGS):
         cache.clear()

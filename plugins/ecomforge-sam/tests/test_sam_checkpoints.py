@@ -10,8 +10,15 @@ import torch
 
 from ecomforge.errors import InputError, ModelNotFound
 from ecomforge.testing.tiny_sam import build_tiny_sam, tiny_sam_state_dict
-from ecomforge_sam.checkpoints import (ARCHITECTURES, DOWNLOAD_URL, OFFICIAL, infer_architecture, load_sam,
-                                       model_type_of, resolve_checkpoint)
+from ecomforge_sam.checkpoints import (
+    ARCHITECTURES,
+    DOWNLOAD_URL,
+    OFFICIAL,
+    infer_architecture,
+    load_sam,
+    model_type_of,
+    resolve_checkpoint,
+)
 
 
 def sha(path) -> str:

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from ecomforge.errors import NothingFound, RecipeError
 from ecomforge.imaging.masks import erode, feather_alpha, fill_holes
 from ecomforge.testing import make_reference
-from ecomforge_sam.proposals import masked_crop, windows
 from ecomforge_sam.prompted import SamMasker
+from ecomforge_sam.proposals import masked_crop, windows
 
 REFERENCES = [make_reference(96, 64, seed=s)[0] for s in range(2)]  # few images: SAM embeds each once
 FEW = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
+from ecomforge.clip import ClipEmbedder, load_clip
 from ecomforge.errors import InputError
 from ecomforge.pathspec import ModelRef
 from ecomforge.types import Candidate, ScoringContext
 
-from ecomforge.clip import ClipEmbedder, load_clip
 from .embedding import COSINE_DECIMALS, EMBEDDINGS, EmbeddingConfig, EmbeddingScorer
 from .regions import calibrate, product_crop
 

@@ -109,8 +109,14 @@ class _ProgressBar:
     def __enter__(self) -> _ProgressBar:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
                                       TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
