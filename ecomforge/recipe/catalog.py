@@ -82,7 +82,9 @@ def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
         text = path.read_text(encoding="utf-8-sig")  # Shopify and Excel exports start with a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read catalogue ({exc})") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    _check_header(path, header)
     rows: list[tuple[int, dict[str, Any]]] = []
     try:
         for row in reader:
@@ -93,12 +95,30 @@ def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
             rows.append((reader.line_num, {k: v for k, v in row.items() if k is not None}))
     except csv.Error as exc:
         raise InputError(f"{path}: line {reader.line_num}: {exc}") from exc
-    header = [h.strip() for h in (reader.fieldnames or [])]
     if {"Handle", "Image Src"} <= set(header):
         return "shopify", rows
     if {"Name", "Images", "Type"} <= set(header) and ({"SKU", "ID"} & set(header)):
         return "woocommerce", rows
     return "table", rows
+
+
+def _delimiter(text: str) -> str:
+    """The header line's separator: ',' as Shopify writes, or the ';' / tab that spreadsheets in many locales save."""
+    first = text.split("\n", 1)[0]
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] and not counts[","] else ","
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """Two columns that would be one template variable are refused: only one of them could be used."""
+    seen: dict[str, str] = {}
+    for column in header:
+        var = variable_name(column) if "." not in column else column
+        if var and var in seen:
+            raise InputError(f"{path}: line 1: columns {seen[var]!r} and {column!r} are the same column "
+                             f"({{{var}}}): rename or remove one")
+        seen.setdefault(var, column)
 
 
 def _jsonl_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
