@@ -63,7 +63,7 @@ class Clock:
         self.done.append(time.perf_counter())
 
 
-def run_once(tmp: Path, gpus: int, products: int, remote: bool) -> dict:
+def run_once(tmp: Path, gpus: int, products: int, remote: bool, in_flight: int = 0) -> dict:
     """One run of ``products`` products on a fresh local cluster of ``gpus`` logical GPUs."""
     import ray
 
@@ -75,7 +75,8 @@ def run_once(tmp: Path, gpus: int, products: int, remote: bool) -> dict:
     recipe = tmp / f"sim-{gpus}-{int(remote)}.yaml"
     recipe.write_text(RECIPE.format(products=json.dumps(names)))
     stages = "[mask, score]" if remote else "[]"
-    cfg = (f"{{plugins: [simstages], remote_stages: {stages}, "
+    extra = f"max_in_flight: {in_flight * gpus}, " if in_flight else ""
+    cfg = (f"{{plugins: [simstages], remote_stages: {stages}, {extra}"
            f"runtime_env: {{env_vars: {{PYTHONPATH: '{ROOT}', HF_HUB_OFFLINE: '1', ECOMFORGE_SIM_TRACE: '1'}}}}}}")
     for old in simstages.LOCKS.glob("trace-*.txt"):
         old.unlink()
@@ -129,12 +130,14 @@ def main() -> None:
     parser.add_argument("--per-gpu", type=int, default=12, help="Products per GPU in each catalogue.")
     parser.add_argument("--ablation", type=int, default=8,
                         help="Also run this N with masking and scoring in the driver (0: skip).")
+    parser.add_argument("--in-flight", type=int, default=0,
+                        help="Jobs in flight per generation actor (execute.config.max_in_flight / N); 0: default.")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         plan = [(int(n), True) for n in args.gpus.split(",")] + ([(args.ablation, False)] if args.ablation else [])
         for gpus, remote in plan:
-            row = run_once(Path(tmp), gpus, args.per_gpu * gpus, remote)
+            row = run_once(Path(tmp), gpus, args.per_gpu * gpus, remote, args.in_flight)
             rows.append(row)
             print(json.dumps(row), flush=True)
     out = {"simulated": True, "per_product_gpu_s": PER_PRODUCT, "cpu_count": os.cpu_count(),
