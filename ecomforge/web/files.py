@@ -77,6 +77,8 @@ class GradioFileGuard:
         except (ValueError, RecursionError):
             return None  # not JSON: Gradio answers it
         # Gradio reads an input file from its "path" ("url" is only for showing it), and downloads a URL path.
+        if _depth(data) > MAX_DEPTH:  # past it the walk below would stop looking: refuse rather than pass
+            return "a request nested too deeply"
         for item in _file_data(data):
             value = item.get("path")
             if not isinstance(value, str):
@@ -92,9 +94,23 @@ class GradioFileGuard:
 _URLISH = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*:|//|\\\\)")
 
 
+MAX_DEPTH = 50
+
+
+def _depth(data: Any) -> int:
+    """How deeply lists and objects nest in a JSON value (iterative: no recursion limit to hit)."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_DEPTH and isinstance(value, (dict, list)):
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
 def _file_data(data: Any, depth: int = 0):
     """Every dict in a JSON value that is a Gradio FileData (``meta._type`` or a ``path`` key)."""
-    if depth > 50:
+    if depth > MAX_DEPTH:
         return
     if isinstance(data, dict):
         meta = data.get("meta")

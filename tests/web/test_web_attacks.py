@@ -607,3 +607,17 @@ def test_a_page_opened_with_the_token_in_its_url_drops_it(make_app):
         c.cookies.clear()
         wrong = c.get("/api/recipes", params={"token": "wrong-token"}, headers={"Accept": "text/html"})
         assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+
+
+def test_a_file_data_input_nested_past_the_walk_is_refused(tmp_path, secret):
+    """The FileData walk stops at depth 50; a path hidden deeper must not pass unlooked-at."""
+    from ecomforge.web.files import GradioFileGuard
+
+    guard = GradioFileGuard(app=None, upload_folder=str(tmp_path / "gradio"))
+    hidden = {"path": str(secret), "meta": {"_type": "gradio.FileData"}}
+    for _ in range(60):
+        hidden = [hidden]
+    assert "nested too deeply" in guard._file_data_refusal(json.dumps({"data": [hidden]}).encode())
+    shallow = {"data": [[[{"path": str(secret), "meta": {"_type": "gradio.FileData"}}]]], "fn_index": 1}
+    assert "uploaded to this server" in guard._file_data_refusal(json.dumps(shallow).encode())
+    assert guard._file_data_refusal(json.dumps({"data": [[[["a"]]], None], "fn_index": 1}).encode()) is None
