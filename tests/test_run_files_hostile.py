@@ -103,3 +103,14 @@ def test_products_option_naming_nothing_is_refused(toy_registry, toy_recipe, tmp
     err = capsys.readouterr().err
     assert "--products: no product named" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()  # refused before any folder is made
+
+
+def test_compare_report_shows_scorer_agreement_as_a_table_not_json_nulls():
+    # before: the report printed the raw JSON, a column of "null" for every scorer that was constant
+    from ecomforge.analysis.compare import _agreement_table
+
+    page = _agreement_table({"a": {"color~seams": None, "dino~seams": 0.5}, "b": {"color~seams": -0.25}})
+    assert "null" not in page and "{" not in page
+    assert "<td>color ~ seams</td><td title=" in page and "<td>-0.25</td>" in page and "<td>+0.50</td>" in page
+    assert page.count("—</td>") == 2  # A's constant pair and B's missing one
+    assert "nothing to correlate" in _agreement_table({"a": {}, "b": {}})

@@ -98,6 +98,23 @@ def _stats_table(summary: dict[str, Any]) -> str:
     return f"<table>{''.join(rows)}</table>"
 
 
+def _agreement_table(agreement: dict[str, dict[str, float | None]]) -> str:
+    """Scorer pairs as rows, A and B as columns; a pair without a correlation says why instead of ``null``."""
+    keys = sorted(set(agreement.get("a", {})) | set(agreement.get("b", {})))
+    if not keys:
+        return "<p>Fewer than two scorers: nothing to correlate.</p>"
+
+    def cell(value: float | None) -> str:
+        return "<td title='one of the two scorers gave every candidate the same value'>—</td>" if value is None \
+            else f"<td>{value:+.2f}</td>"
+
+    rows = "".join(f"<tr><td>{html.escape(k.replace('~', ' ~ '))}</td>{cell(agreement.get('a', {}).get(k))}"
+                   f"{cell(agreement.get('b', {}).get(k))}</tr>" for k in keys)
+    return ("<p>How alike two scorers rank one run's candidates (+1 the same order, 0 unrelated); — where one "
+            "of them gave every candidate the same value, so there is no order to compare.</p>"
+            f"<table><tr><th>scorers</th><th>A</th><th>B</th></tr>{rows}</table>")
+
+
 def write_compare(result: dict[str, Any], out_dir: Path) -> Path:
     """Write compare.json and report.html (statistics overall and per sweep point, images side by side)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +144,7 @@ def write_compare(result: dict[str, Any], out_dir: Path) -> Path:
         f"A {result['unpaired']['a']}, B {result['unpaired']['b']}; kept A {result['kept']['a']}, "
         f"B {result['kept']['b']}</p>{_stats_table(result)}"
         + (f"<h2>Per sweep point</h2>{points}" if points else "")
-        + f"<h2>Scorer agreement (Spearman)</h2><pre>{html.escape(json.dumps(result['agreement'], indent=1))}</pre>"
+        + f"<h2>Scorer agreement (Spearman)</h2>{_agreement_table(result['agreement'])}"
         + (f"<h2>Same candidates</h2><pre>{html.escape(json.dumps(result['same_candidates'], indent=1))}</pre>"
            if "same_candidates" in result else "")
         + f"<h2>Side by side</h2><table><tr><th></th><th>A</th><th>B</th></tr>{''.join(pairs)}</table>")
