@@ -114,3 +114,19 @@ def test_compare_report_shows_scorer_agreement_as_a_table_not_json_nulls():
     assert "<td>color ~ seams</td><td title=" in page and "<td>-0.25</td>" in page and "<td>+0.50</td>" in page
     assert page.count("—</td>") == 2  # A's constant pair and B's missing one
     assert "nothing to correlate" in _agreement_table({"a": {}, "b": {}})
+
+
+def test_report_names_each_reference_by_the_photo_it_came_from(tmp_path):
+    # before: references were captioned "00", "01" only, so a user could not tell which photo had which mask
+    from ecomforge.run.report import render_report
+
+    (tmp_path / "references" / "vase").mkdir(parents=True)
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("source", "shoot/02.jpg")
+    Image.new("RGB", (8, 8)).save(tmp_path / "references" / "vase" / "00.png", pnginfo=info)
+    recs = [{**_record(0), "reference": "00"}, {**_record(1), "reference": "01"}]  # 01 was never stored
+    page = render_report(recs, title="t", root=tmp_path)
+    assert "<figcaption>00 (02.jpg)</figcaption>" in page
+    assert "<figcaption>01</figcaption>" in page

@@ -34,6 +34,18 @@ def _params_line(params: dict[str, Any]) -> str:
     return ", ".join(shown[:8])
 
 
+def _source_name(path: Path) -> str:
+    """The photo a stored reference came from (its PNG ``source`` text): the name a user gave it, not ``00``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            source = str(getattr(im, "text", {}).get("source") or "")
+    except (OSError, ValueError, SyntaxError):
+        return ""  # a missing or unreadable stored reference: the report still lists its candidates
+    return source.replace("\\", "/").rsplit("/", 1)[-1][:80]
+
+
 def render_report(records: list[dict[str, Any]], *, title: str, root: Path,
                   summary: dict[str, Any] | None = None) -> str:
     """The HTML of a contact sheet for the given manifest records."""
@@ -56,7 +68,8 @@ def render_report(records: list[dict[str, Any]], *, title: str, root: Path,
         for name in sorted({r["reference"] for r in recs}):
             ref = f"references/{product}/{name}.png"
             overlay = f"masks/{product}/{name}.overlay.png"
-            out.append(f"<figure><img src='{_e(ref)}' alt='reference {_e(name)}'><figcaption>{_e(name)}</figcaption></figure>")
+            caption = f"{name} ({source})" if (source := _source_name(root / ref)) else name
+            out.append(f"<figure><img src='{_e(ref)}' alt='reference {_e(name)}'><figcaption>{_e(caption)}</figcaption></figure>")
             if (root / overlay).exists():
                 out.append(f"<figure><img src='{_e(overlay)}' alt='mask {_e(name)}'><figcaption>mask of {_e(name)}</figcaption></figure>")
         out.append("</div><h3>Candidates</h3><div class='row'>")
