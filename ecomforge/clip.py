@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import ModelNotFound
 from .models import MODEL_CACHE, models_dir, offline, resolve_device
+from .run import cancel
 
 CONFIG_NAME = "open_clip_config.json"
 
@@ -124,6 +125,7 @@ class ClipEmbedder:
         step = max(1, int(batch_size or self.batch_size))
         out: list[np.ndarray] = []
         for start in range(0, len(images), step):
+            cancel.check()  # a scoring pass over many candidates stops between batches
             chunk = images[start:start + step]
             pixels = torch.stack([self.preprocess(Image.fromarray(_rgb(im))) for im in chunk]).to(self.device)
             with self._lock, torch.inference_mode():

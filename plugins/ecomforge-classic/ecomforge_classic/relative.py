@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from ecomforge.run import cancel
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
 
@@ -100,6 +101,7 @@ class RelativeScorer(Scorer):
         base = self.baseline(refs)
         out = []
         for cand in candidates:
+            cancel.check()  # a scoring pass over many candidates stops between them
             feats = self.features(cand.image, cand.mask)
             raw = max((self.similarity(feats, r) for r in refs), default=0.0)
             value = self.calibrate(raw, base) if np.isfinite(raw) else 0.0

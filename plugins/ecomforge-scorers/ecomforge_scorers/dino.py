@@ -10,8 +10,9 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.errors import ModelNotFound
-from ecomforge.pathspec import ModelRef
 from ecomforge.models import MODEL_CACHE, models_dir, offline, resolve_device
+from ecomforge.pathspec import ModelRef
+from ecomforge.run import cancel
 
 from .embedding import EmbeddingConfig, EmbeddingScorer
 from .regions import as_rgb
@@ -39,6 +40,7 @@ class DinoEmbedder:
         step = max(1, int(batch_size or self.batch_size))
         out = []
         for start in range(0, len(images), step):
+            cancel.check()  # a scoring pass over many candidates stops between batches
             chunk = [as_rgb(im) for im in images[start:start + step]]
             pixels = self.processor(images=chunk, return_tensors="pt")["pixel_values"].to(self.device)
             with self._lock, torch.inference_mode():

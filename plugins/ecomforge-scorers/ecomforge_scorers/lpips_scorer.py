@@ -11,6 +11,7 @@ from pydantic import Field
 
 from ecomforge.errors import ModelNotFound
 from ecomforge.models import MODEL_CACHE, offline, resolve_device
+from ecomforge.run import cancel
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, ScoringContext
 
@@ -120,6 +121,7 @@ class LpipsScorer(Scorer):
         out = []
         step = self.config.batch_size
         for start in range(0, len(images), step):
+            cancel.check()  # a scoring pass over many candidates stops between batches
             batch = torch.stack([self._tensor(im, m) for im, m in zip(images[start:start + step], masks[start:start + step])])
             with torch.inference_mode():
                 layers = self.model.net.forward(self.model.scaling_layer(batch.to(self.device)))

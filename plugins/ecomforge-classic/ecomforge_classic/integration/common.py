@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ecomforge.run import cancel
 from ecomforge.types import Candidate, Score, ScoringContext
 
 # Below this a score carries a reason: the runner quotes it when the filter drops the candidate.
@@ -142,6 +143,7 @@ def score_each(candidates: Sequence[Candidate], context: ScoringContext,
     """Apply ``judge`` to every candidate; a failed candidate scores 0 with the generator's reason."""
     out = []
     for cand in candidates:
+        cancel.check()  # a scoring pass over many candidates stops between them
         if cand.failed:
             out.append(Score(0.0, f"generation failed: {cand.failed}"))
             continue
