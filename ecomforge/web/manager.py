@@ -99,12 +99,16 @@ class JobManager:
             raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again later")
 
     @contextmanager
-    def intake_slot(self):
-        """One of the few slots for decoding and checking a request; QueueFull (429) when none frees in time."""
+    def intake_slot(self, *, for_job: bool = True):
+        """One of the few slots for decoding and checking a request; QueueFull (429) when none frees in time.
+
+        ``for_job=False`` (a mask preview) does not add a job, so a full job queue does not refuse it.
+        """
         if not self.intake.acquire(timeout=self.intake_wait):
             raise QueueFull("the server is busy checking other uploads; try again later")
         try:
-            self.check_room()  # the queue may have filled while this request waited
+            if for_job:
+                self.check_room()  # the queue may have filled while this request waited
             yield
         finally:
             self.intake.release()

@@ -114,7 +114,10 @@ class Actions:
         cfg = masker_config(name, {"plugin": p.get("mask"), "config": p.get("mask_config") or {}}, text, pts,
                             masks[0] if masks else None)
         try:
-            overlay, info, warning = preview_mask(paths[0], name, cfg, self.limits)
+            # A preview decodes and masks a whole photo: it takes one of the same few slots as job intake,
+            # so parallel previews cannot add up to more memory than parallel submissions.
+            with self.manager.intake_slot(for_job=False):
+                overlay, info, warning = preview_mask(paths[0], name, cfg, self.limits)
         except NothingFound as exc:  # the masker refused to guess: say so where the mask would be
             hint = "" if "try " in exc.one_line().lower() else " Try another masker, or upload a mask."
             return None, _warning_html(exc.one_line() + hint, ""), 1.0

@@ -242,3 +242,32 @@ def test_no_other_typed_token_signs_in(login_client, guess):
     r = login_client.post("/login", data={"token": guess}, follow_redirects=False)
     assert r.status_code == 401 and "set-cookie" not in r.headers
     assert "<script" not in r.text.lower()  # the page never echoes what was typed
+
+
+def test_mask_previews_share_the_intake_slots(toy_registry, tmp_path):
+    """A preview decodes a whole photo: with every intake slot taken it is refused (busy), not decoded."""
+    import gradio as gr
+
+    from ecomforge.web.manager import JobManager
+    from ecomforge.web.ui_actions import Actions
+    from webhelpers import png_bytes
+
+    manager = JobManager(tmp_path / "runs", workers=1)
+    try:
+        photo = tmp_path / "ref.png"
+        photo.write_bytes(png_bytes(2, (160, 120)))
+        actions = Actions(manager, tmp_path, Limits(), {}, tmp_path / "thumbs")
+        manager.intake_wait = 0.05
+        taken = 0
+        while manager.intake.acquire(blocking=False):
+            taken += 1
+        try:
+            with pytest.raises(gr.Error, match="busy"):
+                actions.detect_mask([str(photo)], "classic", None, None, None, "")
+        finally:
+            for _ in range(taken):
+                manager.intake.release()
+        overlay, _, _ = actions.detect_mask([str(photo)], "classic", None, None, None, "")
+        assert overlay is not None and overlay.shape == (120, 160, 3)
+    finally:
+        manager.store.close()
