@@ -8,7 +8,7 @@ import re
 import threading
 import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pluggy
 
@@ -16,7 +16,7 @@ from . import hookspecs
 from .errors import PluginConflict, PluginError, PluginNotFound
 
 if TYPE_CHECKING:
-    from .stages import Stage
+    from .stages import Acquirer, Executor, Filter, Generator, Masker, Scorer, Stage, Trainer
 
 # The stage kinds, in lifecycle order (ecomforge.stages.STAGE_KINDS maps them to their ABCs; it is
 # imported only when classes are registered, so listing commands stays free of pydantic and numpy).
@@ -111,7 +111,33 @@ class Registry:
         raise PluginConflict(f"several {kind} plugins declare themselves the default: {', '.join(names)}",
                              hint="name one in the recipe")
 
-    def create(self, kind: str, name: str, config: Any = None, *, device: str = "auto", path: str = "config") -> "Stage":
+    # One overload per kind, so that callers get the kind's ABC back rather than a bare Stage.
+    @overload
+    def create(self, kind: Literal["acquirer"], name: str, config: Any = None, *, device: str = "auto",
+               path: str = "config") -> Acquirer: ...
+    @overload
+    def create(self, kind: Literal["masker"], name: str, config: Any = None, *, device: str = "auto",
+               path: str = "config") -> Masker: ...
+    @overload
+    def create(self, kind: Literal["generator"], name: str, config: Any = None, *, device: str = "auto",
+               path: str = "config") -> Generator: ...
+    @overload
+    def create(self, kind: Literal["scorer"], name: str, config: Any = None, *, device: str = "auto",
+               path: str = "config") -> Scorer: ...
+    @overload
+    def create(self, kind: Literal["filter"], name: str, config: Any = None, *, device: str = "auto",
+               path: str = "config") -> Filter: ...
+    @overload
+    def create(self, kind: Literal["executor"], name: str, config: Any = None, *, device: str = "auto",
+               path: str = "config") -> Executor: ...
+    @overload
+    def create(self, kind: Literal["trainer"], name: str, config: Any = None, *, device: str = "auto",
+               path: str = "config") -> Trainer: ...
+    @overload
+    def create(self, kind: str, name: str, config: Any = None, *, device: str = "auto",
+               path: str = "config") -> Stage: ...
+
+    def create(self, kind: str, name: str, config: Any = None, *, device: str = "auto", path: str = "config") -> Stage:
         """Instantiate a plugin with a validated config (cheap: no weights load here)."""
         return self.get(kind, name).cls(config, device=device, path=path)
 

@@ -20,9 +20,10 @@ class StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Stage(ABC):
+class Stage:
     """A configured plugin instance. Constructing one is cheap; ``setup()`` loads weights once."""
 
+    # Not itself abstract: each kind below is the ABC, with its one abstract method.
     kind: ClassVar[str] = ""
     name: ClassVar[str] = ""
     Config: ClassVar[type[StageConfig]] = StageConfig
@@ -57,10 +58,10 @@ class Stage(ABC):
                 self.setup()
                 self._ready = True
 
-    def setup(self) -> None:  # noqa: B027 - optional hook
+    def setup(self) -> None:
         """Load models and do heavy imports; the default does nothing."""
 
-    def check(self) -> None:  # noqa: B027 - optional hook
+    def check(self) -> None:
         """Fail fast, before any work, if a file this stage needs is missing (cheap: no weights load)."""
 
     def identity(self) -> dict[str, str]:
@@ -100,7 +101,7 @@ def _plain_message(err: Any) -> str:
     return msg
 
 
-class Acquirer(Stage):
+class Acquirer(Stage, ABC):
     """Turns a references spec (files, folders, globs, URLs) into ``Reference`` objects."""
 
     kind = "acquirer"
@@ -110,7 +111,7 @@ class Acquirer(Stage):
         """Load every image the specs name, in a deterministic order."""
 
 
-class Masker(Stage):
+class Masker(Stage, ABC):
     """Finds the product region of a reference."""
 
     kind = "masker"
@@ -125,7 +126,7 @@ class Masker(Stage):
         """Return the product mask for one reference (raise ``NothingFound`` rather than guess)."""
 
 
-class Generator(Stage):
+class Generator(Stage, ABC):
     """Makes new images of the product; one candidate per seed in the request."""
 
     kind = "generator"
@@ -139,7 +140,7 @@ class Generator(Stage):
         return config.model_dump(mode="json")
 
 
-class Scorer(Stage):
+class Scorer(Stage, ABC):
     """Rates how faithfully each candidate shows the product: floats in [0,1], higher is better."""
 
     kind = "scorer"
@@ -149,7 +150,7 @@ class Scorer(Stage):
         """One score in [0,1] per candidate, in order: a float, or a ``Score`` that also says why it is low."""
 
 
-class Filter(Stage):
+class Filter(Stage, ABC):
     """Chooses which scored candidates to keep, and says why."""
 
     kind = "filter"
@@ -178,7 +179,7 @@ class GenerationJob:
     ids: tuple[str, ...]
 
 
-class Executor(Stage):
+class Executor(Stage, ABC):
     """Decides where generation jobs run; yields results as they complete, in any order."""
 
     kind = "executor"
@@ -194,7 +195,7 @@ class Executor(Stage):
         """Release workers (called once at the end of a run); the default does nothing."""
 
 
-class Trainer(Stage):
+class Trainer(Stage, ABC):
     """Fine-tunes a generator's model on a product's references."""
 
     kind = "trainer"

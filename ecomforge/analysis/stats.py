@@ -2,30 +2,31 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def ranks(values: np.ndarray) -> np.ndarray:
+def ranks(values: ArrayLike) -> np.ndarray:
     """Ranks starting at 1, ties given their average rank."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="mergesort")
-    sorted_vals = values[order]
-    r = np.empty(len(values), dtype=np.float64)
+    vals = np.asarray(values, dtype=np.float64)
+    order = np.argsort(vals, kind="mergesort")
+    sorted_vals = vals[order]
+    r = np.empty(len(vals), dtype=np.float64)
     i = 0
-    while i < len(values):
+    while i < len(vals):
         j = i
-        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
+        while j + 1 < len(vals) and sorted_vals[j + 1] == sorted_vals[i]:
             j += 1
         r[order[i:j + 1]] = (i + j) / 2.0 + 1.0
         i = j + 1
     return r
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+def spearman(a: ArrayLike, b: ArrayLike) -> float | None:
     """Spearman's rank correlation; None when undefined (fewer than 2 items or a constant side)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(a) != len(b):
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if len(x) < 2 or len(x) != len(y):
         return None
-    ra, rb = ranks(a), ranks(b)
+    ra, rb = ranks(x), ranks(y)
     if ra.std() == 0 or rb.std() == 0:
         return None
     return float(np.corrcoef(ra, rb)[0, 1])

@@ -9,13 +9,16 @@ generator derived (and its Config does not take) are set aside, not rejected.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, PluginContractError
 from .group import cli
+
+if TYPE_CHECKING:
+    from ..stages import Generator
 
 
 def find_record(run_dir: Path, cid: str) -> dict[str, Any]:
@@ -57,7 +60,7 @@ def _inputs(run_dir: Path, rec: dict[str, Any]) -> tuple[Any, Any]:
     return reference, mask
 
 
-def _config_for(run_dir: Path, rec: dict[str, Any], cls: type, mask: Any) -> dict[str, Any]:
+def _config_for(run_dir: Path, rec: dict[str, Any], cls: type[Generator], mask: Any) -> dict[str, Any]:
     """The generator config the record was made with, verified by recomputing the candidate id.
 
     Tried in turn: ``params`` without the keys the Config does not take (values the generator
@@ -91,12 +94,15 @@ def _config_for(run_dir: Path, rec: dict[str, Any], cls: type, mask: Any) -> dic
 def recreate_candidate(run_dir: Path, cid: str, *, device: str | None = None) -> tuple[dict[str, Any], Any]:
     """(record, the regenerated Candidate) for candidate ``cid`` of a run folder."""
     from ..plugins import get_registry
+    from ..stages import Generator
     from ..types import GenerationRequest
 
     run_dir = Path(run_dir)
     rec = find_record(run_dir, cid)
     reproduce = (rec.get("info") or {}).get("reproduce", {})
     cls = get_registry().get("generator", rec["plugin"]).cls
+    if not issubclass(cls, Generator):  # the registry refuses such a class; this names it if one slips in
+        raise PluginContractError(rec["plugin"], f"{cls.__name__} is registered as a generator but is not one")
     reference, mask = _inputs(run_dir, rec)
     config = _config_for(run_dir, rec, cls, mask)
     generator = cls(config, device=device or reproduce.get("device") or "auto", path="generate.config")

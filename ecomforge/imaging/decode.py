@@ -50,8 +50,7 @@ def decode_image(data: bytes, *, what: str = "image", max_pixels: int = DEFAULT_
                 raise TooManyPixels(f"{what}: too many pixels ({width}x{height} = {width * height}, "
                                     f"limit {max_pixels}{side}: max_pixels)")
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_rgb_alpha(image, what)
+            return _to_rgb_alpha(ImageOps.exif_transpose(image), what)
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

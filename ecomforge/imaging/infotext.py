@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -47,7 +48,7 @@ def _key(name: str) -> str:
 
 
 def infotext(prompt: str, negative_prompt: str, fields: dict[str, Any],
-             loras: list[tuple[str, float]] = ()) -> str:
+             loras: Sequence[tuple[str, float]] = ()) -> str:
     """The ``parameters`` text: prompt (+ ``<lora:name:weight>`` tags), negative prompt, the fields line."""
     text = prompt.strip()
     tags = " ".join(f"<lora:{_lora_name(name)}:{format_value(float(w))}>" for name, w in loras)

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..hookspecs import hookimpl
 from .context import RunContext
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 log = logging.getLogger("ecomforge")
 _STEPS = 5  # acquire, mask, generate, score, filter
@@ -59,8 +62,8 @@ class RichProgress:
         self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                                  console=console or Console(stderr=True), transient=False)
-        self.overall = None
-        self.step_task = None
+        self.overall: TaskID | None = None
+        self.step_task: TaskID | None = None
 
     @hookimpl
     def on_run_start(self, run: RunContext) -> None:
@@ -87,7 +90,8 @@ class RichProgress:
         if self.step_task is not None:
             task = self.progress.tasks[-1]
             self.progress.update(self.step_task, completed=task.total)
-        self.progress.advance(self.overall, 1)
+        if self.overall is not None:  # None only before on_run_start, which the runner always calls first
+            self.progress.advance(self.overall, 1)
 
     @hookimpl
     def on_run_end(self, run: RunContext, summary: dict[str, Any]) -> None:

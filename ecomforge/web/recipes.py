@@ -34,7 +34,7 @@ def preset_path(recipes_dir: Path, name: str) -> Path:
 def list_presets(recipes_dir: Path) -> list[dict[str, Any]]:
     """Every readable preset with its plugins and key parameters (broken files are listed with their error)."""
     root = Path(recipes_dir)
-    out = []
+    out: list[dict[str, Any]] = []
     if not root.is_dir():
         return out
     for path in sorted([*root.glob("*.yaml"), *root.glob("*.yml")]):
@@ -82,7 +82,8 @@ def job_recipe(base: dict[str, Any], *, references: list[Path], prompt: str | No
         if any(key == p or key.startswith(p + ".") for p in PROTECTED):
             raise InputError(f"overrides: {key!r} cannot be set through the API (the server decides it)")
     data = apply_overrides(base, [(k.split("."), v) for k, v in overrides.items()])
-    given = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
+    raw_inputs = data.get("inputs")
+    given: dict[str, Any] = raw_inputs if isinstance(raw_inputs, dict) else {}
     inputs = {k: v for k, v in given.items() if k in OPEN_INPUTS}  # no products, catalogue or other files
     inputs["references"] = [str(p) for p in references]
     if prompt is not None:

@@ -107,8 +107,11 @@ def _dtype_kwarg() -> str:
     return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
 
 
+_DEFAULT_FAST_PATH = FastPath()  # the defaults; frozen, so one shared instance is safe as a default argument
+
+
 def load_pipeline(task: str, model: str, base_config: str | None, device: str, dtype_name: str,
-                  fast: FastPath = FastPath()) -> Loaded:
+                  fast: FastPath = _DEFAULT_FAST_PATH) -> Loaded:
     """The pipeline for ``model`` from the process-wide cache (loaded on first use), its class the model's own."""
     kind, path = resolve_model(model)
     dtype = torch_dtype(dtype_name, device)

@@ -24,6 +24,11 @@ def has_weights(prompt: str) -> bool:
 
 def parse_weights(prompt: str) -> list[tuple[str, float]]:
     """Split an A1111 prompt into (text, weight) runs: '(a:1.3)' → 1.3, '(a)' ×1.1, '[a]' ÷1.1."""
+    return _merge_runs(_weighted_pieces(prompt)) or [("", 1.0)]
+
+
+def _weighted_pieces(prompt: str) -> list[tuple[str, float]]:
+    """Every text piece of the prompt with the product of the brackets around it."""
     out: list[tuple[str, float]] = []
     round_open: list[int] = []
     square_open: list[int] = []
@@ -52,13 +57,18 @@ def parse_weights(prompt: str) -> list[tuple[str, float]]:
         scale(start, ROUND_UP)
     for start in square_open:
         scale(start, SQUARE_DOWN)
+    return out
+
+
+def _merge_runs(pieces: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Neighbouring pieces of equal weight joined into one run; empty pieces dropped."""
     merged: list[tuple[str, float]] = []
-    for text, w in out:
+    for text, w in pieces:
         if merged and merged[-1][1] == w:
             merged[-1] = (merged[-1][0] + text, w)
         elif text:
             merged.append((text, w))
-    return merged or [("", 1.0)]
+    return merged
 
 
 def _tokens(tokenizer: Any, prompt: str, weighting: bool, key: str) -> tuple[list[int], list[float]]:
