@@ -3,6 +3,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .hookspecs import hookimpl  # noqa: E402  (the one thing every plugin imports)
+from .hookspecs import hookimpl  # the one thing every plugin imports
 
 __all__ = ["__version__", "hookimpl"]

@@ -188,10 +188,10 @@ class Executor(Stage, ABC):
     def map(self, spec: GeneratorSpec, jobs: Sequence[GenerationJob]) -> Iterator[tuple[GenerationJob, list[Candidate]]]:
         """Run every job once and yield (job, candidates) as each finishes."""
 
-    def attach(self, *, registry: Any = None, generator: Generator | None = None) -> None:  # noqa: B027
+    def attach(self, *, registry: Any = None, generator: Generator | None = None) -> None:
         """Receive the run's plugin registry and generator before the first map(); the default ignores them."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:  # optional hook
         """Release workers (called once at the end of a run); the default does nothing."""
 
 

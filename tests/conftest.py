@@ -8,9 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ecomforge.testing import temporary_plugins  # noqa: E402
+from ecomforge.testing import temporary_plugins
 
-import toyplugins  # noqa: E402
+import toyplugins
 
 
 @pytest.fixture

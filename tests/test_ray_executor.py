@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray  # noqa: E402  (installed by scripts/setup.sh: a missing ray must fail, not skip)
+import ray  # installed by scripts/setup.sh: a missing ray must fail, not skip
 from PIL import Image
 
 from ecomforge import hookimpl

@@ -4,10 +4,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ecomforge.cli import main  # noqa: E402
-from ecomforge.testing import temporary_plugins  # noqa: E402
+from ecomforge.cli import main
+from ecomforge.testing import temporary_plugins
 
-import toyplugins  # noqa: E402
+import toyplugins
 
 if __name__ == "__main__":
     with temporary_plugins(toyplugins):

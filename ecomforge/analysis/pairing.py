@@ -116,9 +116,9 @@ def why_unpaired(a: list[Record], b: list[Record], keys: list[str]) -> str:
     prods = {product_identity(r) for r in a} & {product_identity(r) for r in b}
     if not prods:
         return "they share no product (no product has the same reference photos in both runs)"
-    slot = lambda r: (product_identity(r), r.get("reference_sha256"), r.get("seed"))  # noqa: E731
+    slot = lambda r: (product_identity(r), r.get("reference_sha256"), r.get("seed"))
     if not {slot(r) for r in a} & {slot(r) for r in b}:
-        seeds = lambda rs: sorted({r.get("seed") for r in rs}, key=str)  # noqa: E731
+        seeds = lambda rs: sorted({r.get("seed") for r in rs}, key=str)
         return f"no seed in common for the same reference photos (A: {seeds(a)}, B: {seeds(b)})"
 
     def points(rs: list[Record]) -> str:

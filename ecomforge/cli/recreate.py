@@ -81,7 +81,7 @@ def _config_for(run_dir: Path, rec: dict[str, Any], cls: type[Generator], mask: 
     for config in tries:
         try:
             described = cls(config, device="cpu").describe(cls.parse_config(config))
-        except Exception:  # noqa: BLE001 - a try that does not validate is simply not the one
+        except Exception:  # a try that does not validate is simply not the one
             continue
         if candidate_id(product=rec["product"], reference_sha256=rec["reference_sha256"], mask_sha256=msha,
                         plugin=rec["plugin"], params=described, seed=rec["seed"], prompt=rec["prompt"],

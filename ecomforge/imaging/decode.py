@@ -60,7 +60,7 @@ def decode_image(data: bytes, *, what: str = "image", max_pixels: int = DEFAULT_
     except Image.UnidentifiedImageError as exc:
         accepted = f" as {', '.join(sorted(formats))}" if formats else ""
         raise InputError(f"{what}: not an image file (content not recognised{accepted})") from exc
-    except Exception as exc:  # noqa: BLE001 - any decoder failure on untrusted bytes is bad input
+    except Exception as exc:  # any decoder failure on untrusted bytes is bad input
         detail = " ".join(str(exc).split())[:120]
         raise InputError(f"{what}: truncated or corrupt image ({type(exc).__name__}: {detail})") from exc
 

@@ -30,7 +30,7 @@ class _BudgetLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.aliases_left = max_aliases
 
-    def compose_node(self, parent, index):  # noqa: D102 - PyYAML hook
+    def compose_node(self, parent, index):  # PyYAML hook
         if self.check_event(yaml.AliasEvent):
             self.aliases_left -= 1
             if self.aliases_left < 0:

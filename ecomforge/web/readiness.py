@@ -69,7 +69,7 @@ def _check_steps(preset: dict[str, Any]) -> Readiness:
         try:
             stage = registry.create(kind, plugin, config, path=f"{step}.config")
             stage.check()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not runnable here"; the log says why
+        except Exception as exc:  # any failure means "not runnable here"; the log says why
             message = getattr(exc, "one_line", None)
             text = message() if callable(message) else f"{type(exc).__name__}: {exc}"
             # The full message (with the cache folders it looked in) is for the operator's log only.

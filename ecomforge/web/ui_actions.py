@@ -98,7 +98,7 @@ class Actions:
         for p in paths_of(files):
             try:
                 out.append((thumbnail(Path(p), self.thumbs, self.limits.max_pixels), Path(p).name))
-            except Exception as exc:  # noqa: BLE001 - a bad upload is reported when the job is submitted
+            except Exception as exc:  # a bad upload is reported when the job is submitted
                 log.info("no thumbnail for %s: %s", p, exc)
         return out
 

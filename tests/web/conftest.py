@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from webhelpers import WEB_RECIPE  # noqa: E402
+from webhelpers import WEB_RECIPE
 
 
 @pytest.fixture

@@ -143,7 +143,7 @@ def test_a_job_runs_again_as_a_new_job_with_the_same_photos(client):
     again = rerun_job(manager, client.app.state.config.recipes, Limits(), first["id"])
     second = wait_for(client, again.id)
     assert second["id"] != first["id"] and second["state"] == "done"
-    made = lambda j: sorted((r["seed"], r["params"].get("level")) for r in j["results"])  # noqa: E731
+    made = lambda j: sorted((r["seed"], r["params"].get("level")) for r in j["results"])
     assert made(client.get(f"/api/jobs/{second['id']}").json()) == made(client.get(f"/api/jobs/{first['id']}").json())
     assert [i for _, i in job_choices(manager)][:2] == [second["id"], first["id"]]  # newest first
 
@@ -250,6 +250,7 @@ def test_mask_previews_share_the_intake_slots(toy_registry, tmp_path):
 
     from ecomforge.web.manager import JobManager
     from ecomforge.web.ui_actions import Actions
+
     from webhelpers import png_bytes
 
     manager = JobManager(tmp_path / "runs", workers=1)

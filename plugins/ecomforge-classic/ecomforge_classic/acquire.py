@@ -117,7 +117,7 @@ def fetch_url(url: str, *, timeout: float, max_bytes: int) -> bytes:
 
     request = urllib.request.Request(url, headers={"User-Agent": "ecomforge"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # scheme checked
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise InputError(f"{url}: {length} bytes is over the limit of {max_bytes} (max_bytes)")

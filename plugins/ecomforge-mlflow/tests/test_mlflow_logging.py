@@ -4,16 +4,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import mlflow  # noqa: E402  (a dependency of this plugin)
+import mlflow  # a dependency of this plugin
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from ecomforge.recipe import load_recipe  # noqa: E402
-from ecomforge.run.runner import run_recipe  # noqa: E402
-from ecomforge.testing import temporary_plugins  # noqa: E402
+from ecomforge.recipe import load_recipe
+from ecomforge.run.runner import run_recipe
+from ecomforge.testing import temporary_plugins
 
-import toyplugins  # noqa: E402
+import toyplugins
 
 
 def test_run_is_logged(tmp_path, monkeypatch):

@@ -101,7 +101,7 @@ def read_state_dict(path: Path) -> dict:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to decode a user's file is bad input
+    except Exception as exc:  # any failure to decode a user's file is bad input
         detail = " ".join(str(exc).split())[:160]
         raise InputError(f"{path}: not a readable SAM checkpoint ({type(exc).__name__}: {detail})") from exc
     # Some fine-tuning scripts wrap the weights; Meta's files are the bare state dict.

@@ -61,7 +61,7 @@ def load_checkpoint(folder: Path, named_params: dict[str, Any], optimizer: Any, 
     try:
         weights = load_file(str(folder / "lora.safetensors"))
         state = torch.load(str(folder / "state.pt"), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: name it
+    except Exception as exc:  # a truncated or foreign file: name it
         raise InputError(f"{folder}: unreadable checkpoint ({type(exc).__name__})") from exc
     saved = json.loads(state["fingerprint"])
     changed = [k for k in fingerprint if saved.get(k) != fingerprint[k]]

@@ -101,7 +101,7 @@ def train_command(recipe: Path, overrides: tuple[str, ...], resume: bool, device
     registry = get_registry()
     try:
         info = registry.get("trainer", head.trainer)
-    except Exception as exc:  # noqa: BLE001 - PluginNotFound with its hint
+    except Exception as exc:  # PluginNotFound with its hint
         raise RecipeError(f"{recipe}: trainer", f"unknown trainer {head.trainer!r}", hint=getattr(exc, "hint", None)) from exc
     make_scorers(config.validation.scorers, registry)
     if head.mask is not None:

@@ -46,14 +46,14 @@ def resolve_base_model(model: str) -> Path:
 
     try:
         return Path(snapshot_download(model, local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - not in the cache: download unless offline
+    except Exception as exc:  # not in the cache: download unless offline
         if offline():
             raise ModelNotFound(f"{key}: model '{model}' is not downloaded and downloads are off (HF_HUB_OFFLINE)",
                                 hint=f"run `ecomforge models pull {model}` while online") from exc
     try:
         return Path(snapshot_download(model, allow_patterns=["*.json", "*.txt", "*.safetensors"],
                                       ignore_patterns=["*.fp16.safetensors", "*non_ema*", "*.ckpt"]))
-    except Exception as exc:  # noqa: BLE001 - network or unknown repo: one line naming the id
+    except Exception as exc:  # network or unknown repo: one line naming the id
         raise ModelNotFound(f"{key}: cannot download '{model}' ({type(exc).__name__})") from exc
 
 

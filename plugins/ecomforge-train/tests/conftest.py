@@ -6,8 +6,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any hub library reads it
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
