@@ -64,6 +64,14 @@ def test_verbose_shows_traceback(toy_recipe, tmp_path):
     assert res.returncode == 2 and "Traceback" in res.stderr
 
 
+def test_verbose_may_follow_the_command(toy_recipe, tmp_path):
+    """Errors say "run with --verbose": the flag works after the command too."""
+    res = cli("run", str(toy_recipe), "--set", "inputs.products.b=[nope]", "--fail-fast", "--out", str(tmp_path), "-v")
+    assert res.returncode == 2 and "Traceback" in res.stderr
+    quiet = cli("run", str(toy_recipe), "--set", "inputs.products.b=[nope]", "--fail-fast", "--out", str(tmp_path))
+    assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
+
+
 def test_validate_ok_and_bad(toy_recipe, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(toy_recipe.read_text().replace("plugin: toy-top", "plugin: toy-topp"))

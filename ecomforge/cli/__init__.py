@@ -18,10 +18,19 @@ def _register_core() -> None:
 _register_core()
 
 
+def _verbose_first(args: list[str]) -> list[str]:
+    """``-v``/``--verbose`` may come anywhere (errors say "run with --verbose"): move it to the group's place."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in ("-v", "--verbose")]
+    if not flags:
+        return args
+    return ["--verbose", *[a for a in args[:end] if a not in ("-v", "--verbose")], *args[end:]]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn errors into one line and an exit code."""
-    args = sys.argv[1:] if argv is None else argv
-    verbose = "-v" in args or "--verbose" in args
+    args = _verbose_first(list(sys.argv[1:] if argv is None else argv))
+    verbose = bool(args) and args[0] == "--verbose"
     try:
         code = cli.main(args=args, prog_name="ecomforge", standalone_mode=False)
         if isinstance(code, int) and code:
