@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
@@ -35,10 +35,13 @@ def make_reference(width: int = 96, height: int = 64, seed: int = 0, product: st
     return Reference(image=img, source=f"sample-{seed}", sha256=sha, product=product, name=f"sample{seed}"), Mask(mask)
 
 
-class _Contract:
+S = TypeVar("S", bound=Stage)
+
+
+class _Contract(Generic[S]):
     """Checks shared by every stage kind: a name, a strict and documented Config that round-trips."""
 
-    def make_stage(self) -> Stage:  # pragma: no cover - provided by the test class
+    def make_stage(self) -> S:  # pragma: no cover - provided by the test class
         """Return a configured instance of the plugin under test."""
         raise NotImplementedError
 
@@ -64,7 +67,7 @@ class _Contract:
         assert again.config == stage.config, "Config does not survive model_dump(mode='json') -> validate"
 
 
-class MaskerContract(_Contract):
+class MaskerContract(_Contract[Masker]):
     """Maskers return a binary mask of the reference's size, the same one every time."""
 
     def make_reference(self) -> Reference:
@@ -73,7 +76,7 @@ class MaskerContract(_Contract):
 
     def test_mask_is_binary_and_sized(self) -> None:
         """Output is uint8 {0,255}, H×W of the reference, score in [0,1]."""
-        stage: Masker = self.make_stage()  # type: ignore[assignment]
+        stage = self.make_stage()
         stage.ensure_setup()
         ref = self.make_reference()
         mask = stage.mask(ref)
@@ -85,14 +88,14 @@ class MaskerContract(_Contract):
 
     def test_deterministic(self) -> None:
         """Masking one reference twice gives the same mask and score (ids depend on it)."""
-        stage: Masker = self.make_stage()  # type: ignore[assignment]
+        stage = self.make_stage()
         stage.ensure_setup()
         ref = self.make_reference()
         a, b = stage.mask(ref), stage.mask(ref)
         assert np.array_equal(a.data, b.data) and a.score == b.score
 
 
-class GeneratorContract(_Contract):
+class GeneratorContract(_Contract[Generator]):
     """Generators return one candidate per seed, reproducibly, batched or not, with the product intact.
 
     Set ``preserves_product = False`` for a generator that re-renders the product (img2img without
@@ -113,7 +116,7 @@ class GeneratorContract(_Contract):
         return GenerationRequest(ref, mask, "a product photo", "", stage.config, seeds)
 
     def _generate(self, seeds: tuple[int, ...]) -> tuple[GenerationRequest, list[Candidate]]:
-        stage: Generator = self.make_stage()  # type: ignore[assignment]
+        stage = self.make_stage()
         stage.ensure_setup()
         request = self.make_request(stage, seeds)
         return request, stage.generate(request)
@@ -150,7 +153,7 @@ class GeneratorContract(_Contract):
             import pytest
 
             pytest.skip("set sweep_point = {<key>: <value that changes the pixels>} to check request.config is read")
-        stage: Generator = self.make_stage()  # type: ignore[assignment]
+        stage = self.make_stage()
         stage.ensure_setup()
         base = self.make_request(stage, self.seeds[:1])
         point = type(stage).parse_config({**base.config.model_dump(mode="json"), **self.sweep_point})
@@ -173,7 +176,7 @@ class GeneratorContract(_Contract):
             assert changed == 0, f"{changed} product pixels differ from the reference"
 
 
-class ScorerContract(_Contract):
+class ScorerContract(_Contract[Scorer]):
     """Scorers give one float in [0,1] per candidate, deterministically; the reference itself scores highest."""
 
     def make_context(self) -> tuple[ScoringContext, Reference, Mask]:
@@ -189,7 +192,7 @@ class ScorerContract(_Contract):
 
     def test_scores_in_unit_interval_and_self_is_best(self) -> None:
         """Self-similarity is the maximum; each later candidate scores no higher than the first."""
-        stage: Scorer = self.make_stage()  # type: ignore[assignment]
+        stage = self.make_stage()
         stage.ensure_setup()
         ctx, ref, mask = self.make_context()
         cands = self.make_candidates(ref, mask)
@@ -201,7 +204,7 @@ class ScorerContract(_Contract):
 
     def test_deterministic_and_order_free(self) -> None:
         """Scoring again, or in reverse order, gives the same value per candidate (scores are per candidate)."""
-        stage: Scorer = self.make_stage()  # type: ignore[assignment]
+        stage = self.make_stage()
         stage.ensure_setup()
         ctx, ref, mask = self.make_context()
         cands = self.make_candidates(ref, mask)
@@ -210,7 +213,7 @@ class ScorerContract(_Contract):
         assert np.allclose(first, again, atol=1e-5)
 
 
-class FilterContract(_Contract):
+class FilterContract(_Contract[Filter]):
     """Filters give one decision per candidate, with a reason, the same way every time."""
 
     def make_scored(self) -> list[Scored]:
@@ -223,7 +226,7 @@ class FilterContract(_Contract):
 
     def test_one_decision_each(self) -> None:
         """Decisions align with the input and carry a reason."""
-        stage: Filter = self.make_stage()  # type: ignore[assignment]
+        stage = self.make_stage()
         scored = self.make_scored()
         out = stage.select(scored)
         assert len(out) == len(scored)
@@ -233,7 +236,7 @@ class FilterContract(_Contract):
 
     def test_deterministic_and_order_free(self) -> None:
         """The same candidates in another order get the same decisions."""
-        stage: Filter = self.make_stage()  # type: ignore[assignment]
+        stage = self.make_stage()
         scored = self.make_scored()
         first = {s.id: d.kept for s, d in zip(scored, stage.select(scored))}
         rev = scored[::-1]
@@ -241,7 +244,7 @@ class FilterContract(_Contract):
         assert first == second
 
 
-class AcquirerContract(_Contract):
+class AcquirerContract(_Contract[Acquirer]):
     """Acquirers turn specs into references with hashes, in a deterministic order."""
 
     def make_specs(self, tmp_path: Path) -> list[str]:  # pragma: no cover - provided by the test class
@@ -250,7 +253,7 @@ class AcquirerContract(_Contract):
 
     def test_acquires_references(self, tmp_path: Path) -> None:
         """Every reference is RGB uint8 with a sha256 and a name; acquiring twice gives the same list."""
-        stage: Acquirer = self.make_stage()  # type: ignore[assignment]
+        stage = self.make_stage()
         specs = self.make_specs(tmp_path)
         refs = stage.acquire(specs, product="p", base_dir=tmp_path)
         assert refs
