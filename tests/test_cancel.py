@@ -140,3 +140,29 @@ def test_cancel_lands_while_jobs_are_planned(registry, tmp_path, monkeypatch):
         run_recipe(resolved, out=tmp_path / "runs")
     assert 500 <= len(made) < 50_000, len(made)  # stopped inside the first sweep point's seeds
     assert STEPS == []  # no generator call began
+
+
+class Interrupter:
+    """An observer that raises KeyboardInterrupt (Ctrl-C) at the first candidate, once the next call is running."""
+
+    def __init__(self) -> None:
+        self.at: list[int] = []
+
+    @hookimpl
+    def on_candidate(self, run, record, image):
+        """Wait until the second job's call is five steps in, then interrupt."""
+        while len(STEPS) < 80 + 5:
+            time.sleep(0.002)
+        self.at.append(len(STEPS))
+        raise KeyboardInterrupt
+
+
+def test_a_run_stopped_by_ctrl_c_ends_the_generator_call_in_flight(registry, tmp_path):
+    """No token set around the run: the executor's own child token still ends the call running ahead
+    (instead of waiting out its remaining 75 steps) when the caller stops."""
+    resolved = _recipe(tmp_path, "generate:\n  plugin: toy-steps\n  sweep: {level: [60, 180]}\n"
+                                 "  seeds: [1, 2, 3, 4]\n  batch_size: 4\n")
+    observer = Interrupter()
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(resolved, out=tmp_path / "runs", observers=[observer])
+    assert len(STEPS) - observer.at[0] <= 2, len(STEPS) - observer.at[0]

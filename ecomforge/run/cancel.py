@@ -5,7 +5,9 @@ from any other thread makes the next ``check()`` in that run raise ``Cancelled``
 checks between products, steps, jobs and while planning jobs; the executor and the product
 pipeline run their helper threads in a copy of the caller's context (``in_context``), so the
 same token is seen there; a long plugin call (a diffusion loop, a scoring pass) calls ``check()``
-in its own loop. With no token set, ``check()`` is one context-variable read.
+in its own loop. With no token set, ``check()`` is one context-variable read. A child token
+(``CancelToken(parent=...)``) stops with its parent and can be stopped alone: the executor gives its
+generation thread one, so a caller that stops early (an error, Ctrl-C) ends the call in flight.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any, TypeVar
 
 from ..errors import Cancelled
 
-__all__ = ["CancelToken", "Cancelled", "check", "current", "in_context", "scope"]
+__all__ = ["CancelToken", "Cancelled", "check", "current", "in_context", "run_under", "scope"]
 
 T = TypeVar("T")
 
@@ -27,9 +29,10 @@ _CURRENT: contextvars.ContextVar[CancelToken | None] = contextvars.ContextVar("e
 class CancelToken:
     """A one-way switch: once cancelled (with a reason), every ``check()`` under it raises ``Cancelled``."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: CancelToken | None = None) -> None:
         self._event = threading.Event()
         self.reason = "cancelled"
+        self.parent = parent  # a child is cancelled with its parent, and may also be cancelled alone
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Ask the work under this token to stop (thread-safe; the first reason given is kept)."""
@@ -39,17 +42,25 @@ class CancelToken:
 
     @property
     def cancelled(self) -> bool:
-        """True once ``cancel()`` was called."""
-        return self._event.is_set()
+        """True once ``cancel()`` was called on it or on a parent."""
+        return self._stopped() is not None
 
     def check(self) -> None:
-        """Raise ``Cancelled`` when cancelled."""
-        if self._event.is_set():
-            raise Cancelled(self.reason)
+        """Raise ``Cancelled`` (with the reason of whichever token was cancelled) when cancelled."""
+        if (token := self._stopped()) is not None:
+            raise Cancelled(token.reason)
+
+    def _stopped(self) -> CancelToken | None:
+        token: CancelToken | None = self
+        while token is not None:
+            if token._event.is_set():
+                return token
+            token = token.parent
+        return None
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until cancelled or ``timeout`` seconds passed; True when cancelled (an interruptible sleep)."""
-        return self._event.wait(timeout)
+        """Sleep up to ``timeout`` seconds, waking early when this token is cancelled; True when cancelled."""
+        return self._event.wait(timeout) or self.cancelled
 
 
 def current() -> CancelToken | None:
@@ -60,8 +71,16 @@ def current() -> CancelToken | None:
 def check() -> None:
     """Raise ``Cancelled`` if the current work was cancelled; a cheap no-op when no token is set."""
     token = _CURRENT.get()
-    if token is not None and token._event.is_set():
-        raise Cancelled(token.reason)
+    if token is not None:
+        token.check()
+
+
+def run_under(token: CancelToken, fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` run with ``token`` as the current token (a thread's target: its own, child, token)."""
+    def run(*args: Any, **kwargs: Any) -> T:
+        with scope(token):
+            return fn(*args, **kwargs)
+    return run
 
 
 @contextmanager

@@ -106,7 +106,10 @@ def _ahead(call: Callable[[GenerationRequest], Any], jobs: Iterator[GenerationJo
             return
         out.put(_DONE)
 
-    thread = threading.Thread(target=cancel.in_context(work), name="ecomforge-generate", daemon=True)
+    # The thread's own token, a child of the run's: a consumer that stops early ends the call in flight too.
+    token = cancel.CancelToken(parent=cancel.current())
+    thread = threading.Thread(target=cancel.in_context(cancel.run_under(token, work)), name="ecomforge-generate",
+                              daemon=True)
     thread.start()
     try:
         while True:
@@ -117,7 +120,8 @@ def _ahead(call: Callable[[GenerationRequest], Any], jobs: Iterator[GenerationJo
                 raise item
             yield item
     finally:
-        stop.set()  # a stopped consumer (error, Ctrl-C, early exit) stops the thread after its current call
+        stop.set()  # a stopped consumer (error, Ctrl-C, early exit) stops the thread: no further call,
+        token.cancel("stopped")  # and the call in flight ends at its next cancel check
         while thread.is_alive():
             try:
                 out.get(timeout=0.1)
