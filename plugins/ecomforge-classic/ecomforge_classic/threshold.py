@@ -74,9 +74,10 @@ class ThresholdFilter(Filter):
                                                        "keeping the better one.")
         dedupe_distance: int = Field(default=4, ge=0, le=64,
                                      description="Luminance hashes within this many bits (of 64) look alike.")
-        dedupe_color: float = Field(default=8.0, ge=0, le=200,
+        dedupe_color: float = Field(default=4.0, ge=0, le=200,
                                     description="Colour layouts within this ΔE (CIELAB, 90th percentile over an 8×8 "
-                                                "thumbnail) look alike; both this and dedupe_distance must hold.")
+                                                "thumbnail) look alike; both this and dedupe_distance must hold. "
+                                                "4 is about what a person sees side by side.")
         diversity: float = Field(default=0.0, ge=0, le=1, description="0 = rank by total only; up to 1 = prefer candidates unlike those already kept.")
 
     def select(self, scored: Sequence[Scored]) -> list[Decision]:
@@ -117,7 +118,10 @@ class ThresholdFilter(Filter):
             pool.remove(pick)
             twin = next((k for k in kept if self._alike(looks[pick.id], looks[k.id])), None) if cfg.dedupe else None
             if twin is not None:
-                verdict[pick.id] = Decision(False, f"dropped: near-duplicate of {twin.id}")
+                a, b = looks[pick.id], looks[twin.id]
+                verdict[pick.id] = Decision(False, f"dropped: near-duplicate of {twin.id} (structure "
+                                                   f"{hamming(a.hash, b.hash)}/64 bits apart, colour ΔE "
+                                                   f"{color_distance(a.lab, b.lab):.1f})")
             elif cfg.top_k is not None and len(kept) >= cfg.top_k:
                 verdict[pick.id] = Decision(False, f"dropped: beyond top_k {cfg.top_k} (total {pick.total:.3f})")
             else:

@@ -110,13 +110,14 @@ def vase_composites():
         return gen.generate(GenerationRequest(ref, mask, "p", "", cfg, (1,)))[0].image
 
     cream, sage = on("#f4efe6"), on("#b7d3b0")
+    pale_blue = on("#e9eef2")  # the quickstart's two palest backdrops: warm cream against cool grey
     rng = np.random.default_rng(3)
     cream_again = np.clip(cream.astype(int) + rng.integers(-2, 3, cream.shape), 0, 255).astype(np.uint8)
-    return cream, sage, cream_again
+    return cream, sage, cream_again, pale_blue
 
 
 def test_background_colour_alone_is_not_a_duplicate(vase_composites):
-    cream, sage, _ = vase_composites
+    cream, sage, _, _ = vase_composites
     # The luminance hash alone cannot tell them apart; that is why colour is compared too.
     assert hamming(dhash(cream), dhash(sage)) <= ThresholdFilter.Config().dedupe_distance
     out = ThresholdFilter().select(_scored([0.9, 0.8], [cream, sage]))
@@ -124,10 +125,15 @@ def test_background_colour_alone_is_not_a_duplicate(vase_composites):
 
 
 def test_near_identical_composites_are_deduped(vase_composites):
-    cream, sage, cream_again = vase_composites
+    cream, sage, cream_again, _ = vase_composites
     out = ThresholdFilter().select(_scored([0.9, 0.8, 0.85], [cream, sage, cream_again]))
     assert [d.kept for d in out] == [True, True, False]
-    assert "near-duplicate of id00" in out[2].reason
+    assert "near-duplicate of id00" in out[2].reason and "ΔE" in out[2].reason
+
+
+def test_pale_backdrops_a_person_tells_apart_are_both_kept(vase_composites):
+    cream, _, _, pale_blue = vase_composites
+    assert [d.kept for d in ThresholdFilter().select(_scored([0.9, 0.8], [cream, pale_blue]))] == [True, True]
 
 
 def test_dedupe_color_zero_tolerance_keeps_recoloured_twins_apart():
