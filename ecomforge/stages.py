@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -185,8 +185,14 @@ class Executor(Stage, ABC):
     kind = "executor"
 
     @abstractmethod
-    def map(self, spec: GeneratorSpec, jobs: Sequence[GenerationJob]) -> Iterator[tuple[GenerationJob, list[Candidate]]]:
-        """Run every job once and yield (job, candidates) as each finishes."""
+    def map(self, spec: GeneratorSpec,
+            jobs: Iterable[GenerationJob]) -> Iterator[tuple[GenerationJob, list[Candidate] | Exception]]:
+        """Run every job once and yield (job, candidates) as each finishes.
+
+        ``jobs`` may be lazy (the pipeline feeds jobs as products are masked). An executor may also
+        take a keyword ``isolate=True``: a job whose call raises then yields its exception as the
+        output, hence the ``Exception`` in the return type; without it an exception ends the map.
+        """
 
     def attach(self, *, registry: Any = None, generator: Generator | None = None) -> None:
         """Receive the run's plugin registry and generator before the first map(); the default ignores them."""
