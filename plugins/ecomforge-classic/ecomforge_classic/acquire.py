@@ -91,9 +91,11 @@ class LocalAcquirer(Acquirer):
                 return [target]
         if empty is not None:
             raise InputError(f"{empty}: the folder holds no images ({' '.join(self.config.extensions)})")
+        # An absolute path was looked for only where it says; a relative one in each root.
+        where = "" if os.path.isabs(expanded) else f" (looked in {_where(roots)})"
         if is_glob:
-            raise InputError(f"{spec}: the pattern matches no image files (looked in {_where(roots)})")
-        raise InputError(f"{spec}: no such file or folder (looked in {_where(roots)})")
+            raise InputError(f"{spec}: the pattern matches no image files{where}")
+        raise InputError(f"{spec}: no such file or folder{where}")
 
     def _wanted(self, path: Path) -> bool:
         return path.suffix.lower() in {e.lower() if e.startswith(".") else "." + e.lower()

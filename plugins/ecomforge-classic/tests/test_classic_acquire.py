@@ -214,8 +214,12 @@ def test_extensions_config_filters_folders(photos):
 
 
 def test_missing_file_glob_and_empty_spec(tmp_path):
-    with pytest.raises(InputError, match=r"nope.png: no such file or folder"):
+    with pytest.raises(InputError, match=r"nope.png: no such file or folder \(looked in .* and "):
         acquire(["nope.png"], tmp_path)
+    gone = tmp_path / "gone" / "x.png"
+    with pytest.raises(InputError) as info:  # an absolute path: only where it says, no misleading "looked in"
+        acquire([str(gone)], tmp_path)
+    assert info.value.message == f"{gone}: no such file or folder"
     with pytest.raises(InputError, match=r"\*.webp: the pattern matches no image files"):
         acquire(["*.webp"], tmp_path)
     with pytest.raises(InputError, match="no references given"):
