@@ -20,6 +20,7 @@ class LocalExecutor(Executor):
     """Runs jobs here, in order, with the run's one generator; the next call runs while results are written."""
 
     name = "local"
+    default = True  # what a recipe without an `execute:` step uses
 
     class Config(StageConfig):
         """How far generation may run ahead of the code that writes its results."""
