@@ -48,11 +48,6 @@ def _pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     """Run the load test and print its figures."""
-    import httpx
-    import uvicorn
-
-    from ecomforge.web.app import ServerConfig, create_app
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=50)
     ap.add_argument("--queue-size", type=int, default=16)
@@ -60,79 +55,104 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="ecomforge-bench-web-"))
+    server, thread, base = _start_server(tmp, args.queue_size)
+    try:
+        seen = _load(base, _photo(), args.jobs, args.polls)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    result = _figures(seen, args.jobs, args.queue_size)
+    assert result["other_status"] == 0 and result["lost"] == 0 and result["duplicated_job_ids"] == 0, result
+    assert result["accepted"] + result["refused_429"] == args.jobs and result["jobs_listed_after"] == result["accepted"]
+    print(json.dumps(result, indent=2))
+    out = ROOT / "bench/results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "web.json").write_text(json.dumps(result, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _start_server(tmp: Path, queue_size: int):
+    """A uvicorn server (API only, the quickstart preset) in a thread on a free loopback port."""
+    import uvicorn
+
+    from ecomforge.web.app import ServerConfig, create_app
+
     (tmp / "recipes").mkdir()
     shutil.copy(ROOT / "recipes/quickstart.yaml", tmp / "recipes/quickstart.yaml")
-    app = create_app(ServerConfig(runs=tmp / "runs", recipes=tmp / "recipes", queue_size=args.queue_size, ui=False))
+    app = create_app(ServerConfig(runs=tmp / "runs", recipes=tmp / "recipes", queue_size=queue_size, ui=False))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    photo = _photo()
-    try:
-        with httpx.Client(base_url=base, timeout=60) as c:
-            # Warm-up job: the first job pays the plugins' one-time imports.
-            r = c.post("/api/jobs", files=[("references", ("v.png", photo, "image/png"))],
-                       data={"recipe": "quickstart", "overrides": json.dumps(TINY)})
-            _wait(c, r.json()["id"])
+    return server, thread, f"http://127.0.0.1:{port}"
 
-            def submit(i: int) -> tuple[int, str | None, float]:
-                t0 = time.perf_counter()
-                resp = httpx.post(base + "/api/jobs", files=[("references", (f"v{i}.png", photo, "image/png"))],
-                                  data={"recipe": "quickstart", "overrides": json.dumps(TINY)}, timeout=60)
-                return resp.status_code, resp.json().get("id"), time.perf_counter() - t0
 
+def _load(base: str, photo: bytes, jobs: int, polls: int) -> dict:
+    """Submit ``jobs`` at once, time status polls while one runs, then wait for every accepted job."""
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=60) as c:
+        # Warm-up job: the first job pays the plugins' one-time imports.
+        r = c.post("/api/jobs", files=[("references", ("v.png", photo, "image/png"))],
+                   data={"recipe": "quickstart", "overrides": json.dumps(TINY)})
+        _wait(c, r.json()["id"])
+
+        def submit(i: int) -> tuple[int, str | None, float]:
             t0 = time.perf_counter()
-            with ThreadPoolExecutor(args.jobs) as pool:
-                answers = list(pool.map(submit, range(args.jobs)))
-            submit_wall = time.perf_counter() - t0
-            accepted = [a[1] for a in answers if a[0] == 202]
-            refused = [a for a in answers if a[0] == 429]
-            other = [a for a in answers if a[0] not in (202, 429)]
+            resp = httpx.post(base + "/api/jobs", files=[("references", (f"v{i}.png", photo, "image/png"))],
+                              data={"recipe": "quickstart", "overrides": json.dumps(TINY)}, timeout=60)
+            return resp.status_code, resp.json().get("id"), time.perf_counter() - t0
 
-            # Status latency while a job runs: poll the currently running job.
-            lat = []
-            running = None
-            deadline = time.time() + 120
-            while len(lat) < args.polls and time.time() < deadline:
-                if running is None or c.get(f"/api/jobs/{running}").json()["state"] != "running":
-                    running = next((j["id"] for j in c.get("/api/jobs").json()["jobs"] if j["state"] == "running"), None)
-                    if running is None:
-                        break
-                t1 = time.perf_counter()
-                c.get(f"/api/jobs/{running}")
-                lat.append(time.perf_counter() - t1)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(jobs) as pool:
+            answers = list(pool.map(submit, range(jobs)))
+        submit_wall = time.perf_counter() - t0
+        accepted = [a[1] for a in answers if a[0] == 202]
+        lat = _status_latency(c, polls)
+        finals = {j: _wait(c, j) for j in accepted}
+        listed = c.get("/api/jobs").json()["jobs"]
+    return {"answers": answers, "accepted": accepted, "submit_wall": submit_wall, "lat": lat, "finals": finals,
+            "listed": listed}
 
-            finals = {j: _wait(c, j) for j in accepted}
-            listed = c.get("/api/jobs").json()["jobs"]
-    finally:
-        server.should_exit = True
-        thread.join(30)
+
+def _status_latency(c, polls: int) -> list[float]:
+    """Seconds per GET /api/jobs/{id} of the currently running job (up to ``polls``, or 120 s)."""
+    lat: list[float] = []
+    running = None
+    deadline = time.time() + 120
+    while len(lat) < polls and time.time() < deadline:
+        if running is None or c.get(f"/api/jobs/{running}").json()["state"] != "running":
+            running = next((j["id"] for j in c.get("/api/jobs").json()["jobs"] if j["state"] == "running"), None)
+            if running is None:
+                break
+        t1 = time.perf_counter()
+        c.get(f"/api/jobs/{running}")
+        lat.append(time.perf_counter() - t1)
+    return lat
+
+
+def _figures(seen: dict, jobs: int, queue_size: int) -> dict:
+    """The reported figures from what the load run saw."""
+    answers, accepted, finals, lat = seen["answers"], seen["accepted"], seen["finals"], seen["lat"]
     done = [j for j, s in finals.items() if s["state"] == "done"]
-    result = {
-        "jobs_submitted": args.jobs, "accepted": len(accepted), "refused_429": len(refused), "other_status": len(other),
+    return {
+        "jobs_submitted": jobs, "accepted": len(accepted), "refused_429": sum(a[0] == 429 for a in answers),
+        "other_status": sum(a[0] not in (202, 429) for a in answers),
         "accepted_done": len(done), "lost": len(accepted) - len(done),
         "duplicated_job_ids": len(accepted) - len(set(accepted)),
-        "jobs_listed_after": len(listed) - 1,  # minus the warm-up job
+        "jobs_listed_after": len(seen["listed"]) - 1,  # minus the warm-up job
         "candidates_per_job": sorted({len(s["results"]) for s in finals.values()}),
-        "submit_wall_s": round(submit_wall, 3),
+        "submit_wall_s": round(seen["submit_wall"], 3),
         "submit_p50_ms": round(1000 * statistics.median(a[2] for a in answers), 1),
         "status_polls": len(lat),
         "status_p50_ms": round(1000 * _pct(lat, 0.5), 2) if lat else None,
         "status_p95_ms": round(1000 * _pct(lat, 0.95), 2) if lat else None,
-        "queue_size": args.queue_size,
+        "queue_size": queue_size,
         "candidate_ids_unique_per_job": all(len({r["id"] for r in s["results"]}) == len(s["results"])
                                             for s in finals.values()),
     }
-    assert result["other_status"] == 0 and result["lost"] == 0 and result["duplicated_job_ids"] == 0, result
-    assert result["accepted"] + result["refused_429"] == args.jobs and result["jobs_listed_after"] == len(accepted)
-    print(json.dumps(result, indent=2))
-    out = ROOT / "bench/results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "web.json").write_text(json.dumps(result, indent=2))
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _wait(c, job_id: str, timeout: float = 600) -> dict:
