@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from ecomforge import hookimpl
+from ecomforge.plugins import get_registry
 from ecomforge.recipe import load_recipe
+from ecomforge.run.executor import LocalExecutor
 from ecomforge.run.runner import run_recipe
 from ecomforge.run.store import read_manifest
 from ecomforge.testing import temporary_plugins
@@ -199,3 +201,64 @@ def test_a_product_failing_in_masking_is_recorded_and_the_others_go_on(logging_r
     assert "b,acquire,toy" in (result.run_dir / "failed.csv").read_text()
     steps = ["acquire", "mask", "generate", "score", "filter"]
     assert spy.seen == [("a", s) for s in steps] + [("c", s) for s in steps]  # nothing ends for b: it failed
+
+
+SCORING = {"first_saw_second": None}
+
+
+class PooledScorer:
+    """A scorer stand-in as the Ray executor gives one (``pool.actors``): the real toy scorer, called here.
+
+    The first product's call waits until the second product's scoring has begun, so the test sees
+    whether products are scored at once (and that finishing in another order changes nothing).
+    """
+
+    def __init__(self, real, started: threading.Event) -> None:
+        self.real, self.started = real, started
+        self.pool = type("Pool", (), {"actors": [0, 1, 2]})()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def score(self, candidates, context):
+        """The real scores; the first product's only once the next product is being scored too."""
+        if context.references[0].product == "a":
+            SCORING["first_saw_second"] = self.started.wait(10)
+        else:
+            self.started.set()
+        return self.real.score(candidates, context)
+
+
+class PooledScoreExecutor(LocalExecutor):
+    """The local executor, with its scorers moved to a (pretend) pool of three scoring actors."""
+
+    name = "pooled-score"
+    default = False  # not what a recipe without `execute:` gets
+
+    def remote_stages(self, specs, *, base_dir=None):
+        """Stand-ins for the run's scorers."""
+        started = threading.Event()
+        return {"score": [PooledScorer(get_registry().create("scorer", s.plugin, s.config, device=s.device), started)
+                          for s in specs["score"]]}
+
+
+@hookimpl
+def register_executors(register):
+    """pooled-score executor."""
+    register(PooledScoreExecutor)
+
+
+def test_products_scored_at_once_on_pooled_scorers_keep_ids_order_and_pixels(logging_registry, tmp_path):
+    products = {"a": ["seed:1", "seed:2"], "b": ["seed:3"], "c": ["seed:4"]}
+    recipe = _recipe(tmp_path, products)
+    plain = run_recipe(load_recipe(recipe, ["execute.plugin=local", "execute.config.prefetch=0"]), out=tmp_path / "plain").run_dir
+    SCORING["first_saw_second"] = None
+    pooled = run_recipe(load_recipe(recipe, ["execute.plugin=pooled-score"]), out=tmp_path / "pooled",
+                        observers=[SlowWriter(0.0)]).run_dir
+    assert SCORING["first_saw_second"] is True  # b was scored while a's scoring was still out
+    a, b = read_manifest(plain), read_manifest(pooled)
+    assert len(a) == 4 * 2 * 3 and _strip(a) == _strip(b)
+    assert [r["product"] for r in b] == sorted(r["product"] for r in b)  # the manifest in catalogue order
+    assert [p for e, p, _ in LOG if e == "done"] == ["a", "b", "c"]  # on_product_done too, though b scored first
+    for r in a:
+        assert np.array_equal(np.asarray(Image.open(plain / r["image"])), np.asarray(Image.open(pooled / r["image"])))

@@ -64,7 +64,7 @@ def test_ray_gives_the_same_manifest_and_pixels_as_local(cluster, toy_registry, 
     local = run_recipe(load_recipe(toy_recipe, ["execute.plugin=local", "execute.config.prefetch=0"]),
                        out=tmp_path / "local")
     toyplugins.CALLS.clear()
-    sets = _ray_set(TESTS, extra="remote_stages: [mask, score], stage_workers: 1, ")
+    sets = _ray_set(TESTS, extra="remote_stages: [mask, score], stage_workers: 2, ")
     remote = run_recipe(load_recipe(toy_recipe, sets), out=tmp_path / "ray")
     assert toyplugins.CALLS == {}  # every mask, image and score was made in a Ray worker, none here
     records = read_manifest(remote.run_dir)

@@ -1,10 +1,13 @@
 """What lifecycle hooks receive about the run in progress."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+_TIME_LOCK = threading.Lock()  # helper threads (masking, scoring several products at once) add times too
 
 
 @dataclass
@@ -28,4 +31,5 @@ class RunContext:
 
     def add_time(self, step: str, seconds: float) -> None:
         """Accumulate time spent inside a stage's method."""
-        self.stage_seconds[step] = self.stage_seconds.get(step, 0.0) + seconds
+        with _TIME_LOCK:
+            self.stage_seconds[step] = self.stage_seconds.get(step, 0.0) + seconds

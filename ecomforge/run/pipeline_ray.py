@@ -73,6 +73,7 @@ class StagePool:
         self._options = lambda slot: {**options, **placement(offset + slot)}  # spread over the GPU bundles
         self.actors = [self._start(i) for i in range(max(1, n))]
         self.busy = [0] * len(self.actors)
+        self._next = 0  # where the search for the least busy actor begins: ties go round the pool
         self._lock = threading.Lock()
 
     def call(self, method: str, *args: Any) -> Any:
@@ -80,7 +81,7 @@ class StagePool:
         ray = self.ray
         for attempt in range(self.max_retries + 1):
             with self._lock:
-                slot = min(range(len(self.actors)), key=lambda i: self.busy[i])
+                slot = self._least_busy()
                 actor = self.actors[slot]
                 self.busy[slot] += 1
             try:
@@ -100,6 +101,18 @@ class StagePool:
                 with self._lock:
                     self.busy[slot] -= 1
         raise AssertionError("unreachable")
+
+    def _least_busy(self) -> int:
+        """The actor with the fewest calls out; among equals the one after the last chosen.
+
+        Ties must rotate: a caller that waits for each answer (the scoring of one product after the
+        other) always sees every actor idle, and the lowest slot would get every call, queued behind
+        the generation jobs of one GPU while the other GPUs' scoring actors sit idle.
+        """
+        n = len(self.actors)
+        slot = min(((self._next + i) % n for i in range(n)), key=lambda i: self.busy[i])
+        self._next = (slot + 1) % n
+        return slot
 
     def _start(self, slot: int) -> Any:
         return self._cls.options(**self._options(slot)).remote(*self._args)

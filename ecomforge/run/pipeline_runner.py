@@ -2,12 +2,15 @@
 
 ``Runner._acquire_and_mask`` and ``_plan_jobs`` run in helper threads (hook calls recorded, replayed
 here in order); generation streams through one ``executor.map``; ``_score``, ``_filter``,
-``_records`` run in a helper thread as each product's last job returns (hooks recorded, replayed in
-order), while the executor already works on the next products. A product that fails in any step goes to
-the runner's failure handler (or stops the run when it has none / runs fail-fast).
+``_records`` run in helper threads as each product's last job returns (hooks recorded, replayed in
+order), while the executor already works on the next products. With scoring on remote workers several
+products are scored at once (one wait per scorer call would otherwise pace the whole run); their
+filter and record steps still run one product at a time, in catalogue order. A product that fails in
+any step goes to the runner's failure handler (or stops the run when it has none / runs fail-fast).
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,7 +56,7 @@ def run_products(runner: Any, ctx: RunContext, store: RunStore,
     threads = getattr(runner.executor, "prepare_threads", lambda: 1)() if remote else 1
     events = stream(products, prepare, runner.executor, spec, lookahead=2 * threads, threads=threads,
                     resumed=resumed)
-    driver = _Driver(runner, ctx, hooks)
+    driver = _Driver(runner, ctx, hooks, finish_threads(runner.scorers) if remote else 1)
     try:
         for ev in events:
             yield from driver.push(ev)
@@ -75,20 +78,25 @@ class _Driver:
     """Handles events in the caller's thread, in order; finishes each product in a helper thread.
 
     A product being finished (score, filter, records) holds the events after it, so hooks see one
-    product after the other, while the executor keeps generating the next products.
+    product after the other, while the executor keeps generating the next products. With several
+    finish threads (scorers on worker pools), a held product whose candidates are all in is scored
+    at once, ahead of its turn (``_early``); its filter and records still wait for its turn.
     """
 
-    def __init__(self, runner: Any, ctx: RunContext, hooks: RecordingHooks) -> None:
+    def __init__(self, runner: Any, ctx: RunContext, hooks: RecordingHooks, threads: int = 1) -> None:
         self.runner, self.ctx, self.hooks = runner, ctx, hooks
         self.state: dict[int, dict[str, Any]] = {}
         self.backlog: deque[Event] = deque()
         self.finishing: deque[tuple[Any, Future[Any]]] = deque()  # (work, its finish), in order
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecomforge-finish")
+        self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="ecomforge-finish")
+        self.early: dict[int, dict[str, Any]] | None = {} if threads > 1 else None  # id(product) -> its early finish
         self.current = "*"
 
     def push(self, ev: Event) -> Iterator[list[dict[str, Any]]]:
         """Take one event; yield the records of every product that is now complete."""
         self.backlog.append(ev)
+        if self.early is not None:
+            self._early(ev)
         yield from self.drain(block=False)
 
     def drain(self, block: bool) -> Iterator[list[dict[str, Any]]]:
@@ -106,23 +114,65 @@ class _Driver:
             ev = self.backlog.popleft()
             self.current = ev.prepared.product
             st = self.state.setdefault(id(ev.prepared), {"gen_s": 0.0})
+            early = self.early.pop(id(ev.prepared), None) if self.early is not None and ev.kind == "end" else None
             if ev.kind == "end":
                 self.state.pop(id(ev.prepared), None)
             if st.get("reported"):  # failed and recorded already: its later events mean nothing
+                _release(early, use=False)
                 continue
             done = _handle(self.runner, self.ctx, ev, st)
             st["reported"] = done is not None
             if done is _FINISH:
-                self.finishing.append((ev.prepared.work, self.pool.submit(cancel.in_context(self._finish), ev.prepared.work)))
-            elif done is not None:
-                yield done
+                fut = early["fut"] if early else self.pool.submit(cancel.in_context(self._finish), ev.prepared.work)
+                _release(early, use=True)  # its turn: the early finish may filter and write records now
+                self.finishing.append((ev.prepared.work, fut))
+            else:
+                _release(early, use=False)
+                if done is not None:
+                    yield done
 
-    def _finish(self, work: Any) -> tuple[list[Any], list[dict[str, Any]] | None, Exception | None]:
-        """Score, filter and build the records (in the helper thread, hook calls recorded)."""
+    def _early(self, ev: Event) -> None:
+        """Note a held product's candidates as they come; once all are in, start its finish (it waits for its turn).
+
+        Only what ``_start_generate`` and ``_take_job`` will set again, identically, in its turn;
+        any doubt (an error, a wrong count) leaves the product to the ordinary path.
+        """
+        prep = ev.prepared
+        early = self.early.setdefault(id(prep), {"ok": prep.error is None})  # type: ignore[union-attr]
+        work = prep.work
+        if not early["ok"] or "fut" in early:
+            return
+        if ev.kind == "start":
+            for job in work.jobs:
+                for cid, cand in zip(job.ids, prep.resumed.get(job.key, ())):
+                    work.cands[cid], work.meta[cid] = cand, {"job": job, "generate_s": 0.0, "resumed": True}
+        elif ev.kind == "job":
+            out = ev.output
+            if not isinstance(out, list) or ev.job is None or len(out) != len(ev.job.ids):
+                early["ok"] = False
+                return
+            for cid, cand in zip(ev.job.ids, out):
+                work.cands[cid] = cand
+                work.meta[cid] = {"job": ev.job, "generate_s": ev.seconds / len(out)}
+        elif ev.kind == "end":
+            early["turn"], early["use"] = threading.Event(), False
+            early["fut"] = self.pool.submit(cancel.in_context(self._finish), work, early)
+
+    def _finish(self, work: Any, early: dict[str, Any] | None = None
+                ) -> tuple[list[Any], list[dict[str, Any]] | None, Exception | None]:
+        """Score, filter and build the records (in a helper thread, hook calls recorded).
+
+        An early finish scores, then waits for the product's turn: filters see the products one
+        after the other, in catalogue order, and the records see the candidates' write times.
+        """
         runner, calls = self.runner, []
         self.hooks.record(calls)
         try:
             runner._score(self.ctx, work)
+            if early is not None:
+                early["turn"].wait()
+                if not early["use"]:
+                    return calls, None, None  # the product failed in its turn (or the run stopped): dropped
             runner._filter(self.ctx, work)
             records = runner._records(self.ctx, work)
             self.hooks.on_product_done(run=self.ctx, product=work.product, records=records)
@@ -133,8 +183,26 @@ class _Driver:
             self.hooks.record(None)
 
     def close(self) -> None:
-        """Wait for the helper thread (a stopped run leaves nothing running)."""
+        """Wait for the helper threads (a stopped run leaves nothing running)."""
+        for early in (self.early or {}).values():
+            _release(early, use=False)  # early finishes whose turn will not come stop waiting
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _release(early: dict[str, Any] | None, *, use: bool) -> None:
+    """An early finish's turn has come: go on (``use``), or drop what it did."""
+    if early is not None and "turn" in early:
+        early["use"] = use
+        early["turn"].set()
+
+
+def finish_threads(scorers: list[Any]) -> int:
+    """Products scored at once: one per scoring actor when every scorer runs on a pool, else 1 (a local
+    scorer is called from one thread only)."""
+    pools = [getattr(proxy, "pool", None) for _, _, proxy in scorers]
+    if not pools or any(p is None for p in pools):
+        return 1
+    return max(len(p.actors) for p in pools)
 
 
 _FINISH: Any = object()  # _handle's answer at a product's end: score, filter and write it (in the helper thread)
