@@ -131,61 +131,76 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    from ecomforge.models import MODEL_CACHE
+
     ref = reference(args.size)
     texts = TEXTS[:args.k]
     results: dict[str, dict] = {}
-    out_dir = ROOT / "bench/results"
-    out_dir.mkdir(parents=True, exist_ok=True)
     looks = Path(tempfile.gettempdir()) / "ecomforge-bench-sam"  # overlays to look at, not results to keep
     looks.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            t0 = time.perf_counter()
-            sam_path, clip_path = build_models(name, Path(tmp) / name)
-            print(f"[{name}] built random-weight models in {time.perf_counter() - t0:.1f}s", flush=True)
-            base = {"model": sam_path, "clip_model": clip_path, "min_score": -1.0, "min_area": 0.01,
-                    "points_per_side": args.points_per_side, "points_per_batch": 64,
-                    # random weights never pass SAM's quality bars; keep every proposal so the work is real
-                    "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
-            strategies = args.strategies.split(",") if name == "tiny" else ["reuse"]
-            row: dict[str, float] = {}
-            for mode in ("auto", "boxes"):
-                for strategy in strategies:
-                    times, masks = time_prompts({**base, "mode": mode}, ref, texts, strategy)
-                    row[f"{mode}/{strategy}"] = sum(times)
-                    print(f"[{name}] {mode:5s} {strategy:10s} {sum(times):7.2f}s for {len(texts)} prompts "
-                          f"({', '.join(f'{t:.2f}' for t in times)})", flush=True)
-                    if strategy == "reuse":
-                        # A cold prompt is what every prompt costs without reuse: the recompute total
-                        # follows from the measured first prompt when the recompute runs are skipped.
-                        row[f"{mode}/first prompt"] = times[0]
-                        row[f"{mode}/later prompt"] = sum(times[1:]) / max(1, len(times) - 1)
-                save_overlay(ref, masks[0], looks / f"sam{args.tag}_{name}_{mode}.png")
-                recompute = row.get(f"{mode}/recompute", len(texts) * row[f"{mode}/first prompt"])
-                row[f"{mode}: recompute/reuse"] = recompute / row[f"{mode}/reuse"]
-                row[f"{mode}: first/later prompt"] = row[f"{mode}/first prompt"] / row[f"{mode}/later prompt"]
-                if f"{mode}/embed-only" in row:
-                    row[f"{mode}: embed-only/reuse"] = row[f"{mode}/embed-only"] / row[f"{mode}/reuse"]
-            row["auto/boxes (first prompt)"] = row["auto/first prompt"] / row["boxes/first prompt"]
-            row["auto/boxes (k prompts, reuse)"] = row["auto/reuse"] / row["boxes/reuse"]
-            results[name] = row
-            from ecomforge.models import MODEL_CACHE
-
+            results[name] = _model_row(name, Path(tmp) / name, args, ref, texts, looks)
             MODEL_CACHE.clear()
             clear_caches()
     info = {"k": args.k, "points_per_side": args.points_per_side, "reference": f"{ref.size[0]}x{ref.size[1]}",
             "torch_threads": torch.get_num_threads(), "results": results}
-    previous = out_dir / f"sam{args.tag}.json"
-    if previous.is_file():  # keep other models' rows from an earlier run with the same settings
-        old = json.loads(previous.read_text())
-        if all(old.get(k) == info[k] for k in ("k", "points_per_side", "reference")):
-            info["results"] = {**old.get("results", {}), **results}
-    previous.write_text(json.dumps(info, indent=2))
+    _save(info, results, args.tag)
     print(f"\nk={args.k} prompts on one {info['reference']} reference, points_per_side={args.points_per_side}, "
           f"CPU threads={info['torch_threads']}")
     for name, row in results.items():
         ratios = ", ".join(f"{k} {v:.1f}x" for k, v in row.items() if ":" in k or "(" in k)
         print(f"  {name:6s} {ratios}")
+
+
+def _model_row(name: str, folder: Path, args: argparse.Namespace, ref, texts: list[str], looks: Path) -> dict:
+    """Times and ratios of one model size: both modes, each cache strategy asked for."""
+    t0 = time.perf_counter()
+    sam_path, clip_path = build_models(name, folder)
+    print(f"[{name}] built random-weight models in {time.perf_counter() - t0:.1f}s", flush=True)
+    base = {"model": sam_path, "clip_model": clip_path, "min_score": -1.0, "min_area": 0.01,
+            "points_per_side": args.points_per_side, "points_per_batch": 64,
+            # random weights never pass SAM's quality bars; keep every proposal so the work is real
+            "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+    strategies = args.strategies.split(",") if name == "tiny" else ["reuse"]
+    row: dict[str, float] = {}
+    for mode in ("auto", "boxes"):
+        for strategy in strategies:
+            times, masks = time_prompts({**base, "mode": mode}, ref, texts, strategy)
+            row[f"{mode}/{strategy}"] = sum(times)
+            print(f"[{name}] {mode:5s} {strategy:10s} {sum(times):7.2f}s for {len(texts)} prompts "
+                  f"({', '.join(f'{t:.2f}' for t in times)})", flush=True)
+            if strategy == "reuse":
+                # A cold prompt is what every prompt costs without reuse: the recompute total
+                # follows from the measured first prompt when the recompute runs are skipped.
+                row[f"{mode}/first prompt"] = times[0]
+                row[f"{mode}/later prompt"] = sum(times[1:]) / max(1, len(times) - 1)
+        save_overlay(ref, masks[0], looks / f"sam{args.tag}_{name}_{mode}.png")
+        _mode_ratios(row, mode, len(texts))
+    row["auto/boxes (first prompt)"] = row["auto/first prompt"] / row["boxes/first prompt"]
+    row["auto/boxes (k prompts, reuse)"] = row["auto/reuse"] / row["boxes/reuse"]
+    return row
+
+
+def _mode_ratios(row: dict[str, float], mode: str, k: int) -> None:
+    """Add one mode's ratios to its timed row: recompute/reuse, first/later prompt, embed-only/reuse."""
+    recompute = row.get(f"{mode}/recompute", k * row[f"{mode}/first prompt"])
+    row[f"{mode}: recompute/reuse"] = recompute / row[f"{mode}/reuse"]
+    row[f"{mode}: first/later prompt"] = row[f"{mode}/first prompt"] / row[f"{mode}/later prompt"]
+    if f"{mode}/embed-only" in row:
+        row[f"{mode}: embed-only/reuse"] = row[f"{mode}/embed-only"] / row[f"{mode}/reuse"]
+
+
+def _save(info: dict, results: dict, tag: str) -> None:
+    """Write bench/results/sam<TAG>.json, keeping other models' rows from an earlier run with the same settings."""
+    out_dir = ROOT / "bench/results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = out_dir / f"sam{tag}.json"
+    if previous.is_file():
+        old = json.loads(previous.read_text())
+        if all(old.get(k) == info[k] for k in ("k", "points_per_side", "reference")):
+            info["results"] = {**old.get("results", {}), **results}
+    previous.write_text(json.dumps(info, indent=2))
 
 
 if __name__ == "__main__":
