@@ -80,7 +80,8 @@ def run_once(tmp: Path, gpus: int, products: int, remote: bool, in_flight: int =
            f"runtime_env: {{env_vars: {{PYTHONPATH: '{ROOT}', HF_HUB_OFFLINE: '1', ECOMFORGE_SIM_TRACE: '1'}}}}}}")
     for old in simstages.LOCKS.glob("trace-*.txt"):
         old.unlink()
-    ray.init(num_cpus=gpus + 8, num_gpus=gpus, include_dashboard=False, logging_level="ERROR",
+    # each GPU bundle reserves 1.75 CPU slots (a generation actor, three 0.25 stage actors): 2 per GPU, spare 8
+    ray.init(num_cpus=2 * gpus + 8, num_gpus=gpus, include_dashboard=False, logging_level="ERROR",
              log_to_driver=False)
     clock = Clock()
     try:
