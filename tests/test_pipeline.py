@@ -203,7 +203,7 @@ def test_a_product_failing_in_masking_is_recorded_and_the_others_go_on(logging_r
     assert spy.seen == [("a", s) for s in steps] + [("c", s) for s in steps]  # nothing ends for b: it failed
 
 
-SCORING = {"first_saw_second": None}
+SCORING = {"first_saw_second": None, "wait": True}
 
 
 class PooledScorer:
@@ -222,7 +222,7 @@ class PooledScorer:
 
     def score(self, candidates, context):
         """The real scores; the first product's only once the next product is being scored too."""
-        if context.references[0].product == "a":
+        if context.references[0].product == "a" and SCORING["wait"]:
             SCORING["first_saw_second"] = self.started.wait(10)
         else:
             self.started.set()
@@ -252,7 +252,7 @@ def test_products_scored_at_once_on_pooled_scorers_keep_ids_order_and_pixels(log
     products = {"a": ["seed:1", "seed:2"], "b": ["seed:3"], "c": ["seed:4"]}
     recipe = _recipe(tmp_path, products)
     plain = run_recipe(load_recipe(recipe, ["execute.plugin=local", "execute.config.prefetch=0"]), out=tmp_path / "plain").run_dir
-    SCORING["first_saw_second"] = None
+    SCORING.update(first_saw_second=None, wait=True)
     pooled = run_recipe(load_recipe(recipe, ["execute.plugin=pooled-score"]), out=tmp_path / "pooled",
                         observers=[SlowWriter(0.0)]).run_dir
     assert SCORING["first_saw_second"] is True  # b was scored while a's scoring was still out
@@ -262,3 +262,13 @@ def test_products_scored_at_once_on_pooled_scorers_keep_ids_order_and_pixels(log
     assert [p for e, p, _ in LOG if e == "done"] == ["a", "b", "c"]  # on_product_done too, though b scored first
     for r in a:
         assert np.array_equal(np.asarray(Image.open(plain / r["image"])), np.asarray(Image.open(pooled / r["image"])))
+
+
+def test_a_product_failing_in_generation_on_pooled_scorers_is_recorded_and_the_others_go_on(logging_registry, tmp_path):
+    SCORING.update(first_saw_second=None, wait=False)
+    recipe = _recipe(tmp_path, {"a": ["seed:1"], "b": ["seed:13"], "c": ["seed:4"]})
+    result = run_recipe(load_recipe(recipe, ["execute.plugin=pooled-score"]), out=tmp_path / "runs",
+                        observers=[SlowWriter(0.0)])
+    assert [r["product"] for r in read_manifest(result.run_dir) if "id" in r] == ["a"] * 6 + ["c"] * 6
+    assert "b,generate,toy-log" in (result.run_dir / "failed.csv").read_text()
+    assert [p for e, p, _ in LOG if e == "done"] == ["a", "c"]
