@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +74,7 @@ class RecordingHooks:
 
 def stream(products: Iterable[tuple[str, Any]], prepare: Callable[[str, Any], Prepared], executor: Executor,
            spec: GeneratorSpec, *, lookahead: int = 2, threads: int = 1,
-           resumed: Callable[[GenerationJob], list[Candidate] | None] = lambda job: None) -> Iterator[Event]:
+           resumed: Callable[[GenerationJob], list[Candidate] | None] = lambda job: None) -> Generator[Event, None, None]:
     """Events of every product, in catalogue order per product; jobs of the next products run meanwhile.
 
     ``prepare`` runs in ``threads`` helper threads, at most ``lookahead`` products ahead of generation

@@ -37,7 +37,8 @@ def run_products(runner: Any, ctx: RunContext, store: RunStore,
     spec = GeneratorSpec(recipe.generate.plugin, dict(runner.resolved.configs["generate"].model_dump()), runner.device)
 
     def prepare(product: str, specs: Any) -> Prepared:
-        work, calls = ProductWork(product, specs), []
+        work = ProductWork(product, specs)
+        calls: list[tuple[str, dict[str, Any]]] = []  # the hook calls made while preparing it
         hooks.record(calls)
         try:
             runner._acquire_and_mask(ctx, work)
@@ -165,7 +166,8 @@ class _Driver:
         An early finish scores, then waits for the product's turn: filters see the products one
         after the other, in catalogue order, and the records see the candidates' write times.
         """
-        runner, calls = self.runner, []
+        runner = self.runner
+        calls: list[tuple[str, dict[str, Any]]] = []
         self.hooks.record(calls)
         try:
             runner._score(self.ctx, work)
@@ -202,7 +204,7 @@ def finish_threads(scorers: list[Any]) -> int:
     pools = [getattr(proxy, "pool", None) for _, _, proxy in scorers]
     if not pools or any(p is None for p in pools):
         return 1
-    return max(len(p.actors) for p in pools)
+    return max(len(p.actors) for p in pools if p is not None)
 
 
 _FINISH: Any = object()  # _handle's answer at a product's end: score, filter and write it (in the helper thread)

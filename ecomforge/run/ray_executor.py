@@ -205,7 +205,8 @@ class RayExecutor(Executor):
             return
         import ray
 
-        for pool in [*self._pools.values(), *self._stage_pools]:
+        pools: list[_Pool | StagePool] = [*self._pools.values(), *self._stage_pools]
+        for pool in pools:
             pool.stop()
         self._pools.clear()
         self._stage_pools.clear()

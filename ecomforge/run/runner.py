@@ -12,7 +12,7 @@ from ..errors import EcomforgeError, HookError, StageError, UsageError
 from ..plugins import Registry, get_registry
 from ..recipe.load import ResolvedRecipe
 from ..recipe.products import ProductPlan
-from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer
+from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer, StageConfig
 from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
 from . import cancel
 from .context import RunContext
@@ -34,7 +34,7 @@ class Runner:
     """Runs one resolved recipe into one run folder; stages are built once and reused per product."""
 
     def __init__(self, resolved: ResolvedRecipe, *, registry: Registry | None = None, device: str = "auto",
-                 executor: str | None = None, observers: list[Any] = (), fail_fast: bool = False) -> None:
+                 executor: str | None = None, observers: Sequence[Any] = (), fail_fast: bool = False) -> None:
         self.resolved = resolved
         self.fail_fast = fail_fast  # stop at the first product that fails instead of recording it
         self.registry = registry or get_registry()
@@ -55,7 +55,7 @@ class Runner:
         self.filters: list[tuple[str, str, Filter]] = [
             (key, f.plugin, create("filter", f.plugin, cfg[key], device=device)) for key, f in r.filter_steps()]
         exec_name = executor or r.execute.plugin
-        exec_cfg = cfg["execute"] if exec_name == r.execute.plugin else {}
+        exec_cfg: StageConfig | dict[str, Any] = cfg["execute"] if exec_name == r.execute.plugin else {}
         self.executor: Executor = create("executor", exec_name, exec_cfg, device=device, path="execute.config")
         self.executor.attach(registry=self.registry, generator=self.generator)  # one generator per run
         self.hooks: Any = RunHooks(self.registry.pm, [])  # every hook call goes through this; run() scopes it
@@ -205,8 +205,9 @@ class Runner:
             pending = []
             for job in work.jobs:
                 loaded = [store.load_candidate(cid) for cid in job.ids]
-                if all(c is not None for c in loaded):
-                    for cid, cand in zip(job.ids, loaded):
+                found = [c for c in loaded if c is not None]
+                if len(found) == len(loaded):
+                    for cid, cand in zip(job.ids, found):
                         work.cands[cid], work.meta[cid] = cand, {"job": job, "generate_s": 0.0, "resumed": True}
                     self._advance(ctx, "generate", product, len(job.ids))
                 else:
@@ -214,6 +215,8 @@ class Runner:
             spec = GeneratorSpec(recipe.generate.plugin, dict(self.resolved.configs["generate"].model_dump()), self.device)
             t0 = time.perf_counter()
             for job, out in self.executor.map(spec, pending):
+                if isinstance(out, Exception):  # only a map(..., isolate=True) yields these; this one is not
+                    raise out
                 elapsed = time.perf_counter() - t0
                 t["inside"] += elapsed
                 if len(out) != len(job.ids):
@@ -406,7 +409,7 @@ def _root_hook_error(exc: BaseException) -> BaseException | None:
 
 def run_recipe(resolved: ResolvedRecipe, *, out: Path | None = None, resume: Path | None = None,
                device: str = "auto", executor: str | None = None, registry: Registry | None = None,
-               observers: list[Any] = (), fail_fast: bool = False) -> RunResult:
+               observers: Sequence[Any] = (), fail_fast: bool = False) -> RunResult:
     """Run a resolved recipe (or resume a run folder) and return its records; failed products are recorded."""
     if resume is not None:
         resolved = stored_recipe_for(resolved, resume, registry)
