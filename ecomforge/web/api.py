@@ -6,13 +6,14 @@ import io
 import json
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from ..errors import InputError
 from .files import file_headers
@@ -53,66 +54,129 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
-def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRouter:
-    """Routes under /api, bound to one job manager."""
-    r = APIRouter(prefix="/api")
+class _Jobs:
+    """What the routes share: the job manager, the presets folder and the upload limits."""
 
-    def job_or_404(job_id: str) -> Job:
-        job = manager.get(job_id) if valid_job_id(job_id) else None
+    def __init__(self, manager: JobManager, recipes_dir: Path, limits: Limits) -> None:
+        self.manager, self.recipes_dir, self.limits = manager, recipes_dir, limits
+
+    def job_or_404(self, job_id: str) -> Job:
+        """The job, or JobNotFound (404) for an unknown or malformed id."""
+        job = self.manager.get(job_id) if valid_job_id(job_id) else None
         if job is None:
             raise JobNotFound(f"no job {job_id!r}")
         return job
 
-    def run_root(job: Job) -> Path | None:
+    def run_root(self, job: Job) -> Path | None:
+        """The job's run folder once it holds a recipe, else None."""
         if not job.run_dir:
             return None
-        root = (manager.store.job_dir(job.id) / job.run_dir).resolve()
+        root = (self.manager.store.job_dir(job.id) / job.run_dir).resolve()
         return root if (root / "recipe.yaml").is_file() else None
 
-    def view(job: Job, results: bool = True) -> dict[str, Any]:
+    def view(self, job: Job, results: bool = True) -> dict[str, Any]:
+        """The job as the API shows it: server folders scrubbed, results when asked for."""
         d = job.to_dict()
-        d["waiting"] = manager.waiting() if job.state == "queued" else 0
+        d["waiting"] = self.manager.waiting() if job.state == "queued" else 0
         if results:
-            d["results"] = _results(job, run_root(job))
-        return manager.scrub(job.id, d)
+            d["results"] = _results(job, self.run_root(job))
+        return self.manager.scrub(job.id, d)
+
+
+def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRouter:
+    """Routes under /api, bound to one job manager."""
+    r = APIRouter(prefix="/api")
+    jobs = _Jobs(manager, recipes_dir, limits)
+    _submit_route(r, jobs)
+    _job_routes(r, jobs)
+    _file_routes(r, jobs)
+    _info_routes(r, recipes_dir)
+    return r
+
+
+@dataclass
+class _JobForm:
+    """A submit form's fields, read and size-checked (the recipe is a preset name or a file's bytes)."""
+
+    references: list[bytes]
+    masks: list[bytes]
+    preset: str | None
+    recipe_file: bytes | None
+    text: dict[str, str | None]
+
+
+async def _read_job_form(request: Request, limits: Limits) -> _JobForm | JSONResponse:
+    """The multipart form of POST /jobs, or the 400 answer that refuses it."""
+    try:
+        form = await request.form(max_files=2 * limits.max_files + 2, max_fields=100)
+    except Exception as exc:  # the multipart parser's messages are already plain
+        return error(400, f"bad multipart form: {exc}")
+    try:
+        refs = [v for v in form.getlist("references") if isinstance(v, UploadFile)]
+        masks = [v for v in form.getlist("masks") if isinstance(v, UploadFile)]
+        refused = _refuse_file_counts(len(refs), len(masks), limits)
+        if refused is not None:
+            return refused
+        recipe = form.get("recipe")
+        if recipe is None or recipe == "":
+            return error(400, "field 'recipe': give a preset name (GET /api/recipes) or a recipe file")
+        text = _text_fields(form, limits)
+        if isinstance(text, JSONResponse):
+            return text
+        ref_bytes = [await f.read(limits.max_file_bytes + 1) for f in refs]
+        mask_bytes = [await f.read(limits.max_file_bytes + 1) for f in masks]
+        recipe_bytes = await recipe.read(limits.max_recipe_bytes + 1) if isinstance(recipe, UploadFile) else None
+    finally:
+        await form.close()
+    return _JobForm(ref_bytes, mask_bytes, recipe if isinstance(recipe, str) else None, recipe_bytes, text)
+
+
+def _refuse_file_counts(refs: int, masks: int, limits: Limits) -> JSONResponse | None:
+    """A 400 for no references or a mask count that does not match; TooLarge (413) over the file limit."""
+    if not refs:
+        return error(400, "field 'references': upload at least one product photo")
+    if refs > limits.max_files or masks > limits.max_files:
+        raise TooLarge(f"references: {refs} files is over the limit of {limits.max_files}")
+    if masks and masks != refs:
+        return error(400, f"field 'masks': {masks} masks for {refs} references (one each)")
+    return None
+
+
+def _text_fields(form: FormData, limits: Limits) -> dict[str, str | None] | JSONResponse:
+    """The prompt, negative prompt and overrides fields: text, not files; the prompts within max_text."""
+    fields: dict[str, str | None] = {}
+    for k in ("prompt", "negative_prompt", "overrides"):
+        v = form.get(k)
+        if v is not None and not isinstance(v, str):
+            return error(400, f"field '{k}': expected text, got a file")
+        if k != "overrides" and v is not None and len(v) > limits.max_text:
+            raise TooLarge(f"field '{k}': over {limits.max_text} characters")
+        fields[k] = v
+    return fields
+
+
+def _submit_route(r: APIRouter, jobs: _Jobs) -> None:
+    """POST /jobs."""
+    manager, limits = jobs.manager, jobs.limits
 
     @r.post("/jobs", status_code=202, openapi_extra=JOB_FORM, summary="Submit a job (multipart form)")
     async def create_job(request: Request) -> JSONResponse:
         """Validate the uploads and the recipe, then queue the job (429 when the queue is full)."""
         manager.check_room()  # 429 before the body is parsed, let alone decoded
-        try:
-            form = await request.form(max_files=2 * limits.max_files + 2, max_fields=100)
-        except Exception as exc:  # noqa: BLE001 - the multipart parser's messages are already plain
-            return error(400, f"bad multipart form: {exc}")
-        try:
-            refs = [v for v in form.getlist("references") if isinstance(v, UploadFile)]
-            masks = [v for v in form.getlist("masks") if isinstance(v, UploadFile)]
-            if not refs:
-                return error(400, "field 'references': upload at least one product photo")
-            if len(refs) > limits.max_files or len(masks) > limits.max_files:
-                raise TooLarge(f"references: {len(refs)} files is over the limit of {limits.max_files}")
-            if masks and len(masks) != len(refs):
-                return error(400, f"field 'masks': {len(masks)} masks for {len(refs)} references (one each)")
-            recipe = form.get("recipe")
-            if recipe is None or recipe == "":
-                return error(400, "field 'recipe': give a preset name (GET /api/recipes) or a recipe file")
-            fields = {k: form.get(k) for k in ("prompt", "negative_prompt", "overrides")}
-            for k, v in fields.items():
-                if v is not None and not isinstance(v, str):
-                    return error(400, f"field '{k}': expected text, got a file")
-                if k != "overrides" and v is not None and len(v) > limits.max_text:
-                    raise TooLarge(f"field '{k}': over {limits.max_text} characters")
-            ref_bytes = [await f.read(limits.max_file_bytes + 1) for f in refs]
-            mask_bytes = [await f.read(limits.max_file_bytes + 1) for f in masks]
-            recipe_bytes = await recipe.read(limits.max_recipe_bytes + 1) if isinstance(recipe, UploadFile) else None
-        finally:
-            await form.close()
+        form = await _read_job_form(request, limits)
+        if isinstance(form, JSONResponse):
+            return form
         job = await run_in_threadpool(
-            lambda: submit_job(manager, recipes_dir, limits, references=ref_bytes, masks=mask_bytes,
-                               preset=recipe if isinstance(recipe, str) else None, recipe_file=recipe_bytes,
-                               prompt=fields["prompt"], negative_prompt=fields["negative_prompt"],
-                               overrides=fields["overrides"]))
-        return JSONResponse(view(job, results=False), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+            lambda: submit_job(manager, jobs.recipes_dir, limits, references=form.references, masks=form.masks,
+                               preset=form.preset, recipe_file=form.recipe_file, prompt=form.text["prompt"],
+                               negative_prompt=form.text["negative_prompt"], overrides=form.text["overrides"]))
+        return JSONResponse(jobs.view(job, results=False), status_code=202,
+                            headers={"Location": f"/api/jobs/{job.id}"})
+
+
+def _job_routes(r: APIRouter, jobs: _Jobs) -> None:
+    """Listing, watching, cancelling, resuming and rerunning jobs."""
+    manager, view, job_or_404 = jobs.manager, jobs.view, jobs.job_or_404
 
     @r.get("/jobs", summary="List jobs, newest first")
     def list_jobs() -> dict[str, Any]:
@@ -136,7 +200,7 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
                 version = manager.version(job_id)
                 if version != last:
                     last = version
-                    job = manager.get(job_id)
+                    job = job_or_404(job_id)  # jobs are never deleted: found above, found now
                     yield f"event: progress\ndata: {json.dumps(view(job, results=False))}\n\n"
                     if job.state in TERMINAL:
                         yield f"event: end\ndata: {json.dumps({'state': job.state})}\n\n"
@@ -164,14 +228,18 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
         job_or_404(job_id)
         if not CANDIDATE_ID.fullmatch(candidate_id):
             raise JobNotFound(f"no candidate {candidate_id!r}")
-        job = rerun_candidate(manager, recipes_dir, limits, job_id, candidate_id)
+        job = rerun_candidate(manager, jobs.recipes_dir, jobs.limits, job_id, candidate_id)
         return JSONResponse(view(job, results=False), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+
+
+def _file_routes(r: APIRouter, jobs: _Jobs) -> None:
+    """A job's results as a zip, and single files of its run folder."""
 
     @r.get("/jobs/{job_id}/results.zip", summary="Result images as a zip (all, or ?ids=a,b)")
     def results_zip(job_id: str, ids: str | None = None) -> Response:
         """Candidate PNGs and their manifest lines; ``ids`` picks some."""
-        job = job_or_404(job_id)
-        root = run_root(job)
+        job = jobs.job_or_404(job_id)
+        root = jobs.run_root(job)
         if root is None:
             return error(409, f"job {job_id} has no results yet")
         data = zip_results(root, job, ids)
@@ -182,8 +250,8 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
     @r.get("/jobs/{job_id}/files/{path:path}", summary="A file of the job's run folder")
     def job_file(job_id: str, path: str) -> Response:
         """Only files inside the job's run folder; nothing hidden, nothing through links out of it."""
-        job = job_or_404(job_id)
-        root = run_root(job)
+        job = jobs.job_or_404(job_id)
+        root = jobs.run_root(job)
         if root is None:
             return error(404, f"job {job_id} has no run folder yet")
         parts = path.split("/")
@@ -194,9 +262,13 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
             return error(404, f"no file {path!r} in this job")
         media = MEDIA.get(target.suffix.lower(), "application/octet-stream")
         if target.suffix.lower() in TEXT_SUFFIXES:  # the run's recipe names its uploads by their server paths
-            text = manager.scrub(job.id, target.read_text(encoding="utf-8", errors="replace"))
+            text = jobs.manager.scrub(job.id, target.read_text(encoding="utf-8", errors="replace"))
             return Response(text, media_type=media, headers=_file_headers(media))
         return FileResponse(target, media_type=media, headers=_file_headers(media))
+
+
+def _info_routes(r: APIRouter, recipes_dir: Path) -> None:
+    """Installed plugins and recipe presets."""
 
     @r.get("/plugins", summary="Installed plugins with their config JSON schemas")
     def plugins() -> dict[str, Any]:
@@ -211,8 +283,6 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
     def recipes() -> dict[str, Any]:
         """The YAML presets in the server's recipes folder, with their plugins and key parameters."""
         return {"recipes": list_presets(recipes_dir)}
-
-    return r
 
 
 def _results(job: Job, root: Path | None) -> list[dict[str, Any]]:

@@ -128,7 +128,7 @@ class JobManager:
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a waiting job at once, or stop a running one within a step (its candidates so far are kept)."""
-        job = self._require(job_id)
+        job = self.require(job_id)
         with self._lock:
             if job_id in self._waiting:
                 self._waiting.discard(job_id)
@@ -139,11 +139,11 @@ class JobManager:
             elif job.state in TERMINAL:
                 raise JobConflict(f"job {job_id} is already {job.state}")
             self._bump(job_id)
-        return self._require(job_id)
+        return self.require(job_id)
 
     def resume(self, job_id: str) -> Job:
         """Queue an interrupted, cancelled or failed job again; its run folder is finished, not restarted."""
-        job = self._require(job_id)
+        job = self.require(job_id)
         if not job.resumable:
             raise JobConflict(f"job {job_id} is {job.state}: only interrupted, cancelled or failed jobs resume")
         if not (self.store.job_dir(job_id) / JOB_RECIPE).is_file():
@@ -155,7 +155,7 @@ class JobManager:
             self._waiting.add(job_id)
             self._bump(job_id)
         self._queue.put(job_id)
-        return self._require(job_id)
+        return self.require(job_id)
 
     def get(self, job_id: str) -> Job | None:
         """The job with its live progress when it is running."""
@@ -172,7 +172,8 @@ class JobManager:
         """Jobs in the queue."""
         return len(self._waiting)
 
-    def _require(self, job_id: str) -> Job:
+    def require(self, job_id: str) -> Job:
+        """The job (as ``get``), or JobNotFound when there is none."""
         job = self.get(job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
@@ -207,7 +208,7 @@ class JobManager:
             try:
                 with scope(token):  # the run's helper threads inherit it
                     self._run(job_id, stop)
-            except BaseException as exc:  # noqa: BLE001 - a worker must survive any job
+            except BaseException as exc:  # a worker must survive any job
                 log.exception("job %s crashed the worker: %s", job_id, exc)
             finally:
                 with self._lock:
@@ -222,7 +223,7 @@ class JobManager:
         from ..run.runner import run_recipe
 
         jdir = self.store.job_dir(job_id)
-        job = self.store.get(job_id)
+        job = self.require(job_id)  # queued by submit() or resume(), which saved it first
         self.store.update(job_id, state=RUNNING, started=time.time())
 
         def changed(progress: dict[str, Any], persist: bool) -> None:
@@ -246,7 +247,7 @@ class JobManager:
             self._finish(job_id, obs, state, f"{exc.reason} (resumable)")
         except EcomforgeError as exc:
             self._finish(job_id, obs, FAILED, exc.one_line())
-        except Exception as exc:  # noqa: BLE001 - reported on the job, not raised into the worker
+        except Exception as exc:  # reported on the job, not raised into the worker
             log.exception("job %s failed", job_id)
             self._finish(job_id, obs, FAILED, f"{type(exc).__name__}: {exc}")
         else:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode
 
@@ -21,7 +22,7 @@ def check_bind(host: str, token: str | None) -> None:
         raise UsageError("the access token must be at least 8 characters")
 
 
-async def send_json(send, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def send_json(send, status: int, payload: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     """A whole JSON response from inside ASGI middleware."""
     body = json.dumps(payload).encode()
     await send({"type": "http.response.start", "status": status,
@@ -103,16 +104,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         msg = {"error": f"request body is over the limit of {self.limit} bytes", "status": 413}
-        for k, v in scope.get("headers", []):
-            if k.lower() == b"content-length":
-                try:
-                    size = int(v)
-                except ValueError:
-                    await send_json(send, 400, {"error": "bad Content-Length header", "status": 400})
-                    return
-                if size > self.limit:
-                    await send_json(send, 413, msg)
-                    return
+        refused = _content_length_refusal(scope, self.limit, msg)
+        if refused is not None:
+            await send_json(send, *refused)
+            return
         seen = 0
         started = False
 
@@ -138,6 +133,19 @@ class BodyLimitMiddleware:
                 await send_json(send, 413, msg)
 
 
+def _content_length_refusal(scope, limit: int, too_large: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """(status, body) refusing a request by its Content-Length header alone, or None to read the body."""
+    for k, v in scope.get("headers", []):
+        if k.lower() == b"content-length":
+            try:
+                size = int(v)
+            except ValueError:
+                return 400, {"error": "bad Content-Length header", "status": 400}
+            if size > limit:
+                return 413, too_large
+    return None
+
+
 def _headers(scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
@@ -160,7 +168,7 @@ class OriginHostMiddleware:
     header leaves the server unless the operator allowed that origin.
     """
 
-    def __init__(self, app, hosts: set[str], origins: set[str] = frozenset()) -> None:
+    def __init__(self, app, hosts: Iterable[str], origins: Iterable[str] = frozenset()) -> None:
         self.app = app
         self.hosts = {h.lower().strip("[]") for h in hosts}
         self.origins = {o.lower().rstrip("/") for o in origins}

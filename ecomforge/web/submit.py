@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from .uploads import (
 
 
 def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, references: list[bytes],
-               masks: list[bytes] = (), preset: str | None = None, recipe_file: bytes | None = None,
+               masks: Sequence[bytes] = (), preset: str | None = None, recipe_file: bytes | None = None,
                prompt: str | None = None, negative_prompt: str | None = None,
                overrides: dict[str, Any] | str | None = None, trust_preset: str | None = None) -> Job:
     """Check everything before the job is queued; a refused job leaves nothing behind.
@@ -52,7 +53,7 @@ def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refere
 
 
 def _checked_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, references: list[bytes],
-                 masks: list[bytes], preset: str | None, recipe_file: bytes | None, prompt: str | None,
+                 masks: Sequence[bytes], preset: str | None, recipe_file: bytes | None, prompt: str | None,
                  negative_prompt: str | None, overrides: dict[str, Any], trust_preset: str | None) -> Job:
     """The recipe parsed, the images' headers and the job's size checked, uploads saved, paths checked, queued."""
     from ..recipe.load import read_yaml, resolve_recipe
@@ -88,7 +89,7 @@ def _checked_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refe
     except BaseException:
         shutil.rmtree(jdir, ignore_errors=True)
         raise
-    return manager.get(job.id)
+    return manager.require(job.id)
 
 
 def check_job_size(data: dict[str, Any], references: int, limits: Limits) -> None:
@@ -191,9 +192,9 @@ def rerun_candidate(manager: JobManager, recipes_dir: Path, limits: Limits, job_
     masks_dir = jdir / "uploads" / "masks"
     # The job had uploaded masks: the same ones again (job_recipe picks the masker that takes them).
     masks = [(masks_dir / f"{Path(p).stem}.png").read_bytes() for p in data["inputs"]["references"]] \
-        if manager.get(job_id).request.get("masks") and masks_dir.is_dir() else []
+        if manager.require(job_id).request.get("masks") and masks_dir.is_dir() else []
     recipe = yaml.safe_dump(data, sort_keys=False).encode()
-    label = manager.get(job_id).recipe
+    label = manager.require(job_id).recipe
     return submit_job(manager, recipes_dir, limits, references=refs, masks=masks, recipe_file=recipe,
                       prompt=data["inputs"].get("prompt"), negative_prompt=data["inputs"].get("negative_prompt"),
                       overrides=over, trust_preset=None if label.startswith("upload:") else label)

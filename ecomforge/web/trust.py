@@ -140,9 +140,11 @@ def _shown(value: str) -> str:
 
 def count_candidates(data: dict[str, Any], references: int) -> tuple[int, int, int]:
     """(sweep points, seeds, candidates) a raw job recipe asks for, computed without building anything."""
-    gen = data.get("generate") if isinstance(data.get("generate"), dict) else {}
-    sweep = gen.get("sweep") if isinstance(gen.get("sweep"), dict) else {}
-    points = math.prod(len(v) if isinstance(v, list) else 1 for v in sweep.values())
+    raw_gen = data.get("generate")
+    gen: dict[str, Any] = raw_gen if isinstance(raw_gen, dict) else {}
+    raw_sweep = gen.get("sweep")
+    sweep: dict[str, Any] = raw_sweep if isinstance(raw_sweep, dict) else {}
+    points: int = math.prod(len(v) if isinstance(v, list) else 1 for v in sweep.values())
     seeds = gen.get("seeds", [0])
     if isinstance(seeds, dict):
         count = seeds.get("count", 1)

@@ -92,7 +92,7 @@ def image_header(data: bytes, what: str, limits: Limits) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data), formats=sorted(FORMATS)) as image:
             w, h = image.size
-    except Exception:  # noqa: BLE001 - the full decode reports what is wrong with it
+    except Exception:  # the full decode reports what is wrong with it
         return 0, 0
     if w * h > limits.max_pixels or max(w, h) > limits.max_side:
         raise TooLarge(f"{what}: {w}x{h} pixels is over the limit ({limits.max_pixels} pixels, "
