@@ -30,9 +30,9 @@ os.environ["ECOMFORGE_SIM_TRACE"] = "1"  # the stages log their busy intervals (
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-import simstages  # noqa: E402
+from ecomforge import hookimpl
 
-from ecomforge import hookimpl  # noqa: E402
+import simstages
 
 REFS, POINTS, SEEDS, BATCH, SCORERS = 1, 2, 2, 2, 2
 PER_PRODUCT = (REFS * simstages.MASK_S + REFS * POINTS * SEEDS * simstages.IMAGE_S

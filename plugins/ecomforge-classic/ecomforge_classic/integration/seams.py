@@ -11,9 +11,18 @@ from pydantic import Field
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
 
-from .common import (ReferenceCache, View, local_mean, make_view, paste_band, product_size, ramp, score_each,
-                     signed_distance, verdict)
-
+from .common import (
+    ReferenceCache,
+    View,
+    local_mean,
+    make_view,
+    paste_band,
+    product_size,
+    ramp,
+    score_each,
+    signed_distance,
+    verdict,
+)
 
 OUTER = 5  # background bands outside the rim: a seam may sit up to about 5 band widths out (a wide dilate)
 
