@@ -102,64 +102,97 @@ def run_pipeline(pipe: Any, cfg: Any, embeds: Any, negative: Any, images: list[n
                  mask: np.ndarray | None, seeds: list[int], *, strength: float, size: tuple[int, int],
                  steps: int | None = None, image_prompt: np.ndarray | None = None) -> CallResult:
     """Generate every seed in one call; on OOM halve the batch, then try VAE tiling + attention slicing."""
-    import torch
+    def call(idx: list[int]) -> Any:  # the seeds at these indexes, in one pipeline call
+        return _call(pipe, cfg, embeds, negative, [images[i] for i in idx], mask,
+                     [seeds[i] for i in idx], strength, size, steps or cfg.steps, image_prompt)
 
     info: dict[str, Any] = {}
     base_scheduler = pipe.scheduler
-    batches = [list(range(len(seeds)))]
-    latents: dict[int, Any] = {}
-    saving = False
+    memory = _MemoryFallback(pipe, info)
     try:
-        while batches:
-            idx = batches.pop(0)
-            cancel.check()
-            try:
-                out = _call(pipe, cfg, embeds, negative, [images[i] for i in idx], mask,
-                            [seeds[i] for i in idx], strength, size, steps or cfg.steps, image_prompt)
-            except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-                if not _is_oom(exc):
-                    raise
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                if len(idx) > 1:
-                    half = len(idx) // 2
-                    batches[:0] = [idx[:half], idx[half:]]
-                    info.setdefault("oom_retries", []).append(f"batch {len(idx)} -> {half}")
-                    continue
-                if saving:
-                    raise
-                saving = True
-                pipe.vae.enable_tiling()
-                pipe.enable_attention_slicing()
-                info.setdefault("oom_retries", []).append("vae tiling + attention slicing")
-                batches.insert(0, idx)
-                continue
-            for j, i in enumerate(idx):
-                latents[i] = out[j:j + 1]
+        latents = _all_latents(call, len(seeds), memory)
         decoded, failed = [], []
         for i in range(len(seeds)):
             cancel.check()  # a big batch decodes one image after the other
-            lat = latents[i]
-            if not torch.isfinite(lat).all():
-                decoded.append(np.zeros((size[1], size[0], 3), np.float32))
-                failed.append("NaN or inf in the latents (UNet output)")
-                continue
-            image = _decode(pipe, lat)[0]
-            reason = failure_reason(image)
-            if reason and cfg.fp32_vae_retry and pipe.vae.dtype != torch.float32:
-                dtype = pipe.vae.dtype
-                pipe.vae.to(torch.float32)
-                try:
-                    image = _decode(pipe, lat.float())[0]
-                finally:
-                    pipe.vae.to(dtype)
-                info["vae_fp32_retry"] = True
-                reason = failure_reason(image)
+            image, reason = _decode_checked(pipe, cfg, latents[i], size, info)
             decoded.append(image)
             failed.append(reason)
     finally:
         pipe.scheduler = base_scheduler  # the cached pipeline keeps the model's own scheduler
-        if saving:
-            pipe.vae.disable_tiling()
-            pipe.disable_attention_slicing()
+        memory.undo()
     return CallResult(decoded, failed, info)
+
+
+class _MemoryFallback:
+    """What run_pipeline does on out-of-memory: halve the batch, then (once) VAE tiling + attention slicing."""
+
+    def __init__(self, pipe: Any, info: dict[str, Any]) -> None:
+        self.pipe, self.info = pipe, info
+        self.saving = False  # tiling and slicing are on, to be turned off after the call
+
+    def retry(self, exc: BaseException, idx: list[int], batches: list[list[int]]) -> None:
+        """Queue ``idx`` again in a form that needs less memory, or re-raise ``exc`` if nothing is left to try."""
+        import torch
+
+        if not _is_oom(exc):
+            raise exc
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if len(idx) > 1:
+            half = len(idx) // 2
+            batches[:0] = [idx[:half], idx[half:]]
+            self.info.setdefault("oom_retries", []).append(f"batch {len(idx)} -> {half}")
+            return
+        if self.saving:
+            raise exc
+        self.saving = True
+        self.pipe.vae.enable_tiling()
+        self.pipe.enable_attention_slicing()
+        self.info.setdefault("oom_retries", []).append("vae tiling + attention slicing")
+        batches.insert(0, idx)
+
+    def undo(self) -> None:
+        """Turn tiling and slicing off again if an out-of-memory retry turned them on."""
+        if self.saving:
+            self.pipe.vae.disable_tiling()
+            self.pipe.disable_attention_slicing()
+
+
+def _all_latents(call: Any, n: int, memory: _MemoryFallback) -> dict[int, Any]:
+    """Latents of all ``n`` seeds by index, from one batched call (smaller ones after an OOM)."""
+    import torch
+
+    batches = [list(range(n))]
+    latents: dict[int, Any] = {}
+    while batches:
+        idx = batches.pop(0)
+        cancel.check()
+        try:
+            out = call(idx)
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+            memory.retry(exc, idx, batches)
+            continue
+        for j, i in enumerate(idx):
+            latents[i] = out[j:j + 1]
+    return latents
+
+
+def _decode_checked(pipe: Any, cfg: Any, lat: Any, size: tuple[int, int],
+                    info: dict[str, Any]) -> tuple[np.ndarray, str | None]:
+    """One seed's image and its failure reason (None when good); a failed fp16 decode is retried in fp32."""
+    import torch
+
+    if not torch.isfinite(lat).all():
+        return np.zeros((size[1], size[0], 3), np.float32), "NaN or inf in the latents (UNet output)"
+    image = _decode(pipe, lat)[0]
+    reason = failure_reason(image)
+    if reason and cfg.fp32_vae_retry and pipe.vae.dtype != torch.float32:
+        dtype = pipe.vae.dtype
+        pipe.vae.to(torch.float32)
+        try:
+            image = _decode(pipe, lat.float())[0]
+        finally:
+            pipe.vae.to(dtype)
+        info["vae_fp32_retry"] = True
+        reason = failure_reason(image)
+    return image, reason
