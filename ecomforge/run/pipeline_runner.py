@@ -97,7 +97,7 @@ class _Driver:
         """Take one event; yield the records of every product that is now complete."""
         self.backlog.append(ev)
         if self.early is not None:
-            self._early(ev)
+            self._early(ev, self.early)
         yield from self.drain(block=False)
 
     def drain(self, block: bool) -> Iterator[list[dict[str, Any]]]:
@@ -132,14 +132,14 @@ class _Driver:
                 if done is not None:
                     yield done
 
-    def _early(self, ev: Event) -> None:
+    def _early(self, ev: Event, held: dict[int, dict[str, Any]]) -> None:
         """Note a held product's candidates as they come; once all are in, start its finish (it waits for its turn).
 
         Only what ``_start_generate`` and ``_take_job`` will set again, identically, in its turn;
         any doubt (an error, a wrong count) leaves the product to the ordinary path.
         """
         prep = ev.prepared
-        early = self.early.setdefault(id(prep), {"ok": prep.error is None})  # type: ignore[union-attr]
+        early = held.setdefault(id(prep), {"ok": prep.error is None})
         work = prep.work
         if not early["ok"] or "fut" in early:
             return
