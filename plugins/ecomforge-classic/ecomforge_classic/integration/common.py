@@ -26,7 +26,7 @@ class View:
     @property
     def shape(self) -> tuple[int, int]:
         """(height, width) of the working copy."""
-        return self.mask.shape  # type: ignore[return-value]
+        return self.mask.shape[0], self.mask.shape[1]
 
 
 def to_lab(rgb: np.ndarray) -> np.ndarray:
