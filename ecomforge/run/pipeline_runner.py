@@ -22,13 +22,12 @@ from . import cancel
 from .context import RunContext
 from .pipeline import Event, Prepared, RecordingHooks, stream
 from .store import RunStore
+from .work import ProductWork
 
 
 def run_products(runner: Any, ctx: RunContext, store: RunStore,
                  products: Iterable[tuple[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     """Yield each product's manifest records (after ``on_product_done``), products overlapping."""
-    from .runner import ProductWork
-
     real = runner.hooks
     hooks = RecordingHooks(real)
     runner.hooks = hooks

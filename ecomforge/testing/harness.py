@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from .fixtures import temporary_plugins
 from ..recipe.load import resolve_recipe
 from ..run.runner import RunResult, run_recipe
+from .fixtures import temporary_plugins
 
 
 def run_test_recipe(recipe: str | dict[str, Any], out: Path, *plugins: Any, entry_points: bool = True,

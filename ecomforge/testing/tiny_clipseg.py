@@ -12,8 +12,13 @@ from pathlib import Path
 def build_tiny_clipseg(path: str | Path, *, seed: int = 0) -> Path:
     """Write a 64 px, 32-wide, 2-layer CLIPSeg with its processor into ``path``; return the folder."""
     import torch
-    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, CLIPTokenizer, \
-        ViTImageProcessor
+    from transformers import (
+        CLIPSegConfig,
+        CLIPSegForImageSegmentation,
+        CLIPSegProcessor,
+        CLIPTokenizer,
+        ViTImageProcessor,
+    )
 
     from .tiny_diffusers import _write_tokenizer
 
