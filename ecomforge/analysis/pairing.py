@@ -41,6 +41,8 @@ def check_records(run_dir: Path, records: list[Record]) -> None:
         shas = rec.get("references_sha256")
         if shas is not None and not (isinstance(shas, list) and all(isinstance(x, str) for x in shas)):
             raise InputError(f"{where}: candidate record {n} has no valid 'references_sha256'")
+        if not isinstance(rec.get("reference_sha256"), (str, type(None))):
+            raise InputError(f"{where}: candidate record {n} has no valid 'reference_sha256'")
 
 
 def product_identity(rec: Record) -> tuple[str, ...]:
