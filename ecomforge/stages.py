@@ -74,13 +74,17 @@ def config_error(exc: ValidationError, path: str, model: type[BaseModel]) -> Rec
     import difflib
 
     errors = exc.errors()
+    # A value that may be one of several shapes (a list of seeds or {count, base}) fails once per
+    # shape; the branch whose error lies deepest is the one the user meant to write.
+    errors = sorted(errors, key=lambda e: -len(_keys(e["loc"])))
     # An unknown key explains a "field required" next to it (a misspelt key): report it first.
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = ".".join(_keys(err["loc"]))
     full = f"{path}.{loc}" if path and loc else (loc or path)
     hint = None
     if err["type"] == "extra_forbidden":
-        known = list(model.model_fields)
+        owner = _model_at(model, _keys(err["loc"])[:-1]) or model
+        known = list(owner.model_fields)
         close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
         return RecipeError(full, "unknown key", hint=hint)
@@ -90,6 +94,31 @@ def config_error(exc: ValidationError, path: str, model: type[BaseModel]) -> Rec
         return RecipeError(full, message)  # the message already says what is wrong with the whole value
     shown = repr(value)
     return RecipeError(full, f"{message} (got {shown[:80]}{'...' if len(shown) > 80 else ''})")
+
+
+def _model_at(model: type[BaseModel], keys: list[str]) -> type[BaseModel] | None:
+    """The (nested) model that holds the key at ``keys`` (list indices skipped), for a did-you-mean."""
+    import typing
+
+    def models_in(annotation: Any) -> list[type[BaseModel]]:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [m for arg in typing.get_args(annotation) for m in models_in(arg)]
+
+    for key in keys:
+        if key.isdigit():
+            continue
+        field = model.model_fields.get(key)
+        found = [m for m in models_in(field.annotation)] if field is not None else []
+        if not found:
+            return None
+        model = found[0]
+    return model
+
+
+def _keys(loc: Any) -> list[str]:
+    """A pydantic error location without its union-branch tags (``list[int]``, ``SeedRange``)."""
+    return [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper()))]
 
 
 def _plain_message(err: Any) -> str:

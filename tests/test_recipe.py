@@ -53,6 +53,10 @@ def test_resolves_defaults_and_grid(toy_registry):
     (lambda d: d["generate"].update(seeds=[]), "generate.seeds", None),
     (lambda d: d["mask"].update(plugin="sd-inpaint"), "mask.plugin", None),
     (lambda d: d["inputs"].update(references=["x"]), "inputs", None),
+    # a value of several shapes: the branch the user meant is reported, without pydantic's branch tags
+    (lambda d: d["generate"].update(seeds={"count": 10**9}), "generate.seeds.count: Input should be less", None),
+    (lambda d: d["generate"].update(seeds={"count": 2, "bse": 1}), "generate.seeds.bse", "did you mean 'base'?"),
+    (lambda d: d.update(output={"dri": "x"}), "output.dri", "did you mean 'dir'?"),
 ])
 def test_bad_recipes_name_the_key(toy_registry, mutate, path, hint):
     data = _base()
@@ -60,6 +64,7 @@ def test_bad_recipes_name_the_key(toy_registry, mutate, path, hint):
     with pytest.raises(RecipeError) as info:
         resolve_recipe(data, registry=toy_registry)
     assert path in info.value.message
+    assert "list[" not in info.value.message and "SeedRange" not in info.value.message
     if hint:
         assert info.value.hint == hint
     assert info.value.exit_code == 2
