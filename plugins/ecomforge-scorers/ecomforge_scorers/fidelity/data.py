@@ -12,7 +12,7 @@ from ecomforge.errors import InputError, UsageError
 from ecomforge.imaging.masks import refine
 from ecomforge.types import Mask, Reference
 
-from .boxes import BOXES
+from .boxes import BOXES, HINTS
 
 DREAMBENCH = ("backpack", "berry_bowl", "can", "candle", "clock", "colorful_sneaker", "duck_toy", "rc_car",
               "teapot", "vase")
@@ -24,6 +24,7 @@ SIMILAR = {"backpack": "colorful_sneaker", "berry_bowl": "candle", "can": "candl
            "teapot": "vase", "vase": "teapot"}
 SCENES = ("coffee", "chelsea", "astronaut", "rocket", "studio-light", "studio-grey", "studio-gradient")
 MASK_METHODS = ("boxes", "classic")
+DEFAULT_BOX = (0.15, 0.12, 0.85, 0.88)  # for a photo without a hand-drawn box
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,53 @@ def _read(path: Path, size: int) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def box_mask(image: np.ndarray, box: tuple[float, float, float, float]) -> tuple[np.ndarray, str]:
-    """GrabCut inside a loose product box; an ellipse in the box when GrabCut keeps under a third of it."""
+def _paint(labels: np.ndarray, shapes: tuple, value: int) -> None:
+    """Draw hint shapes (fractions of width/height, see boxes.py) into GrabCut's label image."""
+    h, w = labels.shape
+    for kind, *args in shapes:
+        if kind == "rect":
+            x0, y0, x1, y1 = args
+            labels[round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)] = value
+        elif kind == "ellipse":
+            cx, cy, rx, ry = args
+            cv2.ellipse(labels, (round(cx * w), round(cy * h)), (max(1, round(rx * w)), max(1, round(ry * h))),
+                        0, 0, 360, value, -1)
+        else:  # "poly" (filled) or "line" (a polyline of the given width, a fraction of the long side)
+            width, points = (0, args) if kind == "poly" else (args[0], args[1:])
+            pts = np.array([(round(x * w), round(y * h)) for x, y in points], np.int32)
+            if kind == "poly":
+                cv2.fillPoly(labels, [pts], value)
+            else:
+                cv2.polylines(labels, [pts], False, value, max(1, round(width * max(h, w))))
+
+
+def _box_pixels(box: tuple[float, float, float, float], h: int, w: int) -> tuple[int, int, int, int]:
+    """The box in pixels, kept one pixel inside the image (GrabCut needs some background)."""
+    return max(1, int(box[0] * w)), max(1, int(box[1] * h)), min(w - 2, int(box[2] * w)), min(h - 2, int(box[3] * h))
+
+
+def hint_mask(image: np.ndarray, box: tuple[float, float, float, float], hints: dict) -> np.ndarray:
+    """GrabCut from a label image: outside the box and bg hints definite background, fg hints definite product."""
     h, w = image.shape[:2]
-    x0, y0 = max(1, int(box[0] * w)), max(1, int(box[1] * h))
-    x1, y1 = min(w - 2, int(box[2] * w)), min(h - 2, int(box[3] * h))
+    x0, y0, x1, y1 = _box_pixels(box, h, w)
+    labels = np.full((h, w), cv2.GC_BGD, np.uint8)
+    labels[y0:y1, x0:x1] = cv2.GC_PR_FGD
+    _paint(labels, hints.get("bg", ()), cv2.GC_BGD)
+    _paint(labels, hints.get("fg", ()), cv2.GC_FGD)
+    labels[:y0], labels[y1:], labels[:, :x0], labels[:, x1:] = cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD, cv2.GC_BGD
+    cv2.setRNGSeed(0)  # GrabCut's GMM initialisation is random
+    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), labels, None, np.zeros((1, 65)), np.zeros((1, 65)), 5,
+                cv2.GC_INIT_WITH_MASK)
+    return refine(np.where((labels == 1) | (labels == 3), 255, 0).astype(np.uint8), fill=True, largest=1)
+
+
+def box_mask(image: np.ndarray, box: tuple[float, float, float, float],
+             hints: dict | None = None) -> tuple[np.ndarray, str]:
+    """The product mask: GrabCut guided by hand-placed hints if given, else the loose-box heuristics below."""
+    if hints:
+        return hint_mask(image, box, hints), "grabcut-hints"
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = _box_pixels(box, h, w)
     labels = np.zeros((h, w), np.uint8)
     cv2.setRNGSeed(0)  # GrabCut's GMM initialisation is random
     cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), labels, (x0, y0, x1 - x0, y1 - y0), np.zeros((1, 65)),
@@ -76,7 +119,7 @@ def box_mask(image: np.ndarray, box: tuple[float, float, float, float]) -> tuple
         cv2.fillPoly(hull, [cv2.convexHull(max(contours, key=cv2.contourArea))], 255)
         # GrabCut often keeps one colour of a two-coloured product (half a can): its hull is the better guess.
         return (hull, "grabcut-hull") if area < 0.7 * np.count_nonzero(hull) else (mask, "grabcut-box")
-    # A white bowl on white cloth defeats GrabCut; the box's ellipse is a fair stand-in for statistics.
+    # An unknown photo where GrabCut finds little: the box's ellipse is a rough stand-in for statistics.
     mask = np.zeros((h, w), np.uint8)
     cv2.ellipse(mask, ((x0 + x1) // 2, (y0 + y1) // 2), ((x1 - x0) // 2, (y1 - y0) // 2), 0, 0, 360, 255, -1)
     return mask, "box-ellipse"
@@ -110,7 +153,8 @@ def load_photos(product: str, size: int = 256, masks: str = "boxes") -> list[Pho
         data = classic_mask(ref) if masks == "classic" else None
         how = "classic"
         if data is None or not 0.01 < data.mean() / 255 < 0.7:
-            data, how = box_mask(image, BOXES.get(f"{product}/{view}", (0.15, 0.12, 0.85, 0.88)))
+            key = f"{product}/{view}"
+            data, how = box_mask(image, BOXES.get(key, DEFAULT_BOX), HINTS.get(key))
         photos.append(Photo(product, view, ref, Mask(data, label=how), how))
     return photos
 
