@@ -175,8 +175,11 @@ def test_harness_writes_fidelity_json_with_recipe_total_and_held_out(tmp_path):
     for row in on_disk["scores"]:
         s = row["scores"]
         assert s["total"] == pytest.approx((2 * s["color"] + s["texture"]) / 3)
-    kinds = on_disk["scorers"]["color"]["all"]["kinds"]
-    assert kinds["hue"]["auroc"] > 0.9  # colour sees a recolouring on real photos
+    color = {(row["product"], row["kind"]): row["scores"]["color"] for row in on_disk["scores"]}
+    # Colour sees a recolouring on real photos of saturated products. Not asserted for the teapot: with a
+    # product-only mask, a hue turn of its dark, near-grey brown barely changes it (and no mask error helps now).
+    for product in ("vase", "can"):
+        assert color[(product, "hue")] < 0.5 * color[(product, "reshoot")]
     assert (tmp_path / "out" / "contact-sheet.png").stat().st_size > 10_000
 
 
