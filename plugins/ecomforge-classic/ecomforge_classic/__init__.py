@@ -35,13 +35,14 @@ def register_generators(register):
 
 @hookimpl
 def register_scorers(register):
-    """Offline identity scores, each relative to how the references agree: colour, keypoints, shape, texture."""
+    """Offline identity scores, each relative to how the references agree: colour, keypoints, parts, shape, texture."""
     from .color import ColorScorer
     from .keypoints import KeypointsScorer
+    from .parts import PartsScorer
     from .shape import ShapeScorer
     from .texture import TextureScorer
 
-    for scorer in (ColorScorer, KeypointsScorer, ShapeScorer, TextureScorer):
+    for scorer in (ColorScorer, KeypointsScorer, PartsScorer, ShapeScorer, TextureScorer):
         register(scorer)
     # Integration: how the product sits in its new scene (expansion, seams, duplicates, scene, framing).
     from .integration import SCORERS

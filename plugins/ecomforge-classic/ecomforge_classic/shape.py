@@ -9,16 +9,44 @@ from .regions import product_region
 from .relative import RelativeConfig, RelativeScorer
 
 
+def _smooth_closed(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of a closed curve's coordinate (the ends wrap round)."""
+    r = int(3 * sigma) + 1
+    kernel = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    return np.convolve(np.pad(values, r, mode="wrap"), kernel / kernel.sum(), mode="valid")
+
+
+def concave_turning(contour: np.ndarray, points: int = 256, sigma: float = 10.0) -> float:
+    """Total inward turn (radians) of an outline smoothed at a coarse scale: 0 for a convex shape.
+
+    The outline is resampled to ``points`` by arc length and smoothed by ``sigma`` samples, so a
+    mask's jagged pixels and small notches vanish and only bends at the product's scale remain. A
+    turned product keeps its concavities; a bent (warped) one gains waves along every side.
+    """
+    c = contour.reshape(-1, 2).astype(np.float64)
+    if len(c) < 8:
+        return 0.0
+    closed = np.vstack([c, c[:1]])
+    arc = np.r_[0.0, np.cumsum(np.hypot(*np.diff(closed, axis=0).T))]
+    t = np.linspace(0.0, arc[-1], points, endpoint=False)
+    x = _smooth_closed(np.interp(t, arc, closed[:, 0]), sigma)
+    y = _smooth_closed(np.interp(t, arc, closed[:, 1]), sigma)
+    heading = np.arctan2(np.roll(y, -1) - y, np.roll(x, -1) - x)
+    turn = np.angle(np.exp(1j * (np.roll(heading, -1) - heading)))
+    turn = turn if turn.sum() >= 0 else -turn  # either orientation: outward turns sum to +2 pi
+    return float(-turn[turn < 0].sum())
+
+
 def silhouette(mask: np.ndarray) -> np.ndarray:
     """Rotation- and scale-free descriptors of a mask's outline.
 
     [log elongation of the min-area rectangle, solidity (area / convex hull), log Hu moments 1-2,
-    outline roughness (perimeter / hull perimeter)]. A viewpoint change moves them a little; a
-    squashed, warped or truncated product moves them far.
+    outline roughness (perimeter / hull perimeter), concave turning (radians, concave_turning())].
+    A viewpoint change moves them a little; a squashed, warped or truncated product moves them far.
     """
     contours, _ = cv2.findContours((mask > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
-        return np.full(5, np.nan)
+        return np.full(6, np.nan)
     c = max(contours, key=cv2.contourArea)
     area = cv2.contourArea(c)
     hull = cv2.convexHull(c)
@@ -27,7 +55,7 @@ def silhouette(mask: np.ndarray) -> np.ndarray:
     return np.array([np.log(max(rw, rh, 1) / max(min(rw, rh), 1)),
                      area / max(cv2.contourArea(hull), 1.0),
                      *(-np.sign(hu) * np.log10(np.abs(hu) + 1e-12)),
-                     cv2.arcLength(c, True) / max(cv2.arcLength(hull, True), 1.0)])
+                     cv2.arcLength(c, True) / max(cv2.arcLength(hull, True), 1.0), concave_turning(c)])
 
 
 class ShapeScorer(RelativeScorer):
@@ -44,21 +72,27 @@ class ShapeScorer(RelativeScorer):
 
     class Config(RelativeConfig):
         max_side: int = Field(default=128, ge=32, le=1024, description="Masks are resized to this long side.")
-        weights: tuple[float, float, float, float, float] = Field(
-            default=(2.0, 4.0, 1.0, 0.5, 3.0),
-            description="Weights of elongation, solidity, Hu 1, Hu 2 and roughness differences.")
+        weights: tuple[float, float, float, float, float, float] = Field(
+            default=(2.0, 4.0, 1.0, 0.5, 3.0, 0.5),
+            description="Weights of elongation, solidity, Hu 1, Hu 2, roughness and concave-turning differences.")
         floor: float = Field(default=0.15, ge=0, lt=1, description="Raw similarity an unrelated outline gets (scores 0).")
         default_baseline: float = Field(default=0.6, gt=0, le=1, description="Raw similarity of a re-shoot, used with one reference.")
         min_span: float = Field(default=0.2, gt=0, description="Smallest baseline - floor gap.")
 
     def features(self, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """The silhouette descriptors of the product mask (the whole frame when there is none)."""
-        _, m = product_region(image, mask, max_side=self.config.max_side)
-        return silhouette(np.pad(m, 2))
+        _, m = product_region(image, mask, max_side=4096)
+        # Every outline at one scale: roughness and bends depend on size, and a small product shown large
+        # (or a large one small) is the same shape. Upscaling goes through a blurred edge, not pixel blocks.
+        s = self.config.max_side / max(m.shape)
+        size = (max(1, round(m.shape[1] * s)), max(1, round(m.shape[0] * s)))
+        m = cv2.resize(m, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        return silhouette(np.pad(np.where(m > 127, 255, 0).astype(np.uint8), 2))
 
     def similarity(self, candidate: np.ndarray, reference: np.ndarray) -> float:
         """exp(-weighted L1 distance) of two silhouettes."""
         d = np.abs(candidate - reference)
+        d[5] = max(0.0, candidate[5] - reference[5])  # bending only counts one way: a turn can hide a concavity
         if not np.all(np.isfinite(d)):
             return 0.0
         return float(np.exp(-np.dot(self.config.weights, d)))

@@ -18,11 +18,12 @@ from ecomforge_classic.color import ColorScorer
 from ecomforge_classic.keypoints import KeypointsScorer
 from ecomforge_classic.maskers import ClassicMasker
 from ecomforge_classic.relative import RelativeScorer
-from ecomforge_classic.shape import ShapeScorer, silhouette
+from ecomforge_classic.parts import PartsScorer
+from ecomforge_classic.shape import ShapeScorer, concave_turning, silhouette
 from ecomforge_classic.texture import TextureScorer
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "dreambench"
-SCORERS = (ColorScorer, KeypointsScorer, ShapeScorer, TextureScorer)
+SCORERS = (ColorScorer, KeypointsScorer, PartsScorer, ShapeScorer, TextureScorer)
 
 
 class TestColorContract(ScorerContract):
@@ -38,6 +39,11 @@ class TestKeypointsContract(ScorerContract):
 class TestShapeContract(ScorerContract):
     def make_stage(self):
         return ShapeScorer()
+
+
+class TestPartsContract(ScorerContract):
+    def make_stage(self):
+        return PartsScorer()
 
 
 class TestTextureContract(ScorerContract):
@@ -100,7 +106,19 @@ def squash(img, mask, severity):
     return np.where(m[..., None] > 0, out, img), m
 
 
-FAILURE_OF = {ColorScorer: hue_shift, KeypointsScorer: blur, ShapeScorer: squash, TextureScorer: blur}
+def foreign_patch(img, mask, severity):
+    """A square of foreign colour stripes (magenta/green), up to half the product's box per side, on the product."""
+    x0, y0, x1, y1 = _box(mask)
+    side = max(2, int(0.5 * severity * min(x1 - x0, y1 - y0)))
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    out = img.copy()
+    stripes = np.where((np.arange(side) // 4 % 2)[:, None, None] == 0, (230, 20, 200), (20, 200, 60)).astype(np.uint8)
+    out[cy - side // 2:cy - side // 2 + side, cx - side // 2:cx - side // 2 + side] = np.broadcast_to(stripes, (side, side, 3))
+    return np.where(mask[..., None] > 0, out, img), mask
+
+
+FAILURE_OF = {ColorScorer: hue_shift, KeypointsScorer: blur, PartsScorer: foreign_patch, ShapeScorer: squash,
+              TextureScorer: blur}
 
 
 @pytest.mark.parametrize("cls", SCORERS, ids=lambda c: c.name)
@@ -183,6 +201,68 @@ def test_silhouette_sees_a_squash_and_ignores_a_turn():
     base = silhouette(mask)
     assert np.abs(silhouette(turned) - base).max() < 0.1
     assert abs(silhouette(squashed)[0] - base[0]) > 0.5
+
+
+def test_parts_names_the_foreign_region(clock):
+    """A foreign patch is found as one region and named; the re-shoot has no such region."""
+    (ref, m), (shot, sm) = clock
+    ctx = ScoringContext((ref,), (m,))
+    low, high = PartsScorer().score([Candidate(*foreign_patch(shot.image, sm.data, 1.0), 0, {}, mask=sm.data),
+                                     Candidate(shot.image, 0, {}, mask=sm.data)], ctx)
+    assert low < 0.5 < high and "no reference shows" in low.reason and high.reason == ""
+
+
+def _printed_box(shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """A product printed with fine red/blue checks on a grainy grey floor (a re-shoot: the box moved by ``shift``)."""
+    rng = np.random.default_rng(shift)
+    image = np.clip(rng.normal(120, 12, (160, 160, 3)), 0, 255).astype(np.uint8)
+    mask = np.zeros((160, 160), np.uint8)
+    x0, y0 = 40 + shift, 30
+    yy, xx = np.mgrid[0:90, 0:70]
+    checks = np.where(((yy // 4 + xx // 4) % 2)[:, :, None] == 0, (200, 40, 40), (40, 60, 200)).astype(np.uint8)
+    image[y0:y0 + 90, x0:x0 + 70] = checks
+    mask[y0:y0 + 90, x0:x0 + 70] = 255
+    return image, mask
+
+
+def test_parts_sees_a_part_replaced_by_a_smear():
+    """A third of a printed product inpainted from its surroundings (mask unchanged) loses the parts score."""
+    refs = []
+    for shift in (0, 8):
+        image, mask = _printed_box(shift)
+        ref, m = make_reference(160, 160)
+        refs.append((dataclasses.replace(ref, image=image, sha256=f"box{shift}"), dataclasses.replace(m, data=mask)))
+    image, mask = _printed_box(4)
+    hole = np.zeros_like(mask)
+    hole[30:120, 44:67] = 255
+    smeared = cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
+    intact = _score(PartsScorer(), image, mask, refs)
+    assert intact > 0.9
+    assert _score(PartsScorer(), smeared, mask, refs) < intact - 0.3
+
+
+def _wavy(amplitude: float, size: int = 200) -> np.ndarray:
+    """A disc whose radius swings by ``amplitude`` (a share of it) five times round."""
+    t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    r = 60 * (1 + amplitude * np.sin(5 * t))
+    pts = np.stack([size / 2 + r * np.cos(t), size / 2 + r * np.sin(t)], axis=1).astype(np.int32)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [pts], 255)
+    return mask
+
+
+@settings(max_examples=12, deadline=None)
+@given(a=st.floats(0.0, 0.2), b=st.floats(0.02, 0.1), angle=st.floats(0, 360), scale=st.floats(0.5, 2.0))
+def test_concave_turning_grows_with_bends_and_ignores_turns_and_size(a, b, angle, scale):
+    """A convex outline turns inward by ~0 at any size; deeper waves never turn inward less; a turn changes little."""
+    contour = lambda m: max(cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0], key=cv2.contourArea)
+    disc = cv2.resize(_wavy(0.0), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    assert concave_turning(contour(disc)) < 0.15
+    small, large = _wavy(a), _wavy(a + b)
+    assert concave_turning(contour(large)) >= concave_turning(contour(small)) - 0.05
+    assert concave_turning(contour(_wavy(0.2))) > 1.0  # five deep waves: well over a radian of inward turn
+    turned = cv2.warpAffine(large, cv2.getRotationMatrix2D((100, 100), angle, 1.0), (200, 200), flags=cv2.INTER_NEAREST)
+    assert abs(concave_turning(contour(turned)) - concave_turning(contour(large))) < 0.35
 
 
 def test_reference_features_are_cached(clock):

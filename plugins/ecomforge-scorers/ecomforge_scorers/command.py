@@ -25,7 +25,7 @@ def _split(value: str | None) -> list[str] | None:
               help="Recipe whose score: list (plugins, configs, weights) makes the weighted total "
                    "(default: recipes/quickstart.yaml of the repository).")
 @click.option("--scorers", help="Comma-separated extra scorers reported on their own "
-                                "(default: color,keypoints,shape,texture,expansion,seams,duplicates,scene,framing).")
+                                "(default: color,keypoints,parts,shape,texture,expansion,seams,duplicates,scene,framing).")
 @click.option("--products", help="Comma-separated DreamBench product names (default: all ten).")
 @click.option("--quick", is_flag=True, help="Four products, one photo each, fewer failures: a fast smoke run.")
 @click.option("--views", default=2, show_default=True, type=click.IntRange(1, 6),

@@ -138,6 +138,9 @@ def _saturated(lab: np.ndarray, bg: np.ndarray) -> tuple[float, str]:
     return ramp(frac, 0.15, 0.5), f"background is over-saturated ({frac:.0%} at extreme colour)"
 
 
+LAYOUT_AREA = 2.0  # a flat region touching the frame larger than this many products is layout
+
+
 def _smear(lab: np.ndarray, mask: np.ndarray, dist: np.ndarray, bg: np.ndarray, gap: float) -> tuple[float, str]:
     """A textureless blob against the product in an otherwise textured scene (an inpainting smear)."""
     if not mask.any():
@@ -167,8 +170,13 @@ def _smear(lab: np.ndarray, mask: np.ndarray, dist: np.ndarray, bg: np.ndarray, 
     worst = 0.0
     for i in range(1, n):
         x, y, bw, bh, area = stats[i]
-        if (x == 0 or y == 0 or x + bw >= w or y + bh >= h) and (textured or area > 0.2 * bg_area):
-            continue  # a region reaching the frame: sky, wall or table, the scene's layout
+        # A region reaching the frame is the scene's layout (sky, wall, table, an out-of-focus backdrop) when it
+        # is large; a product-sized smear that runs off the frame beside a large product is still a smear.
+        if (x == 0 or y == 0 or x + bw >= w or y + bh >= h) and area > (0.2 * bg_area if not textured
+                                                                        else LAYOUT_AREA * mask.sum()):
+            continue
+        if not 8.0 < float(np.median(L[labels == i])) < 95.0:
+            continue  # clipped shadow or highlight: a real photo loses its texture there too
         if not np.any(near & (labels == i)):
             continue
         worst = max(worst, area / max(1, mask.sum()))

@@ -16,7 +16,7 @@ import numpy as np
 from ecomforge.types import Candidate, ScoringContext
 
 from .data import SCENES, SIMILAR, Photo
-from .scenes import INTEGRATION, compose
+from .scenes import INTEGRATION, NEEDS_PHOTO_SCENE, compose
 from .transforms import IDENTITY
 
 PASTED = ("composite", "integration")  # groups whose product is a pasted reference
@@ -37,6 +37,12 @@ class Case:
 
 def _candidate(image: np.ndarray, mask: np.ndarray, kind: str) -> Candidate:
     return Candidate(np.ascontiguousarray(image), 0, {"case": kind}, plugin="fidelity", mask=np.ascontiguousarray(mask))
+
+
+def _scene_for(failure: str, index: int) -> str:
+    """The scene a failure is made in: the ``index``-th, or the next photo scene where the failure needs one."""
+    names = [n for n in SCENES if not n.startswith("studio-")] if failure in NEEDS_PHOTO_SCENE else list(SCENES)
+    return names[index % len(names)]
 
 
 def context_for(photos: list[Photo], view: str | None, product: str) -> ScoringContext:
@@ -62,7 +68,7 @@ def cases_for(photo: Photo, all_photos: dict[str, list[Photo]], seed: int, *, co
             out, m = variant.apply(image, mask, rng)
             cases.append(Case(photo.product, photo.view, "identity", variant.name, _candidate(out, m, variant.name)))
     for j, name in enumerate(integration if integration is not None else tuple(INTEGRATION)):
-        _, _, parts = compose(image, mask, SCENES[(offset + j) % len(SCENES)], rng, size)
+        _, _, parts = compose(image, mask, _scene_for(name, offset + j), rng, size)
         out, m = INTEGRATION[name](parts, rng)
         cases.append(Case(photo.product, photo.view, "integration", name, _candidate(out, m, name)))
     index = int(rng.integers(1 << 16))

@@ -15,7 +15,7 @@ from .cases import PASTED, cases_for, context_for
 from .data import DREAMBENCH, load_photos
 from .report import contact_sheet, summarise
 
-IDENTITY_SCORERS = ("color", "keypoints", "shape", "texture")
+IDENTITY_SCORERS = ("color", "keypoints", "parts", "shape", "texture")
 INTEGRATION_SCORERS = ("expansion", "seams", "duplicates", "scene", "framing")
 DEFAULT_SCORERS = IDENTITY_SCORERS + INTEGRATION_SCORERS
 MODEL_SCORERS = ("clip-image", "clip-text", "dino")  # scorers whose config takes a `model`

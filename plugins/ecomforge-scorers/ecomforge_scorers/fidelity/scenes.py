@@ -173,6 +173,10 @@ INTEGRATION = {fn.__name__: fn for fn in (expansion, halo, seam, duplicate)}
 INTEGRATION.update({f"bg-{name}": _background(fill) for name, fill in (
     ("black", _black), ("flat", _flat), ("noise", _noise), ("posterised", _posterised), ("saturated", _saturated))})
 INTEGRATION.update({fn.__name__: fn for fn in (blob, cut, tiny, huge)})
+# Failures that re-render the scene itself are only failures where the scene has content: a plain studio
+# backdrop posterised to 3 levels or saturated is still a plain backdrop (a good packshot), so these
+# are made on a photo scene.
+NEEDS_PHOTO_SCENE = frozenset({"bg-posterised", "bg-saturated"})
 DESCRIPTIONS = {name: (fn.__doc__ or "").strip() for name, fn in INTEGRATION.items()}
 DESCRIPTIONS.update({"bg-black": "A black background.", "bg-flat": "A flat grey background.",
                      "bg-noise": "A background of pure noise.", "bg-posterised": "The scene posterised to 3 levels.",
