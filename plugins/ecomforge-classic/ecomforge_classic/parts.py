@@ -73,15 +73,25 @@ def _bins(lab: np.ndarray) -> tuple[np.ndarray, ...]:
             np.clip((v[:, 2] - 48) * BINS[2] / 160, 0, BINS[2] - 1).astype(np.intp))
 
 
+def _blur_axis(hist: np.ndarray, axis: int, sigma: float) -> np.ndarray:
+    """Gaussian blur of an array along one axis, its edges clamped."""
+    r = int(2 * sigma) + 1
+    kernel = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    pad = [(0, 0)] * hist.ndim
+    pad[axis] = (r, r)
+    padded = np.pad(hist, pad, mode="edge")
+    n = hist.shape[axis]
+    return sum(w * np.take(padded, np.arange(i, i + n), axis=axis) for i, w in enumerate(kernel))
+
+
 def colour_density(lab_pixels: np.ndarray) -> np.ndarray:
     """Smoothed, normalised 3-D Lab histogram of some pixels (all zero when there are none)."""
     hist = np.zeros(BINS, np.float32)
     if len(lab_pixels):
         np.add.at(hist, _bins(lab_pixels), 1.0)
         for axis, sigma in enumerate(_SMOOTH):  # separable blur, edges clamped: tolerance to small shifts
-            r = int(2 * sigma) + 1
-            k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-            hist = np.apply_along_axis(lambda v: np.convolve(np.pad(v, r, mode="edge"), k / k.sum(), "valid"), axis, hist)
+            hist = _blur_axis(hist, axis, float(sigma))
     return hist / max(float(hist.sum()), 1e-12)
 
 

@@ -5,6 +5,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from ecomforge.imaging.masks import dilate
+
 from .regions import product_region
 from .relative import RelativeConfig, RelativeScorer
 
@@ -58,6 +60,37 @@ def silhouette(mask: np.ndarray) -> np.ndarray:
                      cv2.arcLength(c, True) / max(cv2.arcLength(hull, True), 1.0), concave_turning(c)])
 
 
+_LSD = None
+
+
+def straight_edges(image: np.ndarray, mask: np.ndarray, side: int = 192) -> float:
+    """Total length of the long straight edges on the product, in product sizes.
+
+    Line segments (OpenCV's LSD) at ``side`` px whose midpoint lies on the product (mask dilated by
+    a few px, so its outline counts) and that are longer than 12 % of the product's size. A turn or
+    a perspective change keeps a straight edge straight; a bent (warped) or melted product breaks it
+    into short pieces.
+    """
+    global _LSD
+    img, m = product_region(image, dilate(mask, 3), max_side=4096)
+    s = side / max(img.shape[:2])
+    size = (max(8, round(img.shape[1] * s)), max(8, round(img.shape[0] * s)))
+    grey = cv2.cvtColor(cv2.resize(img, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR),
+                        cv2.COLOR_RGB2GRAY)
+    m = cv2.resize(m, size, interpolation=cv2.INTER_NEAREST)
+    if _LSD is None:
+        _LSD = cv2.createLineSegmentDetector()
+    lines = _LSD.detect(grey)[0]
+    if lines is None:
+        return 0.0
+    seg = lines.reshape(-1, 4)
+    length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+    mx = np.clip(((seg[:, 0] + seg[:, 2]) / 2).astype(int), 0, size[0] - 1)
+    my = np.clip(((seg[:, 1] + seg[:, 3]) / 2).astype(int), 0, size[1] - 1)
+    keep = (m[my, mx] > 0) & (length > 0.12 * max(size))
+    return float(length[keep].sum() / max(size))
+
+
 class ShapeScorer(RelativeScorer):
     """Shape identity: silhouette distance to the closest reference mask, relative to the references' spread.
 
@@ -78,6 +111,8 @@ class ShapeScorer(RelativeScorer):
         floor: float = Field(default=0.15, ge=0, lt=1, description="Raw similarity an unrelated outline gets (scores 0).")
         default_baseline: float = Field(default=0.6, gt=0, le=1, description="Raw similarity of a re-shoot, used with one reference.")
         min_span: float = Field(default=0.2, gt=0, description="Smallest baseline - floor gap.")
+        lines_weight: float = Field(default=1.0, ge=0, le=10, description="Weight of the loss of long straight edges "
+                                    "(log ratio to the reference's; gaining edges costs nothing).")
 
     def features(self, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """The silhouette descriptors of the product mask (the whole frame when there is none)."""
@@ -87,12 +122,14 @@ class ShapeScorer(RelativeScorer):
         s = self.config.max_side / max(m.shape)
         size = (max(1, round(m.shape[1] * s)), max(1, round(m.shape[0] * s)))
         m = cv2.resize(m, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        return silhouette(np.pad(np.where(m > 127, 255, 0).astype(np.uint8), 2))
+        edges = straight_edges(image, mask) if self.config.lines_weight > 0 and mask is not None and mask.any() else 0.0
+        return np.r_[silhouette(np.pad(np.where(m > 127, 255, 0).astype(np.uint8), 2)), edges]
 
     def similarity(self, candidate: np.ndarray, reference: np.ndarray) -> float:
         """exp(-weighted L1 distance) of two silhouettes."""
-        d = np.abs(candidate - reference)
+        d = np.abs(candidate[:6] - reference[:6])
         d[5] = max(0.0, candidate[5] - reference[5])  # bending only counts one way: a turn can hide a concavity
         if not np.all(np.isfinite(d)):
             return 0.0
-        return float(np.exp(-np.dot(self.config.weights, d)))
+        lost = max(0.0, float(np.log((reference[6] + 0.5) / (candidate[6] + 0.5))))  # straight edges broken up
+        return float(np.exp(-np.dot(self.config.weights, d) - self.config.lines_weight * lost))

@@ -123,7 +123,8 @@ class ThresholdFilter(Filter):
                                                    f"{hamming(a.hash, b.hash)}/64 bits apart, colour ΔE "
                                                    f"{color_distance(a.lab, b.lab):.1f})")
             elif cfg.top_k is not None and len(kept) >= cfg.top_k:
-                verdict[pick.id] = Decision(False, f"dropped: beyond top_k {cfg.top_k} (total {pick.total:.3f})")
+                tie = ", tied with the last kept: ties go by candidate id" if abs(pick.total - kept[-1].total) < 1e-9 else ""
+                verdict[pick.id] = Decision(False, f"dropped: beyond top_k {cfg.top_k} (total {pick.total:.3f}{tie})")
             else:
                 kept.append(pick)
                 verdict[pick.id] = Decision(True, f"kept: total {pick.total:.3f}, rank {len(kept)}")

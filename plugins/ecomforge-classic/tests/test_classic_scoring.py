@@ -17,8 +17,8 @@ from ecomforge_classic.acquire import LocalAcquirer
 from ecomforge_classic.color import ColorScorer
 from ecomforge_classic.keypoints import KeypointsScorer
 from ecomforge_classic.maskers import ClassicMasker
-from ecomforge_classic.relative import RelativeScorer
 from ecomforge_classic.parts import PartsScorer
+from ecomforge_classic.relative import RelativeScorer
 from ecomforge_classic.shape import ShapeScorer, concave_turning, silhouette
 from ecomforge_classic.texture import TextureScorer
 

@@ -37,6 +37,13 @@ def test_min_score_and_top_k_with_reasons():
     assert "0.400 < 0.5" in out[1].reason and "top_k 2" in out[2].reason and "rank 2" in out[3].reason
 
 
+def test_a_tie_at_the_top_k_cut_says_so():
+    """Equal totals across the cut: the dropped one's reason says it tied and how ties are broken."""
+    out = ThresholdFilter({"top_k": 1, "dedupe": False}).select(_scored([1.0, 1.0, 0.5]))
+    assert out[0].kept and not out[1].kept and "tied with the last kept" in out[1].reason
+    assert "tied" not in out[2].reason
+
+
 def test_per_scorer_minimum():
     scored = [Scored("a", Candidate(_img(0), 0, {}), {"color": 0.9, "kp": 0.2}, 0.55),
               Scored("b", Candidate(_img(1), 1, {}), {"color": 0.6, "kp": 0.6}, 0.6)]

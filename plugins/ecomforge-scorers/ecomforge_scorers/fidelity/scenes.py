@@ -76,11 +76,14 @@ def expansion(parts, rng):
 
 
 def halo(parts, rng):
-    """A bright or dark rim 3-5 px wide all along the paste edge."""
+    """A bright or dark rim 3-5 px wide all along the paste edge, in the tone the scene there is not."""
     background, rgb, alpha, lay = parts
     out, mask = place(background, rgb, alpha, lay)
     rim = cv2.bitwise_and(dilate(mask, int(rng.integers(3, 6))), cv2.bitwise_not(mask)) > 0
-    tone = 250 if rng.random() < 0.5 else 10
+    # A halo shows because it differs from the scene: a white rim on a white sweep is no failure at all, so
+    # a light scene gets a dark rim and a dark scene a bright one (a mid-tone scene either, at random).
+    under = float(out[rim].mean()) if rim.any() else 128.0
+    tone = 250 if (under < 85 or (under <= 170 and rng.random() < 0.5)) else 10
     out[rim] = (0.2 * out[rim] + 0.8 * tone).astype(np.uint8)
     return out, mask
 
