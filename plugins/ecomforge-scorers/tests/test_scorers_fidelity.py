@@ -233,3 +233,40 @@ def test_learned_scorers_run_through_the_same_harness(tmp_path, tiny_open_clip):
     entry = result["scorers"]["clip-image"]
     assert entry["model"] != "-" and 0 <= entry["all"]["auroc_all"] <= 1
     assert result["weights"] == {"clip-image": 1.0}
+
+
+def test_scene_re_rendering_failures_are_made_on_photo_scenes():
+    """Posterising or saturating a plain studio sweep leaves a good packshot: those failures get a photo scene."""
+    from ecomforge_scorers.fidelity.cases import _scene_for
+
+    for index in range(len(SCENES) * 2):
+        for failure in ("bg-posterised", "bg-saturated"):
+            assert not _scene_for(failure, index).startswith("studio-")
+    assert {_scene_for("halo", i) for i in range(len(SCENES))} == set(SCENES)  # the others use every scene
+
+
+@pytest.mark.parametrize("backdrop, brighter", [("studio-light", False), ("black", True)])
+def test_halo_takes_the_tone_the_scene_lacks(vase_photos, backdrop, brighter):
+    """A halo is a rim that shows: dark on a light scene, bright on a dark one."""
+    photo = vase_photos[2]
+    _, _, (bg, rgb, alpha, lay) = compose(photo.reference.image, photo.mask.data, "studio-light",
+                                          np.random.default_rng(0), 128)
+    if backdrop == "black":
+        bg = np.full_like(bg, 20)
+    for seed in range(4):
+        out, mask = INTEGRATION["halo"]((bg, rgb, alpha, lay), np.random.default_rng(seed))
+        rim = (cv2_dilate(mask) > 0) & (mask == 0)
+        assert (out[rim].mean() > bg[rim].mean() + 40) if brighter else (out[rim].mean() < bg[rim].mean() - 40)
+
+
+def test_every_dreambench_photo_gets_a_product_mask_not_a_stand_in():
+    """The hand-guided masks: GrabCut from boxes and hints for all 54 photos, never the ellipse or hull stand-ins."""
+    from ecomforge_scorers.fidelity.data import DREAMBENCH
+
+    for product in DREAMBENCH:
+        for photo in load_photos(product, 128):
+            share = photo.mask.data.mean() / 255
+            assert photo.mask_method in ("grabcut-hints", "grabcut-box"), (product, photo.view)
+            assert 0.005 < share < 0.7, (product, photo.view, share)
+    again = load_photos("berry_bowl", 128)  # a white bowl on white cloth: the hints carry it, the same each time
+    assert all(np.array_equal(a.mask.data, b.mask.data) for a, b in zip(again, load_photos("berry_bowl", 128)))
