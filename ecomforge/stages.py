@@ -88,6 +88,14 @@ def config_error(exc: ValidationError, path: str, model: type[BaseModel]) -> Rec
         close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
         return RecipeError(full, "unknown key", hint=hint)
+    keys = _keys(err["loc"])
+    if err["type"] == "missing" and isinstance(err["loc"][-1], int):  # a fixed-length tuple given too few values
+        parent = err["loc"][:-1]
+        short = [e for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == tuple(parent)]
+        given = min(int(e["loc"][-1]) for e in short)
+        whole = ".".join(keys[:-1])
+        return RecipeError(f"{path}.{whole}" if path and whole else (whole or path),
+                           f"expected {given + len(short)} values (got {given})")
     message = _plain_message(err)
     value = err.get("input")
     if isinstance(value, (dict, list)) or err["type"] in ("value_error", "assertion_error", "missing"):

@@ -144,3 +144,19 @@ def test_any_unknown_top_level_key_is_rejected(key):
         data[key] = 1
         with pytest.raises(RecipeError, match="unknown key"):
             resolve_recipe(data, registry=reg)
+
+
+def test_a_short_fixed_length_list_says_how_many_values():
+    """Two numbers where a config wants three: the key and the count, not 'weights.2: Field required'."""
+    from pydantic import BaseModel, ValidationError
+
+    from ecomforge.stages import config_error
+
+    class Weights(BaseModel):
+        weights: tuple[float, float, float]
+
+    with pytest.raises(ValidationError) as info:
+        Weights(weights=[1.0, 2.0])
+    err = config_error(info.value, "score.0.config", Weights)
+    assert "score.0.config.weights" in err.message and "expected 3 values (got 2)" in err.message
+    assert "weights.2" not in err.message and err.exit_code == 2
