@@ -60,9 +60,6 @@ def silhouette(mask: np.ndarray) -> np.ndarray:
                      cv2.arcLength(c, True) / max(cv2.arcLength(hull, True), 1.0), concave_turning(c)])
 
 
-_LSD = None
-
-
 def straight_edges(image: np.ndarray, mask: np.ndarray, side: int = 192) -> float:
     """Total length of the long straight edges on the product, in product sizes.
 
@@ -71,16 +68,13 @@ def straight_edges(image: np.ndarray, mask: np.ndarray, side: int = 192) -> floa
     a perspective change keeps a straight edge straight; a bent (warped) or melted product breaks it
     into short pieces.
     """
-    global _LSD
     img, m = product_region(image, dilate(mask, 3), max_side=4096)
     s = side / max(img.shape[:2])
     size = (max(8, round(img.shape[1] * s)), max(8, round(img.shape[0] * s)))
     grey = cv2.cvtColor(cv2.resize(img, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR),
                         cv2.COLOR_RGB2GRAY)
     m = cv2.resize(m, size, interpolation=cv2.INTER_NEAREST)
-    if _LSD is None:
-        _LSD = cv2.createLineSegmentDetector()
-    lines = _LSD.detect(grey)[0]
+    lines = cv2.createLineSegmentDetector().detect(grey)[0]  # one per call: cheap, and no state shared by threads
     if lines is None:
         return 0.0
     seg = lines.reshape(-1, 4)
@@ -94,8 +88,10 @@ def straight_edges(image: np.ndarray, mask: np.ndarray, side: int = 192) -> floa
 class ShapeScorer(RelativeScorer):
     """Shape identity: silhouette distance to the closest reference mask, relative to the references' spread.
 
-    Raw similarity = exp(-sum_i w_i |d_i|) over the silhouette descriptors (silhouette()), the
-    best over the references (mirror images have the same descriptors). A product seen from a new
+    Raw similarity = exp(-sum_i w_i |d_i| - lines_weight x lost) over the silhouette descriptors
+    (silhouette(); a gain in concave turning only), with ``lost`` the log ratio of the reference's long
+    straight edges to the candidate's (straight_edges(); gaining edges costs nothing), the best over
+    the references (mirror images have the same descriptors). A product seen from a new
     angle is compared with the reference whose outline is closest, and the result is mapped by
     relative.py against how close the references' outlines are to each other.
     """
@@ -122,11 +118,12 @@ class ShapeScorer(RelativeScorer):
         s = self.config.max_side / max(m.shape)
         size = (max(1, round(m.shape[1] * s)), max(1, round(m.shape[0] * s)))
         m = cv2.resize(m, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        edges = straight_edges(image, mask) if self.config.lines_weight > 0 and mask is not None and mask.any() else 0.0
+        whole = mask if mask is not None and mask.any() else np.full(image.shape[:2], 255, np.uint8)
+        edges = straight_edges(image, whole) if self.config.lines_weight > 0 else 0.0
         return np.r_[silhouette(np.pad(np.where(m > 127, 255, 0).astype(np.uint8), 2)), edges]
 
     def similarity(self, candidate: np.ndarray, reference: np.ndarray) -> float:
-        """exp(-weighted L1 distance) of two silhouettes."""
+        """exp(-(weighted L1 distance of two silhouettes + lines_weight x the straight edges lost))."""
         d = np.abs(candidate[:6] - reference[:6])
         d[5] = max(0.0, candidate[5] - reference[5])  # bending only counts one way: a turn can hide a concavity
         if not np.all(np.isfinite(d)):

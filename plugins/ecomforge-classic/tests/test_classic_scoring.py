@@ -19,7 +19,7 @@ from ecomforge_classic.keypoints import KeypointsScorer
 from ecomforge_classic.maskers import ClassicMasker
 from ecomforge_classic.parts import PartsScorer
 from ecomforge_classic.relative import RelativeScorer
-from ecomforge_classic.shape import ShapeScorer, concave_turning, silhouette
+from ecomforge_classic.shape import ShapeScorer, concave_turning, silhouette, straight_edges
 from ecomforge_classic.texture import TextureScorer
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "dreambench"
@@ -263,6 +263,27 @@ def test_concave_turning_grows_with_bends_and_ignores_turns_and_size(a, b, angle
     assert concave_turning(contour(_wavy(0.2))) > 1.0  # five deep waves: well over a radian of inward turn
     turned = cv2.warpAffine(large, cv2.getRotationMatrix2D((100, 100), angle, 1.0), (200, 200), flags=cv2.INTER_NEAREST)
     assert abs(concave_turning(contour(turned)) - concave_turning(contour(large))) < 0.35
+
+
+@settings(max_examples=8, deadline=None)
+@given(angle=st.floats(-30, 30), amplitude=st.floats(4, 8))
+def test_straight_edges_survive_a_turn_and_break_when_bent(angle, amplitude):
+    """A striped box keeps its long straight edges when turned; a sine bend breaks them up."""
+    image = np.full((200, 200, 3), 200, np.uint8)
+    mask = np.zeros((200, 200), np.uint8)
+    mask[50:150, 60:140] = 255
+    for y in range(55, 150, 12):
+        image[y:y + 5, 60:140] = 30
+    image[mask == 0] = 200
+    turn = cv2.getRotationMatrix2D((100, 100), angle, 1.0)
+    turned = cv2.warpAffine(image, turn, (200, 200), borderValue=(200, 200, 200))
+    turned_mask = cv2.warpAffine(mask, turn, (200, 200), flags=cv2.INTER_NEAREST)
+    yy, xx = np.mgrid[0:200, 0:200].astype(np.float32)
+    bend_y = (yy + amplitude * np.sin(2 * np.pi * xx / 40)).astype(np.float32)
+    bent = cv2.remap(image, xx, bend_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    straight = straight_edges(image, mask)
+    assert straight_edges(turned, turned_mask) > 0.6 * straight
+    assert straight_edges(bent, mask) < 0.9 * straight  # waves of a third of the box: the long runs break
 
 
 def test_reference_features_are_cached(clock):
