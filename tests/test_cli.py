@@ -121,6 +121,14 @@ def test_help_does_not_import_torch():
     assert res.stdout.strip() == "False False"
 
 
+def test_core_model_helpers_import_no_ml_framework():
+    """ecomforge.clip and ecomforge.models load torch, open_clip, transformers and diffusers on first use only."""
+    code = "import sys; import ecomforge.clip, ecomforge.models, ecomforge.jsonl; " \
+           "print([m for m in ('torch', 'diffusers', 'transformers', 'open_clip') if m in sys.modules])"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr
+
+
 def test_a_failed_product_is_recorded_the_others_finish_exit_1(toy_recipe, tmp_path):
     res = cli("run", str(toy_recipe), "--out", str(tmp_path / "runs"), "--progress", "none",
               "--set", "inputs.products.b=[nope]")

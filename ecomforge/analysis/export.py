@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from ..imaging.infotext import scrub_paths
 from ..imaging.io import atomic_write_bytes
+from ..jsonl import read_rows
 from ..run.store import read_manifest
 
 
@@ -16,22 +17,11 @@ def _existing_metadata(meta_path: Path) -> list[dict[str, Any]]:
     """The rows an earlier export wrote (an export adds to them); a row that is not one is named."""
     if not meta_path.exists():
         return []
-    try:
-        lines = meta_path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{meta_path}: cannot read it ({exc}); export into an empty folder") from exc
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{meta_path}: line {n}: not a JSON row ({exc.msg}); export into an empty folder") from exc
-        if not isinstance(row, dict) or not isinstance(row.get("file_name"), str):
+    rows = read_rows(meta_path, advice="export into an empty folder")
+    for n, row in rows:
+        if not isinstance(row.get("file_name"), str):
             raise UsageError(f"{meta_path}: line {n}: a row needs a file_name; export into an empty folder")
-        rows.append(row)
-    return rows
+    return [row for _, row in rows]
 
 
 def export_imagefolder(run_dir: Path, out_dir: Path, *, include: str = "kept") -> int:

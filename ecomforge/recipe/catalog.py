@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..jsonl import read_rows
 
 PRODUCT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_ROWS = 1_000_000
@@ -122,24 +123,7 @@ def _check_header(path: Path, header: list[str]) -> None:
 
 
 def _jsonl_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read catalogue ({exc})") from exc
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: line {n}: not JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise InputError(f"{path}: line {n}: a row must be a JSON object, got {type(row).__name__}")
-        rows.append((n, row))
-        if len(rows) > MAX_ROWS:
-            raise InputError(f"{path}: more than {MAX_ROWS} rows")
-    return "table", rows
+    return "table", read_rows(path, limit=MAX_ROWS)
 
 
 def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]]) -> list[CatalogProduct]:

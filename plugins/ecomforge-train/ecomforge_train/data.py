@@ -1,7 +1,6 @@
 """Training images: references or an exported imagefolder, augmented crops/flips and inpainting masks."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ecomforge.errors import InputError
+from ecomforge.jsonl import read_rows
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -33,14 +33,10 @@ def read_imagefolder(folder: Path) -> list[tuple[Path, str]]:
     """(image path, text) for every line of an imagefolder's ``metadata.jsonl``."""
     meta = folder / "metadata.jsonl"
     rows = []
-    for n, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            name, text = row["file_name"], row.get("text", "")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{meta}: line {n} is not a JSON object with 'file_name' and 'text'") from exc
+    for n, row in read_rows(meta):
+        name, text = row.get("file_name"), row.get("text", "")
+        if not isinstance(name, str):
+            raise InputError(f"{meta}: line {n} is not a JSON object with 'file_name' and 'text'")
         if not (folder / name).is_file():
             raise InputError(f"{meta}: line {n} names {name!r}, which is not in {folder}")
         rows.append((folder / name, str(text)))

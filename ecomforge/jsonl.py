@@ -1,0 +1,35 @@
+"""JSON Lines files that come from a user (a catalogue, an earlier export, a training folder's metadata).
+
+One reader, so every such file is decoded the same way (UTF-8, a byte-order mark tolerated, blank
+lines skipped) and a bad line is named the same way: ``<file>: line <n>: ...``, an InputError (exit 2).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+
+def read_rows(path: Path, *, limit: int | None = None, advice: str = "") -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line; ``advice`` ends each error message (e.g. what to do)."""
+    tail = f"; {advice}" if advice else ""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read it ({exc}){tail}") from exc
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: line {n}: not a JSON row ({exc.msg}){tail}") from exc
+        if not isinstance(row, dict):
+            raise InputError(f"{path}: line {n}: a row must be a JSON object, got {type(row).__name__}{tail}")
+        rows.append((n, row))
+        if limit is not None and len(rows) > limit:
+            raise InputError(f"{path}: more than {limit} rows{tail}")
+    return rows
