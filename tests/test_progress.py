@@ -26,3 +26,14 @@ def test_plain_lines(toy_registry, toy_recipe, tmp_path):
     assert lines[0].startswith("run toy-")
     assert sum("generate done" in ln for ln in lines) == 2
     assert lines[-1].startswith("done: 18 candidates, 9 kept")
+
+
+def test_plain_lines_report_the_time_measured_inside_a_step():
+    """Events replayed from a helper thread arrive together: the step's own seconds is the duration shown."""
+    lines: list[str] = []
+    plain = PlainProgress(lines.append)
+    plain.on_step_start(run=None, step="score", product="vase", total=4)
+    plain.on_step_end(run=None, step="score", product="vase", seconds=1.5)
+    plain.on_step_start(run=None, step="filter", product="vase", total=1)
+    plain.on_step_end(run=None, step="filter", product="vase", seconds=0.0)  # no measure: the wall time
+    assert lines == ["[vase] score done in 1.50s", "[vase] filter done in 0.00s"]

@@ -34,9 +34,13 @@ class PlainProgress:
 
     @hookimpl
     def on_step_end(self, run: RunContext, step: str, product: str, seconds: float) -> None:
-        """Log the step's duration."""
+        """Log the step's duration: the time measured inside the step, else the wall time since its start.
+
+        A product's score and filter steps run in a helper thread whose hook calls reach observers
+        afterwards, start and end together; their own measured ``seconds`` is the true figure.
+        """
         wall = time.perf_counter() - self._t.pop((step, product), time.perf_counter())
-        self.echo(f"[{product}] {step} done in {wall:.2f}s")
+        self.echo(f"[{product}] {step} done in {(seconds if seconds > 0 else wall):.2f}s")
 
     @hookimpl
     def on_run_end(self, run: RunContext, summary: dict[str, Any]) -> None:
