@@ -61,12 +61,13 @@ def silhouette(mask: np.ndarray) -> np.ndarray:
 
 
 def straight_edges(image: np.ndarray, mask: np.ndarray, side: int = 192) -> float:
-    """Total length of the long straight edges on the product, in product sizes.
+    """Sum of the squared lengths of the long straight edges on the product, in product sizes.
 
     Line segments (OpenCV's LSD) at ``side`` px whose midpoint lies on the product (mask dilated by
     a few px, so its outline counts) and that are longer than 12 % of the product's size. A turn or
     a perspective change keeps a straight edge straight; a bent (warped) or melted product breaks it
-    into short pieces.
+    into short pieces. Squared, so one long edge outweighs the pieces it breaks into (a bend leaves
+    diagonal runs that are long enough to count, but far shorter).
     """
     img, m = product_region(image, dilate(mask, 3), max_side=4096)
     s = side / max(img.shape[:2])
@@ -82,7 +83,7 @@ def straight_edges(image: np.ndarray, mask: np.ndarray, side: int = 192) -> floa
     mx = np.clip(((seg[:, 0] + seg[:, 2]) / 2).astype(int), 0, size[0] - 1)
     my = np.clip(((seg[:, 1] + seg[:, 3]) / 2).astype(int), 0, size[1] - 1)
     keep = (m[my, mx] > 0) & (length > 0.12 * max(size))
-    return float(length[keep].sum() / max(size))
+    return float(((length[keep] / max(size)) ** 2).sum())
 
 
 class ShapeScorer(RelativeScorer):

@@ -61,10 +61,27 @@ class TextureScorer(RelativeScorer):
         default_baseline: float = Field(default=0.4, gt=0, le=1, description="Raw similarity of a re-shoot, used with one reference.")
         min_span: float = Field(default=0.2, gt=0, description="Smallest baseline - floor gap.")
 
-    def features(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[float, np.ndarray]:
-        """(sharpness, binary-pattern histogram) of the product at the common scale."""
+    def features(self, image: np.ndarray, mask: np.ndarray | None) -> dict[int, tuple]:
+        """{long side: (sharpness, binary-pattern histogram, cell rows)} at each common scale the photo resolves.
+
+        A product photographed small is never upsampled past its own pixels (interpolation would read
+        as blur): it is described only at the scales of the ladder it covers, the smallest always.
+        """
         img, m = product_region(image, mask, max_side=4096)
-        s = self.config.size / max(img.shape[:2])
+        native = max(img.shape[:2])
+        out = {}
+        for side in self.ladder():
+            if side <= native or side == self.ladder()[-1]:
+                out[side] = self._at(img, m, side)
+        return out
+
+    def ladder(self) -> list[int]:
+        """The common scales, ``size`` down to a third of it."""
+        size = self.config.size
+        return sorted({max(16, round(size * f)) for f in (1.0, 0.75, 0.56, 0.42, 0.33)}, reverse=True)
+
+    def _at(self, img: np.ndarray, m: np.ndarray, side: int) -> tuple[float, np.ndarray, np.ndarray]:
+        s = side / max(img.shape[:2])
         size = (max(8, round(img.shape[1] * s)), max(8, round(img.shape[0] * s)))
         grey = cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), size,
                           interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
@@ -77,8 +94,9 @@ class TextureScorer(RelativeScorer):
         return sharp, local_binary_histogram(grey, inside), cell_descriptors(lab, grey, inside, self.config.grid)
 
     def similarity(self, candidate, reference) -> float:
-        """min(1, relative sharpness)^2 x pattern overlap x how well the worst cells find a counterpart."""
-        (sc, hc, cc), (sr, hr, cr) = candidate, reference
+        """At the finest scale both resolve: min(1, relative sharpness)^2 x pattern overlap x worst-cell match."""
+        side = max(set(candidate) & set(reference))
+        (sc, hc, cc), (sr, hr, cr) = candidate[side], reference[side]
         ratio = min(1.0, sc / max(sr, 1e-6))
         local = 1.0
         if len(cc) and len(cr):  # each candidate cell's nearest reference cell; a foreign patch has none

@@ -265,10 +265,10 @@ def test_concave_turning_grows_with_bends_and_ignores_turns_and_size(a, b, angle
     assert abs(concave_turning(contour(turned)) - concave_turning(contour(large))) < 0.35
 
 
-@settings(max_examples=8, deadline=None)
-@given(angle=st.floats(-30, 30), amplitude=st.floats(4, 8))
-def test_straight_edges_survive_a_turn_and_break_when_bent(angle, amplitude):
-    """A striped box keeps its long straight edges when turned; a sine bend breaks them up."""
+@settings(max_examples=12, deadline=None)
+@given(angle=st.floats(-30, 30), amplitude=st.floats(4, 8), period=st.floats(40, 80))
+def test_straight_edges_survive_a_turn_and_break_when_bent(angle, amplitude, period):
+    """A striped box keeps its long straight edges when turned; a sine bend (the benchmark's warp) breaks them up."""
     image = np.full((200, 200, 3), 200, np.uint8)
     mask = np.zeros((200, 200), np.uint8)
     mask[50:150, 60:140] = 255
@@ -279,11 +279,11 @@ def test_straight_edges_survive_a_turn_and_break_when_bent(angle, amplitude):
     turned = cv2.warpAffine(image, turn, (200, 200), borderValue=(200, 200, 200))
     turned_mask = cv2.warpAffine(mask, turn, (200, 200), flags=cv2.INTER_NEAREST)
     yy, xx = np.mgrid[0:200, 0:200].astype(np.float32)
-    bend_y = (yy + amplitude * np.sin(2 * np.pi * xx / 40)).astype(np.float32)
+    bend_y = (yy + amplitude * np.sin(2 * np.pi * xx / period)).astype(np.float32)
     bent = cv2.remap(image, xx, bend_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     straight = straight_edges(image, mask)
-    assert straight_edges(turned, turned_mask) > 0.6 * straight
-    assert straight_edges(bent, mask) < 0.9 * straight  # waves of a third of the box: the long runs break
+    assert straight_edges(turned, turned_mask) > 0.55 * straight
+    assert straight_edges(bent, mask) < 0.5 * straight  # waves of half to a whole box: the long runs break
 
 
 def test_reference_features_are_cached(clock):
