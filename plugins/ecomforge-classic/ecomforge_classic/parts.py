@@ -15,6 +15,12 @@ specks of highlight and JPEG noise drop out) and the largest connected region, a
 product, is the candidate's defect size. The references measured the same way, each against the
 others, give the defect size real re-shoots show (their median, the baseline); the score falls
 linearly from 1 at the baseline to 0 at ``span`` more of the product.
+
+A part that went missing and was painted over with scene of the product's own colours shows no new
+colour. It shows as an outline with nothing behind it: the mask still runs where the product's
+boundary was, and the image has no edge there. The longest such run of the outline (edgeless_run()),
+beyond the longest a reference photo shows, costs points too, up to 0 at ``outline_span`` more of
+the outline; the lower of the two scores counts, and its reason is given.
 """
 from __future__ import annotations
 
@@ -48,10 +54,18 @@ class PartsConfig(StageConfig):
     open_radius: int = Field(default=2, ge=0, le=16, description="Opening radius (px at ``side``) that removes specks.")
     span: float = Field(default=0.2, gt=0, le=1, description="Defect share of the product, beyond the references' own, "
                         "that scores 0.")
+    edge_contrast: float = Field(default=3.0, ge=0, le=100, description="Colour step (CIELAB units per px) below which "
+                                 "the outline shows no edge (0: the outline is not judged).")
+    outline_span: float = Field(default=0.2, gt=0, le=1, description="Share of the outline in one edgeless run, beyond "
+                                "the references' own, that scores 0.")
 
 
-def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lab crop and mask of the product's box with a margin for the scene ring, scaled so the box is ``side``."""
+def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lab crop and mask of the product's box with a margin for the scene ring, scaled so the box is ``side``.
+
+    Also the local detail (mean |Laplacian| of lightness) at that size, measured at the photo's own
+    resolution where the box is smaller than ``side``: upsampling would smooth it into a smear.
+    """
     if not np.any(mask):
         mask = np.full(image.shape[:2], 255, np.uint8)
     x0, y0, x1, y1 = bbox(mask)
@@ -60,9 +74,22 @@ def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, n
     X1, Y1 = min(image.shape[1], x1 + margin), min(image.shape[0], y1 + margin)
     s = side / max(x1 - x0, y1 - y0)
     size = (max(1, round((X1 - X0) * s)), max(1, round((Y1 - Y0) * s)))
-    img = cv2.resize(image[Y0:Y1, X0:X1], size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    crop = np.ascontiguousarray(image[Y0:Y1, X0:X1])
+    img = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     m = cv2.resize(mask[Y0:Y1, X0:X1], size, interpolation=cv2.INTER_NEAREST)
-    return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2LAB), m
+    lab = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2LAB)
+    if s > 1:
+        grey = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)
+        detail = cv2.resize(_detail(grey, 5 / s), size, interpolation=cv2.INTER_LINEAR)
+    else:
+        detail = _detail(lab[..., 0].astype(np.float32), 5)
+    return lab, m, detail
+
+
+def _detail(grey: np.ndarray, window: float) -> np.ndarray:
+    """Mean |Laplacian| over a ``window``-px box (at least 3 px)."""
+    k = max(3, int(round(window)) | 1)
+    return cv2.blur(np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3)), (k, k))
 
 
 def _bins(lab: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -95,6 +122,31 @@ def colour_density(lab_pixels: np.ndarray) -> np.ndarray:
     return hist / max(float(hist.sum()), 1e-12)
 
 
+def edgeless_run(lab: np.ndarray, mask: np.ndarray, contrast: float, band: int = 2) -> float:
+    """Longest run of the mask's outline, as a share of it, along which the image shows no edge.
+
+    Where a part went missing and the scene was painted over it, the mask still runs where the
+    product's boundary was, but nothing in the image ends there. The frame's border is skipped (a
+    product cut by the frame has no edge there, and framing judges that).
+    """
+    smooth = cv2.GaussianBlur(lab.astype(np.float32), (0, 0), 1.0)
+    gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
+    step = cv2.dilate(np.sqrt((gx**2 + gy**2).sum(axis=2)) / 8.0, np.ones((2 * band + 1,) * 2, np.uint8))
+    contours, _ = cv2.findContours((mask > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return 0.0
+    pts = max(contours, key=len).reshape(-1, 2)
+    h, w = mask.shape
+    border = (pts[:, 0] <= 1) | (pts[:, 1] <= 1) | (pts[:, 0] >= w - 2) | (pts[:, 1] >= h - 2)
+    flat = (step[pts[:, 1], pts[:, 0]] < contrast) & ~border
+    if flat.all():
+        return 1.0
+    flat = np.roll(flat, -int(np.argmin(flat)))  # start on an edge, so a run never wraps around
+    edges = np.flatnonzero(~flat)
+    gaps = np.diff(np.append(edges, len(flat))) - 1  # flat points between consecutive edge points
+    return float(gaps.max()) / len(flat)
+
+
 class PartsScorer(Scorer):
     """Local identity: the largest region of the product whose colours the references do not show."""
 
@@ -107,16 +159,15 @@ class PartsScorer(Scorer):
 
     def _prepare(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(Lab crop, product pixels' mask, scene ring's mask) at the working scale."""
-        lab, m = _crop(image, mask if mask is not None else np.zeros(image.shape[:2], np.uint8), self.config.side)
+        lab, m, detail = _crop(image, mask if mask is not None else np.zeros(image.shape[:2], np.uint8),
+                               self.config.side)
         inside = erode(m, 2) > 127  # the outline's blended pixels belong to neither side
         ring = (dilate(m, max(3, self.config.side // 10)) > 127) & ~(dilate(m, 2) > 127)
-        grey = lab[..., 0].astype(np.float32)
-        detail = cv2.blur(np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3)), (5, 5))
-        return lab, inside, ring, detail
+        return lab, inside, ring, detail, m
 
     def defect_share(self, prepared: tuple, colours: Sequence[np.ndarray], flat: float = -1.0) -> float:
         """Share of the product covered by its largest region of colours no reference shows, or background ones."""
-        lab, inside, ring, detail = prepared
+        lab, inside, ring, detail, _ = prepared
         if inside.sum() < 16 or not colours:
             return 0.0
         cfg, idx = self.config, _bins(lab[inside])
@@ -141,24 +192,40 @@ class PartsScorer(Scorer):
         key = tuple(region_key(r.sha256, m.data) for r, m in zip(context.references, context.masks))
         if key not in self._cache:
             prepared = [self._prepare(r.image, m.data) for r, m in zip(context.references, context.masks)]
-            colours = [colour_density(lab[inside]) for lab, inside, _, _ in prepared]
+            colours = [colour_density(lab[inside]) for lab, inside, _, _, _ in prepared]
             flat = -1.0
             if self.config.flat_share > 0:
-                flat = float(min(np.quantile(d[i], self.config.flat_share) for _, i, _, d in prepared if i.any()))
+                flat = float(min(np.quantile(d[i], self.config.flat_share) for _, i, _, d, _ in prepared if i.any()))
             own = [self.defect_share(p, colours[:i] + colours[i + 1:], flat) for i, p in enumerate(prepared)]
-            self._cache[key] = (colours, float(np.median(own)) if len(prepared) > 1 else 0.0, flat)
+            runs = [self.edgeless(p) for p in prepared]
+            self._cache[key] = (colours, float(np.median(own)) if len(prepared) > 1 else 0.0, flat,
+                                float(max(runs)))
         return self._cache[key]
 
     def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Score]:
         """Per candidate: 1 at the references' own defect size, falling to 0 at ``span`` more of the product."""
         self.ensure_setup()
-        colours, baseline, flat = self._references(context)
+        colours, baseline, flat, run_baseline = self._references(context)
         out = []
         for cand in candidates:
             cancel.check()
-            share = self.defect_share(self._prepare(cand.image, cand.mask), colours, flat)
+            prepared = self._prepare(cand.image, cand.mask)
+            share = self.defect_share(prepared, colours, flat)
             value = float(np.clip(1.0 - (share - baseline) / self.config.span, 0.0, 1.0))
             reason = (f"{share:.0%} of the product is one region no reference shows: foreign or background colours, "
                       f"or smeared detail (references: {baseline:.0%})") if value < 0.5 else ""
+            run = self.edgeless(prepared)
+            outline = float(np.clip(1.0 - (run - run_baseline) / self.config.outline_span, 0.0, 1.0))
+            if outline < value:
+                value = outline
+                reason = (f"{run:.0%} of the product's outline shows no edge in the image: a part is missing "
+                          f"(references: {run_baseline:.0%})") if value < 0.5 else ""
             out.append(Score(value, reason))
         return out
+
+    def edgeless(self, prepared: tuple) -> float:
+        """The longest edgeless run of the outline (0 when the outline is not judged)."""
+        lab, inside, _, _, m = prepared
+        if self.config.edge_contrast <= 0 or inside.sum() < 16:
+            return 0.0
+        return edgeless_run(lab, m, self.config.edge_contrast)

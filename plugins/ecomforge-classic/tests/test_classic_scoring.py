@@ -17,7 +17,7 @@ from ecomforge_classic.acquire import LocalAcquirer
 from ecomforge_classic.color import ColorScorer
 from ecomforge_classic.keypoints import KeypointsScorer
 from ecomforge_classic.maskers import ClassicMasker
-from ecomforge_classic.parts import PartsScorer
+from ecomforge_classic.parts import PartsScorer, edgeless_run
 from ecomforge_classic.relative import RelativeScorer
 from ecomforge_classic.shape import ShapeScorer, concave_turning, silhouette, straight_edges
 from ecomforge_classic.texture import TextureScorer
@@ -239,6 +239,54 @@ def test_parts_sees_a_part_replaced_by_a_smear():
     intact = _score(PartsScorer(), image, mask, refs)
     assert intact > 0.9
     assert _score(PartsScorer(), smeared, mask, refs) < intact - 0.3
+
+
+def _disc_on_floor(colour: tuple[int, int, int], grain: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A plain disc of ``colour`` on a grainy grey floor, as Lab, and its mask."""
+    rng = np.random.default_rng(seed)
+    image = np.clip(rng.normal(110, grain, (160, 160, 3)), 0, 255).astype(np.uint8)
+    mask = np.zeros((160, 160), np.uint8)
+    cv2.circle(mask, (80, 80), 55, 255, -1)
+    image[mask > 0] = colour
+    return image, mask
+
+
+@settings(max_examples=15, deadline=None)
+@given(colour=st.tuples(*[st.integers(170, 255)] * 3), grain=st.floats(0, 4), cut=st.floats(0.15, 0.45),
+       seed=st.integers(0, 1000))
+def test_an_outline_with_nothing_behind_it_is_an_edgeless_run(colour, grain, cut, seed):
+    """A whole product's outline sits on an edge; paint the floor over a side of it and that stretch shows none.
+
+    The run grows with the part removed, and a product cut by the frame is not counted as missing there.
+    """
+    image, mask = _disc_on_floor(colour, grain, seed)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    assert edgeless_run(lab, mask, 3.0) < 0.03
+    runs = []
+    for share in (cut, cut + 0.15):
+        missing = image.copy()
+        x = int(25 + 110 * (1 - share))  # the disc spans x 25..135: remove its right ``share``
+        missing[:, x:] = np.clip(np.random.default_rng(seed).normal(110, grain, missing[:, x:].shape), 0, 255)
+        runs.append(edgeless_run(cv2.cvtColor(missing, cv2.COLOR_RGB2LAB), mask, 3.0))
+    assert runs[0] > 0.15 and runs[1] > runs[0]
+    framed_lab, framed_mask = lab[:, :100], mask[:, :100]  # the frame cuts the disc at x = 100
+    assert edgeless_run(np.ascontiguousarray(framed_lab), np.ascontiguousarray(framed_mask), 3.0) < 0.03
+
+
+def test_parts_sees_a_missing_part_by_its_outline_where_colours_cannot():
+    """A grey product on a grey floor loses a side to the floor: no colour is new, but its outline ends in nothing."""
+    refs = []
+    for seed in (1, 2):
+        image, mask = _disc_on_floor((120, 118, 112), 3.0, seed)
+        ref, m = make_reference(160, 160)
+        refs.append((dataclasses.replace(ref, image=image, sha256=f"disc{seed}"), dataclasses.replace(m, data=mask)))
+    image, mask = _disc_on_floor((120, 118, 112), 3.0, 3)
+    missing = image.copy()
+    missing[:, 100:] = np.clip(np.random.default_rng(9).normal(110, 3.0, missing[:, 100:].shape), 0, 255)
+    ctx = ScoringContext(tuple(r for r, _ in refs), tuple(m for _, m in refs))
+    intact, broken = PartsScorer().score([Candidate(image, 0, {}, mask=mask), Candidate(missing, 0, {}, mask=mask)], ctx)
+    assert intact.value > 0.9 and broken.value < 0.5 and "outline" in broken.reason
+    assert _score(PartsScorer({"edge_contrast": 0}), missing, mask, refs) > 0.9  # colours alone do not see it
 
 
 def _wavy(amplitude: float, size: int = 200) -> np.ndarray:
