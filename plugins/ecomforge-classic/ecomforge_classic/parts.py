@@ -54,13 +54,13 @@ class PartsConfig(StageConfig):
     open_radius: int = Field(default=2, ge=0, le=16, description="Opening radius (px at ``side``) that removes specks.")
     span: float = Field(default=0.2, gt=0, le=1, description="Defect share of the product, beyond the references' own, "
                         "that scores 0.")
-    edge_contrast: float = Field(default=3.0, ge=0, le=100, description="Colour step (CIELAB units per px) below which "
-                                 "the outline shows no edge (0: the outline is not judged).")
+    edge_contrast: float = Field(default=6.0, ge=0, le=100, description="Colour step (CIELAB units) across the outline "
+                                 "below which it shows no boundary (0: the outline is not judged).")
     outline_span: float = Field(default=0.2, gt=0, le=1, description="Share of the outline in one edgeless run, beyond "
                                 "the references' own, that scores 0.")
 
 
-def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Lab crop and mask of the product's box with a margin for the scene ring, scaled so the box is ``side``.
 
     Also the local detail (mean |Laplacian| of lightness) at that size, measured at the photo's own
@@ -83,7 +83,7 @@ def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, n
         detail = cv2.resize(_detail(grey, 5 / s), size, interpolation=cv2.INTER_LINEAR)
     else:
         detail = _detail(lab[..., 0].astype(np.float32), 5)
-    return lab, m, detail
+    return lab, m, detail, s
 
 
 def _detail(grey: np.ndarray, window: float) -> np.ndarray:
@@ -122,28 +122,48 @@ def colour_density(lab_pixels: np.ndarray) -> np.ndarray:
     return hist / max(float(hist.sum()), 1e-12)
 
 
-def edgeless_run(lab: np.ndarray, mask: np.ndarray, contrast: float, band: int = 2) -> float:
-    """Longest run of the mask's outline, as a share of it, along which the image shows no edge.
+def edgeless_run(lab: np.ndarray, mask: np.ndarray, contrast: float, depth: int = 4, window: int = 4) -> float:
+    """Longest run of the mask's outline, as a share of it, along which the image shows no boundary.
 
     Where a part went missing and the scene was painted over it, the mask still runs where the
-    product's boundary was, but nothing in the image ends there. The frame's border is skipped (a
-    product cut by the frame has no edge there, and framing judges that).
+    product's boundary was, but nothing in the image ends there. At each outline point the mean
+    colour of a band ``depth`` px deep just inside the mask is compared with the band just outside
+    it, both over a (2 ``window`` + 1) px box: a boundary is a CIELAB step of at least ``contrast``.
+    Averaging over the bands makes a textured scene (grain, carpet, foliage) no boundary, which a
+    pixel gradient would take for one. The frame's border is skipped (a product cut by the frame has
+    no boundary there, and framing judges that).
     """
-    smooth = cv2.GaussianBlur(lab.astype(np.float32), (0, 0), 1.0)
-    gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
-    step = cv2.dilate(np.sqrt((gx**2 + gy**2).sum(axis=2)) / 8.0, np.ones((2 * band + 1,) * 2, np.uint8))
-    contours, _ = cv2.findContours((mask > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    m = mask > 127
+    inner = (m & ~(erode(mask, depth) > 127)).astype(np.float32)
+    outer = ((dilate(mask, depth) > 127) & ~m).astype(np.float32)
+    values = lab.astype(np.float32)
+    box = (2 * window + 1,) * 2
+
+    def band_mean(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        count = cv2.boxFilter(band, -1, box, normalize=False)
+        total = cv2.boxFilter(values * band[..., None], -1, box, normalize=False)
+        return total / np.maximum(count, 1e-6)[..., None], count
+
+    (mean_in, n_in), (mean_out, n_out) = band_mean(inner), band_mean(outer)
+    contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return 0.0
     pts = max(contours, key=len).reshape(-1, 2)
+    x, y = pts[:, 0], pts[:, 1]
     h, w = mask.shape
-    border = (pts[:, 0] <= 1) | (pts[:, 1] <= 1) | (pts[:, 0] >= w - 2) | (pts[:, 1] >= h - 2)
-    flat = (step[pts[:, 1], pts[:, 0]] < contrast) & ~border
-    if flat.all():
+    judged = (x > 1) & (y > 1) & (x < w - 2) & (y < h - 2) & (n_in[y, x] > 0) & (n_out[y, x] > 0)
+    step = np.sqrt(((mean_in[y, x] - mean_out[y, x]) ** 2).sum(axis=1))
+    boundary = (step >= contrast) | ~judged
+    # A boundary shorter than 2 % of the outline is noise of the scene's texture, not the product's edge.
+    k = max(3, int(0.02 * len(boundary)))
+    wrapped = np.concatenate([boundary[-k:], boundary, boundary[:k]]).astype(np.uint8)[None, :]
+    opened = cv2.morphologyEx(wrapped, cv2.MORPH_OPEN, np.ones((1, k), np.uint8))[0, k:-k] > 0
+    boundary = opened | ~judged  # the frame's border stays what it is: not judged, so no missing part
+    if not boundary.any():
         return 1.0
-    flat = np.roll(flat, -int(np.argmin(flat)))  # start on an edge, so a run never wraps around
+    flat = np.roll(~boundary, -int(np.argmax(boundary)))  # start on a boundary, so a run never wraps around
     edges = np.flatnonzero(~flat)
-    gaps = np.diff(np.append(edges, len(flat))) - 1  # flat points between consecutive edge points
+    gaps = np.diff(np.append(edges, len(flat))) - 1  # flat points between consecutive boundary points
     return float(gaps.max()) / len(flat)
 
 
@@ -157,17 +177,17 @@ class PartsScorer(Scorer):
         super().__init__(*args, **kwargs)
         self._cache: dict = {}
 
-    def _prepare(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(Lab crop, product pixels' mask, scene ring's mask) at the working scale."""
-        lab, m, detail = _crop(image, mask if mask is not None else np.zeros(image.shape[:2], np.uint8),
+    def _prepare(self, image: np.ndarray, mask: np.ndarray | None) -> tuple:
+        """(Lab crop, product pixels, scene ring, local detail, mask, scale) at the working scale."""
+        lab, m, detail, scale = _crop(image, mask if mask is not None else np.zeros(image.shape[:2], np.uint8),
                                self.config.side)
         inside = erode(m, 2) > 127  # the outline's blended pixels belong to neither side
         ring = (dilate(m, max(3, self.config.side // 10)) > 127) & ~(dilate(m, 2) > 127)
-        return lab, inside, ring, detail, m
+        return lab, inside, ring, detail, m, scale
 
     def defect_share(self, prepared: tuple, colours: Sequence[np.ndarray], flat: float = -1.0) -> float:
         """Share of the product covered by its largest region of colours no reference shows, or background ones."""
-        lab, inside, ring, detail, _ = prepared
+        lab, inside, ring, detail, _, _ = prepared
         if inside.sum() < 16 or not colours:
             return 0.0
         cfg, idx = self.config, _bins(lab[inside])
@@ -192,10 +212,10 @@ class PartsScorer(Scorer):
         key = tuple(region_key(r.sha256, m.data) for r, m in zip(context.references, context.masks))
         if key not in self._cache:
             prepared = [self._prepare(r.image, m.data) for r, m in zip(context.references, context.masks)]
-            colours = [colour_density(lab[inside]) for lab, inside, _, _, _ in prepared]
+            colours = [colour_density(lab[inside]) for lab, inside, _, _, _, _ in prepared]
             flat = -1.0
             if self.config.flat_share > 0:
-                flat = float(min(np.quantile(d[i], self.config.flat_share) for _, i, _, d, _ in prepared if i.any()))
+                flat = float(min(np.quantile(d[i], self.config.flat_share) for _, i, _, d, _, _ in prepared if i.any()))
             own = [self.defect_share(p, colours[:i] + colours[i + 1:], flat) for i, p in enumerate(prepared)]
             runs = [self.edgeless(p) for p in prepared]
             self._cache[key] = (colours, float(np.median(own)) if len(prepared) > 1 else 0.0, flat,
@@ -225,7 +245,7 @@ class PartsScorer(Scorer):
 
     def edgeless(self, prepared: tuple) -> float:
         """The longest edgeless run of the outline (0 when the outline is not judged)."""
-        lab, inside, _, _, m = prepared
+        lab, inside, _, _, m, scale = prepared
         if self.config.edge_contrast <= 0 or inside.sum() < 16:
             return 0.0
         return edgeless_run(lab, m, self.config.edge_contrast)
