@@ -57,7 +57,7 @@ class PartsConfig(StageConfig):
     edge_contrast: float = Field(default=6.0, ge=0, le=100, description="Colour step (CIELAB units) across the outline "
                                  "below which it shows no boundary (0: the outline is not judged).")
     outline_span: float = Field(default=0.2, gt=0, le=1, description="Share of the outline in one edgeless run, beyond "
-                                "the references' own, that scores 0.")
+                                "the longest a reference shows, that scores 0.")
 
 
 def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -168,7 +168,8 @@ def edgeless_run(lab: np.ndarray, mask: np.ndarray, contrast: float, depth: int 
 
 
 class PartsScorer(Scorer):
-    """Local identity: the largest region of the product whose colours the references do not show."""
+    """Local identity: the largest region of the product whose colours the references do not show, or the
+    longest stretch of its outline with nothing behind it."""
 
     name = "parts"
     Config = PartsConfig

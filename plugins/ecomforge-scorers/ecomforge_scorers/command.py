@@ -28,8 +28,9 @@ def _split(value: str | None) -> list[str] | None:
                                 "(default: color,keypoints,parts,shape,texture,expansion,seams,duplicates,scene,framing).")
 @click.option("--products", help="Comma-separated DreamBench product names (default: all ten).")
 @click.option("--quick", is_flag=True, help="Four products, one photo each, fewer failures: a fast smoke run.")
-@click.option("--views", default=2, show_default=True, type=click.IntRange(1, 6),
-              help="Photos of each product used as the candidate (the others are its references).")
+@click.option("--views", default=6, show_default=True, type=click.IntRange(1, 6),
+              help="Photos of each product used as the candidate, the others being its references "
+                   "(6: every photo; a product with fewer uses all it has).")
 @click.option("--masks", type=click.Choice(["boxes", "classic"]), default="boxes", show_default=True,
               help="Product masks: GrabCut in hand-drawn boxes, or the classic masker (box fallback).")
 @click.option("--model", "models", multiple=True, metavar="SCORER=PATH",

@@ -131,7 +131,7 @@ def scorer_specs(recipe: str | Path | None, scorers: Sequence[str] | None) -> tu
 
 
 def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, products: Sequence[str] | None = None, *,
-                 recipe: str | Path | None = None, quick: bool = False, views: int = 2, models: dict[str, str] | None = None,
+                 recipe: str | Path | None = None, quick: bool = False, views: int = 6, models: dict[str, str] | None = None,
                  tiny: bool = False, size: int = 256, seed: int = 0, device: str = "cpu", masks: str = "boxes",
                  command: str = "") -> dict:
     """Score every case of every chosen product; write fidelity.json and contact-sheet.png, return the result."""
