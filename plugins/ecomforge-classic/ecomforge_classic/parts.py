@@ -10,7 +10,9 @@ union of the references' product colours (a smoothed 3-D histogram, lightness in
 a re-shoot in other light keeps its colours) and in the colours of a ring of scene just outside
 the candidate's mask. A pixel is a defect where the references show its colour at under
 ``support_level`` of their peak density, or where the ring shows it ``background_ratio`` times
-more densely than the references' product. Defects are opened (``open_radius``, so scattered
+more densely than the references' product, or where its local detail is below every reference's
+``flat_share`` quantile (a smear) or above every reference's top ``busy_share`` (a foreign texture
+in the product's own colours: grain, gravel, print from elsewhere). Defects are opened (``open_radius``, so scattered
 specks of highlight and JPEG noise drop out) and the largest connected region, as a share of the
 product, is the candidate's defect size. The references measured the same way, each against the
 others, give the defect size real re-shoots show (their median, the baseline); the score falls
@@ -51,6 +53,8 @@ class PartsConfig(StageConfig):
                                     "shows this many times more densely than the references' product is background.")
     flat_share: float = Field(default=0.02, ge=0, lt=1, description="A product pixel whose local detail is below "
                               "this quantile of the references' is smeared (0: detail not judged).")
+    busy_share: float = Field(default=0.02, ge=0, lt=1, description="A product pixel whose local detail is above "
+                              "this top quantile of every reference's is a foreign texture (0: not judged).")
     open_radius: int = Field(default=2, ge=0, le=16, description="Opening radius (px at ``side``) that removes specks.")
     span: float = Field(default=0.2, gt=0, le=1, description="Defect share of the product, beyond the references' own, "
                         "that scores 0.")
@@ -186,7 +190,8 @@ class PartsScorer(Scorer):
         ring = (dilate(m, max(3, self.config.side // 10)) > 127) & ~(dilate(m, 2) > 127)
         return lab, inside, ring, detail, m, scale
 
-    def defect_share(self, prepared: tuple, colours: Sequence[np.ndarray], flat: float = -1.0) -> float:
+    def defect_share(self, prepared: tuple, colours: Sequence[np.ndarray], flat: float = -1.0,
+                     busy: float = np.inf) -> float:
         """Share of the product covered by its largest region of colours no reference shows, or background ones."""
         lab, inside, ring, detail, _, _ = prepared
         if inside.sum() < 16 or not colours:
@@ -196,7 +201,7 @@ class PartsScorer(Scorer):
         # they show, and averaging the references would dilute each one's colours.
         own = np.max([c[idx] for c in colours], axis=0)
         shown = np.max([c[idx] / max(float(c.max()), 1e-12) for c in colours], axis=0)
-        bad = (shown < cfg.support_level) | (detail[inside] < flat)
+        bad = (shown < cfg.support_level) | (detail[inside] < flat) | (detail[inside] > busy)
         if ring.sum() >= 16:
             bad |= colour_density(lab[ring])[idx] > cfg.background_ratio * own
         defects = np.zeros(inside.shape, np.uint8)
@@ -217,9 +222,12 @@ class PartsScorer(Scorer):
             flat = -1.0
             if self.config.flat_share > 0:
                 flat = float(min(np.quantile(d[i], self.config.flat_share) for _, i, _, d, _, _ in prepared if i.any()))
-            own = [self.defect_share(p, colours[:i] + colours[i + 1:], flat) for i, p in enumerate(prepared)]
+            busy = np.inf
+            if self.config.busy_share > 0:
+                busy = float(max(np.quantile(d[i], 1 - self.config.busy_share) for _, i, _, d, _, _ in prepared if i.any()))
+            own = [self.defect_share(p, colours[:i] + colours[i + 1:], flat, busy) for i, p in enumerate(prepared)]
             runs = [self.edgeless(p) for p in prepared]
-            self._cache[key] = (colours, float(np.median(own)) if len(prepared) > 1 else 0.0, flat,
+            self._cache[key] = (colours, float(np.median(own)) if len(prepared) > 1 else 0.0, (flat, busy),
                                 float(max(runs)))
         return self._cache[key]
 
@@ -231,10 +239,10 @@ class PartsScorer(Scorer):
         for cand in candidates:
             cancel.check()
             prepared = self._prepare(cand.image, cand.mask)
-            share = self.defect_share(prepared, colours, flat)
+            share = self.defect_share(prepared, colours, *flat)
             value = float(np.clip(1.0 - (share - baseline) / self.config.span, 0.0, 1.0))
             reason = (f"{share:.0%} of the product is one region no reference shows: foreign or background colours, "
-                      f"or smeared detail (references: {baseline:.0%})") if value < 0.5 else ""
+                      f"or detail smeared or foreign (references: {baseline:.0%})") if value < 0.5 else ""
             run = self.edgeless(prepared)
             outline = float(np.clip(1.0 - (run - run_baseline) / self.config.outline_span, 0.0, 1.0))
             if outline < value:

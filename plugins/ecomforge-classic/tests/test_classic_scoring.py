@@ -284,9 +284,31 @@ def test_parts_sees_a_missing_part_by_its_outline_where_colours_cannot():
     missing = image.copy()
     missing[:, 100:] = np.clip(np.random.default_rng(9).normal(110, 3.0, missing[:, 100:].shape), 0, 255)
     ctx = ScoringContext(tuple(r for r, _ in refs), tuple(m for _, m in refs))
-    intact, broken = PartsScorer().score([Candidate(image, 0, {}, mask=mask), Candidate(missing, 0, {}, mask=mask)], ctx)
+    assert _score(PartsScorer(), missing, mask, refs) < 0.5  # (the floor's grain is foreign detail too)
+    outline_only = PartsScorer({"busy_share": 0})
+    intact, broken = outline_only.score([Candidate(image, 0, {}, mask=mask), Candidate(missing, 0, {}, mask=mask)], ctx)
     assert intact.value > 0.9 and broken.value < 0.5 and "outline" in broken.reason
-    assert _score(PartsScorer({"edge_contrast": 0}), missing, mask, refs) > 0.9  # colours alone do not see it
+    assert _score(PartsScorer({"edge_contrast": 0, "busy_share": 0}), missing, mask, refs) > 0.9  # colours alone miss it
+
+
+@settings(max_examples=8, deadline=None)
+@given(sigma=st.floats(25, 60), seed=st.integers(0, 1000))
+def test_parts_sees_a_foreign_texture_in_the_products_own_colours(sigma, seed):
+    """Gravel-like grain over a third of a smooth product, in its own greys: no colour is new, the detail is."""
+    refs = []
+    for s in (1, 2):
+        image, mask = _disc_on_floor((150, 150, 150), 3.0, s)
+        ref, m = make_reference(160, 160)
+        refs.append((dataclasses.replace(ref, image=image, sha256=f"grey{s}"), dataclasses.replace(m, data=mask)))
+    image, mask = _disc_on_floor((150, 150, 150), 3.0, 3)
+    rng = np.random.default_rng(seed)
+    grain = cv2.GaussianBlur(rng.normal(0, sigma, (160, 160)).astype(np.float32), (0, 0), 0.7)
+    patched = image.astype(np.float32)
+    patched[40:120, 45:85] += grain[40:120, 45:85, None]  # inside the disc, the same grey on average
+    patched = np.clip(patched, 0, 255).astype(np.uint8)
+    assert _score(PartsScorer(), image, mask, refs) > 0.9
+    assert _score(PartsScorer(), patched, mask, refs) < 0.5
+    assert _score(PartsScorer({"busy_share": 0, "support_level": 1e-6}), patched, mask, refs) > 0.9  # detail alone
 
 
 def _wavy(amplitude: float, size: int = 200) -> np.ndarray:
