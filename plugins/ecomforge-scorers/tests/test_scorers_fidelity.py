@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from ecomforge_scorers.fidelity.cases import cases_for, context_for
 from ecomforge_scorers.fidelity.data import SCENES, load_photos, scene
 from ecomforge_scorers.fidelity.report import weighted_total
 from ecomforge_scorers.fidelity.scenes import INTEGRATION, compose
-from ecomforge_scorers.fidelity.transforms import IDENTITY
+from ecomforge_scorers.fidelity.transforms import ALTERNATE, IDENTITY, recolour
 from ecomforge_scorers.regions import product_crop
 
 
@@ -37,24 +38,50 @@ def test_auroc_is_antisymmetric(pos, neg):
     assert auroc(neg, pos) == pytest.approx(1 - auroc(pos, neg))
 
 
-@pytest.mark.parametrize("variant", IDENTITY, ids=lambda v: v.name)
+@pytest.mark.parametrize("variant", IDENTITY + ALTERNATE, ids=lambda v: v.name)
 def test_identity_failures_damage_the_product(variant):
-    """Each identity failure changes the product's pixels; colour/print failures leave the scene and mask alone."""
+    """Each identity failure (both sets) changes the product's pixels; colour/print failures leave the scene and mask."""
     img, mask = sample_image(128, 96, seed=2)
     out, out_mask = variant.apply(img, mask, np.random.default_rng(0))
     assert out.shape == img.shape and out.dtype == np.uint8
     inside = mask > 0
     assert np.abs(out[inside].astype(int) - img[inside]).mean() > 2.0
-    if variant.name in ("hue", "blur", "patch"):
+    if variant.name in ("hue", "blur", "patch", "hue-lab", "recolour", "lowres", "texture-patch"):
         assert np.array_equal(out[~inside], img[~inside]) and np.array_equal(out_mask, mask)
-    if variant.name == "missing":  # the generator still claims the whole product
+    if variant.name in ("missing", "corner-missing"):  # the generator still claims the whole product
         assert np.array_equal(out_mask, mask)
-    if variant.name in ("squash", "warp"):  # the outline itself changed
+    if variant.name in ("squash", "warp", "stretch", "sag", "twirl"):  # the outline itself changed
         assert not np.array_equal(out_mask, mask)
 
 
+def test_the_alternate_failures_are_the_same_kinds_made_another_way():
+    """Every kind of the benchmark's identity failures has a second implementation, under its own name."""
+    assert len(ALTERNATE) == 8 and not {v.name for v in ALTERNATE} & {v.name for v in IDENTITY}
+    assert all(v.description for v in ALTERNATE)
+
+
+@settings(max_examples=20, deadline=None)
+@given(colour=st.tuples(*[st.integers(0, 255)] * 3), seed=st.integers(0, 1000))
+def test_recolour_moves_the_products_hue_far(colour, seed):
+    """A recoloured product's mean hue (CIELAB) ends at least 60 degrees from its own: another colourway, not a tint."""
+    img = np.full((64, 64, 3), 128, np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    img[mask > 0] = colour
+    out, _ = recolour(img, mask, np.random.default_rng(seed))
+
+    def hue(image):
+        lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)[mask > 0]
+        return np.arctan2(lab[:, 2].mean() - 128, lab[:, 1].mean() - 128)
+
+    turn = abs(np.angle(np.exp(1j * (hue(out) - hue(img)))))
+    chroma = np.hypot(*(cv2.cvtColor(img, cv2.COLOR_RGB2LAB).astype(np.float32)[mask > 0][:, 1:].mean(0) - 128))
+    assert turn > np.deg2rad(60) or chroma < 3  # a grey has no hue: it is given one, which any turn is
+
+
 @settings(max_examples=10, deadline=None)
-@given(st.sampled_from([v for v in IDENTITY if v.name in ("blur", "missing", "squash")]), st.floats(0.1, 0.5))
+@given(st.sampled_from([v for v in IDENTITY + ALTERNATE if v.name in ("blur", "missing", "squash", "lowres",
+                                                                     "corner-missing", "stretch")]), st.floats(0.1, 0.5))
 def test_identity_failures_grow_with_severity(variant, low):
     """More severity, more change: the benchmark's failures have a size a property test can vary."""
     img, mask = sample_image(128, 96, seed=4)
@@ -194,7 +221,21 @@ def test_bench_fidelity_cli_quick(tmp_path):
     assert res.exit_code == 0, res.output
     assert "Fidelity AUROC" in res.output and "targets, all" in res.output
     result = json.loads((tmp_path / "o" / "fidelity.json").read_text())
-    assert result["quick"] is True and "--quick" in result["command"]
+    assert result["quick"] is True and "--quick" in result["command"] and result["failures"] == "benchmark"
+
+
+def test_bench_fidelity_alternate_failures(tmp_path):
+    """`--failures alternate` scores the second implementation of every identity failure kind instead."""
+    from ecomforge.cli import cli
+
+    recipe = _recipe(tmp_path, "score:\n  - {plugin: color, weight: 1}\n")
+    res = CliRunner().invoke(cli, ["bench", "fidelity", "--out", str(tmp_path / "o"), "--quick", "--scorers", "color",
+                                   "--products", "vase", "--recipe", str(recipe), "--size", "96",
+                                   "--failures", "alternate"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "o" / "fidelity.json").read_text())
+    assert result["failures"] == "alternate"
+    assert {r["kind"] for r in result["scores"] if r["group"] == "identity"} == {v.name for v in ALTERNATE}
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -17,7 +17,7 @@ from ecomforge.types import Candidate, ScoringContext
 
 from .data import SCENES, SIMILAR, Photo
 from .scenes import INTEGRATION, NEEDS_PHOTO_SCENE, compose
-from .transforms import IDENTITY
+from .transforms import IDENTITY, Variant
 
 PASTED = ("composite", "integration")  # groups whose product is a pasted reference
 # Which benign group each failure group is measured against.
@@ -53,7 +53,8 @@ def context_for(photos: list[Photo], view: str | None, product: str) -> ScoringC
 
 
 def cases_for(photo: Photo, all_photos: dict[str, list[Photo]], seed: int, *, composites: int = 2,
-              integration: tuple[str, ...] | None = None, identity: bool = True, size: int = 256) -> list[Case]:
+              integration: tuple[str, ...] | None = None, identity: bool = True, size: int = 256,
+              failures: tuple[Variant, ...] = IDENTITY) -> list[Case]:
     """Every case of one photo, seeded by (seed, product, view) so each runs the same on any machine."""
     rng = np.random.default_rng([seed, zlib.crc32(f"{photo.product}/{photo.view}".encode())])
     image, mask = photo.reference.image, photo.mask.data
@@ -64,7 +65,7 @@ def cases_for(photo: Photo, all_photos: dict[str, list[Photo]], seed: int, *, co
         out, m, _ = compose(image, mask, name, rng, size)
         cases.append(Case(photo.product, photo.view, "composite", f"composite:{name}", _candidate(out, m, name)))
     if identity:
-        for variant in IDENTITY:
+        for variant in failures:
             out, m = variant.apply(image, mask, rng)
             cases.append(Case(photo.product, photo.view, "identity", variant.name, _candidate(out, m, variant.name)))
     for j, name in enumerate(integration if integration is not None else tuple(INTEGRATION)):

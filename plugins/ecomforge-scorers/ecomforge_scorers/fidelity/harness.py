@@ -14,6 +14,7 @@ from ecomforge.errors import EcomforgeError, UsageError
 from .cases import PASTED, cases_for, context_for
 from .data import DREAMBENCH, load_photos
 from .report import contact_sheet, summarise
+from .transforms import FAILURE_SETS, IDENTITY, Variant
 
 IDENTITY_SCORERS = ("color", "keypoints", "parts", "shape", "texture")
 INTEGRATION_SCORERS = ("expansion", "seams", "duplicates", "scene", "framing")
@@ -98,12 +99,12 @@ def make_scorers(specs: Sequence[Weighted], models: dict[str, str], device: str)
     return ready, skipped
 
 
-def score_photo(photo, photos: dict, stages: dict, seconds: dict, *, seed: int, quick: bool, size: int
-                ) -> tuple[list, list[dict]]:
+def score_photo(photo, photos: dict, stages: dict, seconds: dict, *, seed: int, quick: bool, size: int,
+                failures: tuple[Variant, ...] = IDENTITY) -> tuple[list, list[dict]]:
     """Every case of one photo scored by every stage in two batches (own references; pasted ones): (cases, rows)."""
     shots = photos[photo.product]
     cases = cases_for(photo, photos, seed, composites=QUICK["composites"] if quick else 2,
-                      integration=QUICK["integration"] if quick else None, size=size)
+                      integration=QUICK["integration"] if quick else None, size=size, failures=failures)
     contexts = {False: context_for(shots, photo.view, photo.product), True: context_for(shots, None, photo.product)}
     scored = {key: [0.0] * len(cases) for key in stages}
     for pasted, context in contexts.items():
@@ -133,7 +134,7 @@ def scorer_specs(recipe: str | Path | None, scorers: Sequence[str] | None) -> tu
 def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, products: Sequence[str] | None = None, *,
                  recipe: str | Path | None = None, quick: bool = False, views: int = 6, models: dict[str, str] | None = None,
                  tiny: bool = False, size: int = 256, seed: int = 0, device: str = "cpu", masks: str = "boxes",
-                 command: str = "") -> dict:
+                 failures: str = "benchmark", command: str = "") -> dict:
     """Score every case of every chosen product; write fidelity.json and contact-sheet.png, return the result."""
     out = Path(out_dir)
     models = dict(models or {})
@@ -141,6 +142,8 @@ def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, prod
     if unknown:
         raise UsageError(f"--model given for {', '.join(unknown)}, which take no model path",
                          hint=f"model scorers: {', '.join(MODEL_SCORERS)}")
+    if failures not in FAILURE_SETS:
+        raise UsageError(f"--failures {failures!r}: expected one of {', '.join(FAILURE_SETS)}")
     recipe_path, weighted, extra = scorer_specs(recipe, scorers)
     names = list(products or (QUICK["products"] if quick else DREAMBENCH))
     photos = {name: load_photos(name, size, masks) for name in names}  # bad input fails before any model loads
@@ -153,14 +156,15 @@ def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, prod
     rows, seconds, sheet = [], dict.fromkeys(stages, 0.0), []
     for name, shots in photos.items():
         for photo in shots[:1 if quick else views]:
-            cases, photo_rows = score_photo(photo, photos, stages, seconds, seed=seed, quick=quick, size=size)
+            cases, photo_rows = score_photo(photo, photos, stages, seconds, seed=seed, quick=quick, size=size,
+                                            failures=FAILURE_SETS[failures])
             rows += photo_rows
             if not sheet:
                 sheet = [(c, r["scores"]) for c, r in zip(cases, photo_rows)]
                 sheet_context = context_for(shots, photo.view, name)
     weights = {w.key: w.weight for w in weighted if w.key in stages}
     result = summarise(rows, stages, skipped, seconds, weights, random_models)
-    result.update(command=command, seed=seed, image_size=size, masks=masks, quick=quick,
+    result.update(command=command, seed=seed, image_size=size, masks=masks, quick=quick, failures=failures,
                   recipe=str(recipe_path) if recipe_path else None,
                   recipe_missing=[w.key for w in weighted if w.key not in stages],
                   photos={name: [{"view": p.view, "source": p.reference.source, "mask": p.mask_method,

@@ -118,3 +118,121 @@ def warp(image, mask, rng, severity=1.0):
 IDENTITY: tuple[Variant, ...] = tuple(Variant(fn.__name__, "identity", fn, (fn.__doc__ or "").strip())
                                       for fn in (hue, blur, patch, missing, squash, warp))
 """The identity failures, in report order."""
+
+
+# --- A second implementation of every failure kind, never used to tune a scorer or a weight -----------------
+# The benchmark's failures above are one way to make each kind. A scorer tuned on them can learn the way
+# rather than the kind, so `ecomforge bench fidelity --failures alternate` makes each kind differently
+# (another colour space, another blur, other textures and shapes of patch, another inpainting, other bends)
+# and reports how far the figures carry over.
+
+
+def _lab(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+
+
+def _rgb(lab: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def hue_lab(image, mask, rng, severity=1.0):
+    """Turn the product's CIELAB a*b* by 35-70 degrees, either way (a colourway turned in another colour space)."""
+    lab = _lab(image)
+    a, b = lab[..., 1] - 128, lab[..., 2] - 128
+    t = np.deg2rad(severity * rng.uniform(35, 70)) * rng.choice([-1, 1])
+    lab[..., 1], lab[..., 2] = 128 + np.cos(t) * a - np.sin(t) * b, 128 + np.sin(t) * a + np.cos(t) * b
+    return _inside(image, _rgb(lab), mask), mask
+
+
+def recolour(image, mask, rng, severity=1.0):
+    """Paint the product in one new hue, at least 90 degrees from its own, keeping its lightness and a fifth of its chroma."""
+    lab = _lab(image)
+    sel = mask > 127
+    a, b = lab[..., 1] - 128, lab[..., 2] - 128
+    own = np.arctan2(b[sel].mean(), a[sel].mean()) if sel.any() else 0.0
+    t = own + rng.choice([-1, 1]) * np.deg2rad(rng.uniform(90, 180))
+    chroma = (float(np.hypot(a[sel], b[sel]).mean()) if sel.any() else 0.0) + 25.0
+    keep = 1.0 - 0.8 * severity
+    lab[..., 1] = 128 + (1 - keep) * chroma * np.cos(t) + keep * a
+    lab[..., 2] = 128 + (1 - keep) * chroma * np.sin(t) + keep * b
+    return _inside(image, _rgb(lab), mask), mask
+
+
+def lowres(image, mask, rng, severity=1.0):
+    """Lose the print's detail by rendering the product at a fifth to a third of its resolution."""
+    h, w = image.shape[:2]
+    f = 1.0 - severity * (1.0 - rng.uniform(0.2, 0.33))
+    small = cv2.resize(image, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+    return _inside(image, cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), mask), mask
+
+
+def texture_patch(image, mask, rng, severity=1.0):
+    """An ellipse of a foreign texture (brick, grass, gravel, a colour wheel, a star field), 45 % of the box per axis."""
+    import skimage.data
+
+    x0, y0, x1, y1 = _box(mask)
+    bw, bh = max(2, int((x1 - x0) * 0.45 * severity ** 0.5)), max(2, int((y1 - y0) * 0.45 * severity ** 0.5))
+    donor = getattr(skimage.data, str(rng.choice(["brick", "grass", "gravel", "colorwheel", "hubble_deep_field"])))()
+    donor = np.stack([donor] * 3, axis=-1) if donor.ndim == 2 else donor[..., :3]
+    cx = int(rng.integers(x0 + bw // 2, max(x0 + bw // 2 + 1, x1 - bw // 2)))
+    cy = int(rng.integers(y0 + bh // 2, max(y0 + bh // 2 + 1, y1 - bh // 2)))
+    texture = cv2.resize(donor.astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
+    ellipse = np.zeros(mask.shape, np.uint8)
+    cv2.ellipse(ellipse, (cx, cy), (bw // 2, bh // 2), float(rng.uniform(0, 180)), 0, 360, 255, -1)
+    return _inside(image, np.where(ellipse[..., None] > 0, texture, image), mask), mask
+
+
+def corner_missing(image, mask, rng, severity=1.0):
+    """Remove a corner of the product (45 % of the box per side) and inpaint the scene over it (Navier-Stokes)."""
+    x0, y0, x1, y1 = _box(mask)
+    cw, ch = max(1, int((x1 - x0) * 0.45 * severity)), max(1, int((y1 - y0) * 0.45 * severity))
+    corner = int(rng.integers(4))
+    xs = (x0, x0 + cw) if corner % 2 == 0 else (x1 - cw, x1)
+    ys = (y0, y0 + ch) if corner < 2 else (y1 - ch, y1)
+    hole = np.zeros_like(mask)
+    hole[ys[0]:ys[1], xs[0]:xs[1]] = 255
+    hole &= mask
+    return cv2.inpaint(image, dilate(hole, 3), 9, cv2.INPAINT_NS), mask
+
+
+def stretch(image, mask, rng, severity=1.0):
+    """Stretch the product to 145 % of its height or width about its centre."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = _box(mask)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    f = 1.0 + 0.45 * severity
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if rng.random() < 0.5:
+        return _reshape(image, mask, xx, (cy + (yy - cy) / f).astype(np.float32))
+    return _reshape(image, mask, (cx + (xx - cx) / f).astype(np.float32), yy)
+
+
+def sag(image, mask, rng, severity=1.0):
+    """Melt the product sideways: its top shifts by 18 % of its size, less and less towards its base."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = _box(mask)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = np.clip((y1 - yy) / max(1, y1 - y0), 0, 1)
+    amp = rng.choice([-1, 1]) * 0.18 * severity * max(x1 - x0, y1 - y0)
+    return _reshape(image, mask, (xx - amp * t**2).astype(np.float32), yy)
+
+
+def twirl(image, mask, rng, severity=1.0):
+    """Twist the product about its centre: 0.6 rad there, falling to none at its edge."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = _box(mask)
+    cx, cy, radius = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xx - cx, yy - cy
+    angle = rng.choice([-1, 1]) * 0.6 * severity * np.clip(1 - np.hypot(dx, dy) / max(radius, 1.0), 0, 1)
+    c, s = np.cos(angle), np.sin(angle)
+    return _reshape(image, mask, (cx + c * dx - s * dy).astype(np.float32), (cy + s * dx + c * dy).astype(np.float32))
+
+
+ALTERNATE: tuple[Variant, ...] = tuple(Variant(fn.__name__.replace("_", "-"), "identity", fn, (fn.__doc__ or "").strip())
+                                       for fn in (hue_lab, recolour, lowres, texture_patch, corner_missing, stretch,
+                                                  sag, twirl))
+"""The same failure kinds made another way (hue, hue, blur, patch, missing, squash, warp, warp)."""
+
+FAILURE_SETS = {"benchmark": IDENTITY, "alternate": ALTERNATE}
+"""The identity failures `--failures` chooses from."""
