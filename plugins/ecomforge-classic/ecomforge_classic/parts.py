@@ -12,9 +12,9 @@ the candidate's mask. A pixel is a defect where the references show its colour a
 ``support_level`` of their peak density, or where the ring shows it ``background_ratio`` times
 more densely than the references' product, or where its local detail is below every reference's
 ``flat_share`` quantile (a smear) or above every reference's top ``busy_share`` (a foreign texture
-in the product's own colours: grain, gravel, print from elsewhere). Defects are opened (``open_radius``, so scattered
-specks of highlight and JPEG noise drop out) and the largest connected region, as a share of the
-product, is the candidate's defect size. The references measured the same way, each against the
+in the product's own colours: grain, gravel, print from elsewhere). Defects are opened
+(``open_radius``, so scattered specks of highlight and JPEG noise drop out) and the largest
+connected region, as a share of the product, is the candidate's defect size. The references measured the same way, each against the
 others, give the defect size real re-shoots show (their median, the baseline); the score falls
 linearly from 1 at the baseline to 0 at ``span`` more of the product.
 
@@ -64,7 +64,7 @@ class PartsConfig(StageConfig):
                                 "the longest a reference shows, that scores 0.")
 
 
-def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lab crop and mask of the product's box with a margin for the scene ring, scaled so the box is ``side``.
 
     Also the local detail (mean |Laplacian| of lightness) at that size, measured at the photo's own
@@ -87,7 +87,7 @@ def _crop(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, n
         detail = cv2.resize(_detail(grey, 5 / s), size, interpolation=cv2.INTER_LINEAR)
     else:
         detail = _detail(lab[..., 0].astype(np.float32), 5)
-    return lab, m, detail, s
+    return lab, m, detail
 
 
 def _detail(grey: np.ndarray, window: float) -> np.ndarray:
@@ -183,17 +183,18 @@ class PartsScorer(Scorer):
         self._cache: dict = {}
 
     def _prepare(self, image: np.ndarray, mask: np.ndarray | None) -> tuple:
-        """(Lab crop, product pixels, scene ring, local detail, mask, scale) at the working scale."""
-        lab, m, detail, scale = _crop(image, mask if mask is not None else np.zeros(image.shape[:2], np.uint8),
+        """(Lab crop, product pixels, scene ring, local detail, mask) at the working scale."""
+        lab, m, detail = _crop(image, mask if mask is not None else np.zeros(image.shape[:2], np.uint8),
                                self.config.side)
         inside = erode(m, 2) > 127  # the outline's blended pixels belong to neither side
         ring = (dilate(m, max(3, self.config.side // 10)) > 127) & ~(dilate(m, 2) > 127)
-        return lab, inside, ring, detail, m, scale
+        return lab, inside, ring, detail, m
 
     def defect_share(self, prepared: tuple, colours: Sequence[np.ndarray], flat: float = -1.0,
                      busy: float = np.inf) -> float:
-        """Share of the product covered by its largest region of colours no reference shows, or background ones."""
-        lab, inside, ring, detail, _, _ = prepared
+        """Share of the product covered by its largest region of defects: colours no reference shows or background
+        ones, detail below ``flat`` or above ``busy``."""
+        lab, inside, ring, detail, _ = prepared
         if inside.sum() < 16 or not colours:
             return 0.0
         cfg, idx = self.config, _bins(lab[inside])
@@ -214,17 +215,18 @@ class PartsScorer(Scorer):
         return largest / float(inside.sum())
 
     def _references(self, context: ScoringContext) -> tuple[list[np.ndarray], float]:
-        """The references' colour densities and their own median defect share (cached per reference set)."""
+        """The references' colour densities, their own median defect share, the detail bounds and their longest
+        edgeless outline run (cached per reference set)."""
         key = tuple(region_key(r.sha256, m.data) for r, m in zip(context.references, context.masks))
         if key not in self._cache:
             prepared = [self._prepare(r.image, m.data) for r, m in zip(context.references, context.masks)]
-            colours = [colour_density(lab[inside]) for lab, inside, _, _, _, _ in prepared]
+            colours = [colour_density(lab[inside]) for lab, inside, _, _, _ in prepared]
             flat = -1.0
             if self.config.flat_share > 0:
-                flat = float(min(np.quantile(d[i], self.config.flat_share) for _, i, _, d, _, _ in prepared if i.any()))
+                flat = float(min(np.quantile(d[i], self.config.flat_share) for _, i, _, d, _ in prepared if i.any()))
             busy = np.inf
             if self.config.busy_share > 0:
-                busy = float(max(np.quantile(d[i], 1 - self.config.busy_share) for _, i, _, d, _, _ in prepared if i.any()))
+                busy = float(max(np.quantile(d[i], 1 - self.config.busy_share) for _, i, _, d, _ in prepared if i.any()))
             own = [self.defect_share(p, colours[:i] + colours[i + 1:], flat, busy) for i, p in enumerate(prepared)]
             runs = [self.edgeless(p) for p in prepared]
             self._cache[key] = (colours, float(np.median(own)) if len(prepared) > 1 else 0.0, (flat, busy),
@@ -254,7 +256,7 @@ class PartsScorer(Scorer):
 
     def edgeless(self, prepared: tuple) -> float:
         """The longest edgeless run of the outline (0 when the outline is not judged)."""
-        lab, inside, _, _, m, scale = prepared
+        lab, inside, _, _, m = prepared
         if self.config.edge_contrast <= 0 or inside.sum() < 16:
             return 0.0
         return edgeless_run(lab, m, self.config.edge_contrast)

@@ -69,11 +69,8 @@ class TextureScorer(RelativeScorer):
         """
         img, m = product_region(image, mask, max_side=4096)
         native = max(img.shape[:2])
-        out = {}
-        for side in self.ladder():
-            if side <= native or side == self.ladder()[-1]:
-                out[side] = self._at(img, m, side)
-        return out
+        ladder = self.ladder()
+        return {side: self._at(img, m, side) for side in ladder if side <= native or side == ladder[-1]}
 
     def ladder(self) -> list[int]:
         """The common scales, ``size`` down to a third of it."""
