@@ -105,5 +105,9 @@ class RelativeScorer(Scorer):
             feats = self.features(cand.image, cand.mask)
             raw = max((self.similarity(feats, r) for r in refs), default=0.0)
             value = self.calibrate(raw, base) if np.isfinite(raw) else 0.0
-            out.append(Score(value, self.reason(raw, base) if value < 0.5 else ""))
+            out.append(self.adjust(Score(value, self.reason(raw, base) if value < 0.5 else ""), feats, refs))
         return out
+
+    def adjust(self, score: Score, candidate: Any, refs: list) -> Score:
+        """A scorer's own check beyond the reference-relative map (by default none): the final score."""
+        return score

@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from ecomforge.imaging.masks import dilate
+from ecomforge.imaging.masks import bbox, dilate
+from ecomforge.types import Score
 
 from .regions import product_region
 from .relative import RelativeConfig, RelativeScorer
@@ -86,6 +87,32 @@ def straight_edges(image: np.ndarray, mask: np.ndarray, side: int = 192) -> floa
     return float(((length[keep] / max(size)) ** 2).sum())
 
 
+def symmetry(mask: np.ndarray, side: int = 128) -> float:
+    """How mirror-symmetric an outline is: the best IoU of the mask with its left-right mirror image.
+
+    Tried at tilts of up to 8 degrees and shifts of a few px, so a leaning or off-centre product still
+    counts. A turned product that is round about its axis (a can, a vase, a bowl) stays symmetric
+    from every side; a bent, sagging or twisted one does not.
+    """
+    x0, y0, x1, y1 = bbox(mask) or (0, 0, mask.shape[1], mask.shape[0])
+    m = mask[y0:y1, x0:x1]
+    s = side / max(m.shape)
+    m = cv2.resize(m, (max(1, round(m.shape[1] * s)), max(1, round(m.shape[0] * s))),
+                   interpolation=cv2.INTER_NEAREST) > 127
+    if not m.any():
+        return 0.0
+    h, w = m.shape
+    best = 0.0
+    for angle in (-8, -4, 0, 4, 8):
+        turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        r = cv2.warpAffine(m.astype(np.uint8), turn, (w, h), flags=cv2.INTER_NEAREST) > 0
+        mirror = r[:, ::-1]
+        for dx in range(-6, 7, 2):
+            shifted = np.roll(mirror, dx, axis=1)
+            best = max(best, float((r & shifted).sum()) / max(1, int((r | shifted).sum())))
+    return best
+
+
 class ShapeScorer(RelativeScorer):
     """Shape identity: silhouette distance to the closest reference mask, relative to the references' spread.
 
@@ -110,6 +137,8 @@ class ShapeScorer(RelativeScorer):
         min_span: float = Field(default=0.2, gt=0, description="Smallest baseline - floor gap.")
         lines_weight: float = Field(default=1.0, ge=0, le=10, description="Weight of the loss of long straight edges "
                                     "(log ratio to the reference's; gaining edges costs nothing).")
+        symmetry_span: float = Field(default=0.15, ge=0, le=1, description="Mirror symmetry (IoU) lost below the least "
+                                     "symmetric reference that scores 0 (0: symmetry not judged).")
 
     def features(self, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """The silhouette descriptors of the product mask (the whole frame when there is none)."""
@@ -121,7 +150,8 @@ class ShapeScorer(RelativeScorer):
         m = cv2.resize(m, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
         whole = mask if mask is not None and mask.any() else np.full(image.shape[:2], 255, np.uint8)
         edges = straight_edges(image, whole) if self.config.lines_weight > 0 else 0.0
-        return np.r_[silhouette(np.pad(np.where(m > 127, 255, 0).astype(np.uint8), 2)), edges]
+        sym = symmetry(m) if self.config.symmetry_span > 0 else 1.0
+        return np.r_[silhouette(np.pad(np.where(m > 127, 255, 0).astype(np.uint8), 2)), edges, sym]
 
     def similarity(self, candidate: np.ndarray, reference: np.ndarray) -> float:
         """exp(-(weighted L1 distance of two silhouettes + lines_weight x the straight edges lost))."""
@@ -131,3 +161,17 @@ class ShapeScorer(RelativeScorer):
             return 0.0
         lost = max(0.0, float(np.log((reference[6] + 0.5) / (candidate[6] + 0.5))))  # straight edges broken up
         return float(np.exp(-np.dot(self.config.weights, d) - self.config.lines_weight * lost))
+
+    def adjust(self, score: Score, candidate: np.ndarray, refs: list) -> Score:
+        """The lower of the outline score and the symmetry score: a product whose every reference is more
+        mirror-symmetric than it has been bent, sagged or twisted (a turn keeps a round product symmetric)."""
+        span = self.config.symmetry_span
+        if span <= 0 or not refs:
+            return score
+        least = min(float(r[7]) for r in refs)
+        lost = least - float(candidate[7])
+        value = float(np.clip(1.0 - lost / span, 0.0, 1.0))
+        if value >= score.value:
+            return score
+        return Score(value, f"outline is less mirror-symmetric than every reference ({candidate[7]:.2f} vs "
+                            f"{least:.2f}): bent or twisted" if value < 0.5 else "")

@@ -19,7 +19,7 @@ from ecomforge_classic.keypoints import KeypointsScorer
 from ecomforge_classic.maskers import ClassicMasker
 from ecomforge_classic.parts import PartsScorer, edgeless_run
 from ecomforge_classic.relative import RelativeScorer
-from ecomforge_classic.shape import ShapeScorer, concave_turning, silhouette, straight_edges
+from ecomforge_classic.shape import ShapeScorer, concave_turning, silhouette, straight_edges, symmetry
 from ecomforge_classic.texture import TextureScorer
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "dreambench"
@@ -354,6 +354,44 @@ def test_straight_edges_survive_a_turn_and_break_when_bent(angle, amplitude, per
     straight = straight_edges(image, mask)
     assert straight_edges(turned, turned_mask) > 0.55 * straight
     assert straight_edges(bent, mask) < 0.5 * straight  # waves of half to a whole box: the long runs break
+
+
+def _vase_mask(sag: float = 0.0, tilt: float = 0.0) -> np.ndarray:
+    """A vase-like outline (round about its axis), its top sagged sideways by ``sag`` of its height, tilted."""
+    mask = np.zeros((200, 200), np.uint8)
+    ys = np.arange(40, 170)
+    t = (ys - 40) / 130.0
+    half = 18 + 22 * np.sin(np.pi * t) ** 2  # neck to belly
+    shift = sag * 130 * (1 - t) ** 2  # the top moves most
+    for y, h, d in zip(ys, half, shift):
+        mask[y, int(100 - h + d):int(100 + h + d)] = 255
+    turn = cv2.getRotationMatrix2D((100, 100), tilt, 1.0)
+    return cv2.warpAffine(mask, turn, (200, 200), flags=cv2.INTER_NEAREST)
+
+
+@settings(max_examples=12, deadline=None)
+@given(tilt=st.floats(-8, 8), sag=st.floats(0.1, 0.2))
+def test_symmetry_keeps_a_tilted_round_product_and_loses_a_sagging_one(tilt, sag):
+    """A product round about its axis stays mirror-symmetric when tilted; the more its top sags, the less."""
+    upright = symmetry(_vase_mask())
+    assert upright > 0.95 and symmetry(_vase_mask(tilt=tilt)) > 0.9
+    assert symmetry(_vase_mask(sag, tilt)) < symmetry(_vase_mask(sag / 2, tilt)) < upright
+
+
+def test_shape_names_a_bend_the_references_do_not_show():
+    """Against symmetric references, a sagging outline scores low and says it lost its symmetry."""
+    refs = []
+    for i, tilt in enumerate((-3.0, 4.0)):
+        ref, m = make_reference(200, 200)
+        mask = _vase_mask(tilt=tilt)
+        refs.append((dataclasses.replace(ref, image=np.dstack([mask] * 3), sha256=f"vase{i}"),
+                     dataclasses.replace(m, data=mask)))
+    ctx = ScoringContext(tuple(r for r, _ in refs), tuple(m for _, m in refs))
+    sagged = _vase_mask(0.2)
+    upright, bent = ShapeScorer().score([Candidate(np.dstack([_vase_mask(tilt=1.0)] * 3), 0, {}, mask=_vase_mask(tilt=1.0)),
+                                         Candidate(np.dstack([sagged] * 3), 0, {}, mask=sagged)], ctx)
+    assert upright.value > 0.9 and bent.value < 0.5 and "symmetric" in bent.reason
+    assert _score(ShapeScorer({"symmetry_span": 0}), np.dstack([sagged] * 3), sagged, refs) > bent.value
 
 
 def test_reference_features_are_cached(clock):
