@@ -212,6 +212,15 @@ def test_parts_names_the_foreign_region(clock):
     assert low < 0.5 < high and "no reference shows" in low.reason and high.reason == ""
 
 
+def _references(pairs, tag: str) -> list:
+    """(Reference, Mask) pairs made from (image, mask) arrays, each with its own hash."""
+    refs = []
+    for i, (image, mask) in enumerate(pairs):
+        ref, m = make_reference(*mask.shape[::-1])
+        refs.append((dataclasses.replace(ref, image=image, sha256=f"{tag}{i}"), dataclasses.replace(m, data=mask)))
+    return refs
+
+
 def _printed_box(shift: int) -> tuple[np.ndarray, np.ndarray]:
     """A product printed with fine red/blue checks on a grainy grey floor (a re-shoot: the box moved by ``shift``)."""
     rng = np.random.default_rng(shift)
@@ -227,11 +236,7 @@ def _printed_box(shift: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_parts_sees_a_part_replaced_by_a_smear():
     """A third of a printed product inpainted from its surroundings (mask unchanged) loses the parts score."""
-    refs = []
-    for shift in (0, 8):
-        image, mask = _printed_box(shift)
-        ref, m = make_reference(160, 160)
-        refs.append((dataclasses.replace(ref, image=image, sha256=f"box{shift}"), dataclasses.replace(m, data=mask)))
+    refs = _references([_printed_box(shift) for shift in (0, 8)], "box")
     image, mask = _printed_box(4)
     hole = np.zeros_like(mask)
     hole[30:120, 44:67] = 255
@@ -275,11 +280,7 @@ def test_an_outline_with_nothing_behind_it_is_an_edgeless_run(colour, grain, cut
 
 def test_parts_sees_a_missing_part_by_its_outline_where_colours_cannot():
     """A grey product on a grey floor loses a side to the floor: no colour is new, but its outline ends in nothing."""
-    refs = []
-    for seed in (1, 2):
-        image, mask = _disc_on_floor((120, 118, 112), 3.0, seed)
-        ref, m = make_reference(160, 160)
-        refs.append((dataclasses.replace(ref, image=image, sha256=f"disc{seed}"), dataclasses.replace(m, data=mask)))
+    refs = _references([_disc_on_floor((120, 118, 112), 3.0, seed) for seed in (1, 2)], "disc")
     image, mask = _disc_on_floor((120, 118, 112), 3.0, 3)
     missing = image.copy()
     missing[:, 100:] = np.clip(np.random.default_rng(9).normal(110, 3.0, missing[:, 100:].shape), 0, 255)
@@ -295,11 +296,7 @@ def test_parts_sees_a_missing_part_by_its_outline_where_colours_cannot():
 @given(sigma=st.floats(25, 60), seed=st.integers(0, 1000))
 def test_parts_sees_a_foreign_texture_in_the_products_own_colours(sigma, seed):
     """Gravel-like grain over a third of a smooth product, in its own greys: no colour is new, the detail is."""
-    refs = []
-    for s in (1, 2):
-        image, mask = _disc_on_floor((150, 150, 150), 3.0, s)
-        ref, m = make_reference(160, 160)
-        refs.append((dataclasses.replace(ref, image=image, sha256=f"grey{s}"), dataclasses.replace(m, data=mask)))
+    refs = _references([_disc_on_floor((150, 150, 150), 3.0, s) for s in (1, 2)], "grey")
     image, mask = _disc_on_floor((150, 150, 150), 3.0, 3)
     rng = np.random.default_rng(seed)
     grain = cv2.GaussianBlur(rng.normal(0, sigma, (160, 160)).astype(np.float32), (0, 0), 0.7)
@@ -380,12 +377,7 @@ def test_symmetry_keeps_a_tilted_round_product_and_loses_a_sagging_one(tilt, sag
 
 def test_shape_names_a_bend_the_references_do_not_show():
     """Against symmetric references, a sagging outline scores low and says it lost its symmetry."""
-    refs = []
-    for i, tilt in enumerate((-3.0, 4.0)):
-        ref, m = make_reference(200, 200)
-        mask = _vase_mask(tilt=tilt)
-        refs.append((dataclasses.replace(ref, image=np.dstack([mask] * 3), sha256=f"vase{i}"),
-                     dataclasses.replace(m, data=mask)))
+    refs = _references([(np.dstack([_vase_mask(tilt=t)] * 3), _vase_mask(tilt=t)) for t in (-3.0, 4.0)], "vase")
     ctx = ScoringContext(tuple(r for r, _ in refs), tuple(m for _, m in refs))
     sagged = _vase_mask(0.2)
     upright, bent = ShapeScorer().score([Candidate(np.dstack([_vase_mask(tilt=1.0)] * 3), 0, {}, mask=_vase_mask(tilt=1.0)),
