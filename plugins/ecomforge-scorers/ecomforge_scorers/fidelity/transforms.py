@@ -91,16 +91,20 @@ def _reshape(image, mask, map_x, map_y):
     return _inside(base, moved, moved_mask), moved_mask
 
 
-def squash(image, mask, rng, severity=1.0):
-    """Squash the product to 60 % of its height or width about its centre (a distorted shape)."""
+def _scale_one_axis(image, mask, rng, f):
+    """Scale the product by ``f`` along its height or its width (at random), about its centre."""
     h, w = mask.shape
     x0, y0, x1, y1 = _box(mask)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    f = 1.0 - 0.4 * severity
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if rng.random() < 0.5:
         return _reshape(image, mask, xx, (cy + (yy - cy) / f).astype(np.float32))
     return _reshape(image, mask, (cx + (xx - cx) / f).astype(np.float32), yy)
+
+
+def squash(image, mask, rng, severity=1.0):
+    """Squash the product to 60 % of its height or width about its centre (a distorted shape)."""
+    return _scale_one_axis(image, mask, rng, 1.0 - 0.4 * severity)
 
 
 def warp(image, mask, rng, severity=1.0):
@@ -141,7 +145,7 @@ def hue_lab(image, mask, rng, severity=1.0):
     a, b = lab[..., 1] - 128, lab[..., 2] - 128
     t = np.deg2rad(severity * rng.uniform(35, 70)) * rng.choice([-1, 1])
     lab[..., 1], lab[..., 2] = 128 + np.cos(t) * a - np.sin(t) * b, 128 + np.sin(t) * a + np.cos(t) * b
-    return _inside(image, _rgb(lab), mask), mask
+    return _inside(image, _rgb(_within_gamut(lab)), mask), mask
 
 
 def recolour(image, mask, rng, severity=1.0):
@@ -155,7 +159,25 @@ def recolour(image, mask, rng, severity=1.0):
     keep = 1.0 - 0.8 * severity
     lab[..., 1] = 128 + (1 - keep) * chroma * np.cos(t) + keep * a
     lab[..., 2] = 128 + (1 - keep) * chroma * np.sin(t) + keep * b
-    return _inside(image, _rgb(lab), mask), mask
+    return _inside(image, _rgb(_within_gamut(lab)), mask), mask
+
+
+def _within_gamut(lab: np.ndarray) -> np.ndarray:
+    """8-bit-scaled Lab with each pixel's chroma cut (hue and lightness kept) until it has an RGB colour.
+
+    Clipping RGB instead would turn a very dark or very light pixel towards another hue.
+    """
+    out = lab.copy()
+    todo = np.ones(lab.shape[:2], bool)
+    for scale in (1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.0):
+        trial = np.dstack([lab[..., 0] * 100 / 255, (lab[..., 1] - 128) * scale, (lab[..., 2] - 128) * scale])
+        trial = trial.astype(np.float32)
+        back = cv2.cvtColor(cv2.cvtColor(trial, cv2.COLOR_LAB2RGB), cv2.COLOR_RGB2LAB)  # RGB clips what it lacks
+        fits = todo & (np.abs(back - trial).max(axis=2) < 1.0)
+        out[fits, 1] = 128 + (lab[fits, 1] - 128) * scale
+        out[fits, 2] = 128 + (lab[fits, 2] - 128) * scale
+        todo &= ~fits
+    return out
 
 
 def lowres(image, mask, rng, severity=1.0):
@@ -197,14 +219,7 @@ def corner_missing(image, mask, rng, severity=1.0):
 
 def stretch(image, mask, rng, severity=1.0):
     """Stretch the product to 145 % of its height or width about its centre."""
-    h, w = mask.shape
-    x0, y0, x1, y1 = _box(mask)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    f = 1.0 + 0.45 * severity
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    if rng.random() < 0.5:
-        return _reshape(image, mask, xx, (cy + (yy - cy) / f).astype(np.float32))
-    return _reshape(image, mask, (cx + (xx - cx) / f).astype(np.float32), yy)
+    return _scale_one_axis(image, mask, rng, 1.0 + 0.45 * severity)
 
 
 def sag(image, mask, rng, severity=1.0):
