@@ -49,11 +49,14 @@ class PluginConflict(PluginError, UsageError):
 
 
 class PluginContractError(PluginError):
-    """A plugin broke its stage's contract (wrong number of outputs, a score outside [0,1], ...); names the plugin."""
+    """A plugin broke its stage's contract (wrong number of outputs, a score outside [0,1], ...); names the plugin.
 
-    def __init__(self, plugin: str, message: str) -> None:
-        self.plugin = plugin
-        super().__init__(f"plugin '{plugin}' broke its contract: {message}")
+    ``kind`` says which kind of plugin it is ("generator 'flat' broke its contract: ...").
+    """
+
+    def __init__(self, plugin: str, message: str, *, kind: str = "plugin") -> None:
+        self.plugin, self.kind = plugin, kind
+        super().__init__(f"{kind} '{plugin}' broke its contract: {message}")
 
 
 class PluginNotFound(PluginError, UsageError):

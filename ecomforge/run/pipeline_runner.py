@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import StageError
 from ..stages import GeneratorSpec
 from . import cancel
+from .checks import candidates_problem, check_candidates
 from .context import RunContext
 from .pipeline import Event, Prepared, RecordingHooks, stream
 from .store import RunStore
@@ -148,7 +149,7 @@ class _Driver:
                     work.cands[cid], work.meta[cid] = cand, {"job": job, "generate_s": 0.0, "resumed": True}
         elif ev.kind == "job":
             out = ev.output
-            if not isinstance(out, list) or ev.job is None or len(out) != len(ev.job.ids):
+            if ev.job is None or not isinstance(out, list) or candidates_problem(ev.job.request.seeds, out):
                 early["ok"] = False
                 return
             for cid, cand in zip(ev.job.ids, out):
@@ -254,11 +255,10 @@ def _start_generate(runner: Any, ctx: RunContext, prep: Prepared) -> None:
 
 
 def _take_job(runner: Any, ctx: RunContext, prep: Prepared, ev: Event, st: dict[str, Any]) -> None:
-    """One job's candidates: checked, kept on the product and written at once (on_candidate)."""
-    work, job, out = prep.work, ev.job, ev.output
-    assert job is not None and isinstance(out, list)
-    if len(out) != len(job.ids):
-        raise RuntimeError(f"returned {len(out)} images for {len(job.ids)} seeds")
+    """One job's candidates: checked (before anything is stored), kept on the product and written at once."""
+    work, job = prep.work, ev.job
+    assert job is not None
+    out = check_candidates(runner.resolved.recipe.generate.plugin, job.request.seeds, ev.output)
     st["gen_s"] += ev.seconds
     for cid, cand in zip(job.ids, out):
         work.cands[cid] = cand

@@ -11,10 +11,10 @@ from typing import Any, Iterator, Sequence
 from ..errors import EcomforgeError, HookError, StageError, UsageError
 from ..plugins import Registry, get_registry
 from ..recipe.load import ResolvedRecipe
-from ..recipe.products import ProductPlan
-from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, GeneratorSpec, Masker, Scorer, StageConfig
-from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
+from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, Masker, Scorer, StageConfig
+from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Scored, ScoringContext
 from . import cancel
+from .checks import check_scores
 from .context import RunContext
 from .hooks import RunHooks
 from .ids import candidate_id, mask_sha256
@@ -155,18 +155,7 @@ class Runner:
         self.hooks.on_step_advance(run=ctx, step=step, product=product, advance=n)
         cancel.check()  # between references, scorers, filters and jobs (helper threads too)
 
-    # --- one product: each step reads a ProductWork and fills in its part ------------------------
-    def _run_product(self, ctx: RunContext, store: RunStore, product: str, plan: ProductPlan) -> list[dict[str, Any]]:
-        work = ProductWork(product, plan)
-        self._acquire_and_mask(ctx, work)
-        work.jobs = self._plan_jobs(product, work.refs, work.masks)
-        self._generate(ctx, store, work)
-        self._score(ctx, work)
-        self._filter(ctx, work)
-        records = self._records(ctx, work)
-        self.hooks.on_product_done(run=ctx, product=product, records=records)
-        return records
-
+    # --- one product: each step reads a ProductWork and fills in its part (pipeline_runner calls them) --
     def _acquire_and_mask(self, ctx: RunContext, work: ProductWork) -> None:
         """Acquire the product's references, then mask each one."""
         recipe, hook, product = self.resolved.recipe, self.hooks, work.product
@@ -197,40 +186,11 @@ class Runner:
             work.timings["mask"] = t["inside"]
         self._refs_sha[product] = sorted({r.sha256 for r in refs})
 
-    def _generate(self, ctx: RunContext, store: RunStore, work: ProductWork) -> None:
-        """Reuse candidates already on disk (resume), run the other jobs on the executor."""
-        recipe, hook, product = self.resolved.recipe, self.hooks, work.product
-        n_total = sum(len(j.ids) for j in work.jobs)
-        with self._step(ctx, "generate", recipe.generate.plugin, product, n_total) as t:
-            pending = []
-            for job in work.jobs:
-                loaded = [store.load_candidate(cid) for cid in job.ids]
-                found = [c for c in loaded if c is not None]
-                if len(found) == len(loaded):
-                    for cid, cand in zip(job.ids, found):
-                        work.cands[cid], work.meta[cid] = cand, {"job": job, "generate_s": 0.0, "resumed": True}
-                    self._advance(ctx, "generate", product, len(job.ids))
-                else:
-                    pending.append(job)
-            spec = GeneratorSpec(recipe.generate.plugin, dict(self.resolved.configs["generate"].model_dump()), self.device)
-            t0 = time.perf_counter()
-            for job, out in self.executor.map(spec, pending):
-                if isinstance(out, Exception):  # only a map(..., isolate=True) yields these; this one is not
-                    raise out
-                elapsed = time.perf_counter() - t0
-                t["inside"] += elapsed
-                if len(out) != len(job.ids):
-                    raise RuntimeError(f"returned {len(out)} images for {len(job.ids)} seeds")
-                for cid, cand in zip(job.ids, out):
-                    work.cands[cid] = cand
-                    work.meta[cid] = {"job": job, "generate_s": elapsed / len(out)}
-                    hook.on_candidate(run=ctx, record=self._base_record(product, job, cid, cand), image=cand)
-                self._advance(ctx, "generate", product, len(out))
-                t0 = time.perf_counter()
-            work.timings["generate"] = t["inside"]
-
     def _score(self, ctx: RunContext, work: ProductWork) -> None:
-        """Every scorer over all of the product's good candidates at once (so scorers batch)."""
+        """Every scorer over all of the product's good candidates at once (so scorers batch).
+
+        A scorer that fails (or breaks its contract) is the product's failure under its own name.
+        """
         recipe, product = self.resolved.recipe, work.product
         ok = work.ok()
         work.scores = {cid: {} for cid in work.order()}
@@ -238,28 +198,27 @@ class Runner:
         context = ScoringContext(tuple(work.refs), tuple(work.masks), work.plan.prompt)
         with self._step(ctx, "score", ",".join(s.plugin for s in recipe.score) or "-", product,
                         len(ok) * len(self.scorers)) as t:
-            for i, (key, _, scorer) in enumerate(self.scorers):
-                scorer = self._stage(f"score.{i}", work, scorer)
-                t0 = time.perf_counter()
-                scorer.ensure_setup()
-                values = scorer.score([work.cands[cid] for cid in ok], context)
-                t["inside"] += time.perf_counter() - t0
-                self._take_scores(work, key, ok, values)
+            for i, (entry, (key, _, scorer)) in enumerate(zip(recipe.score, self.scorers)):
+                plugin = entry.plugin
+                try:
+                    scorer = self._stage(f"score.{i}", work, scorer)
+                    t0 = time.perf_counter()
+                    scorer.ensure_setup()
+                    values = scorer.score([work.cands[cid] for cid in ok], context)
+                    t["inside"] += time.perf_counter() - t0
+                    self._take_scores(work, plugin, key, ok, values)
+                except Exception as exc:
+                    raise StageError("score", plugin, product, exc) from exc
                 self._advance(ctx, "score", product, len(ok))
             work.timings["score"] = t["inside"]
 
     @staticmethod
-    def _take_scores(work: ProductWork, key: str, ok: list[str], values: Sequence[Any]) -> None:
+    def _take_scores(work: ProductWork, plugin: str, key: str, ok: list[str], values: Sequence[Any]) -> None:
         """Check one scorer's values and record them (and their reasons) per candidate."""
-        if len(values) != len(ok):
-            raise RuntimeError(f"scorer '{key}' returned {len(values)} scores for {len(ok)} candidates")
-        for cid, raw in zip(ok, values):
-            v = float(raw)
-            if not (0.0 <= v <= 1.0):
-                raise RuntimeError(f"scorer '{key}' returned {v}, outside [0, 1]")
-            work.scores[cid][key] = v
-            if isinstance(raw, Score) and raw.reason:
-                work.reasons[cid][key] = raw.reason
+        for cid, (value, reason) in zip(ok, check_scores(plugin, values, len(ok), key=key)):
+            work.scores[cid][key] = value
+            if reason:
+                work.reasons[cid][key] = reason
 
     def _filter(self, ctx: RunContext, work: ProductWork) -> None:
         """The filters decide, in order, which scored candidates are kept; each sees only what the last kept."""
@@ -332,11 +291,11 @@ class Runner:
         cause = getattr(exc, "cause", None) or exc.__cause__
         if isinstance(cause, HookError):
             raise cause  # a fatal hook (the run store) stops the run; it is never the stage's failure
-        log.debug("product %r failed", work.product, exc_info=exc)  # the traceback, under --verbose
         # One product has nothing to go on with: its error is the run's (exit 2 for bad input, as always).
         alone = len(self.resolved.products) <= 1
         if self.fail_fast or alone or isinstance(exc, HookError) or not isinstance(exc, EcomforgeError):
-            raise exc
+            raise exc  # the CLI shows its traceback under --verbose
+        log.debug("product %r failed", work.product, exc_info=exc)  # the traceback of one the run goes on after
         step, plugin = getattr(exc, "step", "?"), getattr(exc, "plugin", "?")
         self._store.record_failure(work.product, step, plugin, exc.one_line())
         return []
