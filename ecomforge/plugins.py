@@ -89,17 +89,21 @@ class Registry:
         raise PluginNotFound(f"unknown {kind} plugin '{name}'", hint=self.hint(kind, name))
 
     def hint(self, kind: str, name: str) -> str:
-        """Suggest a close name, the distribution to install, or the available names."""
+        """Suggest a close name, the distribution to install, or the available names; then name every plugin that
+        failed to load, since a distribution's stage names need not be its entry point's: any of them may be the one."""
         for err in self.errors:
             if err.kind in ("", kind) and (err.plugin == name or re.search(rf"\b{re.escape(kind)} '{re.escape(name)}'", err.error)):
                 return f"plugin failed to load: {err.error}"
         close = difflib.get_close_matches(name, list(self.plugins[kind]), n=1)
         if close:
-            return f"did you mean '{close[0]}'?"
-        if name in KNOWN_PLUGINS:
-            return f"pip install {KNOWN_PLUGINS[name]}"
-        names = ", ".join(sorted(self.plugins[kind])) or "none installed"
-        return f"available {kind}s: {names}"
+            hint = f"did you mean '{close[0]}'?"
+        elif name in KNOWN_PLUGINS:
+            hint = f"pip install {KNOWN_PLUGINS[name]}"
+        else:
+            hint = f"available {kind}s: {', '.join(sorted(self.plugins[kind])) or 'none installed'}"
+        failed = dict.fromkeys(f"{e.distribution} failed to load: {' '.join(e.error.split())}"
+                               for e in self.errors if not e.conflict and e.kind in ("", kind))
+        return f"{hint}; {'; '.join(failed)} (ecomforge plugins shows more)" if failed else hint
 
     def default(self, kind: str) -> str:
         """The name of the one installed plugin of ``kind`` that declares itself the default."""
@@ -190,7 +194,7 @@ def _check_hook_names(pm: pluggy.PluginManager, errors: list[LoadError], origins
             plugin = getattr(exc, "plugin", None)
             name = (pm.get_name(plugin) if plugin is not None else None) or "?"
             dist = origins.get(name, (name, "?"))[0]
-            errors.append(LoadError(name.split(":", 1)[-1], dist, _unknown_hooks_message(pm, plugin, exc),
+            errors.append(LoadError(_entry_point_name(name), dist, _unknown_hooks_message(pm, plugin, exc),
                                     traceback=traceback.format_exc()))
             if plugin is None:
                 return
@@ -208,6 +212,11 @@ def _unknown_hooks_message(pm: pluggy.PluginManager, plugin: Any, exc: Exception
             close = difflib.get_close_matches(caller.name, known, n=1)
             parts.append(f"unknown hook '{caller.name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
     return "; ".join(parts) or f"unknown hook: {exc}"
+
+
+def _entry_point_name(registered: str) -> str:
+    """'h3test' for the plugin registered as 'ecomforge-h3test:h3test': how every LoadError names its plugin."""
+    return registered.split(":", 1)[-1]
 
 
 def _normalise(name: str) -> str:
@@ -236,7 +245,8 @@ def build_registry(extra: list[Any] | None = None, *, entry_points: bool = True,
             try:
                 impl.function(register)
             except Exception as exc:
-                errors.append(LoadError(impl.plugin_name, dist, f"{hook_name} failed: {type(exc).__name__}: {exc}",
+                errors.append(LoadError(_entry_point_name(impl.plugin_name), dist,
+                                        f"{hook_name} failed: {type(exc).__name__}: {exc}",
                                         kind=kind, traceback=traceback.format_exc()))
     return registry
 

@@ -196,6 +196,15 @@ class Filter(Stage, ABC):
     def select(self, scored: Sequence[Scored]) -> list[Decision]:
         """One decision per scored candidate, in order."""
 
+    @classmethod
+    def reads_scores(cls, config: Any) -> dict[str, str]:
+        """The score keys this config names, by config key path (``{"min_scores.seams": "seams"}``).
+
+        Validation refuses a recipe in which one of them is no scorer's key (a misspelt key would
+        otherwise drop every candidate as missing that score). None by default.
+        """
+        return {}
+
 
 @dataclass(frozen=True)
 class GeneratorSpec:

@@ -9,6 +9,7 @@ Plugin authors: subclass the contract for your stage kind in a pytest class and 
         def make_stage(self):
             return MyMasker({"threshold": 0.3})
 """
+from ..run.store import read_failures, read_manifest
 from . import toy
 from .contracts import (
     AcquirerContract,
@@ -20,10 +21,11 @@ from .contracts import (
     sample_image,
 )
 from .fixtures import temporary_plugins
-from .harness import read_manifest, run_test_recipe
+from .harness import run_test_recipe
 from .toy import toy_recipe
 
 __all__ = [
     "AcquirerContract", "FilterContract", "GeneratorContract", "MaskerContract", "ScorerContract",
-    "make_reference", "read_manifest", "run_test_recipe", "sample_image", "temporary_plugins", "toy", "toy_recipe",
+    "make_reference", "read_failures", "read_manifest", "run_test_recipe", "sample_image", "temporary_plugins", "toy",
+    "toy_recipe",
 ]

@@ -7,7 +7,7 @@ on seeded grey noise (pasted back bit-exact) and the scorer rates background bri
     from ecomforge.testing import run_test_recipe, toy, toy_recipe
 
     def test_in_a_run(tmp_path):
-        recipe = toy_recipe(filter=[{"plugin": "occupancy", "config": {"min_percent": 5}}])
+        recipe = toy_recipe(filter=[{"plugin": "sample"}, {"plugin": "my-filter"}])
         result = run_test_recipe(recipe, tmp_path, toy, my_plugin)
         assert any(r["kept"] for r in result.records)
 """

@@ -80,6 +80,11 @@ class ThresholdFilter(Filter):
                                                 "4 is about what a person sees side by side.")
         diversity: float = Field(default=0.0, ge=0, le=1, description="0 = rank by total only; up to 1 = prefer candidates unlike those already kept.")
 
+    @classmethod
+    def reads_scores(cls, config: Config) -> dict[str, str]:
+        """The scores ``min_scores`` names, by key path: validation refuses one that no scorer of the recipe gives."""
+        return {f"min_scores.{key}": key for key in config.min_scores}
+
     def select(self, scored: Sequence[Scored]) -> list[Decision]:
         """One decision per candidate, in input order, each with its reason."""
         verdict: dict[str, Decision] = {}
