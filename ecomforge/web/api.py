@@ -6,6 +6,7 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,15 @@ class _Jobs:
         d["waiting"] = self.manager.waiting() if job.state == "queued" else 0
         if results:
             d["results"] = _results(job, self.run_root(job))
-        return self.manager.scrub(job.id, d)
+        d = self.manager.scrub(job.id, d)
+        # Messages a plugin wrote may name any server file: no path of the server at all in those.
+        d["error"] = self.manager.scrub_message(d["error"], job.id) if d.get("error") else d.get("error")
+        d["summary"] = self.manager.scrub(job.id, d.get("summary") or {}, every_path=True)
+        for rec in d.get("results", []):
+            for key in ("reason", "failed"):
+                if isinstance(rec.get(key), str):
+                    rec[key] = self.manager.scrub_message(rec[key], job.id)
+        return d
 
 
 def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRouter:
@@ -242,10 +251,11 @@ def _file_routes(r: APIRouter, jobs: _Jobs) -> None:
         root = jobs.run_root(job)
         if root is None:
             return error(409, f"job {job_id} has no results yet")
-        data = zip_results(root, job, ids)
+        records = zip_records(root, job, ids)  # a bad id is a 400/404 before the first byte
         name = f"{job.id}-results.zip"
-        return Response(data, media_type="application/zip",
-                        headers={**_file_headers("application/zip"), "Content-Disposition": f'attachment; filename="{name}"'})
+        return StreamingResponse(iter_zip(root, records), media_type="application/zip",
+                                 headers={**_file_headers("application/zip"),
+                                          "Content-Disposition": f'attachment; filename="{name}"'})
 
     @r.get("/jobs/{job_id}/files/{path:path}", summary="A file of the job's run folder")
     def job_file(job_id: str, path: str) -> Response:
@@ -301,8 +311,8 @@ def _results(job: Job, root: Path | None) -> list[dict[str, Any]]:
     return out
 
 
-def zip_results(root: Path, job: Job, ids: str | None) -> bytes:
-    """A zip of the run's candidate PNGs (all, or the comma-separated ``ids``) and their manifest lines."""
+def zip_records(root: Path, job: Job, ids: str | None) -> list[dict[str, Any]]:
+    """The manifest records a zip holds: all, or the comma-separated ``ids`` (checked before anything is sent)."""
     from ..run.store import read_manifest
 
     records = read_manifest(root)
@@ -316,14 +326,52 @@ def zip_results(root: Path, job: Job, ids: str | None) -> bytes:
         if missing:
             raise JobNotFound(f"ids: no candidate {missing[0]!r} in job {job.id}")
         records = [by_id[i] for i in dict.fromkeys(wanted)]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
+    return records
+
+
+class _Chunks(io.RawIOBase):
+    """An unseekable sink the zip writer writes into; what it wrote is taken away chunk by chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out
+
+
+ZIP_CHUNK = 1024 * 1024
+
+
+def iter_zip(root: Path, records: list[dict[str, Any]]) -> Iterator[bytes]:
+    """A zip of the records' candidate PNGs and their manifest lines, made as it is sent.
+
+    A whole zip in memory is every PNG of the job at once, per download: here each file is copied
+    a chunk at a time, so a download holds about one chunk however large the job.
+    """
+    sink = _Chunks()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
         for rec in records:
             path = root / "candidates" / f"{rec['id']}.png"  # rebuilt from the checked id, not from the file
-            if path.is_file():
-                zf.write(path, f"{rec['product']}/{rec['id']}.png" if _safe_part(rec["product"]) else f"{rec['id']}.png")
+            if not path.is_file():
+                continue
+            name = f"{rec['product']}/{rec['id']}.png" if _safe_part(rec["product"]) else f"{rec['id']}.png"
+            info = zipfile.ZipInfo.from_file(path, name)
+            with open(path, "rb") as src, zf.open(info, "w") as dst:
+                while chunk := src.read(ZIP_CHUNK):
+                    dst.write(chunk)
+                    yield sink.take()
         zf.writestr("manifest.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    return buf.getvalue()
+        yield sink.take()
+    yield sink.take()  # the central directory, written on close
 
 
 def _safe_part(name: str) -> bool:

@@ -17,7 +17,7 @@ from .files import GradioFileGuard
 from .login import LoginPage
 from .manager import JobConflict, JobManager, JobNotFound, QueueFull
 from .recipes import PresetNotFound
-from .security import LOCAL_HOSTS, BodyLimitMiddleware, OriginHostMiddleware, TokenMiddleware
+from .security import LOCAL_HOSTS, BodyLimitMiddleware, OriginHostMiddleware, TokenMiddleware, interface_addresses
 from .trust import PathPolicy, PathRefused
 from .uploads import Limits, TooLarge
 
@@ -42,7 +42,12 @@ class ServerConfig:
     policy: PathPolicy = field(default_factory=PathPolicy)  # models and URLs requests may name
 
     def host_names(self) -> set[str]:
-        """Every Host name this server answers to."""
+        """Every Host name this server answers to.
+
+        Bound to every interface, that includes this machine's name and the addresses of its interfaces:
+        a browser on the LAN that opens ``http://192.168.1.5:7860`` sends that address. An address is
+        no DNS-rebinding risk (an attacker's page can only make a browser send the attacker's name).
+        """
         names = {*LOCAL_HOSTS, self.host, *self.allowed_hosts}
         if self.host in ("0.0.0.0", "::", ""):  # every interface: this machine's own names too
             import socket
@@ -52,6 +57,7 @@ class ServerConfig:
                 names.update(socket.gethostbyname_ex(socket.gethostname())[2])
             except OSError:
                 pass
+            names.update(interface_addresses())
         return {n.lower() for n in names if n}
 
 
@@ -67,7 +73,7 @@ def status_of(exc: EcomforgeError) -> int:
 def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app; workers start and stop with the app's lifespan."""
     manager = JobManager(config.runs, workers=config.workers, queue_size=config.queue_size, device=config.device,
-                         policy=config.policy)
+                         policy=config.policy, presets=Path(config.recipes))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -84,11 +90,8 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(EcomforgeError)
     async def ecomforge_error(request: Request, exc: EcomforgeError):
-        message = exc.one_line()
-        # Our messages name request values, never server folders; in case a plugin's does, drop them.
-        for folder, shown in ((str(manager.root), "<runs>"), (str(Path(config.recipes).resolve()), "<recipes>")):
-            message = message.replace(folder, shown)
-        return error(status_of(exc), message)
+        # Our messages name request values, never server folders; in case a plugin's does, hide them.
+        return error(status_of(exc), manager.scrub_message(exc.one_line()))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -128,4 +131,5 @@ def _mount_ui(app: FastAPI, manager: JobManager, config: ServerConfig) -> None:
     app.state.blocks = blocks
     # Where this Blocks stores uploads and the copies of what it shows (Gradio's upload folder).
     app.add_middleware(GradioFileGuard, upload_folder=getattr(blocks, "GRADIO_CACHE", None) or get_upload_folder(),
-                       allow_urls=config.policy.allow_urls)
+                       allow_urls=config.policy.allow_urls, max_upload_files=config.limits.max_files,
+                       max_upload_bytes=config.limits.max_upload_bytes)

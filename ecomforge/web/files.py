@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from typing import Any
 
 from .security import send_json
@@ -16,6 +17,11 @@ FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/", "/file=")
 CLOSED_ROUTES = ("/gradio_api/proxy=", "/gradio_api/run-history", "/proxy=")
 CALL_ROUTES = ("/gradio_api/queue/join", "/gradio_api/run/", "/gradio_api/call/", "/gradio_api/api/",
                "/gradio_api/stream/")
+# What a served file's answer may carry. Gradio's ranged answers copy every request header into the
+# response (the token cookie and Authorization included); nothing outside this list leaves the server.
+FILE_RESPONSE_HEADERS = frozenset({b"content-type", b"content-length", b"content-range", b"accept-ranges",
+                                   b"content-disposition", b"content-encoding", b"etag", b"last-modified",
+                                   b"cache-control", b"expires", b"date", b"vary"})
 
 
 def file_headers(content_type: bytes) -> list[tuple[bytes, bytes]]:
@@ -31,15 +37,19 @@ class GradioFileGuard:
 
     ``/gradio_api/file=`` serves only files inside Gradio's own upload/cache folder (uploads and the
     copies Gradio makes of what the UI shows), judged on the real path (links and ``/proc/self/fd``
-    followed, case kept), never a URL; with the same headers as the API's files. FileData inputs in
-    API calls may only name files in that folder, and never a URL.
+    followed, case kept), never a URL; with the same headers as the API's files, and no header of the
+    request echoed back. FileData inputs in API calls may only name files in that folder, and never a
+    URL. A multipart request (an upload) holds at most ``max_upload_files`` files and ``max_upload_bytes``.
     """
 
-    def __init__(self, app, upload_folder: str, allow_urls: bool = False, max_body: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, app, upload_folder: str, allow_urls: bool = False, max_body: int = 4 * 1024 * 1024,
+                 max_upload_files: int = 8, max_upload_bytes: int = 161 * 1024 * 1024) -> None:
         self.app = app
         self.upload_folder = os.path.realpath(upload_folder)
         self.allow_urls = allow_urls
         self.max_body = max_body
+        self.max_upload_files = max_upload_files  # files in one multipart request to Gradio (an upload)
+        self.max_upload_bytes = max_upload_bytes
 
     def servable(self, path: str) -> bool:
         """True for a file inside Gradio's upload folder (the real path decides)."""
@@ -58,7 +68,10 @@ class GradioFileGuard:
             if not self.servable(path[len(prefix):]):
                 await send_json(send, 404, {"error": "no such file", "status": 404})
                 return
-            return await self.app(scope, receive, _with_file_headers(send))
+            return await self.app(scope, receive, _with_file_headers(send, scope))
+        if scope["type"] == "http" and scope.get("method") == "POST" and _boundary(scope) is not None \
+                and not path.startswith(("/api/", "/login")):
+            return await self._upload(scope, receive, send)
         if scope["type"] == "http" and scope.get("method") == "POST" and path.startswith(CALL_ROUTES):
             body = await _read_body(receive, self.max_body)
             if body is None:
@@ -70,6 +83,49 @@ class GradioFileGuard:
                 return
             return await self.app(scope, _replay(body), send)
         return await self.app(scope, receive, send)
+
+    async def _upload(self, scope, receive, send) -> None:
+        """A multipart request to Gradio (its upload route), spooled and counted before Gradio sees it.
+
+        One over the file count or the byte limit is refused before Gradio stores any of it: what Gradio
+        stores stays until the server stops.
+        """
+        boundary = _boundary(scope)
+        if not boundary:
+            await send_json(send, 400, {"error": "a multipart body needs a boundary", "status": 400})
+            return
+        too_many = {"error": f"an upload may hold at most {self.max_upload_files} files", "status": 413}
+        too_large = {"error": f"an upload may hold at most {self.max_upload_bytes} bytes", "status": 413}
+        for k, v in scope.get("headers", []):
+            if k.lower() == b"content-length" and v.isdigit() and int(v) > self.max_upload_bytes:
+                await send_json(send, 413, too_large)
+                return
+        counter = _PartCounter(boundary)
+        with tempfile.TemporaryFile(prefix="ecomforge-upload-") as spool:
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_upload_bytes:
+                    await send_json(send, 413, too_large)
+                    return
+                if counter.feed(chunk) > self.max_upload_files:
+                    await send_json(send, 413, too_many)
+                    return
+                spool.write(chunk)
+                if not message.get("more_body"):
+                    break
+            if counter.finish() > self.max_upload_files:
+                await send_json(send, 413, too_many)
+                return
+            if counter.malformed:
+                await send_json(send, 400, {"error": "not a multipart body", "status": 400})
+                return
+            spool.seek(0)
+            await self.app(scope, _replay_file(spool), send)
 
     def _file_data_refusal(self, body: bytes) -> str | None:
         try:
@@ -152,11 +208,71 @@ def _replay(body: bytes):
     return receive
 
 
-def _with_file_headers(send):
+def _boundary(scope) -> bytes | None:
+    """The multipart boundary of a request, or None when it is not multipart/form-data."""
+    for k, v in scope.get("headers", []):
+        if k.lower() == b"content-type" and v.lower().startswith(b"multipart/form-data"):
+            m = re.search(rb'boundary="?([^";]+)"?', v, re.IGNORECASE)
+            return m.group(1).strip() if m else b""
+    return None
+
+
+class _PartCounter:
+    """Counts a multipart body's parts as it streams, with the parser Starlette (and so Gradio) reads it with."""
+
+    def __init__(self, boundary: bytes) -> None:
+        from python_multipart.multipart import MultipartParser
+
+        self.parts = 0
+        self.malformed = False  # the parser gave up: the body is refused (Gradio's parser would refuse it too)
+        self._parser = MultipartParser(boundary, callbacks={"on_part_begin": self._begin})
+
+    def _begin(self) -> None:
+        self.parts += 1
+
+    def feed(self, chunk: bytes) -> int:
+        if not self.malformed:
+            try:
+                self._parser.write(chunk)
+            except Exception:
+                self.malformed = True
+        return self.parts
+
+    def finish(self) -> int:
+        """The count once the body has ended."""
+        if not self.malformed:
+            try:
+                self._parser.finalize()
+            except Exception:
+                self.malformed = True
+        return self.parts
+
+
+def _replay_file(spool):
+    """A receive() that gives the app a spooled body, a chunk at a time."""
+    done = False
+
+    async def receive():
+        nonlocal done
+        if done:
+            return {"type": "http.disconnect"}
+        chunk = spool.read(1024 * 1024)
+        more = bool(chunk) and spool.tell() < os.fstat(spool.fileno()).st_size
+        done = not more
+        return {"type": "http.request", "body": chunk, "more_body": more}
+
+    return receive
+
+
+def _with_file_headers(send, scope=None):
+    request = {(k.lower(), v) for k, v in (scope or {}).get("headers", [])}
+
     async def wrapped(message) -> None:
         if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message.get("headers", [])
-                       if k.lower() not in (b"content-security-policy", b"x-content-type-options")]
+            # Only the headers a file answer needs, and none that merely repeats the request (a reflected cookie).
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() in FILE_RESPONSE_HEADERS
+                       and (k.lower() in (b"content-type", b"content-length", b"content-range")
+                            or (k.lower(), v) not in request)]
             ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"application/octet-stream")
             extra = file_headers(ctype)
             if any(k == b"content-disposition" for k, _ in extra):

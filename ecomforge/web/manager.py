@@ -1,7 +1,9 @@
 """The job queue: a bounded queue, a pool of worker threads (one per device by default), cancel and resume."""
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -15,10 +17,12 @@ from ..errors import Cancelled, EcomforgeError, UsageError
 from ..run.cancel import CancelToken, scope
 from .jobs import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, TERMINAL, Job, JobStore, new_job_id
 from .progress import JobCancelled, JobObserver
+from .scrub import known_folders, scrub_text
 from .trust import PathPolicy
 
 log = logging.getLogger("ecomforge.web")
 JOB_RECIPE = "job.yaml"
+MASK_ROOTS = "mask-roots.json"  # folders besides the uploads and presets that the job's preset names mask files in
 
 
 class QueueFull(UsageError):
@@ -37,8 +41,11 @@ class JobManager:
     """Owns the job table, the queue and the workers; runs each job's recipe through ``run_recipe``."""
 
     def __init__(self, root: Path, *, workers: int = 1, queue_size: int = 8, device: str = "auto",
-                 policy: PathPolicy | None = None, intake: int = 2, intake_wait: float = 60.0) -> None:
+                 policy: PathPolicy | None = None, intake: int = 2, intake_wait: float = 60.0,
+                 presets: Path | None = None) -> None:
         self.root = Path(root).resolve()
+        self.presets = Path(presets).resolve() if presets is not None else None  # the presets folder
+        self._folders = known_folders(self.root, self.presets)  # what scrub() shows by name
         self.policy = policy or PathPolicy()  # what requests may name besides their uploads and presets
         self.store = JobStore(self.root)
         self.interrupted_at_start = self.store.mark_interrupted()
@@ -113,12 +120,17 @@ class JobManager:
         finally:
             self.intake.release()
 
-    def submit(self, job: Job, recipe_data: dict[str, Any]) -> Job:
-        """Queue a validated job; raises QueueFull when the queue is at its bound."""
+    def submit(self, job: Job, recipe_data: dict[str, Any], mask_roots: list[str] | None = None) -> Job:
+        """Queue a validated job; raises QueueFull when the queue is at its bound.
+
+        ``mask_roots`` are more folders its mask files may be read from at run time (those its preset names).
+        """
         path = self.store.job_dir(job.id) / JOB_RECIPE
         with self._lock:
             if len(self._waiting) >= self.queue_size:
                 raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again later")
+            if mask_roots:
+                (path.parent / MASK_ROOTS).write_text(json.dumps(mask_roots), encoding="utf-8")
             path.write_text(yaml.safe_dump(recipe_data, sort_keys=False, allow_unicode=True), encoding="utf-8")
             self.store.add(job)
             self._waiting.add(job.id)
@@ -182,16 +194,41 @@ class JobManager:
     def _bump(self, job_id: str) -> None:
         self._versions[job_id] = self._versions.get(job_id, 0) + 1
 
-    def scrub(self, job_id: str, value: Any) -> Any:
-        """Text for a web user: server folders in every string replaced by names relative to the job."""
-        if isinstance(value, str):
-            jdir = str(self.store.job_dir(job_id))
-            return value.replace(jdir + "/", "").replace(jdir, ".").replace(str(self.root), "<runs>")
-        if isinstance(value, dict):
-            return {k: self.scrub(job_id, v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.scrub(job_id, v) for v in value]
-        return value
+    def scrub(self, job_id: str | None, value: Any, *, every_path: bool = False) -> Any:
+        """Text for a web user: the job's folder as relative names, the server's folders by name.
+
+        ``every_path`` (messages: errors, failure reasons) also hides any other absolute path; served
+        files and the job's own view keep theirs (their URLs and HTML are paths too).
+        """
+        jdir = str(self.store.job_dir(job_id)) if job_id is not None else None
+        folders = self._folders
+
+        def one(v: Any) -> Any:
+            if isinstance(v, str):
+                if jdir is not None:
+                    v = v.replace(jdir + "/", "").replace(jdir, ".")
+                return scrub_text(v, folders, every_path=every_path)
+            if isinstance(v, dict):
+                return {k: one(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [one(x) for x in v]
+            return v
+
+        return one(value)
+
+    def scrub_message(self, message: str, job_id: str | None = None) -> str:
+        """An error or a failure reason for a web user: no server path at all."""
+        return self.scrub(job_id, message, every_path=True)
+
+    def mask_roots(self, job_id: str) -> list[Path]:
+        """The folders a job's mask files may be read from: its uploads, the presets, and what its preset names."""
+        jdir = self.store.job_dir(job_id)
+        roots = [jdir / "uploads", *([self.presets] if self.presets is not None else [])]
+        try:
+            extra = json.loads((jdir / MASK_ROOTS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            extra = []
+        return roots + [Path(p) for p in extra if isinstance(p, str) and os.path.isabs(p)]
 
     # --- the workers -----------------------------------------------------------------------------
     def _work(self) -> None:
@@ -219,6 +256,7 @@ class JobManager:
                     self._bump(job_id)
 
     def _run(self, job_id: str, stop: threading.Event) -> None:
+        from ..imaging.maskfile import confine
         from ..recipe.load import read_yaml, resolve_recipe
         from ..run.runner import run_recipe
 
@@ -240,8 +278,10 @@ class JobManager:
             resume = jdir / job.run_dir
         try:
             path = jdir / JOB_RECIPE
-            resolved = resolve_recipe(read_yaml(path), path=path)
-            result = run_recipe(resolved, out=jdir, resume=resume, device=self.device, observers=[obs])
+            # Every mask file a pattern fills in is checked again here: the check at submit saw only the pattern.
+            with confine(self.mask_roots(job_id)):
+                resolved = resolve_recipe(read_yaml(path), path=path)
+                result = run_recipe(resolved, out=jdir, resume=resume, device=self.device, observers=[obs])
         except (JobCancelled, Cancelled) as exc:  # at a hook, or inside a step (cancel.check())
             state = INTERRUPTED if exc.reason == "interrupted" else CANCELLED
             self._finish(job_id, obs, state, f"{exc.reason} (resumable)")
@@ -255,10 +295,10 @@ class JobManager:
 
     def _finish(self, job_id: str, obs: JobObserver, state: str, error: str | None,
                 summary: dict[str, Any] | None = None) -> None:
-        values: dict[str, Any] = {"state": state, "finished": time.time(), "error": self.scrub(job_id, error),
-                                  "progress": obs.state}
+        values: dict[str, Any] = {"state": state, "finished": time.time(),
+                                  "error": self.scrub(job_id, error, every_path=True), "progress": obs.state}
         if obs.run_dir is not None:
             values["run_dir"] = obs.run_dir.relative_to(self.store.job_dir(job_id)).as_posix()
         if summary is not None:
-            values["summary"] = self.scrub(job_id, summary)  # failure reasons name files of the job
+            values["summary"] = self.scrub(job_id, summary, every_path=True)  # failure reasons name files
         self.store.update(job_id, **values)

@@ -45,8 +45,19 @@ def masker_config(plugin: str, preset_mask: dict[str, Any], text: str | None,
         if "point_labels" in accepts:
             config[accepts["point_labels"]] = [int(label) for _, _, label in points]
     if mask_file and "mask" in accepts:
-        config[accepts["mask"]] = str(mask_file)
+        config[accepts["mask"]] = _as_file(plugin, accepts["mask"], str(mask_file))
     return config
+
+
+def _as_file(plugin: str, key: str, path: str) -> str:
+    """``path`` for the masker's ``key``: where that setting is a pattern, its braces are taken literally."""
+    from ..imaging.maskfile import escape_pattern
+    from ..pathspec import path_fields
+    from ..plugins import get_registry
+
+    found = get_registry().plugins.get("masker", {}).get(plugin)
+    patterns = {loc for loc, f in path_fields(found.cls.Config) if f.pattern} if found is not None else set()
+    return escape_pattern(path) if key in patterns else path
 
 
 def confidence_warning(score: float, area: float) -> str | None:

@@ -93,12 +93,14 @@ def job_recipe(base: dict[str, Any], *, references: list[Path], prompt: str | No
     data["inputs"] = inputs
     data.pop("output", None)
     data.pop("execute", None)
-    if mask_dir is not None:  # masks were uploaded: one per reference, named after it
-        data["mask"] = uploaded_mask_step(dict(data.get("mask") or {}), mask_dir / "{stem}.png")
+    if mask_dir is not None:  # masks were uploaded: one per reference, named after it (the folder taken literally)
+        from ..imaging.maskfile import escape_pattern
+
+        data["mask"] = uploaded_mask_step(dict(data.get("mask") or {}), f"{escape_pattern(str(mask_dir))}/{{stem}}.png")
     return data
 
 
-def uploaded_mask_step(mask: dict[str, Any], pattern: Path) -> dict[str, Any]:
+def uploaded_mask_step(mask: dict[str, Any], pattern: str | Path) -> dict[str, Any]:
     """The mask step for uploaded masks, from what maskers declare (``Masker.accepts["mask"]``), no names.
 
     The recipe's masker keeps its settings when it takes a mask file (a rough mask to refine); otherwise

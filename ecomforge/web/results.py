@@ -5,6 +5,7 @@ import html
 import secrets
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ def job_view(manager: JobManager, job: Job) -> dict[str, Any]:
     """The job as a dict with the queue length (what ``status_html`` reads)."""
     d = job.to_dict()
     d["waiting"] = manager.waiting() if job.state == "queued" else 0
+    # Stored scrubbed since the job finished; a job from an older server may still name server files.
+    d["error"] = manager.scrub_message(d["error"], job.id) if d.get("error") else d.get("error")
+    d["summary"] = manager.scrub(job.id, d.get("summary") or {}, every_path=True)
     return d
 
 
@@ -86,7 +90,8 @@ def job_results(manager: JobManager, job: Job, thumbs: Path) -> Results:
     if root is None:
         return out
     records = read_manifest(root) if (root / MANIFEST).is_file() else []
-    out.failures = _failures(root / MANIFEST)
+    out.failures = [{**f, "reason": manager.scrub_message(str(f.get("reason", "")), job.id)}
+                    for f in _failures(root / MANIFEST)]  # a plugin's reason may name any server file
     records.sort(key=lambda r: (not r["kept"], -(r.get("total") or 0.0), r["id"]))
     known = {r["id"] for r in records}
     for r in records:
@@ -122,10 +127,12 @@ def _failures(manifest: Path) -> list[dict[str, Any]]:
     return out
 
 
-def thumbnail(path: Path, thumbs: Path, max_pixels: int | None = None) -> str:
+def thumbnail(path: Path, thumbs: Path, max_pixels: int | None = None,
+              formats: Iterable[str] | None = None) -> str:
     """A small JPEG of ``path`` (made once per file version) for the gallery; the full PNG stays for downloads.
 
-    With ``max_pixels`` (uploads), a larger image is refused from its header, before any decoding.
+    With ``max_pixels`` (uploads), a larger image is refused from its header, before any decoding; with
+    ``formats``, only those decoders are tried (an upload's type is its bytes', and few are allowed).
     """
     from PIL import Image
 
@@ -133,7 +140,7 @@ def thumbnail(path: Path, thumbs: Path, max_pixels: int | None = None) -> str:
     out = thumbs / f"{path.parent.parent.name}-{path.parent.name}-{path.stem}-{stat.st_mtime_ns}.jpg"
     if not out.is_file():
         thumbs.mkdir(parents=True, exist_ok=True)
-        with Image.open(path) as src:
+        with Image.open(path, formats=sorted(formats) if formats is not None else None) as src:
             if max_pixels is not None and src.size[0] * src.size[1] > max_pixels:
                 raise ValueError(f"{path.name}: {src.size[0]}x{src.size[1]} is over the limit of {max_pixels} pixels")
             src.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at reduced size directly

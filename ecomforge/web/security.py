@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode
@@ -73,7 +74,8 @@ class TokenMiddleware:
             # token leaves the address bar, the history and any Referer.
             kept = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                                  keep_blank_values=True) if k != "token"]
-            location = quote(scope.get("path") or "/") + (f"?{urlencode(kept)}" if kept else "")
+            # Same origin only: '//evil.example/x' would be another site's address (leading slashes collapsed).
+            location = "/" + quote((scope.get("path") or "/").lstrip("/\\")) + (f"?{urlencode(kept)}" if kept else "")
             await send({"type": "http.response.start", "status": 303, "headers": [
                 (b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode()),
                 (b"content-length", b"0"), (b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer")]})
@@ -150,12 +152,53 @@ def _headers(scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
+# A Host header: a name or IPv4 address, or an IPv6 address in brackets, each with an optional port; nothing after.
+_HOST = re.compile(r"(?:\[(?P<v6>[0-9a-f:.]+(?:%[\w.~-]+)?)\]|(?P<name>[^\[\]:]*))(?::\d{1,5})?")
+
+
 def _hostname(hostport: str) -> str:
-    """'Example.com:7860' -> 'example.com'; '[::1]:80' -> '::1'."""
+    """'Example.com:7860' -> 'example.com'; '[::1]:80' -> '::1'; '' for anything else ('[::1].evil.com')."""
     hostport = hostport.strip().lower()
-    if hostport.startswith("["):
-        return hostport[1:].partition("]")[0]
-    return hostport.rpartition(":")[0] if hostport.count(":") == 1 else hostport
+    m = _HOST.fullmatch(hostport)
+    if m is None:
+        # A bare IPv6 address (no brackets, so no port): the whole of it.
+        return hostport if hostport.count(":") > 1 and "[" not in hostport and "]" not in hostport else ""
+    return m.group("v6") or m.group("name") or ""
+
+
+def interface_addresses(fib_trie: str = "/proc/net/fib_trie", if_inet6: str = "/proc/net/if_inet6") -> set[str]:
+    """This machine's own IP addresses, without extra packages: Linux's tables, else the default route's."""
+    import ipaddress
+    import socket
+
+    found: set[str] = set()
+    try:
+        last = None
+        with open(fib_trie, encoding="ascii", errors="replace") as f:
+            for line in f:
+                text = line.strip()
+                if text.startswith("|-- "):
+                    last = text[4:].strip()
+                elif "/32 host LOCAL" in text and last:
+                    found.add(last)
+    except OSError:
+        pass
+    try:
+        with open(if_inet6, encoding="ascii", errors="replace") as f:
+            for line in f:
+                hexaddr = line.split()[0] if line.split() else ""
+                if len(hexaddr) == 32:
+                    found.add(ipaddress.IPv6Address(int(hexaddr, 16)).compressed)
+    except (OSError, ValueError):
+        pass
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:  # connecting a UDP socket sends nothing; it picks the address the default route would use
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((probe, 9))
+                found.add(s.getsockname()[0])
+        except OSError:
+            pass
+    return {a for a in found if a and a not in ("0.0.0.0", "::")}
 
 
 class OriginHostMiddleware:
@@ -177,7 +220,8 @@ class OriginHostMiddleware:
         h = _headers(scope)
         host = h.get("host", "")
         if _hostname(host) not in self.hosts:
-            return f"Host {host[:80]!r} is not a name this server answers to (see --allow-host)"
+            return (f"Host {host[:80]!r} is not a name this server answers to: start the server with "
+                    "--allow-host NAME for each name or address browsers use to reach it")
         origin = h.get("origin")
         if origin is not None:
             origin = origin.lower().rstrip("/")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,11 +12,13 @@ from ..errors import InputError
 from .jobs import Job
 from .manager import JOB_RECIPE, JobConflict, JobManager, JobNotFound
 from .recipes import job_recipe, preset_path
-from .trust import check_job_paths, count_candidates, preset_values
+from .trust import check_job_paths, count_candidates, pattern_roots, preset_values
 from .uploads import (
     Limits,
     TooLarge,
+    check_depth,
     check_request_pixels,
+    check_texts,
     parse_overrides_json,
     parse_recipe_upload,
     save_mask,
@@ -46,6 +49,7 @@ def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refere
             raise TooLarge(f"{what}: over {limits.max_text} characters")
     if isinstance(overrides, str) or overrides is None:
         overrides = parse_overrides_json(overrides, limits)
+    check_depth(overrides, "overrides", limits)  # the UI's sweep box gives a dict, not JSON text
     with manager.intake_slot():  # parsing, decoding and resolving: a few requests at a time
         return _checked_job(manager, recipes_dir, limits, references=references, masks=masks, preset=preset,
                             recipe_file=recipe_file, prompt=prompt, negative_prompt=negative_prompt,
@@ -66,12 +70,14 @@ def _checked_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refe
         label = preset
     else:
         raise InputError("recipe: give a preset name (GET /api/recipes) or a recipe file")
-    check_request_pixels([*((f"reference {i + 1}", b) for i, b in enumerate(references)),
-                          *((f"mask {i + 1}", b) for i, b in enumerate(masks))], limits)
+    sizes = check_request_pixels([*((f"reference {i + 1}", b) for i, b in enumerate(references)),
+                                  *((f"mask {i + 1}", b) for i, b in enumerate(masks))], limits)[:len(references)]
     trusted = _preset_trust(recipes_dir, preset if recipe_file is None else trust_preset)
-    # The job's size from the recipe as asked, before resolve_recipe builds its sweep grid.
-    check_job_size(job_recipe(base, references=[Path("ref.png")] * len(references), prompt=prompt,
-                              negative_prompt=negative_prompt, overrides=overrides), len(references), limits)
+    # The job's size and prompts from the recipe as asked, before resolve_recipe builds its sweep grid.
+    asked = job_recipe(base, references=[Path("ref.png")] * len(references), prompt=prompt,
+                       negative_prompt=negative_prompt, overrides=overrides)
+    check_texts(asked, limits)  # a prompt from the overrides or an uploaded recipe counts like the form's
+    check_job_size(asked, len(references), limits)
     job = manager.new_job(label, {"prompt": prompt, "negative_prompt": negative_prompt, "overrides": overrides,
                                   "references": len(references), "masks": len(masks)})
     jdir = manager.store.job_dir(job.id)
@@ -83,9 +89,11 @@ def _checked_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refe
         data = job_recipe(base, references=refs, prompt=prompt, negative_prompt=negative_prompt,
                           overrides=overrides, mask_dir=uploads / "masks" if masks else None)
         resolved = resolve_recipe(data, path=jdir / JOB_RECIPE)  # every key and plugin config checked now
-        check_output_pixels(resolved, limits)
+        check_texts({"products": {name: {"prompt": plan.prompt, "negative_prompt": plan.negative_prompt, **plan.raw}
+                                  for name, plan in resolved.products.items()}}, limits)  # templates filled in
+        check_output_pixels(resolved, limits, sizes)
         check_job_paths(resolved, job_dir=jdir, presets_dir=recipes_dir, policy=manager.policy, trusted=trusted)
-        manager.submit(job, data)
+        manager.submit(job, data, mask_roots=pattern_roots(resolved, trusted))
     except BaseException:
         shutil.rmtree(jdir, ignore_errors=True)
         raise
@@ -108,8 +116,13 @@ def check_job_size(data: dict[str, Any], references: int, limits: Limits) -> Non
                        f"{references} references) is over the limit of {limits.max_candidates} per job")
 
 
-def output_pixels(values: dict[str, Any]) -> int:
-    """Pixels of one candidate as a generator's settings ask: a ``[width, height]`` size or a ``*_side`` length."""
+CANVAS_SIZE = re.compile(r"(\d+)\s*x\s*(\d+)")
+CANVAS_ASPECT = re.compile(r"(\d+)\s*:\s*(\d+)")
+
+
+def output_pixels(values: dict[str, Any], references: Sequence[tuple[int, int]] = ()) -> int:
+    """Pixels of one candidate as a generator's settings ask: a ``[width, height]`` size, a ``*_side`` length,
+    or a ``canvas`` ('WxH', or an aspect 'a:b' grown around each reference: its size is the reference's)."""
     size = values.get("size")
     pixels = 0
     if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size):
@@ -117,19 +130,44 @@ def output_pixels(values: dict[str, Any]) -> int:
     for key, value in values.items():
         if key.endswith("_side") and isinstance(value, int) and not isinstance(value, bool):
             pixels = max(pixels, value * value)
+    canvas = values.get("canvas")
+    if isinstance(canvas, str):
+        return max(pixels, canvas_pixels(canvas, references))
     return pixels
 
 
-def check_output_pixels(resolved: Any, limits: Limits) -> None:
+def canvas_pixels(canvas: str, references: Sequence[tuple[int, int]]) -> int:
+    """Pixels of a 'WxH' canvas, or of an 'a:b' one around the largest reference (either way up: EXIF may turn it).
+
+    An aspect canvas is the smallest one holding the reference (as ``ecomforge-diffusers`` lays it out), so
+    '99:1' around a 1000x1000 photo is 99000x1000: bounded by the same pixel limit as a sized canvas.
+    """
+    text = canvas.strip().lower()
+    if m := CANVAS_SIZE.fullmatch(text):
+        return int(m.group(1)) * int(m.group(2))
+    m = CANVAS_ASPECT.fullmatch(text)
+    if m is None or not int(m.group(1)) or not int(m.group(2)):
+        return 0  # not a canvas the generator accepts: its own validation said so already
+    aspect = int(m.group(1)) / int(m.group(2))
+    most = 0
+    for w, h in references:
+        for rw, rh in ((w, h), (h, w)):
+            width = max(rw, rh * aspect)
+            most = max(most, round(width) * round(width / aspect))
+    return most
+
+
+def check_output_pixels(resolved: Any, limits: Limits, references: Sequence[tuple[int, int]] = ()) -> None:
     """Refuse a canvas over the pixel limit, and a batch of them over the batch budget, before anything runs.
 
     A 150-byte upload may ask for an 8192x8192 canvas; the pixels a job makes count like those it uploads.
+    ``references`` are the uploads' (width, height): an aspect canvas is grown around them.
     """
     gen = resolved.recipe.generate
     bases = [c["generate"].model_dump() for c in (resolved.configs, *(p.configs for p in resolved.products.values()))
              if "generate" in c]  # per product too: a templated config is validated for each
     points = [p for base in bases for p in (base, *({**base, k: v} for k, vs in gen.sweep.items() for v in vs))]
-    pixels = max((output_pixels(p) for p in points), default=0)
+    pixels = max((output_pixels(p, references) for p in points), default=0)
     seeds = len(gen.seeds) if isinstance(gen.seeds, list) else gen.seeds.count
     batch = min(gen.batch_size, seeds)  # a batch holds at most one canvas per seed
     if pixels > limits.max_pixels:

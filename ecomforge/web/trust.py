@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..imaging.maskfile import neutral_fill, parse_pattern
 from ..pathspec import FoundPath, walk, walk_config
 
 URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*:|//|\\\\)")
-PLACEHOLDER = re.compile(r"\{[A-Za-z_]*\}")
 DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
 
 
@@ -79,6 +79,35 @@ def preset_values(resolved: Any | None) -> set[str]:
     return {f.value for f in recipe_paths(resolved) if not f.default}
 
 
+def pattern_roots(resolved: Any, trusted: Iterable[str]) -> list[str]:
+    """Where the preset's own mask patterns point, for the run-time check of each filled-in path.
+
+    The fixed folder before the first placeholder, or the file itself when there is none; never ``/``
+    (a pattern that starts with a placeholder names no folder).
+    """
+    trusted = set(trusted)
+    out: set[str] = set()
+    for found in recipe_paths(resolved):
+        if not found.field.pattern or found.value not in trusted:
+            continue
+        try:
+            parts = parse_pattern(found.value)
+        except InputError:
+            continue  # refused when the run fills it in
+        fixed = ""
+        for kind, text in parts:
+            if kind == "field":
+                fixed = fixed[:max(fixed.rfind("/"), fixed.rfind("\\")) + 1]
+                break
+            fixed += text
+        fixed = os.path.expanduser(fixed) if fixed.startswith("~") else fixed
+        if os.path.isabs(fixed) and not _has_parent_part(fixed) and "\x00" not in fixed:
+            real = os.path.realpath(fixed)
+            if real != os.path.realpath("/"):
+                out.add(real)
+    return sorted(out)
+
+
 def check_job_paths(resolved: Any, *, job_dir: Path, presets_dir: Path, policy: PathPolicy,
                     trusted: Iterable[str] = ()) -> None:
     """Refuse the job if any path- or URL-valued setting names something this request may not."""
@@ -111,6 +140,7 @@ def _check_one(found: FoundPath, *, trusted: set[str], uploads: Path, presets: P
             return
         raise PathRefused(f"{found.loc}: a request may only write inside its own job folder")
     roots = [uploads, presets] if kind == "image" else [uploads]
+    _check_pattern(found)
     real = _inside(value, roots, pattern=found.field.pattern)
     if real is None:
         raise PathRefused(f"{found.loc}: {_shown(value)} is not a file this request may name "
@@ -121,9 +151,28 @@ def _check_one(found: FoundPath, *, trusted: set[str], uploads: Path, presets: P
         raise TooLarge(f"{found.loc}: the image is over the limit of {policy.max_image_bytes} bytes")
 
 
+def _check_pattern(found: FoundPath) -> None:
+    """A pattern setting read by the run-time filler's own parser: what passes here means the same there."""
+    if found.field.pattern:
+        try:
+            parse_pattern(found.value)
+        except InputError as exc:
+            raise InputError(f"{found.loc}: {exc.one_line()}") from exc
+
+
 def _inside(value: str, roots: list[Path], *, pattern: bool) -> Path | None:
-    """The real path ``value`` names, if it is absolute and stays inside one of ``roots`` (links followed)."""
-    text = PLACEHOLDER.sub("x", value) if pattern else value
+    """The real path ``value`` names, if it is absolute and stays inside one of ``roots`` (links followed).
+
+    A pattern is judged as the run-time filler reads it (placeholders exactly, braces escaped); the job
+    worker checks each filled path again (``maskfile.confine``), so this check is never the only one.
+    """
+    if pattern:
+        try:
+            text = neutral_fill(value)
+        except InputError:
+            return None
+    else:
+        text = value
     if "\x00" in text or not os.path.isabs(text) or _has_parent_part(text):
         return None
     real = Path(os.path.realpath(text))

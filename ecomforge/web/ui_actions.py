@@ -19,7 +19,7 @@ from .manager import JobManager
 from .preview import masker_accepts, masker_config, preview_mask
 from .results import job_choices, job_results, job_view, status_html, thumbnail
 from .submit import rerun_candidate, submit_job
-from .uploads import Limits
+from .uploads import FORMATS, Limits
 
 log = logging.getLogger("ecomforge.web")
 POLL_S = 0.4
@@ -86,20 +86,29 @@ class Actions:
     _lock: Any = field(default_factory=threading.Lock)
 
     def error(self, message: str):
-        """A message shown in the page (Gradio's toast)."""
+        """A message shown in the page (Gradio's toast), with no server path in it."""
         import gradio as gr
 
-        return gr.Error(message)
+        return gr.Error(self.manager.scrub_message(message))
 
     # --- uploads and the mask preview -----------------------------------------------------------
     def upload_thumbs(self, files: Any) -> list[tuple[str, str]]:
-        """Thumbnails of the uploaded photos (too-large ones are named, not decoded)."""
+        """Thumbnails of the uploaded photos (too-large ones, and types the API refuses, are named, not decoded).
+
+        Decoding takes one of the intake slots, as a submission's does, so many uploads at once cannot
+        add up to more memory than that.
+        """
         out = []
-        for p in paths_of(files):
-            try:
-                out.append((thumbnail(Path(p), self.thumbs, self.limits.max_pixels), Path(p).name))
-            except Exception as exc:  # a bad upload is reported when the job is submitted
-                log.info("no thumbnail for %s: %s", p, exc)
+        try:
+            with self.manager.intake_slot(for_job=False):
+                for p in paths_of(files):
+                    try:
+                        out.append((thumbnail(Path(p), self.thumbs, self.limits.max_pixels, formats=FORMATS),
+                                    Path(p).name))
+                    except Exception as exc:  # a bad upload is reported when the job is submitted
+                        log.info("no thumbnail for %s: %s", p, exc)
+        except EcomforgeError as exc:
+            raise self.error(exc.one_line()) from exc
         return out
 
     def detect_mask(self, files, name, text, pts, mfile, preset_name):
@@ -120,7 +129,7 @@ class Actions:
                 overlay, info, warning = preview_mask(paths[0], name, cfg, self.limits)
         except NothingFound as exc:  # the masker refused to guess: say so where the mask would be
             hint = "" if "try " in exc.one_line().lower() else " Try another masker, or upload a mask."
-            return None, _warning_html(exc.one_line() + hint, ""), 1.0
+            return None, _warning_html(self.manager.scrub_message(exc.one_line()) + hint, ""), 1.0
         except EcomforgeError as exc:
             raise self.error(exc.one_line()) from exc
         except Exception as exc:  # a plugin's own failure: shown in the page, logged with its traceback
@@ -128,7 +137,7 @@ class Actions:
             raise self.error(f"{type(exc).__name__}: {exc}") from exc
         from PIL import Image
 
-        with Image.open(paths[0]) as im:
+        with Image.open(paths[0], formats=sorted(FORMATS)) as im:
             ratio = max(im.size) / max(overlay.shape[:2])
         return overlay, _warning_html(warning, info), ratio
 
@@ -290,7 +299,7 @@ class Actions:
 
     def make_zip(self, jid: str | None, ids: list[str] | None) -> str:
         """A zip of the picked results (``ids``) or all of them; returns its path for the download box."""
-        from .api import zip_results
+        from .api import iter_zip, zip_records
 
         if not jid:
             raise self.error("Run a job first.")
@@ -301,9 +310,11 @@ class Actions:
         if ids is not None and not ids:
             raise self.error("Pick some results first.")
         try:
-            data = zip_results(root, job, ",".join(ids) if ids else None)
+            records = zip_records(root, job, ",".join(ids) if ids else None)
         except EcomforgeError as exc:
             raise self.error(exc.one_line()) from exc
         out = Path(tempfile.mkdtemp(prefix="ecomforge-zip-")) / f"{jid}-{'picked' if ids else 'all'}.zip"
-        out.write_bytes(data)
+        with open(out, "wb") as f:  # written as it is made: never the whole zip in memory
+            for chunk in iter_zip(root, records):
+                f.write(chunk)
         return str(out)

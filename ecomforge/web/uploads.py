@@ -39,6 +39,7 @@ class Limits:
     max_yaml_aliases: int = 16  # in an uploaded recipe; every alias is checked before anything expands
     max_yaml_nodes: int = 20_000  # values in an uploaded recipe once expanded
     max_batch_pixels: int | None = None  # output pixels of one generator call (default: 4 x max_pixels)
+    max_depth: int = 32  # lists and mappings nested in an uploaded recipe or the overrides
 
     @property
     def batch_pixels(self) -> int:
@@ -49,6 +50,11 @@ class Limits:
     def request_pixels(self) -> int:
         """The pixel budget of one request's images."""
         return self.max_request_pixels if self.max_request_pixels is not None else 2 * self.max_pixels
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """One upload to the UI (Gradio's upload route): every file at its limit, and the form around them."""
+        return self.max_files * self.max_file_bytes + 1024 * 1024
 
     @property
     def max_request_bytes(self) -> int:
@@ -74,14 +80,13 @@ def decode_upload(data: bytes, what: str, limits: Limits) -> tuple[np.ndarray, n
         raise TooLarge(f"{what}: too many pixels (limit {limits.max_pixels} pixels, {limits.max_side} px a side)") from exc
 
 
-def check_request_pixels(images: list[tuple[str, bytes]], limits: Limits) -> None:
-    """Every image's header size, and their sum against the request's budget, before any is decoded."""
-    total = 0
-    for what, data in images:
-        w, h = image_header(data, what, limits)
-        total += w * h
+def check_request_pixels(images: list[tuple[str, bytes]], limits: Limits) -> list[tuple[int, int]]:
+    """Every image's header size, and their sum against the request's budget, before any is decoded; the sizes."""
+    sizes = [image_header(data, what, limits) for what, data in images]
+    total = sum(w * h for w, h in sizes)
     if total > limits.request_pixels:
         raise TooLarge(f"images: {total} pixels in this request is over the limit of {limits.request_pixels}")
+    return sizes
 
 
 def image_header(data: bytes, what: str, limits: Limits) -> tuple[int, int]:
@@ -125,16 +130,56 @@ def parse_recipe_upload(data: bytes, limits: Limits) -> dict[str, Any]:
 
     try:
         parsed = safe_load(data.decode("utf-8"), max_aliases=limits.max_yaml_aliases, max_nodes=limits.max_yaml_nodes)
+    except RecursionError as exc:  # the YAML parser recurses once per level: '[' * 60000
+        raise InputError(f"recipe file: nested too deeply (limit {limits.max_depth} levels)") from exc
     except YAMLBudgetError as exc:
         mark = exc.problem_mark
-        raise TooLarge(f"recipe file:{f' line {mark.line + 1}' if mark else ''} {exc.problem}") from exc
+        where = f" line {mark.line + 1}" if mark else ""
+        if "nested" in str(exc.problem):  # a malformed file (400), not one over a size budget (413)
+            raise InputError(f"recipe file:{where} nested too deeply (limit {limits.max_depth} levels)") from exc
+        raise TooLarge(f"recipe file:{where} {exc.problem}") from exc
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise InputError(f"recipe file:{where} not valid UTF-8 YAML") from exc
     if not isinstance(parsed, dict):
         raise InputError(f"recipe file: a recipe must be a YAML mapping, got {type(parsed).__name__}")
+    check_depth(parsed, "recipe file", limits)
     return parsed
+
+
+def check_depth(value: Any, what: str, limits: Limits) -> None:
+    """Refuse lists and mappings nested deeper than ``max_depth`` (what reads them next recurses: 500, not 400)."""
+    stack = [(value, 0)]
+    while stack:  # iterative: no recursion limit to hit here
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if depth >= limits.max_depth:
+                raise InputError(f"{what}: nested too deeply (limit {limits.max_depth} levels)")
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+
+
+def check_texts(data: Any, limits: Limits) -> None:
+    """Every prompt of a job's recipe within ``max_text`` characters, wherever it came from.
+
+    The form's fields are checked as they arrive; a prompt may also come from the overrides, an uploaded
+    recipe or a step's settings (a scorer's own ``prompt``), so the recipe as it will run is checked too.
+    """
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        key, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((f"{key}.{k}" if key else str(k), v) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((f"{key}.{i}", v) for i, v in enumerate(item))
+        elif isinstance(item, str) and len(item) > limits.max_text and _is_prompt(key):
+            raise TooLarge(f"{key}: over {limits.max_text} characters")
+
+
+def _is_prompt(key: str) -> bool:
+    """A dotted key that names a prompt: ``inputs.prompt``, ``generate.sweep.negative_prompt.0``, ``...text``."""
+    parts = [p for p in key.split(".") if not p.isdigit()]
+    return bool(parts) and (parts[-1].endswith("prompt") or parts[-1] == "text")
 
 
 def parse_overrides_json(text: str | None, limits: Limits) -> dict[str, Any]:
@@ -152,6 +197,7 @@ def parse_overrides_json(text: str | None, limits: Limits) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError("overrides: expected a JSON object of dotted keys -> values, e.g. "
                          '{"generate.config.steps": 20}')
+    check_depth(value, "overrides", limits)
     for key in value:
         parts = key.split(".")
         if not key or any(not p for p in parts):

@@ -109,7 +109,9 @@ def test_an_uploaded_recipe_may_not_name_a_server_file(app_client, tmp_path, sec
 def test_a_refusal_does_not_tell_a_missing_file_from_a_non_image(app_client, secret):
     c = app_client()
     messages = set()
-    for target in (secret, secret.parent / "notes.txt", secret.parent / "missing.png", secret.parent):
+    folder = secret.parent / "album.png"  # a folder (named like a file: the config's own check wants an extension)
+    folder.mkdir()
+    for target in (secret, secret.parent / "notes.txt", secret.parent / "missing.png", folder):
         error = _refused(submit(c, recipe="webcomposite", overrides={"generate.config.background": str(target)}))
         messages.add(error.replace(repr(str(target)), "<value>"))
     assert len(messages) == 1, messages
