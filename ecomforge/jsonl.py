@@ -27,6 +27,8 @@ def read_rows(path: Path, *, limit: int | None = None, advice: str = "") -> list
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: line {n}: not a JSON row ({exc.msg}){tail}") from exc
+        except RecursionError as exc:  # [[[[... thousands deep: Python's decoder gives up
+            raise InputError(f"{path}: line {n}: not a JSON row (nested too deeply){tail}") from exc
         if not isinstance(row, dict):
             raise InputError(f"{path}: line {n}: a row must be a JSON object, got {type(row).__name__}{tail}")
         rows.append((n, row))

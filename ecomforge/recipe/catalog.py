@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..jsonl import read_rows
+from .safeyaml import core_scalar
 
 PRODUCT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_ROWS = 1_000_000
@@ -61,10 +62,8 @@ def read_catalog(path: Path) -> list[CatalogProduct]:
     if not path.is_file():
         raise InputError(f"{path}: catalogue not found")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = _jsonl_rows(path)
-    else:
-        rows = _csv_rows(path)
-    return _products(path, rows)
+        return _products(path, _jsonl_rows(path), typed=True)
+    return _products(path, _csv_rows(path), typed=False)
 
 
 def _read_folder(root: Path) -> list[CatalogProduct]:
@@ -86,6 +85,14 @@ def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header = [h.strip() for h in (reader.fieldnames or [])]
     _check_header(path, header)
+    if {"Handle", "Image Src"} <= set(header):
+        kind = "shopify"
+    elif {"Name", "Images", "Type"} <= set(header) and ({"SKU", "ID"} & set(header)):
+        kind = "woocommerce"
+    else:
+        kind = "table"
+        if header:  # the header is line 1: a missing column is its fault, not the first row's
+            _require_columns(header, f"{path}: line 1")
     rows: list[tuple[int, dict[str, Any]]] = []
     try:
         for row in reader:
@@ -96,11 +103,7 @@ def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
             rows.append((reader.line_num, {k: v for k, v in row.items() if k is not None}))
     except csv.Error as exc:
         raise InputError(f"{path}: line {reader.line_num}: {exc}") from exc
-    if {"Handle", "Image Src"} <= set(header):
-        return "shopify", rows
-    if {"Name", "Images", "Type"} <= set(header) and ({"SKU", "ID"} & set(header)):
-        return "woocommerce", rows
-    return "table", rows
+    return kind, rows
 
 
 def _delimiter(text: str) -> str:
@@ -126,7 +129,8 @@ def _jsonl_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
     return "table", read_rows(path, limit=MAX_ROWS)
 
 
-def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]]) -> list[CatalogProduct]:
+def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]], *, typed: bool) -> list[CatalogProduct]:
+    """``typed``: the values are JSON's (kept as they are); else CSV text (see ``_cell_value``)."""
     kind, rows = parsed
     if not rows:
         raise InputError(f"{path}: the catalogue has no rows")
@@ -147,7 +151,7 @@ def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]]) 
         if prod is None:
             prod = by_name[name] = CatalogProduct(name, where, variables={"product": name})
         prod.references += [anchor(r, base) for r in refs]
-        _merge(prod, values, where)
+        _merge(prod, values, where, typed)
     # Every column is a variable of every product: an empty cell (common in store exports) is empty text.
     columns = {variable_name(k) for _, row in rows for k in row if k and "." not in k} - {"", "references"}
     for prod in by_name.values():
@@ -157,12 +161,17 @@ def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]]) 
     return list(by_name.values())
 
 
-def _table_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str, Any]]:
-    lower = {k.strip().lower(): k for k in row}
+def _require_columns(columns: Any, where: str) -> None:
+    lower = {str(k).strip().lower() for k in columns}
     if "product" not in lower:
         raise InputError(f"{where}: no 'product' column (a catalogue needs 'product' and 'references')")
     if "references" not in lower:
         raise InputError(f"{where}: no 'references' column (paths, globs or URLs separated by ';')")
+
+
+def _table_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str, Any]]:
+    _require_columns(row, where)
+    lower = {k.strip().lower(): k for k in row}
     name = _text(row[lower["product"]], where, "product")
     raw = row[lower["references"]]
     refs = raw if isinstance(raw, list) else str(raw or "").split(";")
@@ -188,7 +197,7 @@ def _woo_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str,
     return name[:64], refs, values
 
 
-def _merge(prod: CatalogProduct, values: dict[str, Any], where: str) -> None:
+def _merge(prod: CatalogProduct, values: dict[str, Any], where: str, typed: bool) -> None:
     """Add a row's columns: variables keep their first non-empty value; overrides may not disagree."""
     for column, value in values.items():
         key = column.strip()
@@ -200,7 +209,7 @@ def _merge(prod: CatalogProduct, values: dict[str, Any], where: str) -> None:
                                  hint="it may set prompt, negative_prompt and <step>.config.<key> for "
                                       "acquire, mask, generate, filter (filter.<n> in a list) and score.<n>")
             key = key.removeprefix("inputs.")
-            value = _override_value(value, where, key)
+            value = _override_value(value, where, key, typed)
             if key in prod.overrides and prod.overrides[key] != value:
                 raise InputError(f"{where}: {key!r} is {value!r} here but {prod.overrides[key]!r} at "
                                  f"{prod._origin[key]} for the same product")
@@ -212,21 +221,34 @@ def _merge(prod: CatalogProduct, values: dict[str, Any], where: str) -> None:
             prod.variables[var] = _variable_text(value, where, key)
 
 
-def _override_value(value: Any, where: str, key: str) -> Any:
-    """CSV cells are text: read them as YAML scalars (``0.8`` a number, ``true`` a bool); JSON keeps its types."""
+def _override_value(value: Any, where: str, key: str, typed: bool) -> Any:
+    """A recipe key's value: JSON keeps its types (a JSON string stays that string); a CSV cell is ``_cell_value``."""
     if isinstance(value, str):
         if len(value) > MAX_VALUE_CHARS:
             raise InputError(f"{where}: {key!r} is longer than {MAX_VALUE_CHARS} characters")
         if key in ("prompt", "negative_prompt"):
             return _CONTROL.sub(" ", value).strip()
-        import yaml
-
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
-        return parsed if isinstance(parsed, (int, float, bool)) or parsed is None else value
+        if not typed:
+            return _cell_value(value, where, key)
     return value
+
+
+def _cell_value(text: str, where: str, key: str) -> Any:
+    """A CSV cell is text, except a plain decimal number (``12``, ``0.75``, ``-3``, ``1e-3``), ``true``/``false``
+    (any case) and a JSON list (``[256, 320]``). Never YAML: ``#000000``, ``1:1``, ``no`` and ``012`` stay text."""
+    cell = text.strip()
+    if cell.lower() in ("true", "false"):
+        return cell.lower() == "true"
+    if cell.startswith("["):
+        try:
+            parsed = json.loads(cell)
+        except RecursionError as exc:
+            raise InputError(f"{where}: {key!r} is nested too deeply") from exc
+        except ValueError:
+            return text  # "[new] tee" is text; a setting that wants a list says what it got
+        return parsed if isinstance(parsed, list) else text
+    number = core_scalar(cell)
+    return number if isinstance(number, (int, float)) and not isinstance(number, bool) else text
 
 
 def _variable_text(value: Any, where: str, column: str) -> str:

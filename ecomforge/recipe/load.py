@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from ..errors import EcomforgeError, InputError, PluginConflict, RecipeError, UsageError
 from ..plugins import Registry, get_registry
-from ..stages import StageConfig, config_error
+from ..stages import Filter, StageConfig, config_error
 from .products import ProductPlan, anchor_reference, has_template, plan_products, plugin_fills
-from .safeyaml import safe_load
+from .safeyaml import CoreLoader, DuplicateKeyError, YAMLBudgetError, core_scalar, safe_load
 from .schema import Recipe
 
 _MAX_GRID = 100_000
@@ -32,7 +32,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read recipe ({exc})") from exc
     try:
-        data = safe_load(text)  # aliases and expansion budgeted before anything is built
+        data = safe_load(text)  # aliases, nesting and expansion budgeted before anything is built; no repeated key
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -44,20 +44,29 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def parse_overrides(items: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
-    """Parse ``key.path=value`` strings; values are read as YAML scalars/lists."""
+    """Parse ``key.path=value`` strings: ``[..]``/``{..}`` are YAML flow lists/mappings, a quoted value is that
+    string, and any other value is a YAML 1.2 core-schema scalar (a decimal number, ``true``/``false``,
+    ``null``/``~``) or else the text as typed: ``1:1``, ``#000000``, ``no`` and ``012`` stay text."""
     out = []
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
             raise RecipeError("--set", f"expected key.path=value, got {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        # Only explicit [..] / {..} make a list or mapping: "a: b" stays the text the user typed.
-        if isinstance(value, (dict, list)) and not raw.strip().startswith(("[", "{")):
-            value = raw
+        text = raw.strip()
+        value: Any = text
+        if text.startswith(("[", "{")) or (len(text) > 1 and text[0] in "'\"" and text[-1] == text[0]):
+            try:
+                value = safe_load(text, loader_class=CoreLoader)
+            except (YAMLBudgetError, DuplicateKeyError) as exc:
+                raise RecipeError("--set", f"{key}: {exc.problem}") from exc
+            except yaml.YAMLError:
+                value = text  # "[new] tee" is text, not a broken list
+            # Only a whole [..] / {..} makes a list or mapping, only a whole quoted value a string.
+            if not isinstance(value, (dict, list) if text[0] in "[{" else str):
+                value = text
+        elif text:
+            value = core_scalar(text)
         out.append((key.split("."), value))
     return out
 
@@ -208,7 +217,37 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
             err = config_error(exc, "generate.sweep", gen_cls.Config)
             raise RecipeError("", f"{err.message} (sweep point {point})") from exc
     _plan(resolved, registry)
+    _check_scores_read(resolved, registry)
     return resolved
+
+
+def _check_scores_read(resolved: ResolvedRecipe, registry: Registry) -> None:
+    """Every score a filter's config reads is one the recipe's scorers record (its ``name``, else its plugin).
+
+    A filter declares them with ``Filter.reads_scores(config) -> {config key: score key}``; a misspelt
+    key would otherwise pass validation and then drop every candidate as missing that score.
+    """
+    import difflib
+
+    recipe = resolved.recipe
+    keys = [s.key for s in recipe.score]
+    for step, spec in recipe.filter_steps():
+        cls = registry.get("filter", spec.plugin).cls
+        if not issubclass(cls, Filter):
+            continue
+        reads = cls.reads_scores
+        configs = [("", resolved.configs[step])] + [(plan.where, plan.configs[step])
+                                                     for plan in resolved.products.values() if step in plan.configs]
+        for where, config in configs:
+            for loc, key in reads(config).items():
+                if key in keys:
+                    continue
+                close = difflib.get_close_matches(key, keys, n=1)
+                hint = (f"did you mean '{close[0]}'? " if close else "") + (
+                    f"the recipe's scorers: {', '.join(keys)}" if keys else "the recipe has no scorers")
+                path = f"{step}.config.{loc}"
+                raise RecipeError(f"{where}: {path}" if where else path,
+                                  f"no scorer in the recipe is named {key!r}", hint=hint)
 
 
 def _anchor_inputs(recipe: Recipe, base_dir: Path) -> Recipe:
@@ -237,6 +276,11 @@ def _plan(resolved: ResolvedRecipe, registry: Registry) -> None:
         resolved.configs[step] = first.configs[step]
     gen_cfg = classes["generate"].Config
     for plan in resolved.products.values():
+        for key, origin in plan.origins.items():  # each sweep point would replace the column's value, silently
+            name = key.split(".")[2] if key.startswith("generate.config.") else None
+            if name in r.generate.sweep:
+                raise RecipeError(origin, f"column {key!r} sets generate.config.{name}, which the recipe sweeps; "
+                                          f"set generate.sweep.{name} in the recipe, or remove {name} from its sweep")
         if "generate" not in plan.configs:
             continue
         for point in resolved.grid:

@@ -34,6 +34,7 @@ class ProductPlan:
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> raw config (templated, overridden)
     configs: dict[str, Any] = field(default_factory=dict)  # step -> validated config, only where it differs
     where: str = ""  # the catalogue row, or the recipe
+    origins: dict[str, str] = field(default_factory=dict)  # catalogue override key -> the row that set it
 
 
 def fill(template: str, variables: dict[str, str], where: str) -> str:
@@ -146,7 +147,8 @@ def _plan(recipe: Any, prod: CatalogProduct, steps: dict[str, Any], skips: dict[
         prod.name, prod.references,
         prompt=str(prompt) if prompt is not None else fill(recipe.inputs.prompt, vars_, _at(where, "inputs.prompt")),
         negative_prompt=str(negative) if negative is not None else
-        fill(recipe.inputs.negative_prompt, vars_, _at(where, "inputs.negative_prompt")), where=where)
+        fill(recipe.inputs.negative_prompt, vars_, _at(where, "inputs.negative_prompt")), where=where,
+        origins=dict(prod._origin))
     for step, spec in steps.items():
         raw = _fill_config(copy.deepcopy(spec.config), vars_, _at(where, f"{step}.config"), skips[step])
         for key, value in prod.overrides.items():

@@ -3,17 +3,25 @@
 ``yaml.safe_load`` shares the node an alias points to, so a 500-byte document can stand for billions
 of values that only explode later (a deep copy, a JSON dump, validation). This loader composes the
 node graph, counts aliases and the size the document would have once expanded, and refuses it then,
-before any Python object is built.
+before any Python object is built. It also refuses a document nested deeper than ``MAX_DEPTH`` while
+composing it (PyYAML composes recursively: ``[[[[...`` would end in a RecursionError) and a mapping
+that repeats a key (PyYAML keeps the last one, silently).
+
+``CoreLoader`` reads ``--set`` values: only YAML 1.2 core-schema scalars are typed (``true``/``false``,
+decimal numbers, ``null``/``~``), so ``1:1`` (a YAML 1.1 sexagesimal 61), ``no`` or ``2024-01-01`` stay text.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.composer import ComposerError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_ALIASES = 64  # a recipe rarely needs one; a few anchors for shared settings are fine
 MAX_NODES = 100_000  # values in the expanded document
+MAX_DEPTH = 200  # levels of nesting (a recipe has a handful)
 
 
 class YAMLBudgetError(yaml.YAMLError):
@@ -25,10 +33,15 @@ class YAMLBudgetError(yaml.YAMLError):
         self.problem_mark = mark
 
 
+class DuplicateKeyError(ComposerError):
+    """A mapping names the same key twice (PyYAML would keep the last value, silently)."""
+
+
 class _BudgetLoader(yaml.SafeLoader):
     def __init__(self, stream: str, max_aliases: int) -> None:
         super().__init__(stream)
         self.aliases_left = max_aliases
+        self.depth = 0
 
     def compose_node(self, parent, index):  # PyYAML hook
         if self.check_event(yaml.AliasEvent):
@@ -36,7 +49,57 @@ class _BudgetLoader(yaml.SafeLoader):
             if self.aliases_left < 0:
                 raise YAMLBudgetError("too many aliases (*name): recipes may use a few, not this many",
                                       self.peek_event().start_mark)
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise YAMLBudgetError(f"nested too deeply (over {MAX_DEPTH} levels)", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_mapping_node(self, anchor):  # PyYAML hook: a repeated key is an error, not "last one wins"
+        node = super().compose_mapping_node(anchor)
+        seen: dict[tuple[str, str], int] = {}
+        for i, (key, _) in enumerate(node.value):
+            if not isinstance(key, ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *base" merges, and the mapping's own keys override it: not a repeat
+            first = seen.setdefault((key.tag, key.value), i)
+            if first != i:
+                line = node.value[first][0].start_mark.line + 1
+                raise DuplicateKeyError(None, None, f"duplicate key {key.value!r} (first at line {line})", key.start_mark)
+        return node
+
+
+# YAML 1.2 core-schema scalars, the only plain values CoreLoader types (PyYAML's 1.1 resolver also reads
+# sexagesimal 1:1 as 61, 012 as octal 10, yes/no/on/off as booleans). A decimal with a leading zero stays text.
+_CORE: list[tuple[str, re.Pattern[str], str]] = [
+    ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
+    ("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), "-+0123456789"),
+    ("tag:yaml.org,2002:float",
+     re.compile(r"^[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"), "-+.0123456789"),
+]
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+
+
+class CoreLoader(_BudgetLoader):
+    """The budgeted loader with YAML 1.2 core-schema typing of plain scalars (everything else is text)."""
+
+    yaml_implicit_resolvers: dict = {}
+
+
+for _tag, _regexp, _first in _CORE:
+    CoreLoader.add_implicit_resolver(_tag, _regexp, list(_first))
+CoreLoader.add_implicit_resolver("tag:yaml.org,2002:null", _NULL, ["~", "n", "N", ""])
+CoreLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+
+
+def core_scalar(text: str) -> Any:
+    """``text`` typed as a YAML 1.2 core-schema plain scalar: a bool, an int, a float, None, else the text itself."""
+    for tag, regexp, _ in _CORE:
+        if regexp.match(text):
+            kind = tag.rsplit(":", 1)[1]
+            return text.lower() == "true" if kind == "bool" else int(text) if kind == "int" else float(text)
+    return None if _NULL.match(text) else text
 
 
 def expanded_size(node: Node, limit: int) -> int:
@@ -46,8 +109,8 @@ def expanded_size(node: Node, limit: int) -> int:
     def size(n: Node, depth: int) -> int:
         if id(n) in memo:
             return memo[id(n)]
-        if depth > 200:
-            raise YAMLBudgetError("nested too deeply (over 200 levels)", n.start_mark)
+        if depth > MAX_DEPTH:
+            raise YAMLBudgetError(f"nested too deeply (over {MAX_DEPTH} levels)", n.start_mark)
         memo[id(n)] = limit + 1  # a node inside itself (a recursive alias) is over any budget
         total = 1
         if isinstance(n, SequenceNode):
@@ -66,9 +129,11 @@ def expanded_size(node: Node, limit: int) -> int:
     return size(node, 0)
 
 
-def safe_load(text: str, *, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX_NODES) -> Any:
-    """``yaml.safe_load`` with a budget: aliases and expanded size are checked on the node graph, before building."""
-    loader = _BudgetLoader(text, max_aliases)
+def safe_load(text: str, *, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX_NODES,
+              loader_class: type[_BudgetLoader] = _BudgetLoader) -> Any:
+    """``yaml.safe_load`` with a budget: aliases, nesting and expanded size are checked on the node graph, before
+    building; a repeated key is refused. ``loader_class=CoreLoader`` types scalars by the YAML 1.2 core schema."""
+    loader = loader_class(text, max_aliases)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -76,5 +141,7 @@ def safe_load(text: str, *, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX
         if expanded_size(node, max_nodes) > max_nodes:
             raise YAMLBudgetError(f"expands to over {max_nodes} values (aliases repeat too much)", node.start_mark)
         return loader.construct_document(node)
+    except RecursionError as exc:  # the depth check comes first; this is the backstop for any other recursion
+        raise YAMLBudgetError(f"nested too deeply (over {MAX_DEPTH} levels)") from exc
     finally:
         loader.dispose()

@@ -10,6 +10,7 @@ import numpy as np
 from ecomforge.errors import InputError
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+_FORMS = "'#rrggbb', 'linear:#top:#bottom', 'radial:#centre:#edge' or an image file"
 MAX_PHOTO_BYTES = 50_000_000  # as the acquirer's max_bytes: a background is a photo, not a dump
 
 
@@ -20,6 +21,25 @@ def parse_colour(text: str) -> np.ndarray:
         raise InputError(f"background colour {text!r} is not '#rrggbb'")
     h = m.group(1)
     return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], np.float32)
+
+
+def check_spec(spec: str) -> str:
+    """``spec`` if it is a background ``render`` can draw (a photo file's existence aside), else a ValueError.
+
+    The config's validator: a bad spec fails ``ecomforge validate`` (every sweep point), not the run at that point.
+    """
+    t = spec.strip()
+    if t.startswith("#") or _HEX.match(t):
+        if not _HEX.match(t):
+            raise ValueError(f"background colour {spec!r} is not '#rrggbb'")
+    elif t.startswith(("linear:", "radial:")):
+        kind, *cols = t.split(":")
+        if len(cols) != 2 or not all(_HEX.match(c.strip()) for c in cols):
+            raise ValueError(f"background {spec!r}: expected '{kind}:#rrggbb:#rrggbb'")
+    elif not Path(t).suffix:  # 'red', 'bogus:#1': no file name (whether the file exists is the run's to find)
+        raise ValueError(f"background {spec!r} is not {_FORMS} (colours are written '#rrggbb', not by name; "
+                         "a photo's file name has its extension)")
+    return spec
 
 
 def is_spec(text: str) -> bool:

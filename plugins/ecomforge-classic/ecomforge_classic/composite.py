@@ -33,6 +33,11 @@ class CompositeConfig(StageConfig):
     shadow_offset: tuple[int, int] = Field(default=(0, 6), description="Shadow offset [dx, dy] in px.")
     jitter: float = Field(default=0.0, ge=0, le=1, description="Seeded variation of position, scale and background hue (0 = every seed alike).")
 
+    @field_validator("background")
+    @classmethod
+    def _background(cls, v: str) -> str:
+        return backgrounds.check_spec(v)
+
     @field_validator("size")
     @classmethod
     def _size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:

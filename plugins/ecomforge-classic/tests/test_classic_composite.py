@@ -106,12 +106,18 @@ def test_background_photo(tmp_path):
     assert c.image.shape == (60, 80, 3) and c.image[0, 0].std() >= 0
 
 
-@pytest.mark.parametrize("bad", [{"background": "not-a-colour-or-file"}, {"background": "linear:#fff"}])
-def test_bad_backgrounds(bad):
+@pytest.mark.parametrize("bad", ["not-a-colour-or-file", "linear:#fff", "#12345", "bogus:#1"])
+def test_bad_backgrounds_fail_the_config(bad):
+    # before: they passed validation and failed at generation, mid-run
+    with pytest.raises(RecipeError, match=r"^config\.background: background"):
+        CompositeGenerator().parse_config({"background": bad})
+
+
+def test_a_missing_background_photo_fails_the_generation(tmp_path):
     ref, mask = make_reference()
     gen = CompositeGenerator()
-    with pytest.raises(InputError):
-        gen.generate(request(gen, ref, mask, **bad))
+    with pytest.raises(InputError, match="missing.png"):
+        gen.generate(request(gen, ref, mask, background=str(tmp_path / "missing.png")))
 
 
 def test_config_validation():
