@@ -43,7 +43,8 @@ def test_bad_input_one_line_exit_2(toy_recipe, tmp_path, args, needle):
     args = [a.format(recipe=toy_recipe, tmp=tmp_path) for a in args]
     if "--resume" in args:
         (tmp_path / "not-a-run").mkdir()
-    res = cli(*args, "--out", str(tmp_path / "o")) if args[0] == "run" and len(args) > 1 else cli(*args)
+    own_out = args[0] == "run" and len(args) > 1 and "--resume" not in args  # --resume refuses --out
+    res = cli(*args, "--out", str(tmp_path / "o")) if own_out else cli(*args)
     assert res.returncode == 2, (res.returncode, res.stderr)
     if needle != "Missing argument":
         assert needle in _one_error_line(res)

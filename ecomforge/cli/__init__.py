@@ -27,6 +27,11 @@ def _verbose_first(args: list[str]) -> list[str]:
     return ["--verbose", *[a for a in args[:end] if a not in ("-v", "--verbose")], *args[end:]]
 
 
+# click >= 8.2 shows the help for a group called without a command through this UsageError (exit 2)
+_NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
+    c for c in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if c is not None)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn errors into one line and an exit code."""
     args = _verbose_first(list(sys.argv[1:] if argv is None else argv))
@@ -35,12 +40,20 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="ecomforge", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort; ``run`` says which folder to resume before it gets here
+        interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        click.echo("interrupted" if interrupted else "aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except _NO_ARGS_IS_HELP as exc:  # `ecomforge` alone: the help text, as click shows it
         exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else exc.exit_code)
+        sys.exit(2)
+    except click.UsageError as exc:
+        click.echo(f"error: {usage_line(exc)}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except EcomforgeError as exc:
@@ -51,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted (resume with --resume RUN_DIR)", err=True)
+        click.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # an unexpected failure: one line unless --verbose
         if verbose:
@@ -61,3 +74,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)", err=True)
         sys.exit(1)
     sys.exit(0)
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """click's usage error on one line, with where to read more (instead of its Usage/Try/Error lines)."""
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    if exc.ctx is not None:
+        text += f" (see '{exc.ctx.command_path} --help')"
+    return text

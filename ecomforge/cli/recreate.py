@@ -132,14 +132,25 @@ def compare_pixels(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
               help="Where the regenerated PNG goes (default: RUN_DIR/recreated/ID.png).")
 @click.option("--device", default=None, help="Device (default: the one recorded, else auto).")
 def recreate(run_dir: Path, candidate_id: str, out: Path | None, device: str | None) -> None:
-    """Regenerate a candidate from its manifest record and check it against the stored image (exit 1 if it differs)."""
+    """Regenerate a candidate from its manifest record and check it against the stored image (exit 1 if it differs).
+
+    The regenerated PNG is written in any case. When the stored image is missing (or cannot be read), it
+    is written without being compared, with a warning, and the exit code is 0.
+    """
     from ..imaging.infotext import candidate_text
     from ..imaging.io import read_png, save_png
 
     rec, cand = recreate_candidate(run_dir, candidate_id, device=device)
     target = out or run_dir / "recreated" / f"{rec['id']}.png"
     save_png(target, cand.image, candidate_text(rec, cand, "full"))
-    stored, _ = read_png(run_dir / rec["image"])
+    stored_path = run_dir / rec["image"]
+    try:
+        stored, _ = read_png(stored_path)
+    except OSError as exc:  # deleted (a pruned run folder) or not a PNG any more: nothing to compare with
+        problem = "is missing" if not stored_path.is_file() else f"cannot be read ({exc})"
+        click.echo(f"warning: {rec['id']}: stored image {rec['image']} {problem}; regenerated image written to "
+                   f"{target} (not compared)", err=True)
+        return
     changed, worst = compare_pixels(stored[..., :3], cand.image)
     if changed == 0:
         click.echo(f"{rec['id']}: bit-exact -> {target}")

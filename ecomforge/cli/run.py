@@ -1,13 +1,19 @@
 """``ecomforge run`` and ``ecomforge validate``."""
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import EcomforgeError, UsageError
+from ..hookspecs import hookimpl
 from .group import cli
+
+if TYPE_CHECKING:
+    from ..run.context import RunContext
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 
@@ -32,11 +38,14 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
 
     Exit code 0 when every product succeeded, 1 when some failed (listed in the run folder's failed.csv;
     --resume retries them), 2 for bad usage or a bad recipe or catalogue (found before any work). A
-    single-product run stops at its error, with that error's exit code.
+    single-product run stops at its error, with that error's exit code. Ctrl-C stops the run with exit
+    code 130 and names the folder to finish with --resume (which keeps the run in that folder: no --out).
     """
     from ..recipe import load_recipe
-    from ..run.runner import run_recipe
 
+    if resume is not None and out is not None:
+        raise UsageError("--out cannot be combined with --resume",
+                         hint=f"a resumed run goes on in its own folder, {resume}; leave out --out")
     if executor:
         overrides = (*overrides, f"execute.plugin={executor}")
     if address:
@@ -46,8 +55,8 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
     if names == []:  # `--products ""` (an unset shell variable) would otherwise run every product
         raise UsageError("--products: no product named", hint="give NAME,... or leave --products out")
     resolved.select(names, limit)
-    observers = _progress(progress)
-    result = run_recipe(resolved, out=out, resume=resume, device=device, observers=observers, fail_fast=fail_fast)
+    result = _run_watched(recipe, resolved, out=out, resume=resume, device=device, observers=_progress(progress),
+                          fail_fast=fail_fast)
     s = result.summary
     click.echo(f"{s['total_candidates']} candidates, {s['total_kept']} kept -> {result.run_dir}")
     click.echo(f"report: {result.run_dir / 'report.html'}")
@@ -62,6 +71,39 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
         if len(failed) > 20:
             click.echo(f"  ... and {len(failed) - 20} more", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _run_watched(recipe: Path, resolved: Any, *, observers: list, **kwargs: Any) -> Any:
+    """``run_recipe``, saying which folder to resume after Ctrl-C, and when the folder it named was removed."""
+    from ..run.progress import PlainProgress
+    from ..run.runner import run_recipe
+
+    folder = _RunFolder()
+    try:
+        return run_recipe(resolved, observers=[*observers, folder], **kwargs)
+    except KeyboardInterrupt:
+        if folder.dir is None or not folder.dir.is_dir():
+            raise  # stopped before the run folder was made: nothing to resume
+        click.echo(f"interrupted (resume with: ecomforge run {shlex.quote(str(recipe))} "
+                   f"--resume {shlex.quote(str(folder.dir))})", err=True)
+        raise click.exceptions.Exit(130) from None
+    except Exception:
+        named = any(isinstance(o, PlainProgress) for o in observers)  # its first line named the run folder
+        if named and folder.dir is not None and not folder.dir.exists():  # bad input, nothing written: removed
+            click.echo(f"run folder {folder.dir} removed (nothing was written to it)", err=True)
+        raise
+
+
+class _RunFolder:
+    """Observer that remembers the run folder once the runner has made (or opened) it."""
+
+    def __init__(self) -> None:
+        self.dir: Path | None = None
+
+    @hookimpl
+    def on_run_start(self, run: RunContext) -> None:
+        """Note the folder."""
+        self.dir = Path(run.dir)
 
 
 def _progress(mode: str) -> list:
@@ -92,8 +134,8 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
             resolved = load_recipe(path, overrides)
         except EcomforgeError as exc:
             failed += 1
-            line = exc.one_line()
-            click.echo(f"error: {line}" if str(path) in line else f"{path}: error: {line}", err=True)
+            line = exc.one_line()  # every line names its recipe first, whatever the error
+            click.echo(f"error: {line}" if line.startswith(f"{path}:") else f"error: {path}: {line}", err=True)
             continue
         r = resolved.recipe
         names = ", ".join(sorted({k.split(":", 1)[1] for k in resolved.versions}))
@@ -107,8 +149,10 @@ def _is_training_recipe(path: Path) -> bool:
     """A train recipe names a ``trainer`` at its top level (and has no ``generate`` step)."""
     import yaml
 
+    from ..recipe.safeyaml import safe_load
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False  # load_recipe reports what is wrong with it
     return isinstance(data, dict) and "trainer" in data and "generate" not in data

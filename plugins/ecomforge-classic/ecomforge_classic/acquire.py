@@ -72,7 +72,8 @@ class LocalAcquirer(Acquirer):
     def _resolve(self, spec: str, base_dir: Path) -> list[Path]:
         """The files a path, folder or glob names: relative to the current directory first, then the recipe's."""
         expanded = os.path.expanduser(spec)
-        roots = [Path.cwd()] if os.path.isabs(expanded) else [Path.cwd(), base_dir]
+        same = Path(base_dir).resolve() == Path.cwd().resolve()
+        roots = [Path.cwd()] if os.path.isabs(expanded) or same else [Path.cwd(), base_dir]
         is_glob = bool(_GLOB_CHARS.search(expanded))
         empty: Path | None = None
         for root in roots:
