@@ -78,3 +78,44 @@ def resolve_device(device: str = "auto") -> str:
 def offline() -> bool:
     """True when hub downloads are switched off (HF_HUB_OFFLINE or ECOMFORGE_OFFLINE)."""
     return any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "ECOMFORGE_OFFLINE"))
+
+
+_HUB_CHECKS: dict[str, tuple[float, str | None]] = {}
+
+
+def hub_unreachable(timeout: float = 2.0) -> str | None:
+    """Why the model hub cannot be reached now (None when it can).
+
+    One TCP connect to ``HF_ENDPOINT``'s host (or to the proxy in front of it), remembered for a minute.
+    Without it, a machine with no network spends some 40 s in the hub client's retries and then reads
+    as "no file named model_index.json", instead of saying at once what to download and where to put it.
+    """
+    import socket
+    import time
+    import urllib.parse
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    now = time.monotonic()
+    hit = _HUB_CHECKS.get(endpoint)
+    if hit is not None and now - hit[0] < 60:
+        return hit[1]
+    url = urllib.parse.urlsplit(endpoint)
+    host = url.hostname or "huggingface.co"
+    target = (host, url.port or (80 if url.scheme == "http" else 443))
+    proxy = urllib.request.getproxies().get(url.scheme or "https")
+    if proxy and not urllib.request.proxy_bypass(host):
+        p = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        target = (p.hostname or host, p.port or (443 if p.scheme == "https" else 80))
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+        why = None
+    except OSError as exc:
+        why = f"{host} cannot be reached ({exc.strerror or exc})"
+    _HUB_CHECKS[endpoint] = (now, why)
+    return why
+
+
+def hub_off() -> str | None:
+    """Why models cannot come from the hub now: downloads switched off, or the hub out of reach (None: they can)."""
+    return "downloads are off (HF_HUB_OFFLINE)" if offline() else hub_unreachable()

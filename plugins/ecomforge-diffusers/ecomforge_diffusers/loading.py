@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ecomforge.errors import InputError, ModelNotFound
-from ecomforge.models import MODEL_CACHE, models_dir, offline
+from ecomforge.models import MODEL_CACHE, hub_off, models_dir, offline
 
 from .families import MOVED, Family, check_task, default_base, family_of_file, family_of_folder, family_of_hub
 from .fastpath import FastPath, apply, torch_dtype
@@ -51,9 +51,10 @@ def resolve_model(model: str, key: str = "generate.config.model") -> tuple[str, 
         return "folder", pulled
     if model in MOVED and not _in_hf_cache(model):
         raise ModelNotFound(f"{key}: '{model}' was deleted from the hub", hint=f"use '{MOVED[model]}'")
-    if offline() and not _in_hf_cache(model):
+    why = hub_off()
+    if why and not _in_hf_cache(model):
         raise ModelNotFound(
-            f"{key}: model '{model}' is not downloaded and downloads are off (HF_HUB_OFFLINE)",
+            f"{key}: model '{model}' is not downloaded and {why}",
             hint=f"run `ecomforge models pull {model}` while online, or put a diffusers folder at {pulled}")
     return "hub", None
 
@@ -93,7 +94,7 @@ def model_family(kind: str, path: Path | None, model: str, base: str | None) -> 
     if kind == "folder":
         return family_of_folder(path), None
     if kind == "hub":
-        return family_of_hub(model, offline()), None
+        return family_of_hub(model, bool(hub_off())), None
     family, sd2 = family_of_file(path)
     base = base or default_base(family, sd2, path)
     bkind, bpath = resolve_model(base, "generate.config.base_config")
@@ -126,10 +127,10 @@ def load_pipeline(task: str, model: str, base_config: str | None, device: str, d
             common.update(safety_checker=None, requires_safety_checker=False)
         try:
             if kind == "file":
-                pipe = cls.from_single_file(str(path), config=base, local_files_only=offline(), **common)
+                pipe = cls.from_single_file(str(path), config=base, local_files_only=bool(hub_off()), **common)
             else:
                 source = str(path) if path is not None else model
-                pipe = cls.from_pretrained(source, use_safetensors=True, local_files_only=offline(), **common)
+                pipe = cls.from_pretrained(source, use_safetensors=True, local_files_only=bool(hub_off()), **common)
         except (OSError, EnvironmentError) as exc:
             raise ModelNotFound(f"generate.config.model: could not load '{model}': {str(exc).splitlines()[0]}",
                                 hint=f"run `ecomforge models pull {model}`" if kind == "hub" else None) from exc

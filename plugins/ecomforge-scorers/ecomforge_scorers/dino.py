@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.errors import ModelNotFound
-from ecomforge.models import MODEL_CACHE, models_dir, offline, resolve_device
+from ecomforge.models import MODEL_CACHE, hub_off, models_dir, resolve_device
 from ecomforge.pathspec import ModelRef
 from ecomforge.run import cancel
 
@@ -76,8 +76,9 @@ def _load(source: str, device: str) -> DinoEmbedder:
 
     is_local = Path(source).is_dir()
     try:
-        # local_files_only when offline turns a network wait into an immediate, explainable failure.
-        kwargs = {"local_files_only": is_local or offline(), "trust_remote_code": False}
+        # local_files_only when offline (or the hub is out of reach) turns a network wait into an immediate,
+        # explainable failure.
+        kwargs = {"local_files_only": is_local or bool(hub_off()), "trust_remote_code": False}
         model = AutoModel.from_pretrained(source, **kwargs)
         processor = AutoImageProcessor.from_pretrained(source, **kwargs)
     except Exception as exc:
@@ -86,7 +87,7 @@ def _load(source: str, device: str) -> DinoEmbedder:
             raise ModelNotFound(f"cannot load DINOv2 folder {source} ({cause})",
                                 hint="it needs config.json, model.safetensors and preprocessor_config.json") from exc
         where = models_dir() / "dino" / source.replace("/", "--")
-        raise ModelNotFound(f"{'offline: ' if offline() else ''}DINOv2 weights for '{source}' are not on disk",
+        raise ModelNotFound(f"{'offline: ' if hub_off() else ''}DINOv2 weights for '{source}' are not on disk",
                             hint=f"huggingface-cli download {source} (HF cache), or save it to {where}") from exc
     return DinoEmbedder(source, model.eval().to(device), processor, device)
 
