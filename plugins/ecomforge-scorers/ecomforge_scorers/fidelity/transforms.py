@@ -204,6 +204,23 @@ def texture_patch(image, mask, rng, severity=1.0):
     return _inside(image, np.where(ellipse[..., None] > 0, texture, image), mask), mask
 
 
+def texture_in_colour(image, mask, rng, severity=1.0):
+    """A pattern the product does not have, in its own colour: a grey texture (a photo, print, coins, the moon)
+    shifted to the product's mean colour, 40 % of the box per side (an invented print or surface)."""
+    import skimage.data
+
+    x0, y0, x1, y1 = _box(mask)
+    bw, bh = max(2, int((x1 - x0) * 0.4 * severity ** 0.5)), max(2, int((y1 - y0) * 0.4 * severity ** 0.5))
+    px = int(rng.integers(x0 + (x1 - x0 - bw) // 4, max(x0 + 1, x1 - bw - (x1 - x0 - bw) // 4 + 1)))
+    py = int(rng.integers(y0 + (y1 - y0 - bh) // 4, max(y0 + 1, y1 - bh - (y1 - y0 - bh) // 4 + 1)))
+    donor = getattr(skimage.data, str(rng.choice(["camera", "moon", "text", "coins", "page"])))()
+    grey = cv2.resize(donor.astype(np.float32), (bw, bh), interpolation=cv2.INTER_AREA)
+    tint = image[mask > 127].astype(np.float32).mean(axis=0) if np.any(mask > 127) else np.full(3, 128.0)
+    out = image.copy()
+    out[py:py + bh, px:px + bw] = np.clip((grey - grey.mean())[..., None] + tint, 0, 255).astype(np.uint8)
+    return _inside(image, out, mask), mask
+
+
 def corner_missing(image, mask, rng, severity=1.0):
     """Remove a corner of the product (45 % of the box per side) and inpaint the scene over it (Navier-Stokes)."""
     x0, y0, x1, y1 = _box(mask)
@@ -246,8 +263,9 @@ def twirl(image, mask, rng, severity=1.0):
 
 ALTERNATE: tuple[Variant, ...] = tuple(Variant(fn.__name__.replace("_", "-"), "identity", fn, (fn.__doc__ or "").strip())
                                        for fn in (hue_lab, recolour, lowres, texture_patch, corner_missing, stretch,
-                                                  sag, twirl))
-"""The same failure kinds made another way (hue, hue, blur, patch, missing, squash, warp, warp)."""
+                                                  sag, twirl, texture_in_colour))
+"""The same failure kinds made another way (hue, hue, blur, patch, missing, squash, warp, warp, patch); the last
+came later, so the others' draws are what they were."""
 
 FAILURE_SETS = {"benchmark": IDENTITY, "alternate": ALTERNATE}
 """The identity failures `--failures` chooses from."""
