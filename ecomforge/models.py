@@ -86,11 +86,11 @@ _HUB_CHECKS: dict[str, tuple[float, str | None]] = {}
 def hub_unreachable(timeout: float = 2.0) -> str | None:
     """Why the model hub cannot be reached now (None when it can).
 
-    One TCP connect to ``HF_ENDPOINT``'s host (or to the proxy in front of it), remembered for a minute.
-    Without it, a machine with no network spends some 40 s in the hub client's retries and then reads
-    as "no file named model_index.json", instead of saying at once what to download and where to put it.
+    One TCP connect to ``HF_ENDPOINT``'s host, or, behind a proxy, one ``CONNECT`` through it (a proxy that
+    refuses the hub or never answers counts as no hub), remembered for a minute. Without it, a machine with
+    no way to the hub spends some 40 s in the hub client's retries and then reads as "no file named
+    model_index.json", instead of saying at once what to download and where to put it.
     """
-    import socket
     import time
     import urllib.parse
     import urllib.request
@@ -102,18 +102,44 @@ def hub_unreachable(timeout: float = 2.0) -> str | None:
         return hit[1]
     url = urllib.parse.urlsplit(endpoint)
     host = url.hostname or "huggingface.co"
-    target = (host, url.port or (80 if url.scheme == "http" else 443))
+    port = url.port or (80 if url.scheme == "http" else 443)
     proxy = urllib.request.getproxies().get(url.scheme or "https")
     if proxy and not urllib.request.proxy_bypass(host):
         p = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        target = (p.hostname or host, p.port or (443 if p.scheme == "https" else 80))
-    try:
-        socket.create_connection(target, timeout=timeout).close()
-        why = None
-    except OSError as exc:
-        why = f"{host} cannot be reached ({exc.strerror or exc})"
+        via = (p.hostname or "", p.port or (443 if p.scheme == "https" else 80))
+        why = _through_proxy(via, host, port, timeout)
+    else:
+        why = _connect((host, port), timeout)
+        why = why and f"{host} cannot be reached ({why})"
     _HUB_CHECKS[endpoint] = (now, why)
     return why
+
+
+def _connect(target: tuple[str, int], timeout: float) -> str | None:
+    import socket
+
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _through_proxy(proxy: tuple[str, int], host: str, port: int, timeout: float) -> str | None:
+    """None when the proxy opens a tunnel to ``host:port``; else why not, naming the proxy."""
+    import socket
+
+    where = f"{host} cannot be reached through the proxy {proxy[0]}:{proxy[1]}"
+    try:
+        with socket.create_connection(proxy, timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode("ascii"))
+            status = conn.recv(256).split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+    except OSError as exc:
+        return f"{where} ({exc.strerror or exc or type(exc).__name__})"
+    if len(status) >= 2 and status[1] == "200":
+        return None
+    return f"{where} (it answered {' '.join(status[1:]) or 'nothing'})"
 
 
 def hub_off() -> str | None:

@@ -15,9 +15,10 @@ from .types import Candidate, Decision, GenerationRequest, Mask, Reference, Scor
 
 
 class StageConfig(BaseModel):
-    """Base of every plugin's ``Config``: unknown keys are rejected, every field is described."""
+    """Base of every plugin's ``Config``: unknown keys are rejected, every field is described, and a number is
+    finite (NaN or infinity would pass every bound and end as invalid JSON in the manifest)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Stage:

@@ -46,16 +46,39 @@ def overrides_of(tmp_path, header, cell):
 
 
 @pytest.mark.parametrize("cell, value", [
-    ("12", 12), ("-3", -3), ("+5", 5), ("0", 0), ("0.75", 0.75), ("1e-3", 0.001), ("-2.5E2", -250.0),
-    ("true", True), ("TRUE", True), ("False", False),
+    ("12", "12"), (" 12 ", "12"), ("0.75", "0.75"), ("true", "true"), ("1984", "1984"),
     ('"[256, 320]"', [256, 320]), ('"[""#ffffff"", ""#000000""]"', ["#ffffff", "#000000"]),
     ("#000000", "#000000"), ("1:1", "1:1"), ("4:5", "4:5"), ("no", "no"), ("on", "on"), ("yes", "yes"),
     ("012", "012"), ("null", "null"), ("~", "~"), ("2024-01-01", "2024-01-01"), (".inf", ".inf"),
     ("[new] tee", "[new] tee"), ('"{""a"": 1}"', '{"a": 1}'), ("0x1F", "0x1F"), ("1_000", "1_000"),
+    ('"[NaN, 0.5]"', "[NaN, 0.5]"), ("[]", []),
 ])
-def test_a_csv_cell_is_text_unless_a_decimal_number_a_boolean_or_a_json_list(tmp_path, cell, value):
+def test_a_csv_cell_is_its_text_unless_a_json_list(tmp_path, cell, value):
     got = overrides_of(tmp_path, "generate.config.x", cell)
     assert got == value and type(got) is type(value)
+
+
+def test_the_setting_types_a_csv_cell(tmp_path):
+    """A number setting reads '12' as 12, a text setting keeps '1984' (before: 'Input should be a valid string')."""
+    (tmp_path / "catalog.csv").write_text("product,references,generate.config.scale,generate.config.shadow,"
+                                          "filter.config.top_k,filter.config.dedupe,mask.config.text\n"
+                                          "vase,v.jpg,0.5,1e-1,3,TRUE,1984\n")
+    text = RECIPE.format(inputs="catalog: catalog.csv", sweep="").replace("mask: {plugin: classic}",
+                                                                           "mask: {plugin: sam-clip, config: {text: x}}")
+    (tmp_path / "recipe.yaml").write_text(text)
+    plan = load_recipe(tmp_path / "recipe.yaml").products["vase"]
+    gen, flt, mask = plan.configs["generate"], plan.configs["filter"], plan.configs["mask"]
+    assert (gen.scale, gen.shadow, flt.top_k, flt.dedupe, mask.text) == (0.5, 0.1, 3, True, "1984")
+
+
+def test_a_number_that_is_not_finite_is_refused(tmp_path):
+    """NaN and infinity would pass every bound and end as invalid JSON in the manifest."""
+    for cell in ('"[NaN, 0.5]"', '"[1e400, 0.5]"'):
+        (tmp_path / "catalog.csv").write_text(f"product,references,generate.config.position\nvase,v.jpg,{cell}\n")
+        with pytest.raises(RecipeError, match="position"):
+            load_recipe(recipe(tmp_path))
+    with pytest.raises(RecipeError, match="finite"):
+        load_recipe(recipe(tmp_path, inputs="references: [v.jpg]"), ["generate.config.position=[1e400, 0.5]"])
 
 
 def test_a_jsonl_string_stays_that_string(tmp_path):
@@ -181,3 +204,15 @@ def test_a_missing_column_is_reported_at_the_header_line(tmp_path, header):
     path.write_text(f"{header}\nvase,v.jpg\n")
     with pytest.raises(InputError, match=r"catalog.csv: line 1: no '(product|references)' column"):
         read_catalog(path)
+
+
+def test_a_recipe_file_is_typed_by_the_core_schema(tmp_path):
+    """A recipe's own values as written: YAML 1.1 read 'canvas: 16:9' as 969 and 'name: 2024-01-01' as a date."""
+    (tmp_path / "v.png").write_bytes(b"")
+    text = RECIPE.format(inputs="references: [v.png]", sweep="").replace("name: values", "name: 2024-01-01")
+    text = text.replace("scale: 0.7}", "scale: 0.7, background: '#102030'}\n  sweep: {shadow: [.5, 1e-1]}")
+    data = safe_load(text)
+    assert data["name"] == "2024-01-01" and data["generate"]["sweep"]["shadow"] == [0.5, 0.1]
+    assert safe_load("canvas: 16:9\nflag: no\nn: 012\n") == {"canvas": "16:9", "flag": "no", "n": "012"}
+    (tmp_path / "r.yaml").write_text(text)
+    assert load_recipe(tmp_path / "r.yaml").recipe.name == "2024-01-01"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -149,7 +150,8 @@ def test_ctrl_c_names_the_run_folder_to_resume(tmp_path):
     # SIGINT as a terminal sends it, even where this test runs with SIGINT ignored (a background job)
     code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
             f"sys.argv = [{str(TOYCLI)!r}, *sys.argv[1:]]; runpy.run_path({str(TOYCLI)!r}, run_name='__main__')")
-    proc = subprocess.Popen([sys.executable, "-c", code, "run", str(recipe), "--out", str(out), "--progress", "plain"],
+    proc = subprocess.Popen([sys.executable, "-c", code, "run", str(recipe), "--set", "generate.config.delay=0.4",
+                             "--out", str(out), "--progress", "plain"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -163,5 +165,11 @@ def test_ctrl_c_names_the_run_folder_to_resume(tmp_path):
         proc.kill()
     run_dir = next(out.iterdir())
     assert proc.returncode == 130, err
-    assert err.splitlines()[-1] == f"interrupted (resume with: ecomforge run {recipe} --resume {run_dir})"
+    hint = err.splitlines()[-1]
+    assert hint == f"interrupted (resume with: ecomforge run {recipe} --set generate.config.delay=0.4 --resume {run_dir})"
     assert "Traceback" not in err and (run_dir / "recipe.yaml").is_file()
+    # the command it names resumes the run (the same recipe, its --set included)
+    args = shlex.split(hint.removeprefix("interrupted (resume with: ").removesuffix(")"))[1:]
+    done = subprocess.run([sys.executable, str(TOYCLI), *args, "--progress", "none"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr

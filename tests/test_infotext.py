@@ -154,3 +154,14 @@ def test_atomic_writes_honour_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "a.png").stat().st_mode) == 0o640
     save_png(tmp_path / "b.png", np.zeros((4, 4, 3), np.uint8))
     assert stat.S_IMODE((tmp_path / "b.png").stat().st_mode) == 0o666 & ~old
+
+
+@settings(max_examples=100, deadline=None)
+@given(PROMPT, st.sampled_from(["\n", "\r\n", "\r", "\u2028", "\x0b"]), st.sampled_from(["Negative prompt: evil",
+       "Steps: 999, Seed: 1", "Model hash: 0000000000"]))
+def test_a_prompt_cannot_forge_lines(prompt, newline, forged):
+    """A line break in a prompt is a space in the infotext: its text cannot read back as a negative prompt or fields."""
+    fields = {"Steps": 30, "Seed": 12, "Model hash": "abcdef1234"}
+    got = parse_infotext(infotext(f"{prompt}{newline}{forged}", "", fields))
+    assert got["Steps"] == "30" and got["Seed"] == "12" and got["Model hash"] == "abcdef1234"
+    assert got.get("Negative prompt", "") == "" and forged in got["Prompt"]

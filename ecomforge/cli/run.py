@@ -55,8 +55,8 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
     if names == []:  # `--products ""` (an unset shell variable) would otherwise run every product
         raise UsageError("--products: no product named", hint="give NAME,... or leave --products out")
     resolved.select(names, limit)
-    result = _run_watched(recipe, resolved, out=out, resume=resume, device=device, observers=_progress(progress),
-                          fail_fast=fail_fast)
+    result = _run_watched(recipe, resolved, overrides, out=out, resume=resume, device=device,
+                          observers=_progress(progress), fail_fast=fail_fast)
     s = result.summary
     click.echo(f"{s['total_candidates']} candidates, {s['total_kept']} kept -> {result.run_dir}")
     click.echo(f"report: {result.run_dir / 'report.html'}")
@@ -73,7 +73,7 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
         raise click.exceptions.Exit(1)
 
 
-def _run_watched(recipe: Path, resolved: Any, *, observers: list, **kwargs: Any) -> Any:
+def _run_watched(recipe: Path, resolved: Any, overrides: tuple[str, ...], *, observers: list, **kwargs: Any) -> Any:
     """``run_recipe``, saying which folder to resume after Ctrl-C, and when the folder it named was removed."""
     from ..run.progress import PlainProgress
     from ..run.runner import run_recipe
@@ -84,7 +84,8 @@ def _run_watched(recipe: Path, resolved: Any, *, observers: list, **kwargs: Any)
     except KeyboardInterrupt:
         if folder.dir is None or not folder.dir.is_dir():
             raise  # stopped before the run folder was made: nothing to resume
-        click.echo(f"interrupted (resume with: ecomforge run {shlex.quote(str(recipe))} "
+        sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)  # a resumed run must be the same recipe
+        click.echo(f"interrupted (resume with: ecomforge run {shlex.quote(str(recipe))}{sets} "
                    f"--resume {shlex.quote(str(folder.dir))})", err=True)
         raise click.exceptions.Exit(130) from None
     except Exception:

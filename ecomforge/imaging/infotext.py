@@ -17,6 +17,7 @@ from typing import Any
 
 _KEY_OK = re.compile(r"[\w ]+")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]|^\\\\")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def quote(value: Any) -> str:
@@ -49,14 +50,18 @@ def _key(name: str) -> str:
 
 def infotext(prompt: str, negative_prompt: str, fields: dict[str, Any],
              loras: Sequence[tuple[str, float]] = ()) -> str:
-    """The ``parameters`` text: prompt (+ ``<lora:name:weight>`` tags), negative prompt, the fields line."""
-    text = prompt.strip()
+    """The ``parameters`` text: prompt (+ ``<lora:name:weight>`` tags), negative prompt, the fields line.
+
+    Each prompt is written on one line (line breaks and other control characters as spaces): a prompt
+    holding ``\nNegative prompt: ...`` or ``\nSteps: 999`` would otherwise read back as fields it never set.
+    """
+    text, negative_prompt = _one_line(prompt), _one_line(negative_prompt)
     tags = " ".join(f"<lora:{_lora_name(name)}:{format_value(float(w))}>" for name, w in loras)
     if tags:
         text = f"{text} {tags}".strip()
     lines = [text]
-    if negative_prompt.strip():
-        lines.append(f"Negative prompt: {negative_prompt.strip()}")
+    if negative_prompt:
+        lines.append(f"Negative prompt: {negative_prompt}")
     pairs = []
     seen: set[str] = set()
     for name, value in fields.items():
@@ -67,6 +72,10 @@ def infotext(prompt: str, negative_prompt: str, fields: dict[str, Any],
         pairs.append(f"{key}: {quote(value)}")
     lines.append(", ".join(pairs))
     return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL.sub(" ", text).strip()
 
 
 def _lora_name(name: str) -> str:

@@ -16,7 +16,6 @@ from typing import Any
 
 from ..errors import InputError
 from ..jsonl import read_rows
-from .safeyaml import core_scalar
 
 PRODUCT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_ROWS = 1_000_000
@@ -234,21 +233,23 @@ def _override_value(value: Any, where: str, key: str, typed: bool) -> Any:
 
 
 def _cell_value(text: str, where: str, key: str) -> Any:
-    """A CSV cell is text, except a plain decimal number (``12``, ``0.75``, ``-3``, ``1e-3``), ``true``/``false``
-    (any case) and a JSON list (``[256, 320]``). Never YAML: ``#000000``, ``1:1``, ``no`` and ``012`` stay text."""
+    """A CSV cell is its text, except a JSON list (``[256, 320]``). The setting types it: a number setting reads
+    ``12`` as 12 and ``true`` as a boolean, a text setting keeps ``1984`` as written; never YAML, so
+    ``#000000``, ``1:1`` and ``no`` stay what they are."""
     cell = text.strip()
-    if cell.lower() in ("true", "false"):
-        return cell.lower() == "true"
     if cell.startswith("["):
         try:
-            parsed = json.loads(cell)
+            parsed = json.loads(cell, parse_constant=_no_constant)
         except RecursionError as exc:
             raise InputError(f"{where}: {key!r} is nested too deeply") from exc
         except ValueError:
-            return text  # "[new] tee" is text; a setting that wants a list says what it got
-        return parsed if isinstance(parsed, list) else text
-    number = core_scalar(cell)
-    return number if isinstance(number, (int, float)) and not isinstance(number, bool) else text
+            return cell  # "[new] tee" is text; a setting that wants a list says what it got
+        return parsed if isinstance(parsed, list) else cell
+    return cell
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a setting can take")
 
 
 def _variable_text(value: Any, where: str, column: str) -> str:

@@ -14,7 +14,7 @@ from ..errors import EcomforgeError, InputError, PluginConflict, RecipeError, Us
 from ..plugins import Registry, get_registry
 from ..stages import Filter, StageConfig, config_error
 from .products import ProductPlan, anchor_reference, has_template, plan_products, plugin_fills
-from .safeyaml import CoreLoader, DuplicateKeyError, YAMLBudgetError, core_scalar, safe_load
+from .safeyaml import DuplicateKeyError, YAMLBudgetError, core_scalar, safe_load
 from .schema import Recipe
 
 _MAX_GRID = 100_000
@@ -57,7 +57,7 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> list[tuple[list[str],
         value: Any = text
         if text.startswith(("[", "{")) or (len(text) > 1 and text[0] in "'\"" and text[-1] == text[0]):
             try:
-                value = safe_load(text, loader_class=CoreLoader)
+                value = safe_load(text)
             except (YAMLBudgetError, DuplicateKeyError) as exc:
                 raise RecipeError("--set", f"{key}: {exc.problem}") from exc
             except yaml.YAMLError:

@@ -7,8 +7,9 @@ before any Python object is built. It also refuses a document nested deeper than
 composing it (PyYAML composes recursively: ``[[[[...`` would end in a RecursionError) and a mapping
 that repeats a key (PyYAML keeps the last one, silently).
 
-``CoreLoader`` reads ``--set`` values: only YAML 1.2 core-schema scalars are typed (``true``/``false``,
-decimal numbers, ``null``/``~``), so ``1:1`` (a YAML 1.1 sexagesimal 61), ``no`` or ``2024-01-01`` stay text.
+``CoreLoader``, which ``safe_load`` uses for recipes, uploads and ``--set`` values, types only YAML 1.2
+core-schema scalars (``true``/``false``, decimal numbers, ``null``/``~``), so ``1:1`` (a YAML 1.1
+sexagesimal 61), ``no`` or ``2024-01-01`` stay text.
 """
 from __future__ import annotations
 
@@ -130,9 +131,11 @@ def expanded_size(node: Node, limit: int) -> int:
 
 
 def safe_load(text: str, *, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX_NODES,
-              loader_class: type[_BudgetLoader] = _BudgetLoader) -> Any:
+              loader_class: type[_BudgetLoader] | None = None) -> Any:
     """``yaml.safe_load`` with a budget: aliases, nesting and expanded size are checked on the node graph, before
-    building; a repeated key is refused. ``loader_class=CoreLoader`` types scalars by the YAML 1.2 core schema."""
+    building; a repeated key is refused. Plain scalars are typed by the YAML 1.2 core schema (``CoreLoader``),
+    so a recipe's ``canvas: 16:9`` is the text 16:9, not the sexagesimal 969, and ``name: 2024-01-01`` a name."""
+    loader_class = loader_class or CoreLoader
     loader = loader_class(text, max_aliases)
     try:
         node = loader.get_single_node()

@@ -56,3 +56,46 @@ def test_switched_off_downloads_need_no_network_check(online, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert models.hub_off() == "downloads are off (HF_HUB_OFFLINE)"
     assert online == []
+
+
+class _Proxy:
+    """A proxy stand-in: answers a CONNECT with ``answer`` (or accepts and says nothing)."""
+
+    def __init__(self, answer: bytes):
+        self.answer, self.sent = answer, b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def settimeout(self, t):
+        pass
+
+    def sendall(self, data):
+        self.sent += data
+
+    def recv(self, n):
+        if not self.answer:
+            raise TimeoutError("timed out")
+        return self.answer
+
+
+@pytest.mark.parametrize("answer, reachable, shown", [
+    (b"HTTP/1.1 200 Connection established\r\n\r\n", True, ""),
+    (b"HTTP/1.1 403 Forbidden\r\n\r\n", False, "(it answered 403 Forbidden)"),
+    (b"", False, "(timed out)"),
+])
+def test_behind_a_proxy_the_hub_is_what_the_proxy_lets_through(online, monkeypatch, answer, reachable, shown):
+    proxy = _Proxy(answer)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    targets = []
+    monkeypatch.setattr(socket, "create_connection", lambda target, timeout=None: targets.append(target) or proxy)
+    why = models.hub_unreachable()
+    assert targets == [("proxy.example", 3128)] and proxy.sent.startswith(b"CONNECT huggingface.co:443 HTTP/1.1")
+    assert (why is None) == reachable
+    if not reachable:
+        assert why == f"huggingface.co cannot be reached through the proxy proxy.example:3128 {shown}"
