@@ -209,11 +209,21 @@ def _replay(body: bytes):
 
 
 def _boundary(scope) -> bytes | None:
-    """The multipart boundary of a request, or None when it is not multipart/form-data."""
+    """The multipart boundary of a request, read as Gradio's parser reads it; None when it is not multipart.
+
+    The same parser on both sides: a header with two ``boundary`` parameters would otherwise be counted by
+    one boundary and stored by the other.
+    """
+    from python_multipart.multipart import parse_options_header
+
     for k, v in scope.get("headers", []):
-        if k.lower() == b"content-type" and v.lower().startswith(b"multipart/form-data"):
-            m = re.search(rb'boundary="?([^";]+)"?', v, re.IGNORECASE)
-            return m.group(1).strip() if m else b""
+        if k.lower() == b"content-type":
+            kind, params = parse_options_header(v)
+            if kind != b"multipart/form-data":
+                return None
+            if len(re.findall(rb"(?:^|;)\s*boundary\s*=", v, re.IGNORECASE)) > 1:
+                return b""  # two boundaries: which one a parser takes is its choice, so neither
+            return params.get(b"boundary", b"").strip()
     return None
 
 
@@ -269,10 +279,13 @@ def _with_file_headers(send, scope=None):
 
     async def wrapped(message) -> None:
         if message["type"] == "http.response.start":
-            # Only the headers a file answer needs, and none that merely repeats the request (a reflected cookie).
-            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() in FILE_RESPONSE_HEADERS
-                       and (k.lower() in (b"content-type", b"content-length", b"content-range")
-                            or (k.lower(), v) not in request)]
+            # Only the headers a file answer needs, and none that merely repeats the request (a reflected cookie,
+            # a Content-Type the request sent): of the framing headers, the answer's own where both are there.
+            given = [(k, v) for k, v in message.get("headers", []) if k.lower() in FILE_RESPONSE_HEADERS]
+            names = [k.lower() for k, _ in given]
+            headers = [(k, v) for k, v in given if (k.lower(), v) not in request
+                       or (k.lower() in (b"content-type", b"content-length", b"content-range")
+                           and names.count(k.lower()) == 1)]
             ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"application/octet-stream")
             extra = file_headers(ctype)
             if any(k == b"content-disposition" for k, _ in extra):

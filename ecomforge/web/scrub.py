@@ -11,18 +11,21 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-# An absolute (or ~) path: not inside a word, a URL (``https://host/x``) or a name shown already (``<runs>/x``).
-ABSOLUTE = re.compile(r"(?<![\w.~:/<>%-])(?:~[\w.-]*)?/[^\s'\"`,;()<>\[\]|]+")
+# An absolute (or ~) path: not inside a word, a URL (``https://host/x``) or a name shown already (``<runs>/x``),
+# and not one of this server's own routes (``GET /api/recipes lists them``).
+ABSOLUTE = re.compile(r"(?<![\w.~:/<>%-])(?!/(?:api|gradio_api)/)(?:~[\w.-]*)?/[^\s'\"`,;()<>\[\]|]+")
 HIDDEN = "<server path>"
 
 
 def known_folders(runs: Path | None = None, recipes: Path | None = None) -> list[tuple[str, str]]:
-    """(folder, shown name) pairs, longest first: the runs and presets folders, the model caches."""
+    """(folder, shown name) pairs, longest first: the runs and presets folders, the model caches, the server's
+    current and home folders."""
     from ..models import models_dir
 
     hf = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
     named = [(runs, "<runs>"), (recipes, "<recipes>"), (models_dir(), "<models>"), (Path(hf), "<hf-cache>"),
-             (Path(os.environ["HF_HUB_CACHE"]) if os.environ.get("HF_HUB_CACHE") else None, "<hf-cache>")]
+             (Path(os.environ["HF_HUB_CACHE"]) if os.environ.get("HF_HUB_CACHE") else None, "<hf-cache>"),
+             (Path.cwd(), HIDDEN), (Path.home(), HIDDEN)]  # whole, so a space in their names hides nothing
     pairs = {(str(form), shown) for folder, shown in named if folder is not None
              for form in (Path(folder).expanduser().absolute(), Path(os.path.realpath(Path(folder).expanduser())))}
     return sorted(pairs, key=lambda p: -len(p[0]))

@@ -86,26 +86,33 @@ def pattern_roots(resolved: Any, trusted: Iterable[str]) -> list[str]:
     (a pattern that starts with a placeholder names no folder).
     """
     trusted = set(trusted)
-    out: set[str] = set()
-    for found in recipe_paths(resolved):
-        if not found.field.pattern or found.value not in trusted:
-            continue
-        try:
-            parts = parse_pattern(found.value)
-        except InputError:
-            continue  # refused when the run fills it in
-        fixed = ""
-        for kind, text in parts:
-            if kind == "field":
-                fixed = fixed[:max(fixed.rfind("/"), fixed.rfind("\\")) + 1]
-                break
-            fixed += text
-        fixed = os.path.expanduser(fixed) if fixed.startswith("~") else fixed
-        if os.path.isabs(fixed) and not _has_parent_part(fixed) and "\x00" not in fixed:
-            real = os.path.realpath(fixed)
-            if real != os.path.realpath("/"):
-                out.add(real)
-    return sorted(out)
+    roots = {pattern_root(found.value) for found in recipe_paths(resolved)
+             if found.field.pattern and found.value in trusted}
+    return sorted(r for r in roots if r is not None)
+
+
+def pattern_root(pattern: str) -> str | None:
+    """The real folder a mask pattern's fixed start names (the file itself without a placeholder), or None.
+
+    None for a pattern that is not absolute, that climbs (``..``), that starts with a placeholder (it names
+    no folder), or whose folder is ``/``.
+    """
+    try:
+        parts = parse_pattern(pattern)
+    except InputError:
+        return None  # refused when the run fills it in
+    fixed = ""
+    for kind, text in parts:
+        if kind == "field":
+            fixed = fixed[:max(fixed.rfind("/"), fixed.rfind("\\")) + 1]
+            break
+        fixed += text
+    fixed = os.path.expanduser(fixed) if fixed.startswith("~") else fixed
+    if os.path.isabs(fixed) and not _has_parent_part(fixed) and "\x00" not in fixed:
+        real = os.path.realpath(fixed)
+        if real != os.path.realpath("/"):
+            return real
+    return None
 
 
 def check_job_paths(resolved: Any, *, job_dir: Path, presets_dir: Path, policy: PathPolicy,

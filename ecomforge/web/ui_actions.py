@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EcomforgeError, NothingFound
+from ..imaging.maskfile import confine
 from .forms import FieldSpec, coerce
 from .jobs import TERMINAL
 from .manager import JobManager
 from .preview import masker_accepts, masker_config, preview_mask
 from .results import job_choices, job_results, job_view, status_html, thumbnail
 from .submit import rerun_candidate, submit_job
+from .trust import pattern_root
 from .uploads import FORMATS, Limits
 
 log = logging.getLogger("ecomforge.web")
@@ -125,7 +127,12 @@ class Actions:
         try:
             # A preview decodes and masks a whole photo: it takes one of the same few slots as job intake,
             # so parallel previews cannot add up to more memory than parallel submissions.
-            with self.manager.intake_slot(for_job=False):
+            # Mask files only from the presets, the preset's own mask folders and this upload, as a job's
+            # worker confines them: '{stem}' is the name of a photo the user uploaded.
+            roots: list[str | Path] = [self.recipes_dir, *(Path(m).parent for m in masks),
+                     *(r for v in (p.get("mask_config") or {}).values() if isinstance(v, str)
+                       if (r := pattern_root(v)) is not None)]
+            with self.manager.intake_slot(for_job=False), confine(roots):
                 overlay, info, warning = preview_mask(paths[0], name, cfg, self.limits)
         except NothingFound as exc:  # the masker refused to guess: say so where the mask would be
             hint = "" if "try " in exc.one_line().lower() else " Try another masker, or upload a mask."
@@ -163,6 +170,8 @@ class Actions:
             over["generate.sweep"] = json.loads(sweep_text) if (sweep_text or "").strip() else {}
         except json.JSONDecodeError as exc:
             raise self.error(f"sweep: not valid JSON ({exc.msg})") from exc
+        except RecursionError as exc:
+            raise self.error("sweep: nested too deeply") from exc
         if count and (int(count), int(base or 0)) != seed_fields(p):  # untouched: the preset's own seeds
             over["generate.seeds"] = {"count": int(count), "base": int(base or 0)}
         if k and int(k) > 0:

@@ -491,3 +491,83 @@ def test_a_malformed_upload_body_is_refused_before_gradio_stores_it(app_client):
     r = c.post("/gradio_api/upload", content=b"--XyZ\r\nno headers end here",
                headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
     assert r.status_code == 400 and "multipart" in r.json()["error"]
+
+
+# --- second pass: what a re-check found ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ctype", ["multipart/form-data; xboundary=a; boundary=a--",
+                                   "multipart/form-data; boundary=a; boundary=a--",
+                                   'multipart/form-data; foo="boundary=a"; boundary=a--'])
+def test_a_second_boundary_parameter_cannot_hide_the_files(app_client, ctype):
+    """The count uses the boundary Gradio's parser uses: '--a--' is no closing line when the boundary is 'a--'."""
+    c = app_client(ui=True)  # max_files 3
+    tag = uuid.uuid4().hex[:8]
+    names = [f"hid-{tag}-{i}.png" for i in range(6)]
+    body = b"".join(b'--a--\r\nContent-Disposition: form-data; name="files"; filename="%s"\r\n'
+                    b"Content-Type: image/png\r\n\r\n%s\r\n" % (n.encode(), png_bytes(i)) for i, n in enumerate(names))
+    r = c.post("/gradio_api/upload", content=body + b"--a----\r\n", headers={"Content-Type": ctype})
+    assert r.status_code in (400, 413), r.text
+    assert _stored(names) == []
+
+
+def test_two_boundary_parameters_are_refused():
+    from ecomforge.web.files import _boundary
+
+    def scope(ctype):
+        return {"headers": [(b"content-type", ctype)]}
+
+    assert _boundary(scope(b"multipart/form-data; boundary=XyZ")) == b"XyZ"
+    assert _boundary(scope(b'multipart/form-data; boundary="XyZ"')) == b"XyZ"
+    assert _boundary(scope(b"multipart/form-data; Boundary=a--; boundary=a")) == b""
+    assert _boundary(scope(b"application/json")) is None
+
+
+def test_ranged_file_answers_keep_their_own_content_type(app_client):
+    c = app_client(ui=True)
+    path = c.post("/gradio_api/upload", files=[("files", ("ct.png", png_bytes(1), "image/png"))]).json()[0]
+    r = c.get(f"/gradio_api/file={path}", headers={"Range": "bytes=0-3", "Content-Type": "text/html"})
+    assert r.status_code == 206
+    assert r.headers.get_list("content-type") == ["image/png"], r.headers
+
+
+def test_the_mask_preview_reads_mask_files_only_where_a_job_may(app_client, tmp_path, monkeypatch):
+    """'{stem}' is the uploaded photo's name: the preview must not read masks/<that>.png from the server's folder."""
+    import gradio as gr
+
+    server = tmp_path / "server"
+    (server / "masks").mkdir(parents=True)
+    (server / "masks" / "secret.png").write_bytes(png_bytes(3, (160, 120)))
+    monkeypatch.chdir(server)
+    c = app_client()
+    act = _actions(c, tmp_path)
+    photo = tmp_path / "secret.png"
+    photo.write_bytes(png_bytes(2, (160, 120)))
+    with pytest.raises(gr.Error) as caught:
+        act.detect_mask([str(photo)], "upload", None, None, None, "")
+    assert "not a file this run may read" in str(caught.value.message)
+    mask = tmp_path / "upload" / "mine.png"  # an uploaded mask is read
+    mask.parent.mkdir()
+    half = np.zeros((120, 160), np.uint8)
+    half[30:90, 40:120] = 255
+    Image.fromarray(half).save(mask)
+    overlay, _, _ = act.detect_mask([str(photo)], "upload", None, None, [str(mask)], "")
+    assert overlay is not None
+
+
+def test_scrub_keeps_routes_and_hides_a_folder_with_spaces(tmp_path, monkeypatch):
+    from ecomforge.web.scrub import known_folders, scrub_text
+
+    spaced = tmp_path / "my secret dir"
+    spaced.mkdir()
+    monkeypatch.chdir(spaced)
+    out = scrub_text(f"not found (looked in {spaced}); GET /api/recipes lists them", known_folders())
+    assert out == "not found (looked in <server path>); GET /api/recipes lists them", out
+
+
+def test_a_deep_sweep_in_the_ui_is_a_message(app_client, tmp_path):
+    import gradio as gr
+
+    act = _actions(app_client(), tmp_path)
+    with pytest.raises(gr.Error) as caught:
+        act.overrides("", "", None, None, "composite", "[" * 100000, None, None, None, [])
+    assert "nested too deeply" in str(caught.value.message)
