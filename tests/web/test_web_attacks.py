@@ -12,19 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from webhelpers import png_bytes, submit, wait_for
-
-COMPOSITE = """
-name: webcomposite
-inputs: {references: [placeholder.png], prompt: a product}
-mask: {plugin: classic, config: {feather: 0}}
-generate:
-  plugin: composite
-  config: {background: "#ffffff", scale: 0.6}
-  seeds: [1]
-score: [{plugin: toy}]
-filter: {plugin: toy-top}
-"""
+from webhelpers import COMPOSITE, png_bytes, submit, wait_for
 
 
 def _photo(value: int = 200, size=(64, 48)) -> bytes:

@@ -15,20 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from webhelpers import png_bytes, submit, wait_for
+from webhelpers import COMPOSITE, intake_taken, png_bytes, submit, wait_for
 
 TOKEN = "s3cret-token-123"
-COMPOSITE = """
-name: webcomposite
-inputs: {references: [placeholder.png], prompt: a product}
-mask: {plugin: classic, config: {feather: 0}}
-generate:
-  plugin: composite
-  config: {background: "#ffffff", scale: 0.6}
-  seeds: [1]
-score: [{plugin: toy}]
-filter: {plugin: toy-top}
-"""
 
 
 @pytest.fixture
@@ -295,16 +284,8 @@ def test_upload_thumbnails_take_an_intake_slot(app_client, tmp_path):
     manager = c.app.state.manager
     photo = tmp_path / "p.png"
     photo.write_bytes(png_bytes(2))
-    manager.intake_wait = 0.05
-    taken = 0
-    while manager.intake.acquire(blocking=False):
-        taken += 1
-    try:
-        with pytest.raises(gr.Error, match="busy"):
-            act.upload_thumbs([str(photo)])
-    finally:
-        for _ in range(taken):
-            manager.intake.release()
+    with intake_taken(manager), pytest.raises(gr.Error, match="busy"):
+        act.upload_thumbs([str(photo)])
     assert len(act.upload_thumbs([str(photo)])) == 1
 
 

@@ -16,7 +16,7 @@ from ecomforge.web.preview import AREA_RANGE, LOW_CONFIDENCE, confidence_warning
 from ecomforge.web.readiness import order_presets, preset_readiness
 from ecomforge.web.uploads import Limits
 
-from webhelpers import png_bytes, wait_for
+from webhelpers import intake_taken, png_bytes, wait_for
 
 
 class PromptedMasker(Masker):
@@ -258,16 +258,8 @@ def test_mask_previews_share_the_intake_slots(toy_registry, tmp_path):
         photo = tmp_path / "ref.png"
         photo.write_bytes(png_bytes(2, (160, 120)))
         actions = Actions(manager, tmp_path, Limits(), {}, tmp_path / "thumbs")
-        manager.intake_wait = 0.05
-        taken = 0
-        while manager.intake.acquire(blocking=False):
-            taken += 1
-        try:
-            with pytest.raises(gr.Error, match="busy"):
-                actions.detect_mask([str(photo)], "classic", None, None, None, "")
-        finally:
-            for _ in range(taken):
-                manager.intake.release()
+        with intake_taken(manager), pytest.raises(gr.Error, match="busy"):
+            actions.detect_mask([str(photo)], "classic", None, None, None, "")
         overlay, _, _ = actions.detect_mask([str(photo)], "classic", None, None, None, "")
         assert overlay is not None and overlay.shape == (120, 160, 3)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from contextlib import contextmanager
 
 from PIL import Image
 
@@ -29,6 +30,34 @@ score:
   - {plugin: toy, weight: 1}
 filter: {plugin: toy-top}
 """
+
+
+COMPOSITE = """
+name: webcomposite
+inputs: {references: [placeholder.png], prompt: a product}
+mask: {plugin: classic, config: {feather: 0}}
+generate:
+  plugin: composite
+  config: {background: "#ffffff", scale: 0.6}
+  seeds: [1]
+score: [{plugin: toy}]
+filter: {plugin: toy-top}
+"""
+"""A preset with a real masker and generator (classic, composite) and the toy scorer and filter."""
+
+
+@contextmanager
+def intake_taken(manager):
+    """Every intake slot of ``manager`` held (and a short wait for one), so the next decode is refused as busy."""
+    manager.intake_wait = 0.05
+    taken = 0
+    while manager.intake.acquire(blocking=False):
+        taken += 1
+    try:
+        yield
+    finally:
+        for _ in range(taken):
+            manager.intake.release()
 
 
 def png_bytes(seed: int = 1, size: tuple[int, int] = (96, 72)) -> bytes:
