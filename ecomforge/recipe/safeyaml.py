@@ -34,14 +34,19 @@ class YAMLBudgetError(yaml.YAMLError):
         self.problem_mark = mark
 
 
+class NestingError(YAMLBudgetError):
+    """The document nests lists and mappings deeper than allowed (a malformed file, not an over-budget one)."""
+
+
 class DuplicateKeyError(ComposerError):
     """A mapping names the same key twice (PyYAML would keep the last value, silently)."""
 
 
 class _BudgetLoader(yaml.SafeLoader):
-    def __init__(self, stream: str, max_aliases: int) -> None:
+    def __init__(self, stream: str, max_aliases: int, max_depth: int = MAX_DEPTH) -> None:
         super().__init__(stream)
         self.aliases_left = max_aliases
+        self.max_depth = max_depth
         self.depth = 0
 
     def compose_node(self, parent, index):  # PyYAML hook
@@ -52,8 +57,8 @@ class _BudgetLoader(yaml.SafeLoader):
                                       self.peek_event().start_mark)
         self.depth += 1
         try:
-            if self.depth > MAX_DEPTH:
-                raise YAMLBudgetError(f"nested too deeply (over {MAX_DEPTH} levels)", self.peek_event().start_mark)
+            if self.depth > self.max_depth:
+                raise NestingError(f"nested too deeply (over {self.max_depth} levels)", self.peek_event().start_mark)
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
@@ -103,15 +108,15 @@ def core_scalar(text: str) -> Any:
     return None if _NULL.match(text) else text
 
 
-def expanded_size(node: Node, limit: int) -> int:
+def expanded_size(node: Node, limit: int, max_depth: int = MAX_DEPTH) -> int:
     """How many values ``node`` holds once every alias is expanded (counting stops past ``limit``)."""
     memo: dict[int, int] = {}
 
     def size(n: Node, depth: int) -> int:
         if id(n) in memo:
             return memo[id(n)]
-        if depth > MAX_DEPTH:
-            raise YAMLBudgetError(f"nested too deeply (over {MAX_DEPTH} levels)", n.start_mark)
+        if depth > max_depth:
+            raise NestingError(f"nested too deeply (over {max_depth} levels)", n.start_mark)
         memo[id(n)] = limit + 1  # a node inside itself (a recursive alias) is over any budget
         total = 1
         if isinstance(n, SequenceNode):
@@ -131,20 +136,19 @@ def expanded_size(node: Node, limit: int) -> int:
 
 
 def safe_load(text: str, *, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX_NODES,
-              loader_class: type[_BudgetLoader] | None = None) -> Any:
+              max_depth: int = MAX_DEPTH) -> Any:
     """``yaml.safe_load`` with a budget: aliases, nesting and expanded size are checked on the node graph, before
     building; a repeated key is refused. Plain scalars are typed by the YAML 1.2 core schema (``CoreLoader``),
     so a recipe's ``canvas: 16:9`` is the text 16:9, not the sexagesimal 969, and ``name: 2024-01-01`` a name."""
-    loader_class = loader_class or CoreLoader
-    loader = loader_class(text, max_aliases)
+    loader = CoreLoader(text, max_aliases, max_depth)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
-        if expanded_size(node, max_nodes) > max_nodes:
+        if expanded_size(node, max_nodes, max_depth) > max_nodes:
             raise YAMLBudgetError(f"expands to over {max_nodes} values (aliases repeat too much)", node.start_mark)
         return loader.construct_document(node)
     except RecursionError as exc:  # the depth check comes first; this is the backstop for any other recursion
-        raise YAMLBudgetError(f"nested too deeply (over {MAX_DEPTH} levels)") from exc
+        raise NestingError(f"nested too deeply (over {max_depth} levels)") from exc
     finally:
         loader.dispose()

@@ -77,18 +77,13 @@ class _Jobs:
 
     def view(self, job: Job, results: bool = True) -> dict[str, Any]:
         """The job as the API shows it: server folders scrubbed, results when asked for."""
-        d = job.to_dict()
-        d["waiting"] = self.manager.waiting() if job.state == "queued" else 0
+        d = self.manager.view(job)
         if results:
-            d["results"] = _results(job, self.run_root(job))
-        d = self.manager.scrub(job.id, d)
-        # Messages a plugin wrote may name any server file: no path of the server at all in those.
-        d["error"] = self.manager.scrub_message(d["error"], job.id) if d.get("error") else d.get("error")
-        d["summary"] = self.manager.scrub(job.id, d.get("summary") or {}, every_path=True)
-        for rec in d.get("results", []):
-            for key in ("reason", "failed"):
-                if isinstance(rec.get(key), str):
-                    rec[key] = self.manager.scrub_message(rec[key], job.id)
+            d["results"] = self.manager.scrub(job.id, _results(job, self.run_root(job)))
+            for rec in d["results"]:  # a plugin's reason may name any server file: no path of the server at all
+                for key in ("reason", "failed"):
+                    if isinstance(rec.get(key), str):
+                        rec[key] = self.manager.scrub_message(rec[key], job.id)
         return d
 
 

@@ -220,6 +220,17 @@ class JobManager:
         """An error or a failure reason for a web user: no server path at all."""
         return self.scrub(job_id, message, every_path=True)
 
+    def view(self, job: Job) -> dict[str, Any]:
+        """The job as a web user sees it: the queue length, and its error and summary with no server path.
+
+        They are stored scrubbed since the job finished; a job from an older server may still name server files.
+        """
+        d = job.to_dict()
+        d["waiting"] = self.waiting() if job.state == "queued" else 0
+        d["error"] = self.scrub_message(d["error"], job.id) if d.get("error") else d.get("error")
+        d["summary"] = self.scrub(job.id, d.get("summary") or {}, every_path=True)
+        return self.scrub(job.id, d)
+
     def mask_roots(self, job_id: str) -> list[Path]:
         """The folders a job's mask files may be read from: its uploads, the presets, and what its preset names."""
         jdir = self.store.job_dir(job_id)

@@ -60,16 +60,6 @@ def status_html(job: dict[str, Any], results: Results | None = None) -> str:
     return f"<div>{' · '.join(parts)}</div><div class='bar'><div style='width:{frac * 100:.0f}%'></div></div>"
 
 
-def job_view(manager: JobManager, job: Job) -> dict[str, Any]:
-    """The job as a dict with the queue length (what ``status_html`` reads)."""
-    d = job.to_dict()
-    d["waiting"] = manager.waiting() if job.state == "queued" else 0
-    # Stored scrubbed since the job finished; a job from an older server may still name server files.
-    d["error"] = manager.scrub_message(d["error"], job.id) if d.get("error") else d.get("error")
-    d["summary"] = manager.scrub(job.id, d.get("summary") or {}, every_path=True)
-    return d
-
-
 def run_root(manager: JobManager, job: Job) -> Path | None:
     """The job's run folder once it exists."""
     if not job.run_dir:

@@ -18,7 +18,7 @@ from .forms import FieldSpec, coerce
 from .jobs import TERMINAL
 from .manager import JobManager
 from .preview import masker_accepts, masker_config, preview_mask
-from .results import job_choices, job_results, job_view, status_html, thumbnail
+from .results import job_choices, job_results, status_html, thumbnail
 from .submit import rerun_candidate, submit_job
 from .trust import pattern_root
 from .uploads import FORMATS, Limits
@@ -246,10 +246,10 @@ class Actions:
                 shown = sig
                 picks = [(f"{c} · {r['id'][:8]}", r["id"]) for (_, c), r in zip(res.items, res.records)
                          if r.get("scored", True)]
-                yield (status_html(job_view(self.manager, job), res), res.items, gr.update(choices=picks, value=[]),
+                yield (status_html(self.manager.view(job), res), res.items, gr.update(choices=picks, value=[]),
                        res.records, jid, jobs, preset)
             else:
-                yield status_html(job_view(self.manager, job), res), gr.skip(), gr.skip(), gr.skip(), jid, jobs, preset
+                yield status_html(self.manager.view(job), res), gr.skip(), gr.skip(), gr.skip(), jid, jobs, preset
             if job.state in TERMINAL:
                 return
             time.sleep(POLL_S)

@@ -126,25 +126,24 @@ def save_mask(data: bytes, folder: Path, index: int, limits: Limits) -> Path:
 def parse_recipe_upload(data: bytes, limits: Limits) -> dict[str, Any]:
     """An uploaded recipe file: YAML mapping, size-limited."""
     check_size(data, "recipe file", limits.max_recipe_bytes)
-    from ..recipe.safeyaml import YAMLBudgetError, safe_load
+    from ..recipe.safeyaml import NestingError, YAMLBudgetError, safe_load
 
     try:
-        parsed = safe_load(data.decode("utf-8"), max_aliases=limits.max_yaml_aliases, max_nodes=limits.max_yaml_nodes)
-    except RecursionError as exc:  # the YAML parser recurses once per level: '[' * 60000
-        raise InputError(f"recipe file: nested too deeply (limit {limits.max_depth} levels)") from exc
+        parsed = safe_load(data.decode("utf-8"), max_aliases=limits.max_yaml_aliases, max_nodes=limits.max_yaml_nodes,
+                           max_depth=limits.max_depth)
+    except NestingError as exc:  # a malformed file (400), not one over a size budget (413)
+        mark = exc.problem_mark
+        raise InputError(f"recipe file:{f' line {mark.line + 1}' if mark else ''} nested too deeply "
+                         f"(limit {limits.max_depth} levels)") from exc
     except YAMLBudgetError as exc:
         mark = exc.problem_mark
-        where = f" line {mark.line + 1}" if mark else ""
-        if "nested" in str(exc.problem):  # a malformed file (400), not one over a size budget (413)
-            raise InputError(f"recipe file:{where} nested too deeply (limit {limits.max_depth} levels)") from exc
-        raise TooLarge(f"recipe file:{where} {exc.problem}") from exc
+        raise TooLarge(f"recipe file:{f' line {mark.line + 1}' if mark else ''} {exc.problem}") from exc
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise InputError(f"recipe file:{where} not valid UTF-8 YAML") from exc
     if not isinstance(parsed, dict):
         raise InputError(f"recipe file: a recipe must be a YAML mapping, got {type(parsed).__name__}")
-    check_depth(parsed, "recipe file", limits)
     return parsed
 
 
