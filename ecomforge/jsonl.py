@@ -2,6 +2,8 @@
 
 One reader, so every such file is decoded the same way (UTF-8, a byte-order mark tolerated, blank
 lines skipped) and a bad line is named the same way: ``<file>: line <n>: ...``, an InputError (exit 2).
+A key given twice in one object is refused, as in a recipe: JSON's own rule (the last wins) would
+drop a value the user wrote without a word.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ def read_rows(path: Path, *, limit: int | None = None, advice: str = "") -> list
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as exc:
+            raise InputError(f"{path}: line {n}: the key {exc.key!r} is given twice{tail}") from exc
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: line {n}: not a JSON row ({exc.msg}){tail}") from exc
         except RecursionError as exc:  # [[[[... thousands deep: Python's decoder gives up
@@ -35,3 +39,18 @@ def read_rows(path: Path, *, limit: int | None = None, advice: str = "") -> list
         if limit is not None and len(rows) > limit:
             raise InputError(f"{path}: more than {limit} rows{tail}")
     return rows
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out

@@ -93,6 +93,19 @@ def test_a_jsonl_string_stays_that_string(tmp_path):
                               "generate.config.scale": 0.5, "generate.config.size": [256, 320]}
 
 
+def test_a_jsonl_key_given_twice_is_refused_with_its_line(tmp_path):
+    # before: JSON's rule, the last value won, so a catalogue row silently lost the first value written
+    path = tmp_path / "catalog.jsonl"
+    path.write_text('{"product": "vase", "references": ["v.jpg"]}\n\n'
+                    '{"product": "can", "references": ["c.jpg"], "prompt": "a", "prompt": "b"}\n')
+    with pytest.raises(InputError, match=r"catalog\.jsonl: line 3: the key 'prompt' is given twice"):
+        read_catalog(path)
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text('{"product": "can", "references": ["c.jpg"], "generate.config.size": [1, {"a": 1, "a": 2}]}\n')
+    with pytest.raises(InputError, match="line 1: the key 'a' is given twice"):
+        read_catalog(nested)
+
+
 def test_catalogue_colours_and_sizes_reach_the_config(tmp_path):
     # before: '#000000' was read as a YAML comment (None: "Input should be a valid string"), a list was refused
     (tmp_path / "catalog.csv").write_text('product,references,generate.config.background,generate.config.size\n'

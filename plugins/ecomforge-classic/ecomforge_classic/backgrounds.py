@@ -77,16 +77,28 @@ def render(spec: str, width: int, height: int, *, base_dir: Path | None = None, 
     return out
 
 
-def _photo(path_text: str, width: int, height: int, base_dir: Path | None) -> np.ndarray:
-    from .decode import decode_image
+def check_photo(spec: str, base_dir: Path | None) -> None:
+    """If ``spec`` names a photo, it must be a file of at most MAX_PHOTO_BYTES (InputError otherwise)."""
+    if not is_spec(spec):
+        _photo_path(spec.strip(), base_dir)
 
+
+def _photo_path(path_text: str, base_dir: Path | None) -> Path:
     path = Path(path_text).expanduser()
     if not path.is_absolute() and not path.exists() and base_dir is not None:
         path = Path(base_dir) / path
     if not path.is_file():
-        raise InputError(f"background {path_text!r}: not a colour ('#rrggbb'), gradient ('linear:#a:#b') or image file")
+        raise InputError(f"background {path_text!r}: no such image file (a relative name is looked for in the "
+                         "current folder, then the recipe's)")
     if path.stat().st_size > MAX_PHOTO_BYTES:  # checked before the file is read, not after
         raise InputError(f"background {path_text!r}: the file is over {MAX_PHOTO_BYTES} bytes")
+    return path
+
+
+def _photo(path_text: str, width: int, height: int, base_dir: Path | None) -> np.ndarray:
+    from .decode import decode_image
+
+    path = _photo_path(path_text, base_dir)
     rgb, _ = decode_image(path.read_bytes(), what=str(path))
     h, w = rgb.shape[:2]
     s = max(width / w, height / h)  # cover: fill the canvas, crop the overflow

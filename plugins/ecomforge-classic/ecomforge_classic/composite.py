@@ -52,6 +52,11 @@ class CompositeGenerator(Generator):
     name = "composite"
     Config = CompositeConfig
 
+    def check(self) -> None:
+        """A background photo the recipe names must be there before any work (a catalogue row's or a sweep
+        point's is found when its product runs, and fails that product only)."""
+        backgrounds.check_photo(self.config.background, self.base_dir)
+
     def generate(self, request: GenerationRequest) -> list[Candidate]:
         """One composite per seed; the seed drives the jitter only."""
         return [self._one(request, seed) for seed in request.seeds]

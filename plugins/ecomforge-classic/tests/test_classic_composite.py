@@ -156,3 +156,34 @@ def test_empty_mask_is_a_clear_error():
     gen = CompositeGenerator()
     with pytest.raises(InputError, match="empty"):
         gen.generate(request(gen, ref, Mask(np.zeros(ref.image.shape[:2], np.uint8))))
+
+
+def test_a_missing_background_photo_stops_the_run_before_any_work(tmp_path):
+    # before: the run made its folder, masked every reference and failed at the first generation
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"""
+name: studio
+inputs: {{references: ["{SAMPLES / 'vase/02.jpg'}"]}}
+mask: {{plugin: classic}}
+generate: {{plugin: composite, config: {{background: studio/backdrop.jpg, size: [64, 64]}}, seeds: [1]}}
+filter: {{plugin: threshold}}
+""")
+    exe = Path(sys.executable).parent / "ecomforge"
+    run = [str(exe), "run", str(recipe), "--out", str(tmp_path / "runs")]
+    res = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 2
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("error: ") and "'studio/backdrop.jpg': no such image file" in line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    # the photo beside the recipe (not in the current folder) is found, and the run goes ahead
+    (tmp_path / "studio").mkdir()
+    (tmp_path / "studio/backdrop.jpg").write_bytes((SAMPLES / "berry_bowl/01.jpg").read_bytes())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=elsewhere)
+    assert res.returncode == 0, res.stderr
+    (manifest,) = (tmp_path / "runs").glob("*/manifest.jsonl")
+    assert len(manifest.read_text().splitlines()) == 1
