@@ -177,6 +177,17 @@ class Generator(Stage, ABC):
         """The parameters that define an output, for ids and PNG text (defaults to the whole config)."""
         return config.model_dump(mode="json")
 
+    @classmethod
+    def work_pixels(cls, config: Any, reference: tuple[int, int]) -> int | None:
+        """The most pixels one candidate of ``config`` makes or is worked on at, from a reference of
+        (width, height): what limits checked before any work count (the web server's pixel limit).
+
+        None (the default): not declared; the server then reads the config's ``size`` ([w, h]),
+        ``canvas`` ('WxH' or 'a:b') and ``*_side`` settings. A generator whose output size comes from
+        other settings should declare it, or a request could ask for more pixels than the operator allows.
+        """
+        return None
+
 
 class Scorer(Stage, ABC):
     """Rates how faithfully each candidate shows the product: floats in [0,1], higher is better."""

@@ -157,17 +157,31 @@ def canvas_pixels(canvas: str, references: Sequence[tuple[int, int]]) -> int:
     return most
 
 
+def _point_pixels(cls: Any, values: dict[str, Any], references: Sequence[tuple[int, int]]) -> int:
+    """What the generator declares (``Generator.work_pixels``) for each reference either way up (EXIF may turn
+    it), else what its ``size``, ``canvas`` and ``*_side`` settings ask for."""
+    config = cls.Config.model_validate(values)
+    sizes = [s for w, h in references for s in ((w, h), (h, w))] or [(1, 1)]
+    declared = [cls.work_pixels(config, size) for size in sizes]
+    if any(d is None for d in declared):
+        return output_pixels(values, references)
+    return max(int(d) for d in declared if d is not None)
+
+
 def check_output_pixels(resolved: Any, limits: Limits, references: Sequence[tuple[int, int]] = ()) -> None:
     """Refuse a canvas over the pixel limit, and a batch of them over the batch budget, before anything runs.
 
     A 150-byte upload may ask for an 8192x8192 canvas; the pixels a job makes count like those it uploads.
     ``references`` are the uploads' (width, height): an aspect canvas is grown around them.
     """
+    from ..plugins import get_registry
+
     gen = resolved.recipe.generate
     bases = [c["generate"].model_dump() for c in (resolved.configs, *(p.configs for p in resolved.products.values()))
              if "generate" in c]  # per product too: a templated config is validated for each
     points = [p for base in bases for p in (base, *({**base, k: v} for k, vs in gen.sweep.items() for v in vs))]
-    pixels = max((output_pixels(p, references) for p in points), default=0)
+    cls = get_registry().get("generator", gen.plugin).cls
+    pixels = max((_point_pixels(cls, p, references) for p in points), default=0)
     seeds = len(gen.seeds) if isinstance(gen.seeds, list) else gen.seeds.count
     batch = min(gen.batch_size, seeds)  # a batch holds at most one canvas per seed
     if pixels > limits.max_pixels:

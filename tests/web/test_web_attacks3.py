@@ -552,3 +552,62 @@ def test_a_deep_sweep_in_the_ui_is_a_message(app_client, tmp_path):
     with pytest.raises(gr.Error) as caught:
         act.overrides("", "", None, None, "composite", "[" * 100000, None, None, None, [])
     assert "nested too deeply" in str(caught.value.message)
+
+
+class _Upscaler:
+    """A third-party generator whose output size comes from a setting of its own (no size, canvas or *_side)."""
+
+    @staticmethod
+    def make():
+        import cv2
+        from pydantic import Field
+
+        from ecomforge import hookimpl
+        from ecomforge.stages import Generator, StageConfig
+        from ecomforge.types import Candidate
+
+        class Upscale(Generator):
+            """The reference, ``factor`` times larger."""
+
+            name = "upscale"
+
+            class Config(StageConfig):
+                factor: int = Field(default=1, ge=1, le=64, description="Times larger, per side.")
+
+            @classmethod
+            def work_pixels(cls, config, reference):
+                return reference[0] * reference[1] * config.factor ** 2
+
+            def generate(self, request):
+                f = request.config.factor
+                w, h = request.reference.size
+                big = cv2.resize(request.reference.image, (w * f, h * f), interpolation=cv2.INTER_NEAREST)
+                mask = cv2.resize(request.mask.data, (w * f, h * f), interpolation=cv2.INTER_NEAREST)
+                return [Candidate(big, s, {"factor": f}, plugin=self.name, mask=mask) for s in request.seeds]
+
+        class Plugin:
+            @hookimpl
+            def register_generators(self, register):
+                register(Upscale)
+
+        return Plugin()
+
+
+def test_a_generator_that_declares_its_pixels_is_held_to_the_limit(app_client, tmp_path):
+    # before: the server counted only size, canvas and *_side settings, so factor 64 (a 6144x4608 image from the
+    # 96x72 upload) passed a limit of 400 000 pixels
+    from ecomforge.testing import temporary_plugins
+
+    import toyplugins
+
+    with temporary_plugins(toyplugins, _Upscaler.make()):
+        c = app_client()
+        for over in ({"generate.config.factor": 64}, {"generate.sweep": {"factor": [1, 8]}}):
+            r = submit(c, recipe="webcomposite", overrides={"generate.plugin": "upscale", "generate.config": {},
+                                                            **over})
+            assert "over the limit of 400000 pixels" in _refused(r, 413)
+            _no_jobs(c, tmp_path)
+        r = submit(c, recipe="webcomposite", overrides={"generate.plugin": "upscale", "generate.config": {"factor": 2}})
+        assert r.status_code == 202, r.text
+        job = wait_for(c, r.json()["id"])
+        assert job["state"] == "done", job

@@ -52,6 +52,12 @@ class CompositeGenerator(Generator):
     name = "composite"
     Config = CompositeConfig
 
+    @classmethod
+    def work_pixels(cls, config: CompositeConfig, reference: tuple[int, int]) -> int:
+        """The canvas: ``size``, else the reference's."""
+        w, h = config.size or reference
+        return w * h
+
     def check(self) -> None:
         """A background photo the recipe names must be there before any work (a catalogue row's or a sweep
         point's is found when its product runs, and fails that product only)."""

@@ -120,6 +120,14 @@ def test_a_missing_background_photo_fails_the_generation(tmp_path):
         gen.generate(request(gen, ref, mask, background=str(tmp_path / "missing.png")))
 
 
+def test_declared_pixels_are_the_canvas_made():
+    ref, mask = make_reference(64, 48)
+    gen = CompositeGenerator()
+    for cfg in ({}, {"size": [80, 60]}, {"size": [300, 120], "scale": 0.5}):
+        (c,) = gen.generate(request(gen, ref, mask, **cfg))
+        assert gen.work_pixels(gen.parse_config(cfg), ref.size) == c.image.shape[0] * c.image.shape[1]
+
+
 def test_config_validation():
     with pytest.raises(RecipeError, match="size"):
         CompositeGenerator({"size": [8, 8]})

@@ -32,6 +32,18 @@ class _DiffusersGenerator(Generator):
     task: ClassVar[str] = ""
     Config = DiffusersConfig
 
+    @classmethod
+    def work_pixels(cls, config: Any, reference: tuple[int, int]) -> int:
+        """The output canvas (``canvas``, else the reference's size), or the canvas's shape at the long side the
+        model works at (``max_side``, ``refine_side``) where that is more; the model's native side is the
+        operator's choice, not a request's."""
+        from .canvas import canvas_size
+
+        canvas = getattr(config, "canvas", None)
+        w, h = canvas_size(canvas, reference[0], reference[1], 1.0) if canvas else reference
+        sides = [s for s in (config.max_side, getattr(config, "refine_side", None)) if s]
+        return max([w * h, *(math.ceil(s * s * min(w, h) / max(w, h, 1)) for s in sides)])
+
     def setup(self) -> None:
         """Load the configured model into the process-wide cache (sweep points may load others)."""
         self._pipeline(self.config)

@@ -31,6 +31,8 @@ def test_product_placed_bit_exact_and_canvas_outpainted(gen, canvas, placement, 
     cand = gen.generate(req)[0]
     notes = cand.info["canvas"]
     assert cand.image.shape[1::-1] == size and tuple(notes["size"]) == size and notes["scale"] == 1.0
+    # what the generator declares for limits checked before work (the web's pixel limit) is what it made
+    assert gen.work_pixels(req.config, req.reference.size) == size[0] * size[1]
     ox, oy = notes["offset"]
     h, w = req.mask.data.shape
     core = erode(req.mask.data, 2) > 0
@@ -54,6 +56,10 @@ def test_refine_pass_at_output_size_keeps_the_product(gen):
     req = request_for(gen, seeds=(1,), canvas="160x160", product_scale=0.6, refine_side=160, mask_feather=2)
     cand = gen.generate(req)[0]
     assert cand.info["refine"]["size"] == [160, 160] and cand.info["canvas"]["product_resampled"]
+    assert gen.work_pixels(req.config, req.reference.size) == 160 * 160
+    assert gen.work_pixels(req.config.model_copy(update={"refine_side": 512}), req.reference.size) == 512 * 512
+    wide = req.config.model_copy(update={"canvas": "1600x400", "max_side": 4096})
+    assert gen.work_pixels(wide, req.reference.size) == 4096 * 1024  # the canvas's shape at the long side
     x0, y0, x1, y1 = bbox(cand.mask)
     assert max(x1 - x0, y1 - y0) == pytest.approx(0.6 * 160, abs=2)
     without = gen.generate(request_for(gen, seeds=(1,), canvas="160x160", product_scale=0.6, mask_feather=2))[0]
