@@ -71,6 +71,14 @@ class _ReadsSelfConfig(toyplugins.ToyGenerator):
         return super().generate(dataclasses.replace(request, config=self.config))
 
 
+class _Understates(toyplugins.ToyGenerator):
+    """Declares fewer pixels than it makes (a limit checked before work would trust it)."""
+
+    @classmethod
+    def work_pixels(cls, config, reference):
+        return reference[0] * reference[1] - 1
+
+
 class _ToyContract(GeneratorContract):
     stage_cls: type = toyplugins.ToyGenerator
     sweep_point = {"level": 220}
@@ -86,7 +94,8 @@ def _contract(base: type, stage_cls: type) -> object:
 def test_generator_contract_passes_a_good_generator():
     good = _contract(_ToyContract, toyplugins.ToyGenerator)
     for name in ("test_one_candidate_per_seed", "test_same_seed_same_pixels", "test_batch_equals_one_by_one",
-                 "test_follows_the_sweep_point", "test_product_survives_bit_exact", "test_config_round_trips"):
+                 "test_follows_the_sweep_point", "test_product_survives_bit_exact", "test_config_round_trips",
+                 "test_declared_pixels_cover_the_output"):
         getattr(good, name)()
 
 
@@ -94,6 +103,7 @@ def test_generator_contract_passes_a_good_generator():
     (_NoPasteBack, "test_product_survives_bit_exact", "product pixels differ"),
     (_BatchDependent, "test_batch_equals_one_by_one", "batched and single differ"),
     (_ReadsSelfConfig, "test_follows_the_sweep_point", "request.config"),
+    (_Understates, "test_declared_pixels_cover_the_output", "work_pixels says"),
 ])
 def test_generator_contract_catches(broken, check, message):
     with pytest.raises(AssertionError, match=message):

@@ -127,6 +127,14 @@ class GeneratorContract(_Contract[Generator]):
         problem = candidates_problem(self.seeds, out)  # the very check a run makes before storing anything
         assert problem is None, problem
 
+    def test_declared_pixels_cover_the_output(self) -> None:
+        """A generator that declares ``work_pixels`` makes no candidate larger than it says (limits trust it)."""
+        request, out = self._generate(self.seeds[:1])
+        declared = type(self.make_stage()).work_pixels(request.config, request.reference.size)
+        if declared is not None:
+            made = max(c.image.shape[0] * c.image.shape[1] for c in out)
+            assert made <= declared, f"work_pixels says {declared} pixels, a candidate has {made}"
+
     def test_same_seed_same_pixels(self) -> None:
         """Generating a seed twice gives identical pixels."""
         _, (a,) = self._generate(self.seeds[:1])
