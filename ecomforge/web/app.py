@@ -40,6 +40,9 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()  # more Host names (a proxy's public name)
     allowed_origins: tuple[str, ...] = ()  # other origins that may call the API (CORS stays closed otherwise)
     policy: PathPolicy = field(default_factory=PathPolicy)  # models and URLs requests may name
+    # Gradio keeps a copy of every upload and every image it shows; older ones are deleted (checked every
+    # min(age, 300) s), so a page that uploads again and again fills the disk by at most an age's worth.
+    ui_files_max_age: int = 3600
 
     def host_names(self) -> set[str]:
         """Every Host name this server answers to.
@@ -116,7 +119,8 @@ def _mount_ui(app: FastAPI, manager: JobManager, config: ServerConfig) -> None:
 
     from .ui import build_ui
 
-    blocks = build_ui(manager, Path(config.recipes), config.limits)
+    age = config.ui_files_max_age
+    blocks = build_ui(manager, Path(config.recipes), config.limits, delete_cache=(min(age, 300), age))
     db = str(manager.store.path)
     # The gallery's images come from the runs folder (Gradio copies them into its cache to serve them);
     # the job database is blocked by name and by its real path.

@@ -31,9 +31,11 @@ from ..cli.group import cli
 @click.option("--allow-model", "allow_models", multiple=True, metavar="ID|PATH",
               help="A model id or local model folder/file requests may name besides the presets'; repeatable.")
 @click.option("--allow-urls", is_flag=True, help="Let requests name http(s) URLs where a stage accepts them.")
+@click.option("--ui-files-max-age", default=3600, show_default=True, type=click.IntRange(60, 7 * 86400),
+              metavar="SECONDS", help="The UI's copies of uploads and shown images older than this are deleted.")
 def serve(host: str, port: int, token: str | None, runs: Path, recipes: Path, queue_size: int, workers: int,
           device: str, no_ui: bool, allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...],
-          allow_models: tuple[str, ...], allow_urls: bool) -> None:
+          allow_models: tuple[str, ...], allow_urls: bool, ui_files_max_age: int) -> None:
     """Serve the web UI and the HTTP API (OpenAPI at /openapi.json)."""
     from .security import check_bind
 
@@ -49,7 +51,8 @@ def serve(host: str, port: int, token: str | None, runs: Path, recipes: Path, qu
     models = tuple(str(Path(m).expanduser().resolve()) if Path(m).expanduser().exists() else m for m in allow_models)
     app = create_app(ServerConfig(runs=runs, recipes=recipes, token=token, workers=workers, queue_size=queue_size,
                                   device=device, ui=not no_ui, host=host, allowed_hosts=allow_hosts,
-                                  allowed_origins=allow_origins, policy=PathPolicy(models=models, allow_urls=allow_urls)))
+                                  allowed_origins=allow_origins, policy=PathPolicy(models=models, allow_urls=allow_urls),
+                                  ui_files_max_age=ui_files_max_age))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"ecomforge serving http://{shown}:{port}/{'?token=<your token>' if token else ''} "
                f"(API docs: /docs, jobs in {runs})", err=True)

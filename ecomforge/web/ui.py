@@ -37,7 +37,8 @@ WARNING_CSS = """
 SHOW_STATUS = "() => { document.getElementById('status')?.scrollIntoView({block: 'nearest', behavior: 'smooth'}) }"
 
 
-def build_ui(manager: JobManager, recipes_dir: Path, limits: Limits):
+def build_ui(manager: JobManager, recipes_dir: Path, limits: Limits,
+             delete_cache: tuple[int, int] | None = (300, 3600)):
     """The Blocks app; every action goes through the same functions as the HTTP API."""
     from ..cli.info import plugin_table
 
@@ -47,7 +48,7 @@ def build_ui(manager: JobManager, recipes_dir: Path, limits: Limits):
     first = rated[0][0] if rated else {}
     actions = Actions(manager, Path(recipes_dir), limits, presets, thumbs_dir())
     ui = SimpleNamespace(gr=gr, schemas=schemas, rated=rated, first=first, actions=actions)
-    with gr.Blocks(title="ecomforge") as demo:
+    with gr.Blocks(title="ecomforge", delete_cache=delete_cache) as demo:
         ui.demo = demo
         gr.Markdown("## ecomforge — new product photos that keep the product as photographed")
         # The job shown last survives a reload, and a restart: the key only has to be stable, the value

@@ -197,6 +197,10 @@ class Actions:
         else:
             over = self.overrides(preset_name, name, text, pts, gen, sweep_text, count, base, k, values)
         wants_mask = "mask" in masker_accepts(name) if name else False
+        if any(not Path(p).is_file() for p in [*paths, *(paths_of(mfile) if wants_mask else [])]):
+            # Gradio deletes its copies of uploads after --ui-files-max-age
+            raise self.error("The uploaded photos are no longer on the server (uploads are kept for a while "
+                             "only): upload them again.")
         masks = [Path(paths_of(mfile)[0]).read_bytes()] * len(paths) if wants_mask and paths_of(mfile) else []
         if wants_mask and not masks and not (self.presets[preset_name].get("mask") == name):
             raise self.error(f"The {name} masker needs a mask image: upload one under Product mask.")

@@ -611,3 +611,21 @@ def test_a_generator_that_declares_its_pixels_is_held_to_the_limit(app_client, t
         assert r.status_code == 202, r.text
         job = wait_for(c, r.json()["id"])
         assert job["state"] == "done", job
+
+
+def test_gradio_copies_of_uploads_are_deleted_after_their_age(app_client):
+    # before: every file uploaded to the UI stayed in Gradio's cache until the server stopped, so a page that
+    # uploads again and again filled the disk
+    import time
+
+    c = app_client(ui=True, ui_files_max_age=1)
+    name = f"aged-{uuid.uuid4().hex[:8]}.png"
+    r = c.post("/gradio_api/upload", files=[("files", (name, png_bytes(1), "image/png"))])
+    assert r.status_code == 200 and _stored([name]) == [name]
+    deadline = time.time() + 15
+    while _stored([name]) and time.time() < deadline:
+        time.sleep(0.25)
+    assert _stored([name]) == []
+    # the server goes on taking uploads after a sweep
+    again = c.post("/gradio_api/upload", files=[("files", (name, png_bytes(2), "image/png"))])
+    assert again.status_code == 200 and _stored([name]) == [name]

@@ -236,6 +236,21 @@ def test_run_before_the_form_caught_up_with_a_new_preset_runs_that_preset_as_wri
     assert over["generate.seeds"] == {"count": 1, "base": 7} and over["mask"]["plugin"] == "classic"
 
 
+def test_run_after_the_uploads_were_deleted_says_to_upload_again(client, tmp_path):
+    # Gradio deletes its copies of uploads after --ui-files-max-age: Run then explains, instead of an error page
+    from ecomforge.web.recipes import list_presets
+    from ecomforge.web.ui_actions import Actions
+
+    manager = client.app.state.manager
+    recipes = client.app.state.config.recipes
+    act = Actions(manager, recipes, Limits(), {p["name"]: p for p in list_presets(recipes)}, tmp_path / "thumbs")
+    gone = [str(tmp_path / "deleted.png"), "", "", "webtoy", "webtoy", None, "", [], None, None, "{}", 1, 0, 0]
+    with pytest.raises(Exception, match="no longer on the server.*upload them again") as err:
+        act.submit(*gone)
+    assert str(tmp_path) not in str(err.value)
+    assert manager.store.all() == []  # no job was made
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40)  # the app is stateless
 @given(guess=st.text(max_size=40).filter(lambda t: t != "right-token-1"))
 def test_no_other_typed_token_signs_in(login_client, guess):
