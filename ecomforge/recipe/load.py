@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,12 +211,17 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
             raise RecipeError(f"generate.sweep.{key}", "not a setting of generator "
                               f"'{recipe.generate.plugin}'", hint=f"did you mean '{close[0]}'?" if close else None)
     base = recipe.generate.config
+    seen: dict[str, dict[str, Any]] = {}
     for point in resolved.grid if "generate" not in resolved.templated else []:
         try:
-            gen_cls.Config.model_validate({**base, **point})
+            made = gen_cls.Config.model_validate({**base, **point})
         except ValidationError as exc:
             err = config_error(exc, "generate.sweep", gen_cls.Config)
             raise RecipeError("", f"{err.message} (sweep point {point})") from exc
+        same = seen.setdefault(json.dumps(made.model_dump(mode="json"), sort_keys=True), point)
+        if same is not point:  # [0.6, 0.6], [1, 1.0]: one image twice under one id
+            raise RecipeError("generate.sweep", f"sweep points {same} and {point} are the same setting; "
+                                                "list each value once")
     _plan(resolved, registry)
     _check_scores_read(resolved, registry)
     return resolved

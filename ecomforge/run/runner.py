@@ -1,6 +1,7 @@
 """The runner: per product acquire → mask → generate (sweep × seeds) → score → filter → run folder."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -8,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..errors import EcomforgeError, HookError, StageError, UsageError
+from ..errors import EcomforgeError, HookError, InputError, StageError, UsageError
 from ..plugins import Registry, get_registry
 from ..recipe.load import ResolvedRecipe
 from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, Masker, Scorer, StageConfig
@@ -328,11 +329,16 @@ class Runner:
         if gen.sources == "first":
             pairs = pairs[:1]
         jobs = []
-        for ref, mask in pairs:
+        made: dict[str, dict[str, Any]] = {}
+        for n, (ref, mask) in enumerate(pairs):
             msha = mask_sha256(mask.data, mask.dilate, mask.feather)
             for point in self.resolved.grid:
                 config = cls.Config.model_validate({**base, **point})
                 params = self.generator.describe(config)
+                key = f"{n}:{json.dumps(params, sort_keys=True, default=str)}"
+                if made.setdefault(key, point) is not point:  # one image twice under one id
+                    raise InputError(f"generate.sweep: sweep points {made[key]} and {point} make the same image for "
+                                     f"product '{product}' (its generator describes them alike); list each value once")
                 for start in range(0, len(seeds), gen.batch_size):
                     cancel.check()  # a large sweep takes a while to plan: a cancel lands here too
                     batch = tuple(seeds[start:start + gen.batch_size])
