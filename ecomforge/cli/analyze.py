@@ -12,7 +12,9 @@ from .group import cli
 @cli.command()
 @click.argument("a", type=click.Path(exists=True, path_type=Path))
 @click.argument("b", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where the compare/ folder goes.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Two run folders: where compare.json and report.html go (default: B/compare). Two recipes: the "
+                   "folder of both runs and their compare/ (default: runs/compare-A-vs-B).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override both recipes' keys.")
 @click.option("--device", default="auto", show_default=True, help="Device for recipe runs.")
 def compare(a: Path, b: Path, out: Path | None, overrides: tuple[str, ...], device: str) -> None:
@@ -36,6 +38,8 @@ def compare(a: Path, b: Path, out: Path | None, overrides: tuple[str, ...], devi
         target = out or (b / "compare")
     result = compare_runs(run_a, run_b)
     write_compare(result, target)
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{result['pairs']} pairs (same {', '.join(result['paired_on'])}); unpaired: "
                f"A {result['unpaired']['a']}, B {result['unpaired']['b']}")
     _echo_stats(result)
@@ -51,7 +55,8 @@ def _echo_stats(summary: dict, indent: str = "") -> None:
     """One line per scorer (and the total): means, B − A with its interval, B's win rate."""
     for name, s in {**summary["scorers"], **({"total": summary["total"]} if "total" in summary else {})}.items():
         click.echo(f"{indent}{name:>12}: A {s['mean_a']:.3f}  B {s['mean_b']:.3f}  B−A {s['mean_diff']:+.3f} "
-                   f"[{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}]  B wins {s['win_rate_b']:.0%}")
+                   f"[{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}]  B wins {s['win_rate_b']:.0%} "
+                   f"(ties {s['tie_rate']:.0%})")
 
 
 def _check_overlap(a: Path, b: Path, ra, rb) -> None:

@@ -130,7 +130,8 @@ def compare_pixels(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
 @click.argument("candidate_id")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where the regenerated PNG goes (default: RUN_DIR/recreated/ID.png).")
-@click.option("--device", default=None, help="Device (default: the one recorded, else auto).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
+              help="Device (default: the one recorded, else auto).")
 def recreate(run_dir: Path, candidate_id: str, out: Path | None, device: str | None) -> None:
     """Regenerate a candidate from its manifest record and check it against the stored image (exit 1 if it differs).
 

@@ -300,8 +300,9 @@ def _plan(resolved: ResolvedRecipe, registry: Registry) -> None:
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, registry: Registry | None = None) -> ResolvedRecipe:
     """Read, override and validate a recipe file."""
     path = Path(path)
-    data = apply_overrides(read_yaml(path), parse_overrides(list(overrides)))
-    try:
+    data = read_yaml(path)
+    try:  # an override that does not fit this recipe names it too (compare loads two)
+        data = apply_overrides(data, parse_overrides(list(overrides)))
         return resolve_recipe(data, path=path, registry=registry)
     except RecipeError as exc:
         raise RecipeError("", f"{path}: {exc.message}", hint=exc.hint) from exc
