@@ -109,7 +109,7 @@ def test_verbose_shows_a_failed_products_traceback_once(toy_recipe, tmp_path, si
     recipe = _single_product(tmp_path, "nope") if single else toy_recipe
     extra = [] if single else ["--set", "inputs.products.b=[nope]", "--fail-fast"]
     res = cli("-v", "run", str(recipe), *extra, "--out", str(tmp_path / "runs"), "--progress", "none")
-    assert res.returncode == 2, res.stderr
+    assert res.returncode == (2 if single else 1), res.stderr  # with another product made first: a product failed
     assert res.stderr.count("ecomforge.errors.StageError: acquire failed") == 1, res.stderr
     assert res.stderr.splitlines()[-1].startswith("error: acquire failed")
 

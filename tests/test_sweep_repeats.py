@@ -5,13 +5,14 @@ Before: validate said ok, and the run crashed with an internal KeyError (one ima
 from __future__ import annotations
 
 import pytest
-import toyplugins
 
 from ecomforge import hookimpl
 from ecomforge.errors import RecipeError
 from ecomforge.recipe.load import resolve_recipe
 from ecomforge.recipe.safeyaml import safe_load
 from ecomforge.testing import run_test_recipe, temporary_plugins
+
+import toyplugins
 
 
 @pytest.mark.parametrize("values", ["[60, 60]", "[60, 180, 60.0]"])

@@ -37,9 +37,10 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
     """Run RECIPE: acquire, mask, generate, score and filter into a new run folder.
 
     Exit code 0 when every product succeeded, 1 when some failed (listed in the run folder's failed.csv;
-    --resume retries them), 2 for bad usage or a bad recipe or catalogue (found before any work). A
-    single-product run stops at its error, with that error's exit code. Ctrl-C stops the run with exit
-    code 130 and names the folder to finish with --resume (which keeps the run in that folder: no --out).
+    --resume retries them; with --fail-fast the first one stops the run), 2 for bad usage or a bad recipe
+    or catalogue (found before any work). A single-product run stops at its error, with that error's exit
+    code. Ctrl-C stops the run with exit code 130; it, and an error after work was kept, name the folder to
+    finish with --resume (which keeps the run in that folder: no --out).
     """
     from ..recipe import load_recipe
 
@@ -79,19 +80,26 @@ def _run_watched(recipe: Path, resolved: Any, overrides: tuple[str, ...], *, obs
     from ..run.runner import run_recipe
 
     folder = _RunFolder()
+
+    def resume_with() -> str:
+        sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)  # a resumed run must be the same recipe
+        return f"resume with: ecomforge run {shlex.quote(str(recipe))}{sets} --resume {shlex.quote(str(folder.dir))}"
+
     try:
         return run_recipe(resolved, observers=[*observers, folder], **kwargs)
     except KeyboardInterrupt:
         if folder.dir is None or not folder.dir.is_dir():
             raise  # stopped before the run folder was made: nothing to resume
-        sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)  # a resumed run must be the same recipe
-        click.echo(f"interrupted (resume with: ecomforge run {shlex.quote(str(recipe))}{sets} "
-                   f"--resume {shlex.quote(str(folder.dir))})", err=True)
+        click.echo(f"interrupted ({resume_with()})", err=True)
         raise click.exceptions.Exit(130) from None
-    except Exception:
+    except Exception as exc:
         named = any(isinstance(o, PlainProgress) for o in observers)  # its first line named the run folder
         if named and folder.dir is not None and not folder.dir.exists():  # bad input, nothing written: removed
             click.echo(f"run folder {folder.dir} removed (nothing was written to it)", err=True)
+        elif isinstance(exc, EcomforgeError) and folder.dir is not None and folder.dir.is_dir():  # work was kept
+            exc.hint = "; ".join(h for h in (exc.hint, resume_with()) if h)
+            if kwargs.get("fail_fast") and len(resolved.products) > 1:
+                exc.exit_code = 1  # a product failed, as without --fail-fast; 2 is bad input found before work
         raise
 
 
