@@ -38,6 +38,8 @@ class CatalogProduct:
     variables: dict[str, str] = field(default_factory=dict)  # normalised column name -> text
     overrides: dict[str, Any] = field(default_factory=dict)  # recipe key -> value (not a template)
     _origin: dict[str, str] = field(default_factory=dict, repr=False)  # override key -> where it was set
+    base_dir: Path | None = None  # the catalogue's folder: relative references and path settings are its
+    lines: list[int] = field(default_factory=list, repr=False)  # the catalogue lines of its rows
 
 
 def variable_name(column: str) -> str:
@@ -65,52 +67,124 @@ def read_catalog(path: Path) -> list[CatalogProduct]:
     return _products(path, _csv_rows(path), typed=False)
 
 
+# Folders a product folder is never: what macOS puts in every zip it makes (``__MACOSX``) besides dot-folders.
+_NOT_PRODUCTS = {"__MACOSX"}
+
+
 def _read_folder(root: Path) -> list[CatalogProduct]:
     products = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for sub in sorted(p for p in root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and p.name not in _NOT_PRODUCTS):
         where = f"{root}: folder {sub.name!r}"
         _check_name(sub.name, where)
         products.append(CatalogProduct(sub.name, where, [str(sub.resolve())], {"product": sub.name}))
     if not products:
         raise InputError(f"{root}: the catalogue folder has no product sub-folders")
+    _check_case(products)
     return products
 
 
+_SAVE_UTF8 = 'save it as "CSV UTF-8": in Excel, File > Save As > CSV UTF-8; in LibreOffice, character set UTF-8'
+_BLANK_LINE = ("\n", "\r\n", "\r")
+
+
+def _csv_text(path: Path) -> str:
+    """The file as text: UTF-8 (a byte-order mark, as Shopify and Excel write, tolerated); else the line that is not."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read catalogue ({exc.strerror or type(exc).__name__})") from exc
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                         hint=_SAVE_UTF8) from exc
+
+
+def _record_start(lines: list[str], consumed: int) -> int:
+    """The line a record starts on, given the lines read before it (blank lines before a record are skipped)."""
+    n = consumed
+    while n < len(lines) and lines[n] in _BLANK_LINE:
+        n += 1
+    return n + 1
+
+
 def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+    text = _csv_text(path)
+    delimiter = _delimiter(text)
+    lines = io.StringIO(text, newline="").readlines()
+    # strict: a quoted cell left open is an error, not a cell that swallows the rest of the file
+    reader = csv.reader(iter(lines), delimiter=delimiter, strict=True)
+    consumed = 0
     try:
-        text = path.read_text(encoding="utf-8-sig")  # Shopify and Excel exports start with a BOM
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read catalogue ({exc})") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    _check_header(path, header)
-    if {"Handle", "Image Src"} <= set(header):
-        kind = "shopify"
-    elif {"Name", "Images", "Type"} <= set(header) and ({"SKU", "ID"} & set(header)):
-        kind = "woocommerce"
-    else:
-        kind = "table"
-        if header:  # the header is line 1: a missing column is its fault, not the first row's
-            _require_columns(header, f"{path}: line 1")
-    rows: list[tuple[int, dict[str, Any]]] = []
-    try:
-        for row in reader:
+        fieldnames = next(reader, None) or []
+        consumed = reader.line_num
+        header = [h.strip() for h in fieldnames]
+        _check_header(path, header)
+        if {"Handle", "Image Src"} <= set(header):
+            kind = "shopify"
+        elif {"Name", "Images", "Type"} <= set(header) and ({"SKU", "ID"} & set(header)):
+            kind = "woocommerce"
+        else:
+            kind = "table"
+            if header:  # the header is line 1: a missing column is its fault, not the first row's
+                _require_columns(header, f"{path}: line 1", _split_note(delimiter, fieldnames))
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for cells in reader:
+            start, consumed = _record_start(lines, consumed), reader.line_num
+            if not cells:
+                continue  # a blank line
             if len(rows) >= MAX_ROWS:
                 raise InputError(f"{path}: more than {MAX_ROWS} rows")
-            if None in row:
-                raise InputError(f"{path}: line {reader.line_num}: more cells than the header has columns")
-            rows.append((reader.line_num, {k: v for k, v in row.items() if k is not None}))
+            if len(cells) > len(fieldnames):
+                raise InputError(f"{path}: line {start}: more cells than the header has columns")
+            row: dict[str, Any] = dict.fromkeys(fieldnames)  # a short row's missing cells are None
+            row.update(zip(fieldnames, cells))
+            rows.append((start, row))
     except csv.Error as exc:
-        raise InputError(f"{path}: line {reader.line_num}: {exc}") from exc
+        start = _record_start(lines, consumed)
+        if "end of data" in str(exc):  # the file ended inside a quoted cell
+            raise InputError(f"{path}: line {start}: unterminated quoted field",
+                             hint='a cell that starts with " must end with "; a " inside it is written ""') from exc
+        if "field limit" in str(exc):
+            raise InputError(f"{path}: line {start}: a cell is longer than {csv.field_size_limit()} characters "
+                             "(an unterminated quoted field?)") from exc
+        if "expected after" in str(exc):  # text after a quoted cell's closing quote: '"Vase" 12'
+            raise InputError(f"{path}: line {start}: a quoted cell goes on after its closing quote ({exc})",
+                             hint='a " inside a quoted cell is written ""') from exc
+        raise InputError(f"{path}: line {start}: {exc}") from exc
     return kind, rows
 
 
 def _delimiter(text: str) -> str:
-    """The header line's separator: ',' as Shopify writes, or the ';' / tab that spreadsheets in many locales save."""
-    first = text.split("\n", 1)[0]
-    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    """The header line's separator: ',' as Shopify writes, or the ';' / tab that spreadsheets in many locales save.
+
+    Separators inside a quoted header cell (``"Preis, EUR"``) do not count.
+    """
+    counts = dict.fromkeys((",", ";", "\t"), 0)
+    quoted = False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif ch in "\r\n":
+            break
+        elif ch in counts:
+            counts[ch] += 1
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] and not counts[","] else ","
+
+
+def _split_note(delimiter: str, fieldnames: list[str]) -> str:
+    """Which separator the header was split at, and what it gave: for an error about a missing column."""
+    name = {",": "','", ";": "';'", "\t": "a tab"}[delimiter]
+    shown = ", ".join(repr(f) for f in fieldnames[:4]) + (", ..." if len(fieldnames) > 4 else "")
+    other = ("a ';' or tab separated file is read so only when its header line has no ',' outside quotes"
+             if delimiter == "," else "a header line with a ',' outside quotes is read as comma-separated")
+    return f"the header line was split at {name} into {len(fieldnames)} column(s): {shown}; {other}"
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -135,6 +209,7 @@ def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]], 
         raise InputError(f"{path}: the catalogue has no rows")
     base = path.resolve().parent
     by_name: dict[str, CatalogProduct] = {}
+    identity: dict[str, str | None] = {}  # product name -> the store's id of the row that made it (WooCommerce)
     for line, row in rows:
         where = f"{path}: line {line}"
         if kind == "shopify":
@@ -148,52 +223,121 @@ def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]], 
         _check_name(name, where)
         prod = by_name.get(name)
         if prod is None:
-            prod = by_name[name] = CatalogProduct(name, where, variables={"product": name})
+            prod = by_name[name] = CatalogProduct(name, where, variables={"product": name}, base_dir=base)
+            identity[name] = _woo_identity(row) if kind == "woocommerce" else None
+        elif kind == "woocommerce":
+            # One row is one product: two rows share a name only when they are the same product (same ID or SKU).
+            ident = _woo_identity(row)
+            if ident is None or ident != identity[name]:
+                raise InputError(f"{where}: this product and the one at line {prod.lines[0]} both get the name "
+                                 f"{name!r}: two products would be merged into one",
+                                 hint="give them different SKUs; a product without a file-safe SKU is named "
+                                      "after its Name")
+        prod.lines.append(line)
         prod.references += [anchor(r, base) for r in refs]
         _merge(prod, values, where, typed)
+    products = list(by_name.values())
+    _check_case(products)
+    _check_references(path, kind, products)
     # Every column is a variable of every product: an empty cell (common in store exports) is empty text.
     columns = {variable_name(k) for _, row in rows for k in row if k and "." not in k} - {"", "references"}
-    for prod in by_name.values():
+    for prod in products:
         for var in columns:
             prod.variables.setdefault(var, "")
-    # A product without photos is not a bad catalogue: it fails on its own, recorded, and the others go on.
-    return list(by_name.values())
+    return products
 
 
-def _require_columns(columns: Any, where: str) -> None:
+def _woo_identity(row: dict[str, Any]) -> str | None:
+    """A WooCommerce row's own id: its ID, else its SKU; None when it has neither."""
+    for column in ("ID", "SKU"):
+        value = str(row.get(column) or "").strip()
+        if value:
+            return f"{column} {value}"
+    return None
+
+
+def _lines(lines: list[int]) -> str:
+    shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
+    return f"line {shown}" if len(lines) == 1 else f"lines {shown}"
+
+
+def _check_case(products: list[CatalogProduct]) -> None:
+    """Names that differ only in case would share one folder of the run on macOS and Windows: refused."""
+    folded: dict[str, CatalogProduct] = {}
+    for prod in products:
+        other = folded.setdefault(prod.name.lower(), prod)
+        if other is not prod:
+            at = _lines(other.lines[:1]) if other.lines else f"folder {other.name!r}"
+            raise InputError(f"{prod.where}: product {prod.name!r} and {other.name!r} ({at}) differ only "
+                             "in case: on macOS and Windows they would share one folder of the run",
+                             hint="rename one of them")
+
+
+def _check_references(path: Path, kind: str, products: list[CatalogProduct]) -> None:
+    """Every product has at least one reference: one without is a catalogue error, found before any work."""
+    bare = [p for p in products if not p.references]
+    if not bare:
+        return
+    what = {"shopify": "no 'Image Src' on any of its rows", "woocommerce": "its 'Images' cell is empty"}.get(
+        kind, "its 'references' cell is empty")
+    first = bare[0]
+    message = f"{path}: {_lines(first.lines)}: product {first.name!r} has no photos ({what})"
+    if len(bare) > 1:
+        others = ", ".join(f"{p.name!r} ({_lines(p.lines)})" for p in bare[1:6]) + (", ..." if len(bare) > 6 else "")
+        message += f"; {len(bare) - 1} more without: {others}"
+    raise InputError(message, hint="give each product at least one photo, or remove its rows")
+
+
+def _require_columns(columns: Any, where: str, note: str = "") -> None:
     lower = {str(k).strip().lower() for k in columns}
+    tail = f"; {note}" if note else ""
     if "product" not in lower:
-        raise InputError(f"{where}: no 'product' column (a catalogue needs 'product' and 'references')")
+        raise InputError(f"{where}: no 'product' column (a catalogue needs 'product' and 'references'{tail})")
     if "references" not in lower:
-        raise InputError(f"{where}: no 'references' column (paths, globs or URLs separated by ';')")
+        raise InputError(f"{where}: no 'references' column (paths, globs or URLs separated by ';'{tail})")
 
 
 def _table_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str, Any]]:
     _require_columns(row, where)
     lower = {k.strip().lower(): k for k in row}
-    name = _text(row[lower["product"]], where, "product")
+    name = _text(row[lower["product"]] or "", where, "product")
+    if not name:
+        raise InputError(f"{where}: the 'product' cell is empty")
     raw = row[lower["references"]]
+    if raw is not None and not isinstance(raw, (str, list)):
+        raise InputError(f"{where}: 'references' must be text or a list of texts, got {type(raw).__name__}")
     refs = raw if isinstance(raw, list) else str(raw or "").split(";")
-    refs = [_text(r, where, "references") for r in refs if str(r).strip()]
+    for ref in refs:
+        if not isinstance(ref, str):
+            raise InputError(f"{where}: 'references' must list texts (paths, globs or URLs), "
+                             f"got {type(ref).__name__} {json.dumps(ref)[:40]}")
+    refs = [r.strip() for r in refs if r.strip()]
     values = {k: v for k, v in row.items() if k.strip().lower() not in ("product", "references")}
     return name, refs, values
 
 
 def _shopify_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str, Any]]:
     """Shopify's product export: one row per image or variant, all sharing the product's Handle."""
-    name = _text(row.get("Handle"), where, "Handle")
+    name = _text(row.get("Handle") or "", where, "Handle")
+    if not name:
+        raise InputError(f"{where}: empty Handle (every row of a product repeats its handle)")
     src = str(row.get("Image Src") or "").strip()
     values = {k: v for k, v in row.items() if k not in ("Handle", "Image Src")}
     return name, [src] if src else [], values
 
 
 def _woo_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str, Any]]:
-    """WooCommerce's product export: one row per product, its photos comma-separated in 'Images'."""
+    """WooCommerce's product export: one row per product, its photos comma-separated in 'Images'.
+
+    The product is named after its SKU, made file-safe (``BAG 01`` -> ``BAG-01``), else after its Name.
+    """
     sku = str(row.get("SKU") or "").strip()
-    name = sku if PRODUCT_NAME.fullmatch(sku) else re.sub(r"[^a-z0-9]+", "-", str(row.get("Name", "")).lower()).strip("-")
+    name = sku if PRODUCT_NAME.fullmatch(sku) else re.sub(r"[^A-Za-z0-9_.-]+", "-", sku).strip("-_.")[:64]
+    if not name:
+        name = re.sub(r"[^a-z0-9]+", "-", str(row.get("Name", "")).lower()).strip("-")[:64]
     refs = [u.strip() for u in str(row.get("Images") or "").split(",") if u.strip()]
     values = {k: v for k, v in row.items() if k != "Images"}
-    return name[:64], refs, values
+    return name, refs, values
 
 
 def _merge(prod: CatalogProduct, values: dict[str, Any], where: str, typed: bool) -> None:
@@ -254,10 +398,12 @@ def _no_constant(name: str) -> Any:
 
 def _variable_text(value: Any, where: str, column: str) -> str:
     """A cell as template text: lists joined, control characters (newlines too) made spaces, length capped."""
+    if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)):
+        kind = "a JSON object" if isinstance(value, dict) else "a list holding a list or object"
+        raise InputError(f"{where}: column {column!r} is {kind}: a template variable is text, a number, "
+                         "true/false or a list of those", hint="write it as text, or a list of texts")
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
-    elif isinstance(value, dict):
-        value = json.dumps(value, ensure_ascii=False)
     text = _CONTROL.sub(" ", str(value)).strip()
     if len(text) > MAX_VALUE_CHARS:
         raise InputError(f"{where}: column {column!r} is longer than {MAX_VALUE_CHARS} characters")
@@ -272,5 +418,5 @@ def _text(value: Any, where: str, column: str) -> str:
 
 def _check_name(name: str, where: str) -> None:
     if not PRODUCT_NAME.fullmatch(name):
-        raise InputError(f"{where}: product name {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
-                         "(it names files in the run folder)")
+        raise InputError(f"{where}: product name {name!r} must be 1-64 ASCII letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit (it names files in the run folder)")

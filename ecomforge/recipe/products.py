@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RecipeError, UsageError
-from ..pathspec import path_fields
+from ..pathspec import PathField, path_fields
 from ..run import cancel
-from .catalog import CatalogProduct, read_catalog
+from .catalog import CatalogProduct, anchor, read_catalog
 
 # Only ``{name}`` is a placeholder; other braces (``{}``, ``{a b}``, JSON-ish text) stay as written.
 _TEMPLATE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -80,9 +80,25 @@ def anchor_reference(spec: str, base_dir: Path) -> str:
         return spec
     for root in (Path.cwd(), Path(base_dir)):
         here = root / expanded
-        if glob.glob(str(here), recursive=True) if re.search(r"[*?\[]", expanded) else here.exists():
+        if here.exists() or (re.search(r"[*?\[]", expanded) and glob.glob(str(here), recursive=True)):
             return str(here)
     return spec  # names nothing on disk: the acquirer reads it as it is (and says what is missing)
+
+
+def _anchored_fields(cls: Any) -> dict[str, PathField]:
+    """A stage's settings that name a file or folder it reads (``loc`` -> kind): a catalogue's cell for one is
+    relative to the catalogue's folder. Models and output folders are not: a catalogue does not choose them."""
+    return {loc.removesuffix("[]"): f for loc, f in path_fields(cls.Config) if f.kind in ("image", "file")}
+
+
+def _anchor_path(value: Any, kind: PathField, base_dir: Path | None) -> Any:
+    """A relative path (or each one of a list) made the catalogue folder's; colours, URLs and absolute paths stay."""
+    if isinstance(value, list):
+        return [_anchor_path(v, kind, base_dir) for v in value]
+    if (not isinstance(value, str) or not value.strip() or base_dir is None or kind.is_literal(value)
+            or _URL.match(value.strip()) or value.strip().startswith("~")):
+        return value
+    return str(Path(anchor(value, base_dir)))
 
 
 def _at(where: str, key: str) -> str:
@@ -151,9 +167,13 @@ def _plan(recipe: Any, prod: CatalogProduct, steps: dict[str, Any], skips: dict[
         origins=dict(prod._origin))
     for step, spec in steps.items():
         raw = _fill_config(copy.deepcopy(spec.config), vars_, _at(where, f"{step}.config"), skips[step])
+        paths = _anchored_fields(classes[step]) if prod.base_dir is not None else {}
         for key, value in prod.overrides.items():
             if key.startswith(f"{step}.config."):
-                _set(raw, key[len(step) + 8:].split("."), value)
+                loc = key[len(step) + 8:]
+                if loc in paths:  # a file a cell names is the catalogue folder's, as its references are
+                    value = _anchor_path(value, paths[loc], prod.base_dir)
+                _set(raw, loc.split("."), value)
         plan.raw[step] = raw
         if raw != spec.config or step in templated:
             try:

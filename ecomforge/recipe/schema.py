@@ -48,11 +48,16 @@ class Inputs(_Strict):
             raise ValueError("'catalog' is empty: name a CSV/JSONL file, a product export or a folder")
         if self.references is not None and not self.references:
             raise ValueError("'references' is empty: name at least one file, folder, glob or URL")
+        if any(not s.strip() for s in self.references or []):
+            raise ValueError("'references' holds an empty entry (it would name the current folder)")
         for name, refs in (self.products or {}).items():
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
-                raise ValueError(f"product name {name!r} must be letters, digits, '.', '_' or '-'")
+                raise ValueError(f"product name {name!r} must be 1-64 ASCII letters, digits, '.', '_' or '-', "
+                                 "starting with a letter or digit")
             if not refs:
                 raise ValueError(f"product {name!r} has no references")
+            if any(not s.strip() for s in refs):
+                raise ValueError(f"product {name!r} has an empty reference (it would name the current folder)")
         return self
 
 

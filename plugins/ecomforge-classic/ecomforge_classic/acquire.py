@@ -70,7 +70,10 @@ class LocalAcquirer(Acquirer):
             yield str(path), self._read(path)
 
     def _resolve(self, spec: str, base_dir: Path) -> list[Path]:
-        """The files a path, folder or glob names: relative to the current directory first, then the recipe's."""
+        """The files a path, folder or glob names: relative to the current directory first, then the recipe's.
+
+        A path that exists as written is used as it is, even with glob characters in its name (``can[1].jpg``).
+        """
         expanded = os.path.expanduser(spec)
         same = Path(base_dir).resolve() == Path.cwd().resolve()
         roots = [Path.cwd()] if os.path.isabs(expanded) or same else [Path.cwd(), base_dir]
@@ -78,18 +81,18 @@ class LocalAcquirer(Acquirer):
         empty: Path | None = None
         for root in roots:
             target = root / expanded
-            if is_glob:
-                hits = sorted(Path(p) for p in glob.glob(str(target), recursive=True))
-                files = [p for p in hits if p.is_file() and self._wanted(p)]
-                if files:
-                    return files
-            elif target.is_dir():
+            if target.is_file():  # a file that exists as named ('can[1].jpg') is that file, not a pattern
+                return [target]
+            if target.is_dir():
                 files = sorted(p for p in target.iterdir() if p.is_file() and self._wanted(p))
                 if files:
                     return files
                 empty = target
-            elif target.is_file():
-                return [target]
+            elif is_glob:
+                hits = sorted(Path(p) for p in glob.glob(str(target), recursive=True))
+                files = [p for p in hits if p.is_file() and self._wanted(p)]
+                if files:
+                    return files
         if empty is not None:
             raise InputError(f"{empty}: the folder holds no images ({' '.join(self.config.extensions)})")
         # An absolute path was looked for only where it says; a relative one in each root.
