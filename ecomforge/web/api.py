@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anyio import from_thread
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -38,7 +39,7 @@ JOB_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data":
     "type": "object", "required": ["references"],
     "properties": {
         "references": {"type": "array", "items": {"type": "string", "format": "binary"},
-                       "description": "One or more product photos (PNG, JPEG, WebP, BMP, TIFF, GIF)."},
+                       "description": "One or more product photos (PNG, JPEG, WebP, BMP, GIF; not TIFF)."},
         "recipe": {"description": "A preset name from GET /api/recipes, or a recipe YAML file.",
                    "oneOf": [{"type": "string"}, {"type": "string", "format": "binary"}]},
         "prompt": {"type": "string", "description": "What the new images should show (default: the recipe's)."},
@@ -100,39 +101,51 @@ def make_router(manager: JobManager, recipes_dir: Path, limits: Limits) -> APIRo
 
 @dataclass
 class _JobForm:
-    """A submit form's fields, read and size-checked (the recipe is a preset name or a file's bytes)."""
+    """A submit form's fields, checked as far as they can be without reading a file (the files are still unread)."""
 
-    references: list[bytes]
-    masks: list[bytes]
+    references: list[UploadFile]
+    masks: list[UploadFile]
     preset: str | None
-    recipe_file: bytes | None
+    recipe_file: UploadFile | None
     text: dict[str, str | None]
 
+    def read(self, limits: Limits) -> dict[str, Any]:
+        """The files' bytes (each read up to one byte over its limit), for submit_job; in a worker thread.
 
-async def _read_job_form(request: Request, limits: Limits) -> _JobForm | JSONResponse:
-    """The multipart form of POST /jobs, or the 400 answer that refuses it."""
+        Called only inside an intake slot: a request that waits for a slot holds no file in memory
+        (the multipart parser spools every part over 1 MiB to disk).
+        """
+        def read(f: UploadFile, limit: int) -> bytes:
+            return from_thread.run(f.read, limit + 1)
+
+        return {"references": [read(f, limits.max_file_bytes) for f in self.references],
+                "masks": [read(f, limits.max_file_bytes) for f in self.masks], "preset": self.preset,
+                "recipe_file": read(self.recipe_file, limits.max_recipe_bytes) if self.recipe_file else None}
+
+
+async def _parse_form(request: Request, limits: Limits) -> FormData | JSONResponse:
+    """The multipart form of POST /jobs (files spooled, not read), or the 400 answer that refuses it."""
     try:
-        form = await request.form(max_files=2 * limits.max_files + 2, max_fields=100)
+        return await request.form(max_files=2 * limits.max_files + 2, max_fields=100)
     except Exception as exc:  # the multipart parser's messages are already plain
         return error(400, f"bad multipart form: {exc}")
-    try:
-        refs = [v for v in form.getlist("references") if isinstance(v, UploadFile)]
-        masks = [v for v in form.getlist("masks") if isinstance(v, UploadFile)]
-        refused = _refuse_file_counts(len(refs), len(masks), limits)
-        if refused is not None:
-            return refused
-        recipe = form.get("recipe")
-        if recipe is None or recipe == "":
-            return error(400, "field 'recipe': give a preset name (GET /api/recipes) or a recipe file")
-        text = _text_fields(form, limits)
-        if isinstance(text, JSONResponse):
-            return text
-        ref_bytes = [await f.read(limits.max_file_bytes + 1) for f in refs]
-        mask_bytes = [await f.read(limits.max_file_bytes + 1) for f in masks]
-        recipe_bytes = await recipe.read(limits.max_recipe_bytes + 1) if isinstance(recipe, UploadFile) else None
-    finally:
-        await form.close()
-    return _JobForm(ref_bytes, mask_bytes, recipe if isinstance(recipe, str) else None, recipe_bytes, text)
+
+
+def _job_form(form: FormData, limits: Limits) -> _JobForm | JSONResponse:
+    """The form's checks that need no file's bytes (counts, the recipe field, the text fields), or the answer."""
+    refs = [v for v in form.getlist("references") if isinstance(v, UploadFile)]
+    masks = [v for v in form.getlist("masks") if isinstance(v, UploadFile)]
+    refused = _refuse_file_counts(len(refs), len(masks), limits)
+    if refused is not None:
+        return refused
+    recipe = form.get("recipe")
+    if recipe is None or recipe == "":
+        return error(400, "field 'recipe': give a preset name (GET /api/recipes) or a recipe file")
+    text = _text_fields(form, limits)
+    if isinstance(text, JSONResponse):
+        return text
+    return _JobForm(refs, masks, recipe if isinstance(recipe, str) else None,
+                    recipe if isinstance(recipe, UploadFile) else None, text)
 
 
 def _refuse_file_counts(refs: int, masks: int, limits: Limits) -> JSONResponse | None:
@@ -167,13 +180,25 @@ def _submit_route(r: APIRouter, jobs: _Jobs) -> None:
     async def create_job(request: Request) -> JSONResponse:
         """Validate the uploads and the recipe, then queue the job (429 when the queue is full)."""
         manager.check_room()  # 429 before the body is parsed, let alone decoded
-        form = await _read_job_form(request, limits)
-        if isinstance(form, JSONResponse):
-            return form
-        job = await run_in_threadpool(
-            lambda: submit_job(manager, jobs.recipes_dir, limits, references=form.references, masks=form.masks,
-                               preset=form.preset, recipe_file=form.recipe_file, prompt=form.text["prompt"],
-                               negative_prompt=form.text["negative_prompt"], overrides=form.text["overrides"]))
+        parsed = await _parse_form(request, limits)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        try:
+            form = _job_form(parsed, limits)
+            if isinstance(form, JSONResponse):
+                return form
+
+            def checked() -> Job:
+                # The files are read into memory only inside an intake slot (submit_job's, taken here first):
+                # requests that wait for a slot hold their uploads on disk, not in memory.
+                with manager.intake_slot():
+                    return submit_job(manager, jobs.recipes_dir, limits, **form.read(limits),
+                                      prompt=form.text["prompt"], negative_prompt=form.text["negative_prompt"],
+                                      overrides=form.text["overrides"])
+
+            job = await run_in_threadpool(checked)
+        finally:
+            await parsed.close()
         return JSONResponse(jobs.view(job, results=False), status_code=202,
                             headers={"Location": f"/api/jobs/{job.id}"})
 
@@ -248,7 +273,7 @@ def _file_routes(r: APIRouter, jobs: _Jobs) -> None:
             return error(409, f"job {job_id} has no results yet")
         records = zip_records(root, job, ids)  # a bad id is a 400/404 before the first byte
         name = f"{job.id}-results.zip"
-        return StreamingResponse(iter_zip(root, records), media_type="application/zip",
+        return StreamingResponse(iter_zip(root, records, jobs.manager, job.id), media_type="application/zip",
                                  headers={**_file_headers("application/zip"),
                                           "Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -346,11 +371,12 @@ class _Chunks(io.RawIOBase):
 ZIP_CHUNK = 1024 * 1024
 
 
-def iter_zip(root: Path, records: list[dict[str, Any]]) -> Iterator[bytes]:
+def iter_zip(root: Path, records: list[dict[str, Any]], manager: JobManager, job_id: str) -> Iterator[bytes]:
     """A zip of the records' candidate PNGs and their manifest lines, made as it is sent.
 
     A whole zip in memory is every PNG of the job at once, per download: here each file is copied
-    a chunk at a time, so a download holds about one chunk however large the job.
+    a chunk at a time, so a download holds about one chunk however large the job. The manifest lines
+    name no server path (``zip_manifest``); the PNGs' own text names files by their names only.
     """
     sink = _Chunks()
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
@@ -364,9 +390,15 @@ def iter_zip(root: Path, records: list[dict[str, Any]]) -> Iterator[bytes]:
                 while chunk := src.read(ZIP_CHUNK):
                     dst.write(chunk)
                     yield sink.take()
-        zf.writestr("manifest.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        zf.writestr("manifest.jsonl", zip_manifest(manager, job_id, records))
         yield sink.take()
     yield sink.take()  # the central directory, written on close
+
+
+def zip_manifest(manager: JobManager, job_id: str, records: list[dict[str, Any]]) -> str:
+    """The records as JSON lines for a download: the job's files relative to it, the server's folders by name,
+    and any other absolute path (a background photo, a local model folder, a plugin's reason) hidden."""
+    return "".join(json.dumps(manager.scrub(job_id, r, every_path=True), sort_keys=True) + "\n" for r in records)
 
 
 def _safe_part(name: str) -> bool:

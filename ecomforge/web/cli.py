@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..cli.group import cli
+
+MAX_CONNECTIONS = 100  # uvicorn's limit_concurrency: with this many connections or requests, new requests get 503
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
+MAX_HEADER_BYTES = 16 * 1024  # a request line and headers not finished within this many bytes are refused (h11)
 
 
 @cli.command()
@@ -33,9 +38,14 @@ from ..cli.group import cli
 @click.option("--allow-urls", is_flag=True, help="Let requests name http(s) URLs where a stage accepts them.")
 @click.option("--ui-files-max-age", default=3600, show_default=True, type=click.IntRange(60, 7 * 86400),
               metavar="SECONDS", help="The UI's copies of uploads and shown images older than this are deleted.")
+@click.option("--max-connections", default=MAX_CONNECTIONS, show_default=True, type=click.IntRange(4, 100_000),
+              help="With this many connections open (or requests running), a new request gets HTTP 503.")
+@click.option("--keep-alive", default=KEEP_ALIVE_S, show_default=True, type=click.IntRange(1, 600), metavar="SECONDS",
+              help="An idle keep-alive connection is closed after this many seconds.")
 def serve(host: str, port: int, token: str | None, runs: Path, recipes: Path, queue_size: int, workers: int,
           device: str, no_ui: bool, allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...],
-          allow_models: tuple[str, ...], allow_urls: bool, ui_files_max_age: int) -> None:
+          allow_models: tuple[str, ...], allow_urls: bool, ui_files_max_age: int, max_connections: int,
+          keep_alive: int) -> None:
     """Serve the web UI and the HTTP API (OpenAPI at /openapi.json)."""
     from .security import check_bind
 
@@ -56,4 +66,16 @@ def serve(host: str, port: int, token: str | None, runs: Path, recipes: Path, qu
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"ecomforge serving http://{shown}:{port}/{'?token=<your token>' if token else ''} "
                f"(API docs: /docs, jobs in {runs})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", **connection_limits(max_connections, keep_alive))
+
+
+def connection_limits(max_connections: int = MAX_CONNECTIONS, keep_alive: int = KEEP_ALIVE_S) -> dict[str, Any]:
+    """What uvicorn is told about connections: how many at once, idle keep-alive, the size of unfinished headers.
+
+    h11 (not httptools) so the header bound holds whichever parser is installed. A client that sends its
+    headers or body slowly still holds its connection (uvicorn has no read timeout): these limits bound
+    what each costs and how many requests run, and a reverse proxy with read timeouts keeps such clients out.
+    """
+    return {"http": "h11", "limit_concurrency": max_connections, "timeout_keep_alive": keep_alive,
+            "h11_max_incomplete_event_size": MAX_HEADER_BYTES, "timeout_graceful_shutdown": 10}
+

@@ -65,6 +65,7 @@ class JobManager:
         # Requests whose uploads are decoded and recipes resolved at once: each may hold GBs of pixels.
         self.intake = threading.BoundedSemaphore(intake)
         self.intake_wait = intake_wait
+        self._holding = threading.local()  # the slot this thread holds: a nested intake_slot() takes no second one
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -110,14 +111,23 @@ class JobManager:
         """One of the few slots for decoding and checking a request; QueueFull (429) when none frees in time.
 
         ``for_job=False`` (a mask preview) does not add a job, so a full job queue does not refuse it.
+        A thread that holds a slot already (the API reads a request's files inside its slot, then submits)
+        keeps using it: nested, this takes no second slot.
         """
+        if getattr(self._holding, "slot", False):
+            if for_job:
+                self.check_room()
+            yield
+            return
         if not self.intake.acquire(timeout=self.intake_wait):
             raise QueueFull("the server is busy checking other uploads; try again later")
+        self._holding.slot = True
         try:
             if for_job:
                 self.check_room()  # the queue may have filled while this request waited
             yield
         finally:
+            self._holding.slot = False
             self.intake.release()
 
     def submit(self, job: Job, recipe_data: dict[str, Any], mask_roots: list[str] | None = None) -> Job:
@@ -155,12 +165,12 @@ class JobManager:
 
     def resume(self, job_id: str) -> Job:
         """Queue an interrupted, cancelled or failed job again; its run folder is finished, not restarted."""
-        job = self.require(job_id)
-        if not job.resumable:
-            raise JobConflict(f"job {job_id} is {job.state}: only interrupted, cancelled or failed jobs resume")
-        if not (self.store.job_dir(job_id) / JOB_RECIPE).is_file():
-            raise JobConflict(f"job {job_id} has no saved recipe to resume from")
-        with self._lock:
+        with self._lock:  # checked and changed at once: two resumes at once queue the run folder once
+            job = self.require(job_id)
+            if not job.resumable or job_id in self._waiting:
+                raise JobConflict(f"job {job_id} is {job.state}: only interrupted, cancelled or failed jobs resume")
+            if not (self.store.job_dir(job_id) / JOB_RECIPE).is_file():
+                raise JobConflict(f"job {job_id} has no saved recipe to resume from")
             if len(self._waiting) >= self.queue_size:
                 raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again later")
             self.store.update(job_id, state=QUEUED, error=None, finished=None)
@@ -260,10 +270,12 @@ class JobManager:
                 log.exception("job %s crashed the worker: %s", job_id, exc)
             finally:
                 with self._lock:
-                    self._stops.pop(job_id, None)
-                    self._tokens.pop(job_id, None)
-                    self._observers.pop(job_id, None)
-                    self._live.pop(job_id, None)
+                    # Resumed as soon as it stopped, the job may run on another worker already: keep its state.
+                    if self._stops.get(job_id) is stop:
+                        self._stops.pop(job_id, None)
+                        self._tokens.pop(job_id, None)
+                        self._observers.pop(job_id, None)
+                        self._live.pop(job_id, None)
                     self._bump(job_id)
 
     def _run(self, job_id: str, stop: threading.Event) -> None:

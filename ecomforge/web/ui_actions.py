@@ -5,7 +5,7 @@ import html
 import itertools
 import json
 import logging
-import tempfile
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,10 +21,11 @@ from .preview import masker_accepts, masker_config, preview_mask
 from .results import job_choices, job_results, status_html, thumbnail
 from .submit import rerun_candidate, submit_job
 from .trust import pattern_root
-from .uploads import FORMATS, Limits
+from .uploads import FORMATS, Limits, image_header
 
 log = logging.getLogger("ecomforge.web")
 POLL_S = 0.4
+MAX_ZIPS = 4  # download zips kept on disk (Download all / Download picked); older ones are deleted
 IDLE = "<div>Upload photos, pick a preset, then Run: progress and results appear here.</div>"
 
 
@@ -105,6 +106,8 @@ class Actions:
             with self.manager.intake_slot(for_job=False):
                 for p in paths_of(files):
                     try:
+                        with open(p, "rb") as f:  # the API's checks from the bytes (type, JPEG scans, size) first
+                            image_header(f.read(self.limits.max_file_bytes + 1), Path(p).name, self.limits)
                         out.append((thumbnail(Path(p), self.thumbs, self.limits.max_pixels, formats=FORMATS),
                                     Path(p).name))
                     except Exception as exc:  # a bad upload is reported when the job is submitted
@@ -172,6 +175,8 @@ class Actions:
             raise self.error(f"sweep: not valid JSON ({exc.msg})") from exc
         except RecursionError as exc:
             raise self.error("sweep: nested too deeply") from exc
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise self.error("sweep: a number has too many digits") from exc
         if count and (int(count), int(base or 0)) != seed_fields(p):  # untouched: the preset's own seeds
             over["generate.seeds"] = {"count": int(count), "base": int(base or 0)}
         if k and int(k) > 0:
@@ -326,8 +331,28 @@ class Actions:
             records = zip_records(root, job, ",".join(ids) if ids else None)
         except EcomforgeError as exc:
             raise self.error(exc.one_line()) from exc
-        out = Path(tempfile.mkdtemp(prefix="ecomforge-zip-")) / f"{jid}-{'picked' if ids else 'all'}.zip"
-        with open(out, "wb") as f:  # written as it is made: never the whole zip in memory
-            for chunk in iter_zip(root, records):
-                f.write(chunk)
+        folder = self._zip_folder()
+        out = folder / f"{jid}-{'picked' if ids else 'all'}.zip"
+        try:
+            with open(out, "wb") as f:  # written as it is made: never the whole zip in memory
+                for chunk in iter_zip(root, records, self.manager, jid):
+                    f.write(chunk)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         return str(out)
+
+    def _zip_folder(self) -> Path:
+        """A new folder for one download under ``thumbs/zips``; all but the newest ``MAX_ZIPS`` are deleted.
+
+        Gradio copies the file it is given into its own cache (deleted after --ui-files-max-age), so
+        an older zip here is not needed once it is shown: the server's disk holds at most MAX_ZIPS of them.
+        """
+        root = self.thumbs / "zips"
+        root.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            folder = root / f"{time.time_ns():020d}-{next(self._counter)}"
+            folder.mkdir()
+            for old in sorted(p for p in root.iterdir() if p.is_dir())[:-MAX_ZIPS]:
+                shutil.rmtree(old, ignore_errors=True)
+        return folder

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,14 @@ import yaml
 from ..errors import InputError
 from ..imaging.io import save_png
 
-FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"})
+# Types a request's image may be. Not TIFF: its tiles and strips are sized apart from the image, so a
+# 64x64 TIFF can make the decoder fill a 16384x16384 tile (GBs) that no header size limit sees.
+FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF"})
+# Types refused by name, with a hint (from the first bytes): each would be "not recognised" otherwise.
+REFUSED_TYPES = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"))
+# A JPEG marker that starts a segment (or ends the image): 0xFF then a byte that is not 0x00 (a stuffed 0xFF
+# in entropy-coded data), 0xFF (fill), RST0-7 / SOI (0xD0-0xD8) or TEM (0x01), which carry no length.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd8\xff]")
 
 
 class TooLarge(InputError):
@@ -40,6 +48,7 @@ class Limits:
     max_yaml_nodes: int = 20_000  # values in an uploaded recipe once expanded
     max_batch_pixels: int | None = None  # output pixels of one generator call (default: 4 x max_pixels)
     max_depth: int = 32  # lists and mappings nested in an uploaded recipe or the overrides
+    max_jpeg_scans: int = 64  # scans of one JPEG (a progressive one has about 10); each is a pass over every pixel
 
     @property
     def batch_pixels(self) -> int:
@@ -89,11 +98,59 @@ def check_request_pixels(images: list[tuple[str, bytes]], limits: Limits) -> lis
     return sizes
 
 
+def check_type(data: bytes, what: str) -> None:
+    """Refuse, by name and with what to do instead, an image type uploads may not be (TIFF)."""
+    for magic, name in REFUSED_TYPES:
+        if data.startswith(magic):
+            raise InputError(f"{what}: {name} images are not accepted; convert it to PNG, JPEG or WebP")
+
+
+def jpeg_scans(data: bytes, max_segments: int = 4096) -> int:
+    """How many scans (SOS segments) a JPEG holds before its end (EOI), as libjpeg would read them; 0 if not a JPEG.
+
+    Segments are walked by their lengths (an EXIF thumbnail inside APP1 is skipped, as the decoder skips it);
+    after each SOS its entropy-coded data runs to the next 0xFF that is followed by neither 0x00 (a stuffed
+    byte) nor a restart marker, and bytes between segments are skipped to the next marker, as libjpeg does.
+    A file of more than ``max_segments`` segments counts as having that many scans (no real one comes close).
+    """
+    if not data.startswith(b"\xff\xd8\xff"):  # what Pillow's JPEG decoder accepts
+        return 0
+    scans, pos, segments = 0, 2, 0
+    while (found := _JPEG_MARKER.search(data, pos)) is not None:
+        at, marker = found.start(), data[found.start() + 1]
+        if marker == 0xD9:  # EOI: the decoder stops here
+            break
+        segments += 1
+        if segments > max_segments:
+            return max(scans, max_segments)
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+        if length < 2 or at + 4 > len(data):  # the decoder stops at a broken length too
+            break
+        pos = at + 2 + length
+    return scans
+
+
+def check_jpeg_scans(data: bytes, what: str, limits: Limits) -> None:
+    """Refuse a JPEG of more than ``max_jpeg_scans`` scans before it is decoded: each scan is a pass over the
+    whole image, so a small file that repeats one scan a thousand times takes minutes to decode."""
+    scans = jpeg_scans(data, max_segments=64 * limits.max_jpeg_scans)
+    if scans > limits.max_jpeg_scans:
+        raise TooLarge(f"{what}: a JPEG of {scans} scans is over the limit of {limits.max_jpeg_scans} "
+                       "(save it again as a baseline or standard progressive JPEG)")
+
+
 def image_header(data: bytes, what: str, limits: Limits) -> tuple[int, int]:
-    """(width, height) from the image header only, refusing over-limit sizes before anything is decoded."""
+    """(width, height) from the image header only, refusing over-limit sizes before anything is decoded.
+
+    Also refused here, from the bytes: a type uploads may not be (TIFF), and a JPEG of too many scans.
+    """
     from PIL import Image
 
     check_size(data, what, limits.max_file_bytes)
+    check_type(data, what)
+    check_jpeg_scans(data, what, limits)
     try:
         with Image.open(io.BytesIO(data), formats=sorted(FORMATS)) as image:
             w, h = image.size
@@ -142,6 +199,8 @@ def parse_recipe_upload(data: bytes, limits: Limits) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise InputError(f"recipe file:{where} not valid UTF-8 YAML") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise InputError(f"recipe file: {_digits_message(exc)}") from exc
     if not isinstance(parsed, dict):
         raise InputError(f"recipe file: a recipe must be a YAML mapping, got {type(parsed).__name__}")
     return parsed
@@ -193,6 +252,8 @@ def parse_overrides_json(text: str | None, limits: Limits) -> dict[str, Any]:
         raise InputError(f"overrides: not valid JSON ({exc.msg} at character {exc.pos})") from exc
     except RecursionError as exc:
         raise InputError("overrides: nested too deeply") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise InputError(f"overrides: {_digits_message(exc)}") from exc
     if not isinstance(value, dict):
         raise InputError("overrides: expected a JSON object of dotted keys -> values, e.g. "
                          '{"generate.config.steps": 20}')
@@ -202,3 +263,12 @@ def parse_overrides_json(text: str | None, limits: Limits) -> dict[str, Any]:
         if not key or any(not p for p in parts):
             raise InputError(f"overrides: bad key {key!r} (dotted recipe keys, e.g. generate.config.steps)")
     return value
+
+
+def _digits_message(exc: ValueError) -> str:
+    """One line for a ValueError while parsing: Python refuses integers of over 4,300 digits."""
+    import sys
+
+    if "digits" in str(exc):
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return f"not a valid value ({' '.join(str(exc).split())[:120]})"
