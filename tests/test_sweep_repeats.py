@@ -50,3 +50,17 @@ def test_sweep_points_the_generator_describes_alike_stop_before_any_image(tmp_pa
     ok = run_test_recipe(recipe.replace("{delay: [0, 0.001]}", "{level: [60, 180]}"), tmp_path / "ok",
                          toyplugins, _Plugin())
     assert len({r["id"] for r in ok.records}) == len(ok.records) == 18
+
+
+@pytest.mark.parametrize("seeds, ok", [("{count: 2, base: 99999999999999999999999}", False),
+                                       ("{count: 2, base: 9223372036854775806}", True),
+                                       ("{count: 3, base: 9223372036854775806}", False)])
+def test_a_seed_range_is_held_to_the_range_a_seed_list_is(tmp_path, seeds, ok):
+    # before: {count, base} took any base, and a diffusers generator failed on 1e23 at run time
+    data = safe_load(toyplugins.TOY_RECIPE.replace("seeds: [1, 2, 3]", f"seeds: {seeds}"))
+    with temporary_plugins(toyplugins):
+        if ok:
+            assert resolve_recipe(data, path=tmp_path / "r.yaml").recipe.generate.seed_list()[-1] == 2**63 - 1
+        else:
+            with pytest.raises(RecipeError, match=r"generate\.seeds.*\[0, 2\^63\)"):
+                resolve_recipe(data, path=tmp_path / "r.yaml")

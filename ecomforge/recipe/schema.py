@@ -89,6 +89,8 @@ class Generate(Step):
                 raise ValueError("seeds repeat")
             if any(s < 0 or s >= 2**63 for s in seeds):
                 raise ValueError("seeds must be in [0, 2^63)")
+        elif seeds.base + seeds.count > 2**63:  # a range is held to what a list is
+            raise ValueError("seeds must be in [0, 2^63): base + count is past it")
         return seeds
 
     def seed_list(self) -> list[int]:
