@@ -99,6 +99,14 @@ def config_error(exc: ValidationError, path: str, model: type[BaseModel]) -> Rec
                            f"expected {given + len(short)} values (got {given})")
     message = _plain_message(err)
     value = err.get("input")
+    if err["type"] == "string_type" and isinstance(value, (dict, list)):
+        # `{type}` or `[a]` unquoted in YAML (or --set) is a mapping or a list, not the text it looks like
+        return RecipeError(full, f"{message} (got a {'mapping' if isinstance(value, dict) else 'list'})",
+                           hint="quote text that starts with { or [: --set 'key=\"{type}\"', or key: \"{type}\"")
+    if err["type"] == "list_type" and isinstance(value, str) and value.lstrip().startswith("[") and "#" in value:
+        return RecipeError(full, f"{message} (got the text {value[:80]!r})",
+                           hint="inside [...] a # starts a YAML comment: quote each colour, "
+                                "--set 'key=[\"#ffffff\", \"#f4efe6\"]'")
     if isinstance(value, (dict, list)) or err["type"] in ("value_error", "assertion_error", "missing"):
         return RecipeError(full, message)  # the message already says what is wrong with the whole value
     shown = repr(value)

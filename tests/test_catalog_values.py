@@ -229,3 +229,16 @@ def test_a_recipe_file_is_typed_by_the_core_schema(tmp_path):
     assert safe_load("canvas: 16:9\nflag: no\nn: 012\n") == {"canvas": "16:9", "flag": "no", "n": "012"}
     (tmp_path / "r.yaml").write_text(text)
     assert load_recipe(tmp_path / "r.yaml").recipe.name == "2024-01-01"
+
+
+@pytest.mark.parametrize("override, hint", [
+    ("generate.config.background={type}", "quote text that starts with { or ["),
+    ("generate.sweep.background=[#ffffff]", "inside [...] a # starts a YAML comment: quote each colour"),
+])
+def test_an_unquoted_value_that_yaml_reads_otherwise_says_to_quote_it(tmp_path, override, hint):
+    (tmp_path / "v.jpg").write_bytes(b"")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(recipe(tmp_path, inputs="references: [v.jpg]"), [override])
+    assert hint in err.value.one_line()
+    if "#" in override:  # quoted, it is read as written
+        load_recipe(recipe(tmp_path, inputs="references: [v.jpg]"), [override.replace("[#ffffff]", '["#ffffff"]')])
