@@ -106,15 +106,41 @@ def print_tables(result: dict) -> None:
             continue
         kinds.add_row(kind, *[_fmt(columns[c]["all"]["kinds"][kind]["auroc"]) for c in columns])
     console.print(kinds)
-    for split, goals in result.get("targets", {}).items():
-        text = ", ".join(f"{g} {_fmt(v['auroc'])} (target {v['target']}{'' if v['met'] else ', NOT met'})"
-                         for g, v in goals.items())
-        console.print(f"targets, {split}: {text}")
+    for line in _verdict_lines(result):
+        console.print(line)
     for name, reason in result["skipped"].items():
         console.print(f"[dim]skipped {name}: {reason}[/dim]")
     if result.get("recipe_missing"):
         console.print(f"[yellow]recipe scorers not installed (left out of the total): "
                       f"{', '.join(result['recipe_missing'])}[/yellow]")
+
+
+def _verdict_lines(result: dict) -> list[str]:
+    """The targets per split (with a caveat where the cases are few), then what the recipe's filter would keep."""
+    lines = []
+    for split, goals in result.get("targets", {}).items():
+        text = ", ".join(f"{g} {_fmt(v['auroc'])} (target {v['target']}{'' if v['met'] else ', NOT met'}"
+                         f"{_few(v)})" for g, v in goals.items())
+        lines.append(f"targets, {split}: {text}")
+    if result.get("filter"):
+        lines.append(_filter_line(result["filter"]))
+    return lines
+
+
+def _filter_line(filtered: dict) -> str:
+    """What the recipe's threshold filter would keep of each group: the decision, beside the ranking."""
+    rule = filtered["rule"]
+    mins = ", ".join(f"{k} {v:g}" for k, v in rule["min_scores"].items())
+    kept = filtered["all"]["groups"]
+    return (f"the recipe's filter (total >= {rule['min_score']:g}{'; ' + mins if mins else ''}) would keep: "
+            + ", ".join(f"{g} {e['share']:.0%}" for g, e in kept.items()))
+
+
+def _few(goal: dict) -> str:
+    """A caveat for an AUROC from too few cases to be a verdict."""
+    if not goal.get("few"):
+        return ""
+    return f"; only {goal.get('benign', 0)} benign and {goal.get('failures', 0)} failure cases: an anecdote"
 
 
 def _fmt(value: float | None) -> str:

@@ -228,6 +228,32 @@ def test_bench_fidelity_cli_quick(tmp_path):
     assert result["quick"] is True and "--quick" in result["command"] and result["failures"] == "benchmark"
 
 
+def test_bench_fidelity_reports_what_the_recipes_filter_keeps_and_few_cases(tmp_path):
+    """Beside the ranking (AUROC), the share of each group the recipe's threshold filter keeps; a split of few
+    cases says so."""
+    from ecomforge.cli import cli
+
+    recipe = _recipe(tmp_path, "score:\n  - {plugin: color, weight: 1}\n"
+                               "filter: {plugin: threshold, config: {min_score: 0.6, min_scores: {color: 0.3}}}\n")
+    res = CliRunner().invoke(cli, ["bench", "fidelity", "--out", str(tmp_path / "o"), "--quick", "--scorers", "color",
+                                   "--products", "vase", "--recipe", str(recipe), "--size", "96"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "o" / "fidelity.json").read_text())
+    rule = result["filter"]["rule"]
+    assert rule == {"min_score": 0.6, "min_scores": {"color": 0.3}}
+    rows = result["scores"]
+    for group, entry in result["filter"]["all"]["groups"].items():
+        mine = [r for r in rows if r["group"] == group]
+        kept = [r for r in mine if r["scores"]["total"] >= 0.6 and r["scores"]["color"] >= 0.3]
+        assert entry["n"] == len(mine) and entry["share"] == pytest.approx(len(kept) / len(mine))
+    assert result["filter"]["all"]["groups"]["reshoot"]["n"] >= 1
+    assert "the recipe's filter (total >= 0.6; color 0.3) would keep: reshoot" in " ".join(res.output.split())
+    goal = result["targets"]["all"]["identity"]
+    assert goal["few"] is True and goal["benign"] == sum(r["group"] == "reshoot" for r in rows)
+    assert "an anecdote" in res.output
+
+
 def test_bench_fidelity_alternate_failures(tmp_path):
     """`--failures alternate` scores the second implementation of every identity failure kind instead."""
     from ecomforge.cli import cli

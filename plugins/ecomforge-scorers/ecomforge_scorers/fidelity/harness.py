@@ -57,6 +57,27 @@ def recipe_scorers(path: Path) -> list[Weighted]:
     return out
 
 
+def recipe_threshold(path: Path | None) -> dict[str, Any] | None:
+    """The recipe's ``threshold`` filter rule (``min_score``, ``min_scores``), checked as the filter checks it;
+    None when the recipe filters otherwise (the benchmark then reports rankings only)."""
+    if path is None:
+        return None
+    from ecomforge.errors import PluginNotFound
+    from ecomforge.plugins import get_registry
+    from ecomforge.recipe.load import read_yaml
+
+    steps = (read_yaml(path) or {}).get("filter")
+    for step in steps if isinstance(steps, list) else [steps]:
+        if isinstance(step, dict) and step.get("plugin") == "threshold":
+            try:
+                config_cls = get_registry().get("filter", "threshold").cls.Config
+            except PluginNotFound:
+                return None
+            cfg = config_cls.model_validate(step.get("config") or {})
+            return {"min_score": float(cfg.min_score), "min_scores": {k: float(v) for k, v in cfg.min_scores.items()}}
+    return None
+
+
 def default_recipe() -> Path | None:
     """recipes/quickstart.yaml of the repository, if the benchmark runs from inside one."""
     from .data import find_samples
@@ -163,7 +184,7 @@ def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, prod
                 sheet = [(c, r["scores"]) for c, r in zip(cases, photo_rows)]
                 sheet_context = context_for(shots, photo.view, name)
     weights = {w.key: w.weight for w in weighted if w.key in stages}
-    result = summarise(rows, stages, skipped, seconds, weights, random_models)
+    result = summarise(rows, stages, skipped, seconds, weights, random_models, recipe_threshold(recipe_path))
     result.update(command=command, seed=seed, image_size=size, masks=masks, quick=quick, failures=failures,
                   recipe=str(recipe_path) if recipe_path else None,
                   recipe_missing=[w.key for w in weighted if w.key not in stages],

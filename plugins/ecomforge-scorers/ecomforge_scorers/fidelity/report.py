@@ -47,8 +47,32 @@ def separation(rows: list[dict], column: str) -> dict[str, Any]:
     return {"auroc_all": _auc(benign, bad), "groups": groups, "kinds": kinds}
 
 
+FEW = 10  # a group with fewer cases than this gives an AUROC that is an anecdote, not a verdict
+
+
+def kept_by(rows: list[dict], rule: dict[str, Any]) -> dict[str, Any]:
+    """The share of each group (and identity kind) the recipe's threshold filter would keep: what the filter
+    decides, where the AUROC says only how the total ranks. ``rule``: ``min_score`` and ``min_scores``."""
+    def keeps(r: dict) -> bool:
+        scores = r["scores"]
+        return scores[TOTAL] >= rule["min_score"] and all(scores.get(k, 1.0) >= v for k, v in rule["min_scores"].items())
+
+    out: dict[str, Any] = {"groups": {}, "kinds": {}}
+    for key, field in (("groups", "group"), ("kinds", "kind")):
+        for r in rows:
+            if key == "kinds" and r["group"] != "identity":
+                continue
+            entry = out[key].setdefault(r[field].split(":")[0], {"n": 0, "kept": 0})
+            entry["n"] += 1
+            entry["kept"] += keeps(r)
+    for entries in out.values():
+        for entry in entries.values():
+            entry["share"] = entry["kept"] / entry["n"]
+    return out
+
+
 def summarise(rows: list[dict], stages: dict, skipped: dict, seconds: dict, weights: dict[str, float],
-              random_models: set) -> dict:
+              random_models: set, threshold: dict[str, Any] | None = None) -> dict:
     """fidelity.json's figures: per scorer and for the weighted total, on all, tuning and held-out products."""
     for r in rows:
         r["scores"][TOTAL] = weighted_total({k: v for k, v in r["scores"].items() if k in stages}, weights)
@@ -69,10 +93,18 @@ def summarise(rows: list[dict], stages: dict, skipped: dict, seconds: dict, weig
         for split in ("all", "tune", "held_out"):
             if split in columns[TOTAL]:
                 got = columns[TOTAL][split]["groups"]
-                targets[split] = {g: {"target": t, "auroc": got.get(g), "met": (got.get(g) or 0) >= t}
-                                  for g, t in TARGETS.items()}
+                sub = splits[split]
+                targets[split] = {}
+                for g, t in TARGETS.items():
+                    benign = sum(r["group"] == BENIGN_OF[g] for r in sub)
+                    bad = sum(r["group"] == g for r in sub)
+                    targets[split][g] = {"target": t, "auroc": got.get(g), "met": (got.get(g) or 0) >= t,
+                                         "benign": benign, "failures": bad, "few": min(benign, bad) < FEW}
+    filtered = None
+    if threshold is not None and TOTAL in columns:
+        filtered = {"rule": threshold, **{name: kept_by(sub, threshold) for name, sub in splits.items() if sub}}
     return {"weights": weights, "tune_products": list(TUNE), "scorers": {k: v for k, v in columns.items() if k != TOTAL},
-            TOTAL: columns.get(TOTAL), "targets": targets, "skipped": skipped,
+            TOTAL: columns.get(TOTAL), "targets": targets, "filter": filtered, "skipped": skipped,
             "counts": {g: sum(r["group"] == g for r in rows) for g in ("reshoot", "composite", *BENIGN_OF)}}
 
 
