@@ -85,6 +85,11 @@ def test_csv_catalogue_prompts_and_overrides_per_product(tmp_path, monkeypatch):
     scale = {r["product"]: r["params"]["scale"] for r in result.records}
     assert scale == {"vase": 0.7, "can": 0.5}  # the column named after a recipe key overrode it for 'can'
     assert {r["prompt"] for r in result.records if r["product"] == "can"} == {"Tin can, retro {product} on a marble counter"}
+    # the report shows each product's own prompt, as filled in from its row
+    report = (result.run_dir / "report.html").read_text()
+    section = {p: report.split(f"<h2>{p}</h2>", 1)[1].split("<h2", 1)[0] for p in ("vase", "can")}
+    assert "Prompt: Speckled Vase on a marble counter<br>Negative prompt: blurry" in section["vase"]
+    assert "Prompt: Tin can, retro {product} on a marble counter" in section["can"]
     # the stored recipe names the catalogue by its absolute path: --resume works from any folder
     stored = (result.run_dir / "recipe.yaml").read_text()
     assert str((tmp_path / "shop" / "catalog.csv").resolve()) in stored

@@ -64,7 +64,12 @@ def render_report(records: list[dict[str, Any]], *, title: str, root: Path,
             out.append("</table>")
     out += _failed_section((summary or {}).get("failed_products") or [])
     for product, recs in by_product.items():
-        out.append(f"<h2>{_e(product)}</h2><h3>References and masks</h3><div class='row'>")
+        out.append(f"<h2>{_e(product)}</h2>")
+        prompts = sorted({(r.get("prompt") or "", r.get("negative_prompt") or "") for r in recs})
+        for prompt, negative in prompts:  # catalogue templates and overrides are filled in per product
+            out.append(f"<p class='prompt'>Prompt: {_e(prompt)}"
+                       + (f"<br>Negative prompt: {_e(negative)}" if negative else "") + "</p>")
+        out.append("<h3>References and masks</h3><div class='row'>")
         for name in sorted({r["reference"] for r in recs}):
             ref = f"references/{product}/{name}.png"
             overlay = f"masks/{product}/{name}.overlay.png"
