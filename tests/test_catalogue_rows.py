@@ -133,7 +133,7 @@ def test_a_macos_zip_folder_is_not_a_product(tmp_path):
 def test_the_product_name_message_states_the_rule(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("product,references\n_vase,a.jpg\n")
-    assert ("product name '_vase' must be 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or "
+    assert ("product name '_vase' must be 1-200 ASCII letters, digits, '.', '_' or '-', starting with a letter or "
             "digit") in refused(path).one_line()
     path.write_text("product,references\nvasé,a.jpg\n")
     assert "ASCII" in refused(path).one_line()
@@ -274,3 +274,16 @@ def test_a_background_photo_a_cell_names_is_the_catalogue_folders(tmp_path, monk
     assert products["clock"].configs["generate"].background == "linear:#ffffff:#000000"
     assert products["duck"].configs["generate"].background == str(catdir / "wood.jpg")
     assert products["vase"].references == [str(catdir / "v.jpg")]
+
+
+def test_a_long_shopify_handle_is_a_product_name(tmp_path):
+    # before: names were limited to 64 characters, and real Shopify handles (up to 255) are often longer
+    handle = "mens-organic-cotton-crew-neck-t-shirt-with-embroidered-logo-in-forest-green-size-xl"
+    (tmp_path / "v.jpg").write_bytes(b"")
+    path = tmp_path / "export.csv"
+    path.write_text(f"Handle,Title,Image Src\n{handle},Tee,v.jpg\n{'x' * 201},Long,v.jpg\n")
+    with pytest.raises(InputError, match=r"line 3: product name 'x{201}' must be 1-200"):
+        read_catalog(path)
+    path.write_text(f"Handle,Title,Image Src\n{handle},Tee,v.jpg\n")
+    (prod,) = read_catalog(path)
+    assert prod.name == handle and len(handle) > 64

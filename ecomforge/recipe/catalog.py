@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import InputError
 from ..jsonl import read_rows
 
-PRODUCT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# A product names folders of the run: up to 200 characters (Shopify handles run to 255; a file name to 255 bytes).
+PRODUCT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 MAX_ROWS = 1_000_000
 MAX_VALUE_CHARS = 10_000
 # Recipe keys a catalogue column may set for its product: prompts and settings of the per-product stages.
@@ -332,9 +333,9 @@ def _woo_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str,
     The product is named after its SKU, made file-safe (``BAG 01`` -> ``BAG-01``), else after its Name.
     """
     sku = str(row.get("SKU") or "").strip()
-    name = sku if PRODUCT_NAME.fullmatch(sku) else re.sub(r"[^A-Za-z0-9_.-]+", "-", sku).strip("-_.")[:64]
+    name = sku if PRODUCT_NAME.fullmatch(sku) else re.sub(r"[^A-Za-z0-9_.-]+", "-", sku).strip("-_.")[:200]
     if not name:
-        name = re.sub(r"[^a-z0-9]+", "-", str(row.get("Name", "")).lower()).strip("-")[:64]
+        name = re.sub(r"[^a-z0-9]+", "-", str(row.get("Name", "")).lower()).strip("-")[:200]
     refs = [u.strip() for u in str(row.get("Images") or "").split(",") if u.strip()]
     values = {k: v for k, v in row.items() if k != "Images"}
     return name, refs, values
@@ -418,5 +419,5 @@ def _text(value: Any, where: str, column: str) -> str:
 
 def _check_name(name: str, where: str) -> None:
     if not PRODUCT_NAME.fullmatch(name):
-        raise InputError(f"{where}: product name {name!r} must be 1-64 ASCII letters, digits, '.', '_' or '-', "
+        raise InputError(f"{where}: product name {name!r} must be 1-200 ASCII letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit (it names files in the run folder)")

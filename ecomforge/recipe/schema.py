@@ -51,8 +51,8 @@ class Inputs(_Strict):
         if any(not s.strip() for s in self.references or []):
             raise ValueError("'references' holds an empty entry (it would name the current folder)")
         for name, refs in (self.products or {}).items():
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
-                raise ValueError(f"product name {name!r} must be 1-64 ASCII letters, digits, '.', '_' or '-', "
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}", name):
+                raise ValueError(f"product name {name!r} must be 1-200 ASCII letters, digits, '.', '_' or '-', "
                                  "starting with a letter or digit")
             if not refs:
                 raise ValueError(f"product {name!r} has no references")

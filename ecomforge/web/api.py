@@ -402,4 +402,4 @@ def zip_manifest(manager: JobManager, job_id: str, records: list[dict[str, Any]]
 
 
 def _safe_part(name: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name)) and ".." not in name
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}", name)) and ".." not in name  # a product name
