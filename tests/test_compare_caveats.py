@@ -97,3 +97,16 @@ def test_an_override_that_fits_only_one_recipe_names_the_other(toy_recipe, tmp_p
     assert res.returncode == 2
     (line,) = res.stderr.splitlines()
     assert line.startswith(f"error: {toy_recipe}: score.1: no list item '1'"), line
+
+
+def test_compare_warns_of_a_half_written_product_and_of_twins(toy_registry, toy_recipe, tmp_path):
+    a = run_recipe(load_recipe(toy_recipe), out=tmp_path / "a").run_dir
+    manifest = a / "manifest.jsonl"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines[:-2]) + "\n")  # stopped while product b's records were written
+    b = run_recipe(load_recipe(toy_recipe, ['inputs.products={a: ["seed:1", "seed:2"], b: ["seed:3"], '
+                                            'c: ["seed:3"]}']), out=tmp_path / "b").run_dir
+    warnings = compare_runs(a, b)["warnings"]
+    assert any(w.startswith("A: product 'b' has 4 of its 6 candidates: the run did not finish") for w in warnings)
+    assert "B: products 'b', 'c' have the same photos; they pair with the other run's in name order, and the rest " \
+           "stay unpaired" in warnings

@@ -82,6 +82,21 @@ def run_warnings(label: str, run_dir: Path, records: list[dict[str, Any]]) -> li
         if missing:
             out.append(f"{label}: no candidates for {', '.join(repr(m) for m in missing)}: the run did not finish "
                        f"(ecomforge run ... --resume {run_dir})")
+    counts: dict[str, int] = defaultdict(int)
+    for r in records:
+        counts[r["product"]] += 1
+    for product, n in sorted(counts.items()):  # stopped while a product's records were being written
+        want = next((r.get("product_candidates") for r in records if r["product"] == product), None)
+        if isinstance(want, int) and n < want:
+            out.append(f"{label}: product '{product}' has {n} of its {want} candidates: the run did not finish "
+                       f"(ecomforge run ... --resume {run_dir})")
+    by_photos: dict[tuple, set[str]] = defaultdict(set)
+    for r in records:
+        by_photos[product_identity(r)].add(r["product"])
+    for names in by_photos.values():
+        if len(names) > 1:
+            out.append(f"{label}: products {', '.join(repr(n) for n in sorted(names))} have the same photos; "
+                       "they pair with the other run's in name order, and the rest stay unpaired")
     return out
 
 
