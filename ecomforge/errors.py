@@ -12,6 +12,9 @@ class EcomforgeError(Exception):
         self.message = message
         self.hint = hint
 
+    def __str__(self) -> str:  # the hint too, wherever the error is shown (a test's failure, a log), not only in the CLI
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
     def one_line(self) -> str:
         """The message and its hint, on one line, as the CLI prints it."""
         text = " ".join(self.message.split())

@@ -221,7 +221,7 @@ class Filter(Stage, ABC):
         """The score keys this config names, by config key path (``{"min_scores.seams": "seams"}``).
 
         Validation refuses a recipe in which one of them is no scorer's key (a misspelt key would
-        otherwise drop every candidate as missing that score). None by default.
+        otherwise drop every candidate as missing that score). None by default: an empty dict.
         """
         return {}
 

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..errors import EcomforgeError, InputError, PluginConflict, RecipeError, UsageError
+from ..errors import EcomforgeError, InputError, PluginConflict, PluginContractError, RecipeError, UsageError
 from ..plugins import Registry, get_registry
 from ..stages import Filter, StageConfig, config_error
 from .products import ProductPlan, anchor_reference, has_template, plan_products, plugin_fills
@@ -235,6 +235,8 @@ def _check_scores_read(resolved: ResolvedRecipe, registry: Registry) -> None:
     """
     import difflib
 
+    from ..run.checks import reads_problem
+
     recipe = resolved.recipe
     keys = [s.key for s in recipe.score]
     for step, spec in recipe.filter_steps():
@@ -245,7 +247,10 @@ def _check_scores_read(resolved: ResolvedRecipe, registry: Registry) -> None:
         configs = [("", resolved.configs[step])] + [(plan.where, plan.configs[step])
                                                      for plan in resolved.products.values() if step in plan.configs]
         for where, config in configs:
-            for loc, key in reads(config).items():
+            read = reads(config)
+            if problem := reads_problem(read):  # a plugin's mistake, named as its own (exit 2, before any work)
+                raise PluginContractError(spec.plugin, problem, kind="filter")
+            for loc, key in read.items():
                 if key in keys:
                     continue
                 close = difflib.get_close_matches(key, keys, n=1)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PluginContractError
-from ..types import Candidate, Score
+from ..types import Candidate, Decision, Score
 
 IMAGE_RULE = "images must be uint8 HxWx3"
 MASK_RULE = "masks must be uint8 HxW, the image's size"
@@ -131,6 +131,41 @@ def scores_problem(values: Any, n: int) -> str | None:
             return f"returned {value:g} {at}, outside [0, 1]"
         if isinstance(raw, Score) and not isinstance(raw.reason, str):
             return f"returned the reason {_what(raw.reason)} {at}; a Score's reason is a str"
+    return None
+
+
+def check_decisions(plugin: str, values: Any, n: int) -> list[Decision]:
+    """A filter's decisions, once it returned one ``Decision`` (kept, reason) per candidate, in order."""
+    problem = decisions_problem(values, n)
+    if problem:
+        raise PluginContractError(plugin, problem, kind="filter")
+    return list(values)
+
+
+def decisions_problem(values: Any, n: int) -> str | None:
+    """What is wrong with a filter's output for ``n`` candidates, or None."""
+    if isinstance(values, (str, bytes, dict)) or not isinstance(values, Sequence):
+        return f"returned {_a(values)}; select() returns one Decision per candidate, in order"
+    if len(values) != n:
+        return f"returned {len(values)} decisions for {n} candidates"
+    for i, d in enumerate(values):
+        at = f"for candidate {i + 1} of {n}"
+        if not isinstance(d, Decision):
+            return f"returned {_what(d)} {at}; select() returns Decision(kept, reason) objects"
+        if not isinstance(d.kept, (bool, np.bool_)):
+            return f"returned a Decision whose kept is {_what(d.kept)} {at}; kept is True or False"
+        if not isinstance(d.reason, str):
+            return f"returned a Decision whose reason is {_what(d.reason)} {at}; a reason is a str"
+    return None
+
+
+def reads_problem(value: Any) -> str | None:
+    """What is wrong with what ``Filter.reads_scores`` returned (a mapping of config key -> score name), or None."""
+    if not isinstance(value, dict):
+        return f"reads_scores() returned {_a(value)}; it returns a dict of config key -> score name"
+    bad = next(((k, v) for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str)), None)
+    if bad is not None:
+        return f"reads_scores() returned {bad[0]!r}: {bad[1]!r}; both sides are str"
     return None
 
 

@@ -15,7 +15,7 @@ from ..recipe.load import ResolvedRecipe
 from ..stages import Acquirer, Executor, Filter, GenerationJob, Generator, Masker, Scorer, StageConfig
 from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Scored, ScoringContext
 from . import cancel
-from .checks import check_scores
+from .checks import check_decisions, check_scores
 from .context import RunContext
 from .hooks import RunHooks
 from .ids import candidate_id, mask_sha256
@@ -231,9 +231,8 @@ class Runner:
             t0 = time.perf_counter()
             for key, plugin, default in self.filters:
                 try:
-                    decisions = self._stage(key, work, default).select(scored) if scored else []
-                    if len(decisions) != len(scored):
-                        raise RuntimeError(f"returned {len(decisions)} decisions for {len(scored)} candidates")
+                    decisions = check_decisions(plugin, self._stage(key, work, default).select(scored) if scored
+                                                else [], len(scored))
                 except Exception as exc:
                     raise StageError("filter", plugin, work.product, exc) from exc
                 for s, d in zip(scored, decisions):

@@ -179,7 +179,8 @@ def check_output_pixels(resolved: Any, limits: Limits, references: Sequence[tupl
     gen = resolved.recipe.generate
     bases = [c["generate"].model_dump() for c in (resolved.configs, *(p.configs for p in resolved.products.values()))
              if "generate" in c]  # per product too: a templated config is validated for each
-    points = [p for base in bases for p in (base, *({**base, k: v} for k, vs in gen.sweep.items() for v in vs))]
+    # every point of the grid, not each swept value alone: a size may come from two settings swept together
+    points = [{**base, **point} for base in bases for point in (resolved.grid or [{}])]
     cls = get_registry().get("generator", gen.plugin).cls
     pixels = max((_point_pixels(cls, p, references) for p in points), default=0)
     seeds = len(gen.seeds) if isinstance(gen.seeds, list) else gen.seeds.count
