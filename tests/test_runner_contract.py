@@ -20,7 +20,7 @@ from ecomforge.run.runner import RunResult, run_recipe
 from ecomforge.run.store import read_manifest
 from ecomforge.stages import Generator, Scorer
 from ecomforge.testing import temporary_plugins, toy, toy_recipe
-from ecomforge.types import Candidate, Score
+from ecomforge.types import Candidate, Decision, Score
 
 GOOD_CANDIDATES = 8  # product 'a': 2 references x 2 sweep points x 2 seeds
 
@@ -204,3 +204,67 @@ def test_a_broken_contract_is_a_plugin_failure(tmp_path, recipe, stage, step, pl
     assert (err.step, err.plugin, err.product, err.exit_code) == (step, plugin, "b", 1)
     assert isinstance(err.cause, PluginContractError) and err.cause.plugin == plugin
     assert {r["product"] for r in read_manifest(next((tmp_path / "runs").iterdir()))} == {"a"}
+
+
+def _bad_filter(breaks: Callable[[list[Any]], Any]) -> type:
+    class BadFilter(toy.SampleFilter):
+        """The sample filter, whose decisions for product 'b' (its 4 candidates; 'a' has 8) are broken."""
+
+        name = "bad-filter"
+
+        def select(self, scored):
+            out = super().select(scored)
+            return breaks(out) if len(scored) == 4 else out
+
+    return BadFilter
+
+
+class _Filters(_Stages):
+    @hookimpl
+    def register_filters(self, register):
+        for stage in self.stages:
+            register(stage)
+
+
+FILTER_BREAKS = {
+    "bools": (lambda out: [d.kept for d in out], "returned True (a bool) for candidate 1 of 4; select() returns Decision(kept, reason) objects"),
+    "too few": (lambda out: out[:-1], "returned 3 decisions for 4 candidates"),
+    "a number for a reason": (lambda out: [Decision(d.kept, 3) for d in out],
+                              "returned a Decision whose reason is 3 (an int) for candidate 1 of 4; a reason is a str"),
+}
+
+
+@pytest.mark.parametrize("case", list(FILTER_BREAKS))
+def test_a_broken_filter_fails_its_product_under_its_own_name(tmp_path, case):
+    # before: a list of bools was an AttributeError in the runner, a short list a RuntimeError naming no plugin
+    breaks, message = FILTER_BREAKS[case]
+    recipe = toy_recipe(filter={"plugin": "bad-filter"})
+    with temporary_plugins(toy, _Filters(_bad_filter(breaks))) as registry:
+        resolved = resolve_recipe(recipe, path=tmp_path / "recipe.yaml", registry=registry)
+        result = run_recipe(resolved, out=tmp_path / "runs", device="cpu", registry=registry)
+    (failure,) = result.summary["failed_products"]
+    assert failure["product"] == "b" and failure["step"] == "filter" and failure["plugin"] == "bad-filter"
+    assert "filter 'bad-filter' broke its contract: " + message in failure["reason"]
+
+
+def test_a_filter_whose_reads_scores_is_not_a_mapping_is_named_before_any_work(tmp_path):
+    class ReadsList(toy.SampleFilter):
+        name = "reads-list"
+
+        @classmethod
+        def reads_scores(cls, config):
+            return ["sample"]
+
+    with temporary_plugins(toy, _Filters(ReadsList)) as registry, pytest.raises(PluginContractError) as info:
+        resolve_recipe(toy_recipe(filter={"plugin": "reads-list"}), path=tmp_path / "r.yaml", registry=registry)
+    assert str(info.value) == ("filter 'reads-list' broke its contract: reads_scores() returned a list; it returns "
+                               "a dict of config key -> score name")
+
+
+def test_an_errors_hint_is_in_its_text_too():
+    # before: str() left the hint out, so a test's failure or a log showed "unknown filter plugin 'x'" only
+    from ecomforge.errors import RecipeError
+
+    err = RecipeError("filter.plugin", "unknown filter plugin 'min-vivd'", hint="did you mean 'min-vivid'?")
+    assert "did you mean 'min-vivid'?" in str(err) and str(err).startswith(err.message)
+    assert str(RecipeError("k", "plain")) == RecipeError("k", "plain").message

@@ -573,17 +573,20 @@ class _Upscaler:
 
             class Config(StageConfig):
                 factor: int = Field(default=1, ge=1, le=64, description="Times larger, per side.")
+                pad: int = Field(default=0, ge=0, le=4096, description="Border added on every side, px.")
 
             @classmethod
             def work_pixels(cls, config, reference):
-                return reference[0] * reference[1] * config.factor ** 2
+                f, p = config.factor, config.pad
+                return (reference[0] * f + 2 * p) * (reference[1] * f + 2 * p)
 
             def generate(self, request):
-                f = request.config.factor
+                f, p = request.config.factor, request.config.pad
                 w, h = request.reference.size
                 big = cv2.resize(request.reference.image, (w * f, h * f), interpolation=cv2.INTER_NEAREST)
                 mask = cv2.resize(request.mask.data, (w * f, h * f), interpolation=cv2.INTER_NEAREST)
-                return [Candidate(big, s, {"factor": f}, plugin=self.name, mask=mask) for s in request.seeds]
+                big, mask = np.pad(big, ((p, p), (p, p), (0, 0))), np.pad(mask, p)
+                return [Candidate(big, s, {"factor": f, "pad": p}, plugin=self.name, mask=mask) for s in request.seeds]
 
         class Plugin:
             @hookimpl
@@ -602,7 +605,10 @@ def test_a_generator_that_declares_its_pixels_is_held_to_the_limit(app_client, t
 
     with temporary_plugins(toyplugins, _Upscaler.make()):
         c = app_client()
-        for over in ({"generate.config.factor": 64}, {"generate.sweep": {"factor": [1, 8]}}):
+        for over in ({"generate.config.factor": 64}, {"generate.sweep": {"factor": [1, 8]}},
+                     # each value alone is within the limit, their combination is not (before: only each alone
+                     # was checked): 96x72 at factor 6 is 248 832 px, pad 120 alone 104 832 px, both 548 352 px
+                     {"generate.sweep": {"factor": [1, 6], "pad": [0, 120]}}):
             r = submit(c, recipe="webcomposite", overrides={"generate.plugin": "upscale", "generate.config": {},
                                                             **over})
             assert "over the limit of 400000 pixels" in _refused(r, 413)
