@@ -159,6 +159,101 @@ def test_an_installed_plugin_may_pass_its_own_module(tmp_path):
     assert all("sharpness" in r["scores"] for r in read_manifest(result.run_dir))
 
 
+# --- the contracts catch what plugin authors got wrong (found by trying the project as one) ---------
+
+class _Constant(toy.SampleScorer):
+    """Scores everything 1: it can never tell a failure from the reference."""
+
+    def score(self, candidates, context):
+        return [1.0] * len(candidates)
+
+
+class _RandomReason(toy.SampleScorer):
+    """A new reason every call."""
+
+    def score(self, candidates, context):
+        from ecomforge.types import Score
+
+        return [Score(v, f"call {np.random.default_rng().integers(1 << 30)}")
+                for v in super().score(candidates, context)]
+
+
+class _TwoD(toy.SampleScorer):
+    """A column of scores instead of a row."""
+
+    def score(self, candidates, context):
+        return np.array(super().score(candidates, context))[:, None]
+
+
+class _ScorerCase(ScorerContract):
+    """The sample scorer's own failure cases (white background best, black worst)."""
+
+    stage_cls: type = toy.SampleScorer
+
+    def make_stage(self):
+        return self.stage_cls()
+
+    def make_candidates(self, ref, mask):
+        white, black = ref.image.copy(), ref.image.copy()
+        white[mask.data == 0], black[mask.data == 0] = 255, 0
+        return [Candidate(white, 0, {}, mask=mask.data), Candidate(black, 1, {}, mask=mask.data)]
+
+
+@pytest.mark.parametrize(("broken", "check", "message"), [
+    (_Constant, "test_scores_in_unit_interval_and_self_is_best", "cannot tell them apart"),
+    (_RandomReason, "test_deterministic_and_order_free", "the reasons differ between two calls"),
+    (_TwoD, "test_deterministic_and_order_free", r"a numpy ndarray\) for candidate 1 of 2; scores are real numbers"),
+])
+def test_scorer_contract_catches(broken, check, message):
+    getattr(_contract(_ScorerCase, toy.SampleScorer), check)()  # the sample scorer passes
+    with pytest.raises(AssertionError, match=message):
+        getattr(_contract(_ScorerCase, broken), check)()
+
+
+class _Bools(_Band):
+    def select(self, scored):
+        return [d.kept for d in super().select(scored)]
+
+
+class _ReadsList(_Band):
+    @classmethod
+    def reads_scores(cls, config):
+        return ["s"]
+
+
+def test_filter_contract_names_the_wrong_kind_of_output():
+    with pytest.raises(AssertionError, match=r"returned False \(a bool\) for candidate 1 of 6"):
+        _contract(_FilterContract, _Bools).test_one_decision_each()
+    with pytest.raises(AssertionError, match="reads_scores\\(\\) returned a list"):
+        _contract(_FilterContract, _ReadsList).test_reads_scores_is_a_mapping()
+    _contract(_FilterContract, _Band).test_reads_scores_is_a_mapping()
+
+
+class _PadsUndeclared(toyplugins.ToyGenerator):
+    """Declares its size without the border a sweep point adds."""
+
+    class Config(toyplugins.ToyGenerator.Config):
+        pad: int = 0
+
+    @classmethod
+    def work_pixels(cls, config, reference):
+        return reference[0] * reference[1]
+
+    def generate(self, request):
+        p = request.config.pad
+        out = super().generate(request)
+        for c in out:
+            c.image, c.mask = np.pad(c.image, ((p, p), (p, p), (0, 0))), np.pad(c.mask, p)
+            c.params = {**c.params, "pad": p}
+        return out
+
+
+def test_generator_contract_checks_declared_pixels_at_the_sweep_point_too():
+    contract = type("C", (_ToyContract,), {"stage_cls": _PadsUndeclared, "sweep_point": {"pad": 4}})()
+    with pytest.raises(AssertionError, match="work_pixels says"):
+        contract.test_declared_pixels_cover_the_output()
+
+
 # --- the sample stages: a third-party plugin tested in a whole run with nothing else installed ----
 
 class TestSampleAcquirer(AcquirerContract):

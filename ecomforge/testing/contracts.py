@@ -8,9 +8,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 
 from ..imaging.masks import erode
-from ..run.checks import candidates_problem, scores_problem
+from ..run.checks import candidates_problem, decisions_problem, reads_problem, scores_problem
 from ..stages import Acquirer, Filter, Generator, Masker, Scorer, Stage
-from ..types import Candidate, Decision, GenerationRequest, Mask, Reference, Scored, ScoringContext
+from ..types import Candidate, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
 
 
 def sample_image(width: int = 96, height: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -128,12 +128,20 @@ class GeneratorContract(_Contract[Generator]):
         assert problem is None, problem
 
     def test_declared_pixels_cover_the_output(self) -> None:
-        """A generator that declares ``work_pixels`` makes no candidate larger than it says (limits trust it)."""
-        request, out = self._generate(self.seeds[:1])
-        declared = type(self.make_stage()).work_pixels(request.config, request.reference.size)
-        if declared is not None:
-            made = max(c.image.shape[0] * c.image.shape[1] for c in out)
-            assert made <= declared, f"work_pixels says {declared} pixels, a candidate has {made}"
+        """A generator that declares ``work_pixels`` makes no candidate larger than it says (limits trust it),
+        for the stage's config and for ``sweep_point`` (set it to a setting that changes the size)."""
+        stage = self.make_stage()
+        stage.ensure_setup()
+        base = self.make_request(stage, self.seeds[:1])
+        configs = [base.config]
+        if self.sweep_point:
+            configs.append(type(stage).parse_config({**base.config.model_dump(mode="json"), **self.sweep_point}))
+        for config in configs:
+            declared = type(stage).work_pixels(config, base.reference.size)
+            if declared is None:
+                continue
+            made = max(c.image.shape[0] * c.image.shape[1] for c in stage.generate(dataclasses.replace(base, config=config)))
+            assert made <= declared, f"work_pixels says {declared} pixels for {config!r}, a candidate has {made}"
 
     def test_same_seed_same_pixels(self) -> None:
         """Generating a seed twice gives identical pixels."""
@@ -179,7 +187,14 @@ class GeneratorContract(_Contract[Generator]):
 
 
 class ScorerContract(_Contract[Scorer]):
-    """Scorers give one float in [0,1] per candidate, deterministically; the reference itself scores highest."""
+    """Scorers give one float in [0,1] per candidate, deterministically; the reference itself scores highest.
+
+    ``separates`` (default True): the reference scores strictly above every other candidate of
+    ``make_candidates`` (pure noise, unless you add your own failure kind). Set it False only for a scorer
+    blind to those candidates by design (one that judges framing, say), and add a failure it does see.
+    """
+
+    separates: ClassVar[bool] = True
 
     def make_context(self) -> tuple[ScoringContext, Reference, Mask]:
         """Two references of one product, and the one candidates are made from (override for real photos)."""
@@ -201,17 +216,25 @@ class ScorerContract(_Contract[Scorer]):
         scores = list(stage.score(cands, ctx))
         problem = scores_problem(scores, len(cands))  # the very check a run makes of a scorer's output
         assert problem is None, problem
-        assert all(float(scores[0]) >= float(s) for s in scores[1:])
+        best, rest = float(scores[0]), [float(s) for s in scores[1:]]
+        assert all(best >= s for s in rest), f"the reference scores {best:g}, below another candidate: {rest}"
+        if self.separates:
+            assert all(best > s for s in rest), (f"the reference scores {best:g} and so does a failure case ({rest}): "
+                                                 "a scorer that cannot tell them apart filters nothing")
 
     def test_deterministic_and_order_free(self) -> None:
-        """Scoring again, or in reverse order, gives the same value per candidate (scores are per candidate)."""
+        """Scoring again, or in reverse order, gives the same value and reason per candidate."""
         stage = self.make_stage()
         stage.ensure_setup()
         ctx, ref, mask = self.make_context()
         cands = self.make_candidates(ref, mask)
-        first = [float(s) for s in stage.score(cands, ctx)]
-        again = [float(s) for s in stage.score(cands[::-1], ctx)][::-1]
-        assert np.allclose(first, again, atol=1e-5)
+        first, again = list(stage.score(cands, ctx)), list(stage.score(cands[::-1], ctx))[::-1]
+        for out in (first, again):
+            problem = scores_problem(out, len(cands))
+            assert problem is None, problem
+        assert np.allclose([float(s) for s in first], [float(s) for s in again], atol=1e-5)
+        reasons = [[s.reason if isinstance(s, Score) else "" for s in out] for out in (first, again)]
+        assert reasons[0] == reasons[1], f"the reasons differ between two calls: {reasons[0]} vs {reasons[1]}"
 
 
 class FilterContract(_Contract[Filter]):
@@ -226,14 +249,21 @@ class FilterContract(_Contract[Filter]):
         return out
 
     def test_one_decision_each(self) -> None:
-        """Decisions align with the input and carry a reason."""
+        """Decisions align with the input and carry a reason (the very check a run makes of a filter's output)."""
         stage = self.make_stage()
         scored = self.make_scored()
         out = stage.select(scored)
-        assert len(out) == len(scored)
-        assert all(isinstance(d, Decision) and d.reason for d in out)
+        problem = decisions_problem(out, len(scored))
+        assert problem is None, problem
+        assert all(d.reason for d in out), "every decision says why"
         wrong = [d.reason for d in out if not d.reason.startswith("kept:" if d.kept else "dropped:")]
         assert not wrong, f"a reason starts with 'kept:' or 'dropped:' as the decision says: {wrong[:3]}"
+
+    def test_reads_scores_is_a_mapping(self) -> None:
+        """``reads_scores`` gives config key -> score name (validation checks the names against the recipe)."""
+        stage = self.make_stage()
+        problem = reads_problem(type(stage).reads_scores(stage.config))
+        assert problem is None, problem
 
     def test_deterministic_and_order_free(self) -> None:
         """The same candidates in another order get the same decisions."""

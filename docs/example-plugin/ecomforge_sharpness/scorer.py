@@ -7,7 +7,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.stages import Scorer, StageConfig
-from ecomforge.types import Candidate, ScoringContext
+from ecomforge.types import Candidate, Score, ScoringContext
 
 
 def laplacian_energy(image: np.ndarray, mask: np.ndarray | None) -> float:
@@ -32,11 +32,13 @@ class SharpnessScorer(Scorer):
     class Config(StageConfig):
         gamma: float = Field(default=0.5, gt=0, le=4, description="How steeply lost detail lowers the score.")
 
-    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[float]:
-        """One score per candidate."""
+    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Score]:
+        """One score per candidate, saying why when it is low (the manifest and the filter's reason show it)."""
         ref = max(laplacian_energy(r.image, m.data) for r, m in zip(context.references, context.masks))
         out = []
         for c in candidates:
             e = laplacian_energy(c.image, c.mask)
-            out.append(1.0 if ref <= 0 else float(min(1.0, (e / ref) ** self.config.gamma)))
+            # A reference without any detail has none to lose: never divide by its zero energy.
+            value = 1.0 if ref <= 0 else float(min(1.0, (e / ref) ** self.config.gamma))
+            out.append(Score(value, "product is blurred" if value < 0.5 else ""))
         return out

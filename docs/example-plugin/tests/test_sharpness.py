@@ -24,7 +24,7 @@ def test_blur_lowers_the_score():
     blurred = cv2.GaussianBlur(ref.image, (0, 0), 3)
     scores = SharpnessScorer().score([Candidate(ref.image, 0, {}, mask=mask.data), Candidate(blurred, 1, {}, mask=mask.data)],
                                      ScoringContext((ref,), (mask,)))
-    assert scores[0] == 1.0 and scores[1] < 0.5
+    assert scores[0] == 1.0 and scores[1] < 0.5 and scores[1].reason == "product is blurred"
 
 
 def test_registered_through_its_entry_point():

@@ -24,19 +24,47 @@ SIDE = 384  # canvases of the property tests: small, so hypothesis stays fast
 PROPERTY = settings(max_examples=8, deadline=None, derandomize=True)
 
 
-class TestExpansionContract(ScorerContract):
+class _RealFailure:
+    """Contract cases on a real photo: the reference itself, then a failure of the kind the scorer judges (pure
+    noise is no integration failure of most of them: it does not touch the product's edge, size or copies)."""
+
+    photo = "vase/02.jpg"
+
+    def make_context(self):
+        ref, mask = _product(self.photo)
+        return ScoringContext((ref,), (mask,), "a product photo"), ref, mask
+
+    def make_candidates(self, ref, mask):
+        image, m = self.failure(ref, mask)
+        return [Candidate(ref.image.copy(), 0, {}, mask=mask.data), Candidate(image, 1, {}, mask=m)]
+
+
+class TestExpansionContract(_RealFailure, ScorerContract):
     def make_stage(self):
         return ExpansionScorer()
 
+    def failure(self, ref, mask):
+        return _grown(ref, mask, photo("coffee"), 1.5)
 
-class TestSeamsContract(ScorerContract):
+
+class TestSeamsContract(_RealFailure, ScorerContract):
     def make_stage(self):
         return SeamsScorer()
 
+    def failure(self, ref, mask):
+        image, m = place(ref, mask, photo("astronaut", 512))
+        return _ring(image, m, 4, (0, 0, 0)), m
 
-class TestDuplicatesContract(ScorerContract):
+
+class TestDuplicatesContract(_RealFailure, ScorerContract):
+    photo = "duck_toy/02.jpg"
+
     def make_stage(self):
         return DuplicatesScorer()
+
+    def failure(self, ref, mask):
+        image, m = place(ref, mask, photo("astronaut"), scale=0.5, centre=(0.3, 0.55))
+        return place(ref, mask, image, scale=0.2, centre=(0.8, 0.5))[0], m
 
 
 class TestSceneContract(ScorerContract):
@@ -44,9 +72,12 @@ class TestSceneContract(ScorerContract):
         return SceneScorer()
 
 
-class TestFramingContract(ScorerContract):
+class TestFramingContract(_RealFailure, ScorerContract):
     def make_stage(self):
         return FramingScorer()
+
+    def failure(self, ref, mask):
+        return place(ref, mask, photo("coffee"), scale=0.06)
 
 
 def _product(name: str):

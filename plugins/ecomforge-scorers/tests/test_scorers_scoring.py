@@ -48,6 +48,10 @@ class TestLpipsContract(TestClipImageContract):
 
 
 class TestClipTextContract(TestClipImageContract):
+    # CLIP-T rates the whole image against the prompt: with the tiny random-weight model the reference and the
+    # noise image score alike (both calibrate to 0), so strict separation is not a property it can show here.
+    separates = False
+
     def make_stage(self):
         from ecomforge_scorers.scorers import ClipTextScorer
 
