@@ -5,6 +5,7 @@ import asyncio
 import io
 import json
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ JOB_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data":
     "type": "object", "required": ["references"],
     "properties": {
         "references": {"type": "array", "items": {"type": "string", "format": "binary"},
-                       "description": "One or more product photos (PNG, JPEG, WebP, BMP, GIF; not TIFF)."},
+                       "description": "One or more product photos (PNG, JPEG or WebP; not TIFF, GIF or BMP)."},
         "recipe": {"description": "A preset name from GET /api/recipes, or a recipe YAML file.",
                    "oneOf": [{"type": "string"}, {"type": "string", "format": "binary"}]},
         "prompt": {"type": "string", "description": "What the new images should show (default: the recipe's)."},
@@ -112,8 +113,7 @@ class _JobForm:
     def read(self, limits: Limits) -> dict[str, Any]:
         """The files' bytes (each read up to one byte over its limit), for submit_job; in a worker thread.
 
-        Called only inside an intake slot: a request that waits for a slot holds no file in memory
-        (the multipart parser spools every part over 1 MiB to disk).
+        Called only inside the request's intake slot, which it took before its form was parsed.
         """
         def read(f: UploadFile, limit: int) -> bytes:
             return from_thread.run(f.read, limit + 1)
@@ -123,12 +123,25 @@ class _JobForm:
                 "recipe_file": read(self.recipe_file, limits.max_recipe_bytes) if self.recipe_file else None}
 
 
+MAX_FORM_FIELDS = 16  # the job form has 4 text fields (recipe, prompt, negative_prompt, overrides)
+FORM_WAIT_S = 120.0  # seconds a request that holds a body slot may take to send its body
+
+
+def _max_text_part(limits: Limits) -> int:
+    """Bytes a text field of the form may hold: the overrides' limit and a prompt's (4 bytes a character),
+    with headroom, so a field over its own limit still gets that limit's 413; at least 256 KiB."""
+    return max(256 * 1024, 2 * limits.max_overrides_bytes, 8 * limits.max_text)
+
+
 async def _parse_form(request: Request, limits: Limits) -> FormData | JSONResponse:
-    """The multipart form of POST /jobs (files spooled, not read), or the 400 answer that refuses it."""
+    """The multipart form of POST /jobs (files spooled, not read), or the 400 (408) answer that refuses it."""
     try:
-        return await request.form(max_files=2 * limits.max_files + 2, max_fields=100)
+        return await asyncio.wait_for(request.form(max_files=2 * limits.max_files + 2, max_fields=MAX_FORM_FIELDS,
+                                                   max_part_size=_max_text_part(limits)), FORM_WAIT_S)
+    except asyncio.TimeoutError:
+        return error(408, f"the request body did not arrive within {FORM_WAIT_S:.0f} s")
     except Exception as exc:  # the multipart parser's messages are already plain
-        return error(400, f"bad multipart form: {exc}")
+        return error(400, f"bad multipart form: {' '.join(str(exc).split())[:200]}")
 
 
 def _job_form(form: FormData, limits: Limits) -> _JobForm | JSONResponse:
@@ -180,25 +193,28 @@ def _submit_route(r: APIRouter, jobs: _Jobs) -> None:
     async def create_job(request: Request) -> JSONResponse:
         """Validate the uploads and the recipe, then queue the job (429 when the queue is full)."""
         manager.check_room()  # 429 before the body is parsed, let alone decoded
-        parsed = await _parse_form(request, limits)
-        if isinstance(parsed, JSONResponse):
-            return parsed
-        try:
-            form = _job_form(parsed, limits)
-            if isinstance(form, JSONResponse):
-                return form
+        # The body is parsed only inside a body slot: a request that waits for one has read none of it (the
+        # multipart parser keeps text fields and small files in memory), and is refused with 429 unread.
+        async with manager.body_slot_async():
+            parsed = await _parse_form(request, limits)
+            if isinstance(parsed, JSONResponse):
+                return parsed
+            try:
+                form = _job_form(parsed, limits)
+                if isinstance(form, JSONResponse):
+                    return form
 
-            def checked() -> Job:
-                # The files are read into memory only inside an intake slot (submit_job's, taken here first):
-                # requests that wait for a slot hold their uploads on disk, not in memory.
-                with manager.intake_slot():
-                    return submit_job(manager, jobs.recipes_dir, limits, **form.read(limits),
-                                      prompt=form.text["prompt"], negative_prompt=form.text["negative_prompt"],
-                                      overrides=form.text["overrides"])
+                def checked() -> Job:
+                    # Files are read into memory, then decoded, only inside an intake slot (submit_job's own
+                    # intake_slot, nested, takes no second one).
+                    with manager.intake_slot():
+                        return submit_job(manager, jobs.recipes_dir, limits, **form.read(limits),
+                                          prompt=form.text["prompt"], negative_prompt=form.text["negative_prompt"],
+                                          overrides=form.text["overrides"])
 
-            job = await run_in_threadpool(checked)
-        finally:
-            await parsed.close()
+                job = await run_in_threadpool(checked)
+            finally:
+                await parsed.close()
         return JSONResponse(jobs.view(job, results=False), status_code=202,
                             headers={"Location": f"/api/jobs/{job.id}"})
 
@@ -379,20 +395,37 @@ def iter_zip(root: Path, records: list[dict[str, Any]], manager: JobManager, job
     name no server path (``zip_manifest``); the PNGs' own text names files by their names only.
     """
     sink = _Chunks()
+    newest = ZIP_EPOCH
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
         for rec in records:
             path = root / "candidates" / f"{rec['id']}.png"  # rebuilt from the checked id, not from the file
             if not path.is_file():
                 continue
             name = f"{rec['product']}/{rec['id']}.png" if _safe_part(rec["product"]) else f"{rec['id']}.png"
-            info = zipfile.ZipInfo.from_file(path, name)
+            info = zipfile.ZipInfo(name, _zip_time(path.stat().st_mtime))
+            info.external_attr = 0o644 << 16
+            newest = max(newest, info.date_time)
             with open(path, "rb") as src, zf.open(info, "w") as dst:
                 while chunk := src.read(ZIP_CHUNK):
                     dst.write(chunk)
                     yield sink.take()
-        zf.writestr("manifest.jsonl", zip_manifest(manager, job_id, records))
+        # Dated like the newest PNG, not now: the same records make the same bytes (the UI's copies of a
+        # download are kept by content, so each click on the same selection is one copy, not a new one).
+        manifest = zipfile.ZipInfo("manifest.jsonl", newest)
+        manifest.external_attr = 0o644 << 16
+        zf.writestr(manifest, zip_manifest(manager, job_id, records))
         yield sink.take()
     yield sink.take()  # the central directory, written on close
+
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry holds
+
+
+def _zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
+    """A file's modification time as a zip entry's (UTC, so the bytes do not depend on the server's zone)."""
+    t = time.gmtime(mtime)
+    return min(max(ZIP_EPOCH, (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)),
+               (2107, 12, 31, 23, 59, 58))
 
 
 def zip_manifest(manager: JobManager, job_id: str, records: list[dict[str, Any]]) -> str:

@@ -1,13 +1,14 @@
 """The job queue: a bounded queue, a pool of worker threads (one per device by default), cancel and resume."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import queue
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ class JobManager:
 
     def __init__(self, root: Path, *, workers: int = 1, queue_size: int = 8, device: str = "auto",
                  policy: PathPolicy | None = None, intake: int = 2, intake_wait: float = 60.0,
-                 presets: Path | None = None) -> None:
+                 presets: Path | None = None, bodies: int = 8) -> None:
         self.root = Path(root).resolve()
         self.presets = Path(presets).resolve() if presets is not None else None  # the presets folder
         self._folders = known_folders(self.root, self.presets)  # what scrub() shows by name
@@ -65,6 +66,10 @@ class JobManager:
         # Requests whose uploads are decoded and recipes resolved at once: each may hold GBs of pixels.
         self.intake = threading.BoundedSemaphore(intake)
         self.intake_wait = intake_wait
+        # Requests whose bodies are read at once: a parsed form holds its text fields and small files in
+        # memory, so waiting requests read nothing; more of these than intake slots, so that a few slow
+        # clients sending their bodies do not hold up the decoding of everyone else's.
+        self.bodies = threading.BoundedSemaphore(bodies)
         self._holding = threading.local()  # the slot this thread holds: a nested intake_slot() takes no second one
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -129,6 +134,22 @@ class JobManager:
         finally:
             self._holding.slot = False
             self.intake.release()
+
+    @asynccontextmanager
+    async def body_slot_async(self, *, poll: float = 0.02):
+        """One of the slots for reading a request's body, for a handler on the event loop: waits without
+        holding a thread (a thread blocked on the semaphore would take the slot after its request was gone);
+        QueueFull when none frees within ``intake_wait`` or when the queue is full."""
+        deadline = time.monotonic() + self.intake_wait
+        while not self.bodies.acquire(blocking=False):
+            if time.monotonic() >= deadline:
+                raise QueueFull("the server is busy receiving other uploads; try again later")
+            await asyncio.sleep(poll)
+        try:
+            self.check_room()  # the queue may have filled while this request waited
+            yield
+        finally:
+            self.bodies.release()
 
     def submit(self, job: Job, recipe_data: dict[str, Any], mask_roots: list[str] | None = None) -> Job:
         """Queue a validated job; raises QueueFull when the queue is at its bound.

@@ -329,6 +329,9 @@ class Actions:
             raise self.error("Pick some results first.")
         try:
             records = zip_records(root, job, ",".join(ids) if ids else None)
+            if ids:  # in the job's order, whatever order they were picked in: one selection, one zip
+                order = {r["id"]: i for i, r in enumerate(zip_records(root, job, None))}
+                records.sort(key=lambda r: order[r["id"]])
         except EcomforgeError as exc:
             raise self.error(exc.one_line()) from exc
         folder = self._zip_folder()
