@@ -226,6 +226,16 @@ class Filter(Stage, ABC):
         return {}
 
 
+def reads_problem(value: Any) -> str | None:
+    """What is wrong with what ``Filter.reads_scores`` returned (a dict of config key -> score name), or None."""
+    if not isinstance(value, dict):
+        return f"reads_scores() returned a {type(value).__name__}; it returns a dict of config key -> score name"
+    bad = next(((k, v) for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str)), None)
+    if bad is not None:
+        return f"reads_scores() returned {bad[0]!r}: {bad[1]!r}; both sides are str"
+    return None
+
+
 @dataclass(frozen=True)
 class GeneratorSpec:
     """How to build the generator in any process: plugin name, config dict and device."""

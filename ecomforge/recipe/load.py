@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from ..errors import EcomforgeError, InputError, PluginConflict, PluginContractError, RecipeError, UsageError
 from ..plugins import Registry, get_registry
-from ..stages import Filter, StageConfig, config_error
+from ..stages import Filter, StageConfig, config_error, reads_problem
 from .products import ProductPlan, anchor_reference, has_template, plan_products, plugin_fills
 from .safeyaml import DuplicateKeyError, YAMLBudgetError, core_scalar, safe_load
 from .schema import Recipe
@@ -234,8 +234,6 @@ def _check_scores_read(resolved: ResolvedRecipe, registry: Registry) -> None:
     key would otherwise pass validation and then drop every candidate as missing that score.
     """
     import difflib
-
-    from ..run.checks import reads_problem
 
     recipe = resolved.recipe
     keys = [s.key for s in recipe.score]

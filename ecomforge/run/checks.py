@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PluginContractError
+from ..stages import reads_problem  # noqa: F401  (a stage's own contract; here with the run's other checks)
 from ..types import Candidate, Decision, Score
 
 IMAGE_RULE = "images must be uint8 HxWx3"
@@ -156,16 +157,6 @@ def decisions_problem(values: Any, n: int) -> str | None:
             return f"returned a Decision whose kept is {_what(d.kept)} {at}; kept is True or False"
         if not isinstance(d.reason, str):
             return f"returned a Decision whose reason is {_what(d.reason)} {at}; a reason is a str"
-    return None
-
-
-def reads_problem(value: Any) -> str | None:
-    """What is wrong with what ``Filter.reads_scores`` returned (a mapping of config key -> score name), or None."""
-    if not isinstance(value, dict):
-        return f"reads_scores() returned {_a(value)}; it returns a dict of config key -> score name"
-    bad = next(((k, v) for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str)), None)
-    if bad is not None:
-        return f"reads_scores() returned {bad[0]!r}: {bad[1]!r}; both sides are str"
     return None
 
 
