@@ -23,18 +23,31 @@ class TooManyPixels(InputError):
     """The image's header announces more pixels than allowed (nothing was decoded)."""
 
 
+# What an image from someone else (a download) may be: the types whose decoding costs what their pixels do.
+UNTRUSTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+
+
 def decode_image(data: bytes, *, what: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_side: int | None = None, formats: frozenset[str] | set[str] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
+                 max_side: int | None = None, formats: frozenset[str] | set[str] | None = None,
+                 untrusted: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Bytes of any PIL-readable image -> (H×W×3 uint8 RGB, H×W uint8 alpha or None); bad input raises InputError.
 
     ``formats`` limits the accepted types (decided from the bytes, never a name); the pixel count and
-    ``max_side`` are checked from the header before any pixel is decoded.
+    ``max_side`` are checked from the header before any pixel is decoded. ``untrusted`` (a downloaded file):
+    only PNG, JPEG and WebP, and a JPEG that would cost out of proportion to read is refused before it is
+    opened (``imaging.jpeg.jpeg_problem``: a repeated scan, a broken segment, junk, overlapping metadata).
     """
     from PIL import Image
 
     if not data:
         raise InputError(f"{what}: the file is empty")
+    if untrusted:
+        from .jpeg import jpeg_problem
+
+        formats = UNTRUSTED_FORMATS if formats is None else frozenset(formats) & UNTRUSTED_FORMATS
+        problem = jpeg_problem(data)
+        if problem is not None:
+            raise InputError(f"{what}: {problem[1]}")
     # Our limit is checked from the header, before any pixel is decoded. PIL's process-wide guard is
     # raised to at least ours (never lowered: other code in the process may open bigger images).
     if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:

@@ -358,7 +358,8 @@ def test_a_segment_that_runs_past_the_end_is_refused():
 
 def test_junk_between_segments_is_refused(app_client, tmp_path):
     """Pillow's header reader walks junk a byte at a time in Python (poc/jpegjunk.py: 0.18 s a MB)."""
-    from ecomforge.web.uploads import MAX_JPEG_JUNK, Limits, decode_upload
+    from ecomforge.imaging.jpeg import MAX_JPEG_JUNK
+    from ecomforge.web.uploads import Limits, decode_upload
 
     data = _jpeg(40, 30, progressive=False)
     for junk in (b"\x00" * 100_000, b"\xff" * 100_000):

@@ -21,7 +21,10 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 class LocalAcquirer(Acquirer):
-    """Loads reference photos from local paths and URLs, in spec order, dropping byte-identical duplicates."""
+    """Loads reference photos from local paths and URLs, in spec order, dropping byte-identical duplicates.
+
+    A download is someone else's file: it may only be PNG, JPEG or WebP, and a JPEG that would cost out of
+    proportion to decode (a scan repeated, a broken segment, overlapping metadata) is refused before it is read."""
 
     name = "local"
     default = True  # what a recipe without an `acquire:` step uses
@@ -51,7 +54,9 @@ class LocalAcquirer(Acquirer):
                 if digest in seen:
                     continue  # the same photo listed twice would double its weight in scoring
                 seen.add(digest)
-                rgb, alpha = decode_image(data, what=source, max_pixels=self.config.max_pixels)
+                # a download is someone else's file: held to what its pixels cost (imaging.decode, untrusted)
+                rgb, alpha = decode_image(data, what=source, max_pixels=self.config.max_pixels,
+                                          untrusted=_is_url(source))
                 name = _unique_name(len(references), names)
                 references.append(Reference(image=rgb, source=source, sha256=digest, alpha=alpha,
                                             product=product, name=name))
@@ -61,7 +66,7 @@ class LocalAcquirer(Acquirer):
 
     def _expand(self, spec: str, base_dir: Path):
         """Yield (source, bytes) for one spec, in a deterministic order."""
-        if re.match(r"^https?://", spec, re.IGNORECASE):
+        if _is_url(spec):
             yield spec, fetch_url(spec, timeout=self.config.timeout, max_bytes=self.config.max_bytes)
             return
         if re.match(r"^[a-z][a-z0-9+.-]*://", spec, re.IGNORECASE):
@@ -114,6 +119,10 @@ class LocalAcquirer(Acquirer):
             return path.read_bytes()
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _is_url(spec: str) -> bool:
+    return re.match(r"^https?://", spec, re.IGNORECASE) is not None
 
 
 def fetch_url(url: str, *, timeout: float, max_bytes: int) -> bytes:

@@ -295,3 +295,29 @@ class TestLocalContract(AcquirerContract):
     def make_specs(self, tmp_path):
         write(tmp_path / "p" / "a.png", encode(Image.fromarray(gradient())))
         return [str(tmp_path / "p")]
+
+
+def test_a_download_is_held_to_what_its_pixels_cost(server, photos):
+    # A URL names someone else's file: the acquirer refuses a JPEG that repeats one scan hundreds of times (minutes
+    # to decode) and types whose decoders cost more than their pixels (TIFF tiles, GIF comments), as the web
+    # server refuses such uploads; the same files on disk are the user's own and are read.
+    import io as io_mod
+
+    buf = io_mod.BytesIO()
+    Image.fromarray(gradient()).save(buf, format="JPEG", progressive=True)
+    base = buf.getvalue()
+    body = base[:-2]  # without EOI
+    last_scan = body.rindex(b"\xff\xda")
+    bomb = body + body[last_scan:] * 200 + b"\xff\xd9"
+    write(photos / "bomb.jpg", bomb)
+    tiff = io_mod.BytesIO()
+    Image.fromarray(gradient()).save(tiff, format="TIFF")
+    write(photos / "t.tif", tiff.getvalue())
+    with pytest.raises(InputError, match=r"/bomb.jpg: a JPEG of \d+ scans is over the limit of 64"):
+        acquire([f"{server}/bomb.jpg"], photos)
+    with pytest.raises(InputError, match=r"/t.tif: not an image"):
+        acquire([f"{server}/t.tif"], photos)
+    assert len(acquire([str(photos / "t.tif")], photos)) == 1  # on disk: the user's own file
+    progressive = photos / "p.jpg"
+    write(progressive, base)
+    assert len(acquire([f"{server}/p.jpg"], photos)) == 1  # a normal progressive JPEG downloads fine
