@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import PluginContractError
-from ..stages import reads_problem  # noqa: F401  (a stage's own contract; here with the run's other checks)
 from ..types import Candidate, Decision, Score
 
 IMAGE_RULE = "images must be uint8 HxWx3"

@@ -8,8 +8,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 import numpy as np
 
 from ..imaging.masks import erode
-from ..run.checks import candidates_problem, decisions_problem, reads_problem, scores_problem
-from ..stages import Acquirer, Filter, Generator, Masker, Scorer, Stage
+from ..run.checks import candidates_problem, decisions_problem, scores_problem
+from ..stages import Acquirer, Filter, Generator, Masker, Scorer, Stage, reads_problem
 from ..types import Candidate, GenerationRequest, Mask, Reference, Score, Scored, ScoringContext
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from ..errors import InputError
 from ..imaging.io import save_png
-from ..imaging.jpeg import MAX_JPEG_SCANS, jpeg_problem, jpeg_scans, walk_jpeg  # noqa: F401  (the web's checks)
+from ..imaging.jpeg import MAX_JPEG_SCANS, jpeg_problem
 
 # Types a request's image may be: what product photos are. Not TIFF: its tiles and strips are sized apart from
 # the image, so a 64x64 TIFF can make the decoder fill a 16384x16384 tile (GBs) that no header size limit sees.

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from webhelpers import WEB_RECIPE
+from webhelpers import COMPOSITE, WEB_RECIPE
 
 
 @pytest.fixture
@@ -46,3 +46,22 @@ def client(make_app):
         yield c
 
 
+
+
+@pytest.fixture
+def app_client(make_app, recipes_dir):
+    """A TestClient factory (clients closed at the end), on presets that include a compositor one."""
+    from fastapi.testclient import TestClient
+
+    (recipes_dir / "webcomposite.yaml").write_text(COMPOSITE)
+    clients = []
+
+    def make(follow_redirects=True, **kw):
+        c = TestClient(make_app(**kw), follow_redirects=follow_redirects)
+        c.__enter__()
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)

@@ -31,25 +31,6 @@ def secret(tmp_path):
     return d / "secret.png"
 
 
-@pytest.fixture
-def app_client(make_app, recipes_dir):
-    """A TestClient factory on an app whose presets include a compositor one."""
-    from fastapi.testclient import TestClient
-
-    (recipes_dir / "webcomposite.yaml").write_text(COMPOSITE)
-    clients = []
-
-    def make(**kw):
-        c = TestClient(make_app(**kw))
-        c.__enter__()
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
-
-
 def _refused(r, status=403, where=None):
     assert r.status_code == status, r.text
     body = r.json()

@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from webhelpers import COMPOSITE, intake_taken, png_bytes, submit, wait_for
+from webhelpers import no_jobs as _no_jobs
+from webhelpers import refused as _refused
+from webhelpers import ui_actions as _actions
 
 TOKEN = "s3cret-token-123"
 
@@ -27,39 +30,6 @@ def secret(tmp_path):
     d.mkdir()
     Image.fromarray(np.full((72, 96, 3), (255, 0, 0), np.uint8)).save(d / "secret.png")
     return d / "secret.png"
-
-
-@pytest.fixture
-def app_client(make_app, recipes_dir):
-    """A TestClient factory (clients closed at the end), with a compositor preset too."""
-    from fastapi.testclient import TestClient
-
-    (recipes_dir / "webcomposite.yaml").write_text(COMPOSITE)
-    clients = []
-
-    def make(follow_redirects=True, **kw):
-        c = TestClient(make_app(**kw), follow_redirects=follow_redirects)
-        c.__enter__()
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
-
-
-def _refused(r, status, words=None):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["status"] == status and "\n" not in body["error"], body
-    if words:
-        assert words in body["error"], body["error"]
-    return body["error"]
-
-
-def _no_jobs(c, tmp_path, runs="runs"):
-    assert c.get("/api/jobs").json()["jobs"] == []
-    assert [p for p in (tmp_path / runs).iterdir() if p.is_dir()] == []
 
 
 # --- 1. mask path patterns: the documented placeholders only, filled by plain substitution, checked again --------
@@ -257,13 +227,6 @@ def test_results_zip_is_streamed_with_bounded_memory(app_client, tmp_path):
 
 
 # --- 4. UI thumbnails: the intake slot, and only the API's image types -----------------------------------------
-
-def _actions(client, tmp_path):
-    from ecomforge.web.ui_actions import Actions
-
-    config = client.app.state.config
-    return Actions(client.app.state.manager, config.recipes, config.limits, {}, tmp_path / "thumbs")
-
 
 @pytest.mark.parametrize("fmt", ["PCX", "SGI", "ICO", "PPM", "TGA"])
 def test_upload_thumbnails_only_for_the_types_the_api_accepts(app_client, tmp_path, monkeypatch, fmt):

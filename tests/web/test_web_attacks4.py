@@ -16,51 +16,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from webhelpers import COMPOSITE, intake_taken, png_bytes, submit, wait_for
-
-
-@pytest.fixture
-def app_client(make_app, recipes_dir):
-    """A TestClient factory (clients closed at the end), with a compositor preset too."""
-    from fastapi.testclient import TestClient
-
-    (recipes_dir / "webcomposite.yaml").write_text(COMPOSITE)
-    clients = []
-
-    def make(**kw):
-        c = TestClient(make_app(**kw))
-        c.__enter__()
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
-
-
-def _refused(r, status, words=None):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["status"] == status and "\n" not in body["error"], body
-    if words:
-        assert words in body["error"], body["error"]
-    return body["error"]
-
-
-def _no_jobs(c, tmp_path):
-    assert c.get("/api/jobs").json()["jobs"] == []
-    assert [p for p in (tmp_path / "runs").iterdir() if p.is_dir()] == []
-
-
-def _actions(client, tmp_path):
-    from ecomforge.web.ui_actions import Actions
-
-    config = client.app.state.config
-    return Actions(client.app.state.manager, config.recipes, config.limits, {}, tmp_path / "thumbs")
-
-
-def _post(c, files, recipe="webtoy", **data):
-    return c.post("/api/jobs", files=files, data={"recipe": recipe, **data})
-
+from webhelpers import no_jobs as _no_jobs
+from webhelpers import post_job as _post
+from webhelpers import refused as _refused
+from webhelpers import ui_actions as _actions
 
 # --- 1. TIFF uploads are refused (tiles and strips are sized apart from the image) ---------------------------
 
@@ -166,7 +125,8 @@ def test_jpeg_scans_are_counted_as_the_decoder_reads_them(w, h, quality, progres
                                                           extra):
     """Pillow's JPEGs are counted right (libjpeg: 1 scan baseline; progressive 10 colour, 6 grey) and decoded;
     a JPEG hidden in an APP1 segment (an EXIF thumbnail) is skipped; repeated scans over the limit are refused."""
-    from ecomforge.web.uploads import Limits, TooLarge, decode_upload, jpeg_scans
+    from ecomforge.imaging.jpeg import jpeg_scans
+    from ecomforge.web.uploads import Limits, TooLarge, decode_upload
 
     limits = Limits(max_jpeg_scans=64)
     data = _jpeg(w, h, progressive=progressive, quality=quality, mode=mode, seed=seed, restart=restart)
@@ -187,7 +147,7 @@ def test_jpeg_scans_are_counted_as_the_decoder_reads_them(w, h, quality, progres
 
 
 def test_the_scan_count_stops_at_the_end_of_the_image_and_skips_stuffing():
-    from ecomforge.web.uploads import jpeg_scans
+    from ecomforge.imaging.jpeg import jpeg_scans
 
     data = _jpeg(40, 30, progressive=True)
     assert jpeg_scans(data + b"\xff\xda\x00\x08" * 100) == 10  # after EOI: never read by the decoder

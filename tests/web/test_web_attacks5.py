@@ -8,7 +8,6 @@ import struct
 import time
 import tracemalloc
 import zlib
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -16,51 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
-from webhelpers import intake_taken, png_bytes, submit, wait_for
-
-
-@pytest.fixture
-def app_client(make_app):
-    """A TestClient factory (clients closed at the end)."""
-    from fastapi.testclient import TestClient
-
-    clients = []
-
-    def make(**kw):
-        c = TestClient(make_app(**kw))
-        c.__enter__()
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
-
-
-def _refused(r, status, words=None):
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["status"] == status and "\n" not in body["error"], body
-    if words:
-        assert words in body["error"], body["error"]
-    return body["error"]
-
-
-def _no_jobs(c, tmp_path):
-    assert c.get("/api/jobs").json()["jobs"] == []
-    assert [p for p in (tmp_path / "runs").iterdir() if p.is_dir()] == []
-
-
-def _actions(client, tmp_path):
-    from ecomforge.web.ui_actions import Actions
-
-    config = client.app.state.config
-    return Actions(client.app.state.manager, config.recipes, config.limits, {}, tmp_path / "thumbs")
-
-
-def _post(c, files, recipe="webtoy", **data):
-    return c.post("/api/jobs", files=files, data={"recipe": recipe, **data})
-
+from webhelpers import intake_taken, png_bytes, slots_taken, submit, wait_for
+from webhelpers import no_jobs as _no_jobs
+from webhelpers import post_job as _post
+from webhelpers import refused as _refused
+from webhelpers import ui_actions as _actions
 
 # --- 1. EXIF orientation without Pillow's IFD loader -------------------------------------------------------
 
@@ -382,7 +341,8 @@ def test_junk_between_segments_is_refused(app_client, tmp_path):
 def test_real_jpegs_pass_the_structure_checks(w, h, quality, progressive, seed, exif, icc, orientation,
                                               subsampling, optimize):
     """Pillow's JPEGs (baseline/progressive, with EXIF with a thumbnail, ICC of several segments) are accepted."""
-    from ecomforge.web.uploads import Limits, decode_upload, walk_jpeg
+    from ecomforge.imaging.jpeg import walk_jpeg
+    from ecomforge.web.uploads import Limits, decode_upload
 
     save: dict = {"subsampling": subsampling, "optimize": optimize}
     if exif:
@@ -406,20 +366,6 @@ def test_real_jpegs_pass_the_structure_checks(w, h, quality, progressive, seed, 
 
 # --- 4. a request's form is parsed only inside a body slot ------------------------------------------------
 
-@contextmanager
-def bodies_taken(manager):
-    """Every body slot of ``manager`` held (and a short wait for one), so the next request is refused unread."""
-    manager.intake_wait = 0.05
-    taken = 0
-    while manager.bodies.acquire(blocking=False):
-        taken += 1
-    try:
-        yield
-    finally:
-        for _ in range(taken):
-            manager.bodies.release()
-
-
 def test_the_form_is_not_parsed_while_the_request_waits_for_a_slot(app_client, tmp_path, monkeypatch):
     from starlette.requests import Request
 
@@ -434,7 +380,7 @@ def test_the_form_is_not_parsed_while_the_request_waits_for_a_slot(app_client, t
 
     monkeypatch.setattr(Request, "_get_form", spy)
     files = [("references", ("a.png", png_bytes(1), "image/png"))]
-    with bodies_taken(manager):
+    with slots_taken(manager, "bodies"):
         _refused(_post(c, files, **{f"pad{i}": "a" * 1000 for i in range(3)}), 429, "busy receiving")
         # A form whose file count is wrong is refused too, unparsed: the slot comes first.
         _refused(_post(c, [*files, *files, *files, *files]), 429, "busy receiving")

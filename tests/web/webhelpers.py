@@ -47,17 +47,53 @@ filter: {plugin: toy-top}
 
 
 @contextmanager
-def intake_taken(manager):
-    """Every intake slot of ``manager`` held (and a short wait for one), so the next decode is refused as busy."""
+def slots_taken(manager, which: str = "intake"):
+    """Every slot of one of ``manager``'s semaphores held ("intake": decoding, "bodies": reading request bodies),
+    with a short wait for one, so the next request that needs one is refused as busy."""
     manager.intake_wait = 0.05
+    sem = getattr(manager, which)
     taken = 0
-    while manager.intake.acquire(blocking=False):
+    while sem.acquire(blocking=False):
         taken += 1
     try:
         yield
     finally:
         for _ in range(taken):
-            manager.intake.release()
+            sem.release()
+
+
+def intake_taken(manager):
+    """Every intake (decoding) slot held: ``slots_taken(manager, "intake")``."""
+    return slots_taken(manager, "intake")
+
+
+def refused(r, status, words=None):
+    """A one-line JSON refusal with ``status`` (and ``words`` in it); returns its message."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["status"] == status and "\n" not in body["error"], body
+    if words:
+        assert words in body["error"], body["error"]
+    return body["error"]
+
+
+def no_jobs(c, tmp_path, runs="runs"):
+    """No job was queued and no job folder is left behind."""
+    assert c.get("/api/jobs").json()["jobs"] == []
+    assert [p for p in (tmp_path / runs).iterdir() if p.is_dir()] == []
+
+
+def ui_actions(client, tmp_path):
+    """The UI's actions on the app behind ``client`` (no presets of its own)."""
+    from ecomforge.web.ui_actions import Actions
+
+    config = client.app.state.config
+    return Actions(client.app.state.manager, config.recipes, config.limits, {}, tmp_path / "thumbs")
+
+
+def post_job(c, files, recipe="webtoy", **data):
+    """POST /api/jobs with these files and form fields."""
+    return c.post("/api/jobs", files=files, data={"recipe": recipe, **data})
 
 
 def png_bytes(seed: int = 1, size: tuple[int, int] = (96, 72)) -> bytes:
