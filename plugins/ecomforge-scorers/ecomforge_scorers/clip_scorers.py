@@ -9,10 +9,10 @@ from pydantic import Field
 from ecomforge.clip import ClipEmbedder, load_clip
 from ecomforge.errors import InputError
 from ecomforge.pathspec import ModelRef
-from ecomforge.types import Candidate, ScoringContext
+from ecomforge.types import Candidate, Score, ScoringContext
 
-from .embedding import COSINE_DECIMALS, EMBEDDINGS, EmbeddingConfig, EmbeddingScorer
-from .regions import calibrate, product_crop
+from .embedding import COSINE_DECIMALS, EMBEDDINGS, FAILED, EmbeddingConfig, EmbeddingScorer, cosine_score
+from .regions import product_crop
 
 DEFAULT_CLIP = "ViT-B-32/laion2b_s34b_b79k"
 
@@ -65,19 +65,21 @@ class ClipTextScorer(EmbeddingScorer):
         key = ("text", prompt, self.embedder.model_id)
         return EMBEDDINGS.get_many([key], lambda _: self.embedder.encode_texts([prompt]))
 
-    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[float]:
-        """Calibrated image–prompt cosine per candidate; failed candidates score 0."""
+    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Score]:
+        """Calibrated image–prompt cosine per candidate; failed candidates score 0. A low score says the image
+        does not match the prompt, with the cosine."""
         self.ensure_setup()
         prompt = (self.config.prompt or context.prompt or "").strip()
         if not prompt:
             raise InputError("clip-text needs a prompt: inputs.prompt is empty (or set the scorer's config.prompt)")
         text = self.text_embedding(prompt)
         live = [i for i, c in enumerate(candidates) if c.failed is None]
-        scores = [0.0] * len(candidates)
+        scores = [Score(0.0, FAILED)] * len(candidates)
         if not live:
             return scores
         images = [product_crop(candidates[i].image, None, margin=0.0, fill=self.config.fill) for i in live]
         cos = np.round(self.embedder.encode_images(images, self.config.batch_size) @ text[0], COSINE_DECIMALS)
         for i, value in zip(live, cos):
-            scores[i] = calibrate(float(value), self.config.low, self.config.high)
+            scores[i] = cosine_score(float(value), self.config.low, self.config.high,
+                                     "the image matches the prompt poorly")
         return scores

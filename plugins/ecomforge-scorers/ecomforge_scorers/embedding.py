@@ -11,13 +11,25 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ecomforge.stages import Scorer, StageConfig
-from ecomforge.types import Candidate, ScoringContext
+from ecomforge.types import Candidate, Score, ScoringContext
 
 from .regions import NEUTRAL_GREY, array_hash, calibrate, product_crop
 
 COSINE_DECIMALS = 5
 """Cosines are rounded to this many decimals, so float noise between a batched and a single
 forward pass cannot rank an image above its own identical copy."""
+
+LOW = 0.5
+"""A learned scorer explains a score below this, as the offline scorers do."""
+
+FAILED = "the candidate failed to generate"
+
+
+def cosine_score(value: float, low: float, high: float, what: str) -> Score:
+    """The calibrated score of a cosine, with why it is low: the cosine and the calibration's two ends."""
+    score = calibrate(value, low, high)
+    reason = f"{what} (cosine {value:.2f}; {low:.2f} scores 0, {high:.2f} scores 1)" if score < LOW else ""
+    return Score(score, reason)
 
 
 class Embedder(Protocol):
@@ -137,19 +149,22 @@ class EmbeddingScorer(Scorer):
         crops = [self.crop(c.image, c.mask) for c in candidates]
         return self.embedder.encode_images(crops, self.config.batch_size)
 
-    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[float]:
-        """Calibrated cosine to the references (max or mean); failed candidates score 0."""
+    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Score]:
+        """Calibrated cosine to the references (max or mean); failed candidates score 0. A low score says
+        how far the product is from the references, in the model's own cosine."""
         self.ensure_setup()
         if not context.references:
             raise ValueError(f"{self.name}: the scoring context has no references")
         live = [i for i, c in enumerate(candidates) if c.failed is None]
-        scores = [0.0] * len(candidates)
+        scores = [Score(0.0, FAILED)] * len(candidates)
         if not live:
             return scores
         refs = self.reference_embeddings(context)
         cands = self.candidate_embeddings([candidates[i] for i in live])
         cos = np.round(cands @ refs.T, COSINE_DECIMALS)
         combined = cos.max(axis=1) if self.config.reduce == "max" else cos.mean(axis=1)
+        which = "closest reference" if self.config.reduce == "max" else "references on average"
+        what = f"the product looks unlike the {which} to {self.embedder.model_id}"
         for i, value in zip(live, combined):
-            scores[i] = calibrate(float(value), self.config.low, self.config.high)
+            scores[i] = cosine_score(float(value), self.config.low, self.config.high, what)
         return scores

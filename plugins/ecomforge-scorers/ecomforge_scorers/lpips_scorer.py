@@ -13,9 +13,9 @@ from ecomforge.errors import ModelNotFound
 from ecomforge.models import MODEL_CACHE, offline, resolve_device
 from ecomforge.run import cancel
 from ecomforge.stages import Scorer, StageConfig
-from ecomforge.types import Candidate, ScoringContext
+from ecomforge.types import Candidate, Score, ScoringContext
 
-from .embedding import EMBEDDINGS
+from .embedding import EMBEDDINGS, FAILED, LOW
 from .regions import NEUTRAL_GREY, array_hash, product_crop
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -154,14 +154,15 @@ class LpipsScorer(Scorer):
         with torch.inference_mode():
             return [tuple(f.shape[1:]) for f in self.model.net.forward(probe)]
 
-    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[float]:
-        """``1 - clip(d / max_distance, 0, 1)`` to the best (or mean) reference; failed candidates score 0."""
+    def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Score]:
+        """``1 - clip(d / max_distance, 0, 1)`` to the best (or mean) reference; failed candidates score 0. A low
+        score says the distance."""
         self.ensure_setup()
         if not context.references:
             raise ValueError("lpips: the scoring context has no references")
         cfg = self.config
         live = [i for i, c in enumerate(candidates) if c.failed is None]
-        scores = [0.0] * len(candidates)
+        scores = [Score(0.0, FAILED)] * len(candidates)
         if not live:
             return scores
         masks = [m.data for m in context.masks] + [None] * (len(context.references) - len(context.masks))
@@ -173,6 +174,10 @@ class LpipsScorer(Scorer):
         d = np.round(self.distances(cands, refs), 5)
         d = np.where(np.isfinite(d), d, np.inf)
         combined = d.min(axis=1) if cfg.reduce == "max" else d.mean(axis=1)
+        which = "closest reference" if cfg.reduce == "max" else "references on average"
         for i, value in zip(live, combined):
-            scores[i] = float(1.0 - np.clip(value / cfg.max_distance, 0.0, 1.0))
+            score = float(1.0 - np.clip(value / cfg.max_distance, 0.0, 1.0))
+            reason = (f"the product's detail differs from the {which} (LPIPS distance {value:.2f}; "
+                      f"{cfg.max_distance:.2f} scores 0)") if score < LOW else ""
+            scores[i] = Score(score, reason)
         return scores

@@ -155,6 +155,23 @@ def test_failed_candidates_score_zero(make_scorer, name):
     assert out[0] == 0.0 and out[1] > 0.0
 
 
+@pytest.mark.parametrize("name", SCORERS)
+def test_low_scores_say_why(make_scorer, name):
+    """A low score names what the model measured and the calibration it fell short of; a high one says nothing,
+    and a failed candidate says it failed."""
+    ref, mask = make_reference(96, 64, seed=0)
+    ctx = ScoringContext((ref,), (mask,), "a red and blue product")
+    noise = np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    strict = {"max_distance": 1e-4} if name == "lpips" else {"low": 0.999, "high": 1.0}
+    lenient = {"max_distance": 10.0} if name == "lpips" else {"low": -1.0, "high": -0.999}
+    cands = [Candidate(noise, 0, {}, mask=mask.data), Candidate(noise, 1, {}, failed="NaN output")]
+    low, failed = make_scorer(name, **strict).score(cands, ctx)
+    assert low == 0.0 and ("LPIPS distance" if name == "lpips" else "cosine") in low.reason
+    assert failed == 0.0 and "failed" in failed.reason
+    high = make_scorer(name, **lenient).score(cands[:1], ctx)[0]
+    assert high > 0.5 and high.reason == ""
+
+
 def test_masks_focus_on_the_product(make_scorer):
     """With masks, a new background barely matters; without them it does (product region is what counts)."""
     ref, mask = make_reference(96, 64, seed=0)
