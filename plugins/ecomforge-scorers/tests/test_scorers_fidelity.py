@@ -16,6 +16,7 @@ from ecomforge_scorers.fidelity.cases import cases_for, context_for
 from ecomforge_scorers.fidelity.data import SCENES, load_photos, scene
 from ecomforge_scorers.fidelity.report import weighted_total
 from ecomforge_scorers.fidelity.scenes import INTEGRATION, compose
+from ecomforge_scorers.fidelity.third import THIRD
 from ecomforge_scorers.fidelity.transforms import ALTERNATE, IDENTITY, recolour
 from ecomforge_scorers.regions import product_crop
 
@@ -38,20 +39,21 @@ def test_auroc_is_antisymmetric(pos, neg):
     assert auroc(neg, pos) == pytest.approx(1 - auroc(pos, neg))
 
 
-@pytest.mark.parametrize("variant", IDENTITY + ALTERNATE, ids=lambda v: v.name)
+@pytest.mark.parametrize("variant", IDENTITY + ALTERNATE + THIRD, ids=lambda v: v.name)
 def test_identity_failures_damage_the_product(variant):
-    """Each identity failure (both sets) changes the product's pixels; colour/print failures leave the scene and mask."""
+    """Each identity failure (all three sets) changes the product's pixels; colour/print failures leave the scene and
+    mask, and one that changes the outline moves the mask."""
     img, mask = sample_image(128, 96, seed=2)
     out, out_mask = variant.apply(img, mask, np.random.default_rng(0))
     assert out.shape == img.shape and out.dtype == np.uint8
     inside = mask > 0
     assert np.abs(out[inside].astype(int) - img[inside]).mean() > 2.0
     if variant.name in ("hue", "blur", "patch", "hue-lab", "recolour", "lowres", "texture-patch",
-                        "texture-in-colour"):
+                        "texture-in-colour", "part-tint", "cast", "waxy", "gibberish", "fake-logo"):
         assert np.array_equal(out[~inside], img[~inside]) and np.array_equal(out_mask, mask)
-    if variant.name in ("missing", "corner-missing"):  # the generator still claims the whole product
+    if variant.name in ("missing", "corner-missing", "hole-smear"):  # the generator still claims the whole product
         assert np.array_equal(out_mask, mask)
-    if variant.name in ("squash", "warp", "stretch", "sag", "twirl"):  # the outline itself changed
+    if variant.name in ("squash", "warp", "stretch", "sag", "twirl", "elastic", "taper", "donor-part", "clone-part"):
         assert not np.array_equal(out_mask, mask)
 
 
@@ -59,6 +61,19 @@ def test_the_alternate_failures_are_the_same_kinds_made_another_way():
     """Every kind of the benchmark's identity failures has a second implementation, under its own name."""
     assert len(ALTERNATE) == 9 and not {v.name for v in ALTERNATE} & {v.name for v in IDENTITY}
     assert all(v.description for v in ALTERNATE)
+
+
+def test_the_third_failures_are_named_apart_and_deterministic():
+    """The third set shares no name with the others, and each failure gives the same pixels for the same draw
+    without touching its input."""
+    assert len(THIRD) == 10 and not {v.name for v in THIRD} & {v.name for v in IDENTITY + ALTERNATE}
+    img, mask = sample_image(128, 96, seed=3)
+    before = img.copy()
+    for variant in THIRD:
+        assert variant.description
+        a, ma = variant.apply(img, mask, np.random.default_rng(5))
+        b, mb = variant.apply(img, mask, np.random.default_rng(5))
+        assert np.array_equal(a, b) and np.array_equal(ma, mb) and np.array_equal(img, before), variant.name
 
 
 @settings(max_examples=20, deadline=None)
@@ -277,6 +292,20 @@ def test_bench_fidelity_alternate_failures(tmp_path):
     result = json.loads((tmp_path / "o" / "fidelity.json").read_text())
     assert result["failures"] == "alternate"
     assert {r["kind"] for r in result["scores"] if r["group"] == "identity"} == {v.name for v in ALTERNATE}
+
+
+def test_bench_fidelity_third_failures(tmp_path):
+    """`--failures third` scores the third set's failures."""
+    from ecomforge.cli import cli
+
+    recipe = _recipe(tmp_path, "score:\n  - {plugin: color, weight: 1}\n")
+    res = CliRunner().invoke(cli, ["bench", "fidelity", "--out", str(tmp_path / "o"), "--quick", "--scorers", "color",
+                                   "--products", "vase", "--recipe", str(recipe), "--size", "96",
+                                   "--failures", "third"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "o" / "fidelity.json").read_text())
+    assert result["failures"] == "third"
+    assert {r["kind"] for r in result["scores"] if r["group"] == "identity"} == {v.name for v in THIRD}
 
 
 @pytest.mark.parametrize("args, expected", [

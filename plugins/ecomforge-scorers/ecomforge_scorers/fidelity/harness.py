@@ -14,7 +14,11 @@ from ecomforge.errors import EcomforgeError, UsageError
 from .cases import PASTED, cases_for, context_for
 from .data import DREAMBENCH, load_photos
 from .report import contact_sheet, summarise
-from .transforms import FAILURE_SETS, IDENTITY, Variant
+from .third import THIRD
+from .transforms import ALTERNATE, IDENTITY, Variant
+
+FAILURE_SETS = {"benchmark": IDENTITY, "alternate": ALTERNATE, "third": THIRD}
+"""The identity failures `--failures` chooses from."""
 
 IDENTITY_SCORERS = ("color", "keypoints", "parts", "shape", "texture")
 INTEGRATION_SCORERS = ("expansion", "seams", "duplicates", "scene", "framing")

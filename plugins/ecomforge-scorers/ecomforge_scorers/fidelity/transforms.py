@@ -266,6 +266,3 @@ ALTERNATE: tuple[Variant, ...] = tuple(Variant(fn.__name__.replace("_", "-"), "i
                                                   sag, twirl, texture_in_colour))
 """The same failure kinds made another way (hue, hue, blur, patch, missing, squash, warp, warp, patch); the last
 came later, so the others' draws are what they were."""
-
-FAILURE_SETS = {"benchmark": IDENTITY, "alternate": ALTERNATE}
-"""The identity failures `--failures` chooses from."""
