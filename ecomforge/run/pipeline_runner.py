@@ -3,7 +3,8 @@
 ``Runner._acquire_and_mask`` and ``_plan_jobs`` run in helper threads (hook calls recorded, replayed
 here in order); generation streams through one ``executor.map``; ``_score``, ``_filter``,
 ``_records`` run in helper threads as each product's last job returns (hooks recorded, replayed in
-order), while the executor already works on the next products. With scoring on remote workers several
+order, as they come while the caller waits for that product), while the executor already works on the
+next products. With scoring on remote workers several
 products are scored at once (one wait per scorer call would otherwise pace the whole run); their
 filter and record steps still run one product at a time, in catalogue order. A product that fails in
 any step goes to the runner's failure handler (or stops the run when it has none / runs fail-fast).
@@ -75,6 +76,41 @@ def run_products(runner: Any, ctx: RunContext, store: RunStore,
             restore()
 
 
+class LiveCalls(list[Any]):
+    """Hook calls a helper thread records, with a wake-up for the caller's thread, which replays them as they come.
+
+    A product's scoring can take as long as its generation: replayed only once it had ended, its progress
+    (``on_step_start`` of score, each ``on_step_advance``) reached observers all at once, afterwards.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+        self.replayed = 0  # calls handed to the real hooks so far
+
+    def append(self, item: Any) -> None:  # RecordingHooks records with append(), in the helper thread
+        with self.changed:
+            super().append(item)
+            self.changed.notify_all()
+
+    def wake(self, _: Any = None) -> None:
+        """Wake a waiting caller (the helper's work ended)."""
+        with self.changed:
+            self.changed.notify_all()
+
+    def take(self) -> list[Any]:
+        """The calls recorded since the last take()."""
+        with self.changed:
+            new = self[self.replayed:]
+            self.replayed += len(new)
+            return new
+
+    def wait(self, fut: Future[Any]) -> None:
+        """Until a call is recorded that was not taken yet, or ``fut`` (whose done-callback is ``wake``) is done."""
+        with self.changed:
+            self.changed.wait_for(lambda: len(self) > self.replayed or fut.done(), timeout=1.0)
+
+
 class _Driver:
     """Handles events in the caller's thread, in order; finishes each product in a helper thread.
 
@@ -88,7 +124,7 @@ class _Driver:
         self.runner, self.ctx, self.hooks = runner, ctx, hooks
         self.state: dict[int, dict[str, Any]] = {}
         self.backlog: deque[Event] = deque()
-        self.finishing: deque[tuple[Any, Future[Any]]] = deque()  # (work, its finish), in order
+        self.finishing: deque[tuple[Any, Future[Any], LiveCalls]] = deque()  # (work, its finish, its hook calls)
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="ecomforge-finish")
         self.early: dict[int, dict[str, Any]] | None = {} if threads > 1 else None  # id(product) -> its early finish
         self.current = "*"
@@ -104,12 +140,18 @@ class _Driver:
         """Handle what can be handled now (everything when ``block``)."""
         while self.backlog or self.finishing:
             if self.finishing:
-                work, fut = self.finishing[0]
-                if not (block or fut.done()):
-                    return
-                calls, records, error = fut.result()
+                work, fut, calls = self.finishing[0]
+                # Its score/filter steps and on_product_done, here, in order, as far as they have come: the
+                # products after it wait (their events stay in the backlog), so hooks still see one at a time.
+                self.hooks.replay(calls.take(), run=self.ctx)
+                if not fut.done():
+                    if not block:
+                        return
+                    calls.wait(fut)
+                    continue
+                _, records, error = fut.result()
                 self.finishing.popleft()
-                self.hooks.replay(calls, run=self.ctx)  # score/filter steps and on_product_done, here
+                self.hooks.replay(calls.take(), run=self.ctx)
                 yield records if error is None else _failed(self.runner, self.ctx, work, error)
                 continue
             ev = self.backlog.popleft()
@@ -124,9 +166,12 @@ class _Driver:
             done = _handle(self.runner, self.ctx, ev, st)
             st["reported"] = done is not None
             if done is _FINISH:
-                fut = early["fut"] if early else self.pool.submit(cancel.in_context(self._finish), ev.prepared.work)
+                calls = early["calls"] if early else LiveCalls()
+                fut = early["fut"] if early else self.pool.submit(cancel.in_context(self._finish), ev.prepared.work,
+                                                                   None, calls)
                 _release(early, use=True)  # its turn: the early finish may filter and write records now
-                self.finishing.append((ev.prepared.work, fut))
+                fut.add_done_callback(calls.wake)
+                self.finishing.append((ev.prepared.work, fut, calls))
             else:
                 _release(early, use=False)
                 if done is not None:
@@ -156,18 +201,18 @@ class _Driver:
                 work.cands[cid] = cand
                 work.meta[cid] = {"job": ev.job, "generate_s": ev.seconds / len(out)}
         elif ev.kind == "end":
-            early["turn"], early["use"] = threading.Event(), False
-            early["fut"] = self.pool.submit(cancel.in_context(self._finish), work, early)
+            early["turn"], early["use"], early["calls"] = threading.Event(), False, LiveCalls()
+            early["fut"] = self.pool.submit(cancel.in_context(self._finish), work, early, early["calls"])
 
-    def _finish(self, work: Any, early: dict[str, Any] | None = None
+    def _finish(self, work: Any, early: dict[str, Any] | None = None, calls: LiveCalls | None = None
                 ) -> tuple[list[Any], list[dict[str, Any]] | None, Exception | None]:
-        """Score, filter and build the records (in a helper thread, hook calls recorded).
+        """Score, filter and build the records (in a helper thread, hook calls recorded into ``calls``).
 
         An early finish scores, then waits for the product's turn: filters see the products one
         after the other, in catalogue order, and the records see the candidates' write times.
         """
         runner = self.runner
-        calls: list[tuple[str, dict[str, Any]]] = []
+        calls = LiveCalls() if calls is None else calls
         self.hooks.record(calls)
         try:
             runner._score(self.ctx, work)

@@ -36,8 +36,9 @@ class PlainProgress:
     def on_step_end(self, run: RunContext, step: str, product: str, seconds: float) -> None:
         """Log the step's duration: the time measured inside the step, else the wall time since its start.
 
-        A product's score and filter steps run in a helper thread whose hook calls reach observers
-        afterwards, start and end together; their own measured ``seconds`` is the true figure.
+        A product's score and filter steps run in a helper thread; their hook calls reach observers as they
+        come while the run waits for that product, else with the next generation result, so a step's start
+        and end may come close together: its own measured ``seconds`` is the true figure.
         """
         wall = time.perf_counter() - self._t.pop((step, product), time.perf_counter())
         self.echo(f"[{product}] {step} done in {(seconds if seconds > 0 else wall):.2f}s")

@@ -19,18 +19,18 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.datastructures import FormData, UploadFile
 
 from ..errors import InputError
-from .files import file_headers
+from .files import REPORT_CSP, file_headers
 from .jobs import TERMINAL, Job, valid_job_id
 from .manager import JobManager, JobNotFound
 from .recipes import list_presets
+from .results import CANDIDATE_ID, unscored_records
 from .submit import rerun_candidate, submit_job
 from .uploads import Limits, TooLarge
 
-CANDIDATE_ID = re.compile(r"^[0-9a-f]{16}$")
 
+def _file_headers(media: str, **kw: Any) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in file_headers(media.encode(), **kw)}
 
-def _file_headers(media: str) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in file_headers(media.encode())}
 
 MEDIA = {".png": "image/png", ".html": "text/html; charset=utf-8", ".jsonl": "application/x-ndjson",
          ".yaml": "text/plain; charset=utf-8", ".json": "application/json"}
@@ -119,6 +119,7 @@ class _JobForm:
             return from_thread.run(f.read, limit + 1)
 
         return {"references": [read(f, limits.max_file_bytes) for f in self.references],
+                "names": [f.filename or "" for f in self.references],
                 "masks": [read(f, limits.max_file_bytes) for f in self.masks], "preset": self.preset,
                 "recipe_file": read(self.recipe_file, limits.max_recipe_bytes) if self.recipe_file else None}
 
@@ -288,10 +289,9 @@ def _file_routes(r: APIRouter, jobs: _Jobs) -> None:
         if root is None:
             return error(409, f"job {job_id} has no results yet")
         records = zip_records(root, job, ids)  # a bad id is a 400/404 before the first byte
-        name = f"{job.id}-results.zip"
+        # One Content-Disposition, naming the file: with two, Chromium refuses the download.
         return StreamingResponse(iter_zip(root, records, jobs.manager, job.id), media_type="application/zip",
-                                 headers={**_file_headers("application/zip"),
-                                          "Content-Disposition": f'attachment; filename="{name}"'})
+                                 headers=_file_headers("application/zip", filename=f"{job.id}-results.zip"))
 
     @r.get("/jobs/{job_id}/files/{path:path}", summary="A file of the job's run folder")
     def job_file(job_id: str, path: str) -> Response:
@@ -307,9 +307,11 @@ def _file_routes(r: APIRouter, jobs: _Jobs) -> None:
         if not target.is_relative_to(root) or not target.is_file():
             return error(404, f"no file {path!r} in this job")
         media = MEDIA.get(target.suffix.lower(), "application/octet-stream")
+        # The run's own report shows the job's images: not sandboxed (see REPORT_CSP), and still no script.
+        headers = _file_headers(media, csp=REPORT_CSP) if path == "report.html" else _file_headers(media)
         if target.suffix.lower() in TEXT_SUFFIXES:  # the run's recipe names its uploads by their server paths
             text = jobs.manager.scrub(job.id, target.read_text(encoding="utf-8", errors="replace"))
-            return Response(text, media_type=media, headers=_file_headers(media))
+            return Response(text, media_type=media, headers=headers)
         return FileResponse(target, media_type=media, headers=_file_headers(media))
 
 
@@ -332,26 +334,33 @@ def _info_routes(r: APIRouter, recipes_dir: Path) -> None:
 
 
 def _results(job: Job, root: Path | None) -> list[dict[str, Any]]:
+    """Scored candidates (the manifest), then those made but not scored yet (``scored: false``): a cancelled
+    job's images are its results too."""
     if root is None or not (root / "manifest.jsonl").is_file():
         return []
-    from ..run.store import read_manifest
-
     base = f"/api/jobs/{job.id}/files/"
     out = []
-    for rec in read_manifest(root):
+    for rec in all_records(root):
         out.append({"id": rec["id"], "product": rec["product"], "reference": rec.get("reference"),
                     "image": base + rec["image"], "selected": base + rec["selected"] if rec.get("selected") else None,
-                    "kept": rec["kept"], "reason": rec.get("reason"), "scores": rec.get("scores", {}),
-                    "total": rec.get("total"), "seed": rec.get("seed"), "params": rec.get("params", {}),
-                    "plugin": rec.get("plugin"), "failed": rec.get("failed")})
+                    "kept": rec["kept"], "scored": rec.get("scored", True), "reason": rec.get("reason"),
+                    "scores": rec.get("scores", {}), "total": rec.get("total"), "seed": rec.get("seed"),
+                    "params": rec.get("params", {}), "plugin": rec.get("plugin"), "failed": rec.get("failed")})
     return out
 
 
-def zip_records(root: Path, job: Job, ids: str | None) -> list[dict[str, Any]]:
-    """The manifest records a zip holds: all, or the comma-separated ``ids`` (checked before anything is sent)."""
+def all_records(root: Path) -> list[dict[str, Any]]:
+    """The manifest's records, then the candidates on disk it does not hold yet (``scored: False``)."""
     from ..run.store import read_manifest
 
     records = read_manifest(root)
+    return records + unscored_records(root, {r["id"] for r in records})
+
+
+def zip_records(root: Path, job: Job, ids: str | None) -> list[dict[str, Any]]:
+    """The records a zip holds: all, or the comma-separated ``ids`` (checked before anything is sent); candidates
+    not scored yet are included, so a stopped job's images can be downloaded."""
+    records = all_records(root)
     if ids:
         wanted = [i.strip() for i in ids.split(",") if i.strip()]
         bad = [i for i in wanted if not CANDIDATE_ID.fullmatch(i)]
@@ -401,7 +410,8 @@ def iter_zip(root: Path, records: list[dict[str, Any]], manager: JobManager, job
             path = root / "candidates" / f"{rec['id']}.png"  # rebuilt from the checked id, not from the file
             if not path.is_file():
                 continue
-            name = f"{rec['product']}/{rec['id']}.png" if _safe_part(rec["product"]) else f"{rec['id']}.png"
+            product = rec.get("product")
+            name = f"{product}/{rec['id']}.png" if isinstance(product, str) and _safe_part(product) else f"{rec['id']}.png"
             info = zipfile.ZipInfo(name, _zip_time(path.stat().st_mtime))
             info.external_attr = 0o644 << 16
             newest = max(newest, info.date_time)

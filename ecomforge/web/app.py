@@ -9,10 +9,12 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 
 from .. import __version__
 from ..errors import EcomforgeError
 from .api import error, make_router
+from .apidocs import DOCS_CSP, docs_page
 from .files import GradioFileGuard
 from .login import LoginPage
 from .manager import JobConflict, JobManager, JobNotFound, QueueFull
@@ -86,10 +88,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         finally:
             manager.stop()
 
-    app = FastAPI(title="ecomforge", version=__version__, lifespan=lifespan,
+    # No Swagger UI or ReDoc: their pages load scripts from a CDN, blank on a server without internet.
+    # /docs is a plain page made here from the same schema (apidocs.py); /openapi.json is the schema itself.
+    app = FastAPI(title="ecomforge", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Turn a few reference photos of a product into many faithful product images.")
     app.state.manager = manager
     app.state.config = config
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(app.openapi()), headers={"Content-Security-Policy": DOCS_CSP,
+                                                               "X-Content-Type-Options": "nosniff"})
 
     @app.exception_handler(EcomforgeError)
     async def ecomforge_error(request: Request, exc: EcomforgeError):

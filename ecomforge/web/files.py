@@ -11,6 +11,12 @@ from .security import send_json
 
 # Files we serve hold prompts and user uploads: never let one run script on this origin or be sniffed as HTML.
 FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+# report.html is a page of the job's own images. Sandboxed, it would have an opaque origin, so a browser would
+# send its image requests as cross-site (refused by OriginHostMiddleware): it gets a policy that loads images
+# from this server only, and still runs no script, sends no form, takes no <base> and is framed by no page.
+REPORT_CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; "
+              "form-action 'none'; frame-ancestors 'none'")
+_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 INLINE_TYPES = (b"image/png", b"image/jpeg", b"image/webp", b"image/gif", b"text/html")
 FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/", "/file=")
 # Gradio routes the UI never needs: a reverse proxy, and the run history (every user's inputs and outputs).
@@ -24,11 +30,15 @@ FILE_RESPONSE_HEADERS = frozenset({b"content-type", b"content-length", b"content
                                    b"cache-control", b"expires", b"date", b"vary"})
 
 
-def file_headers(content_type: bytes) -> list[tuple[bytes, bytes]]:
-    """The headers every file we serve carries: sandboxing CSP, nosniff, and attachment unless it is shown inline."""
-    headers = [(b"content-security-policy", FILE_CSP.encode()), (b"x-content-type-options", b"nosniff")]
+def file_headers(content_type: bytes, *, csp: str = FILE_CSP, filename: str | None = None) -> list[tuple[bytes, bytes]]:
+    """The headers every file we serve carries: a CSP (sandboxing unless told), nosniff, and attachment unless it
+    is shown inline; one Content-Disposition at most (a browser refuses a download with two)."""
+    headers = [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff")]
     if content_type.split(b";")[0].strip().lower() not in INLINE_TYPES:
-        headers.append((b"content-disposition", b"attachment"))
+        if filename is not None and not _FILENAME.fullmatch(filename):
+            raise ValueError(f"not a download name: {filename!r}")  # our own names only (a job id and a suffix)
+        headers.append((b"content-disposition", b"attachment" + (f'; filename="{filename}"'.encode() if filename
+                                                                   else b"")))
     return headers
 
 
@@ -289,7 +299,12 @@ def _with_file_headers(send, scope=None):
             ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"application/octet-stream")
             extra = file_headers(ctype)
             if any(k == b"content-disposition" for k, _ in extra):
-                headers = [(k, v) for k, v in headers if k.lower() != b"content-disposition"]
+                # One Content-Disposition (Chromium refuses a download with two): Gradio's own attachment, which
+                # names the file, else ours.
+                own = [(k, v) for k, v in headers if k.lower() == b"content-disposition"
+                       and v.strip().lower().startswith(b"attachment")][:1]
+                headers = [(k, v) for k, v in headers if k.lower() != b"content-disposition"] + own
+                extra = [(k, v) for k, v in extra if not (own and k == b"content-disposition")]
             message = {**message, "headers": headers + extra}
         await send(message)
 

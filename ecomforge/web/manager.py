@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from contextlib import asynccontextmanager, contextmanager
@@ -16,7 +17,19 @@ import yaml
 
 from ..errors import Cancelled, EcomforgeError, UsageError
 from ..run.cancel import CancelToken, scope
-from .jobs import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, TERMINAL, Job, JobStore, new_job_id
+from .jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    TERMINAL,
+    Job,
+    JobStore,
+    new_job_id,
+    valid_job_id,
+)
 from .progress import JobCancelled, JobObserver
 from .scrub import known_folders, scrub_text
 from .trust import PathPolicy
@@ -24,6 +37,25 @@ from .trust import PathPolicy
 log = logging.getLogger("ecomforge.web")
 JOB_RECIPE = "job.yaml"
 MASK_ROOTS = "mask-roots.json"  # folders besides the uploads and presets that the job's preset names mask files in
+
+
+_UPLOAD = re.compile(r"\buploads/(masks/)?ref-(\d{2})\.png\b")
+
+
+def name_uploads(text: str, names: list[str]) -> str:
+    """``uploads/ref-01.png`` (the name the server gave an upload) as the user knows it: ``photo 1 (vase.jpg)``."""
+    def one(m: re.Match[str]) -> str:
+        n = int(m.group(2))
+        name = f" ({names[n - 1]})" if 0 < n <= len(names) and names[n - 1] else ""
+        return f"the mask of photo {n}{name}" if m.group(1) else f"photo {n}{name}"
+
+    return _UPLOAD.sub(one, text)
+
+
+def upload_name(name: str | None) -> str:
+    """A file name a browser sent with an upload, safe to keep and show: its last part, printable, 80 characters."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    return " ".join("".join(c for c in base if c.isprintable()).split())[:80]
 
 
 class QueueFull(UsageError):
@@ -62,6 +94,7 @@ class JobManager:
         self._observers: dict[str, JobObserver] = {}
         self._live: dict[str, dict[str, Any]] = {}
         self._versions: dict[str, int] = {}
+        self._names: dict[str, list[str]] = {}  # job id -> its uploads' own file names (a job's request never changes)
         self._threads: list[threading.Thread] = []
         # Requests whose uploads are decoded and recipes resolved at once: each may hold GBs of pixels.
         self.intake = threading.BoundedSemaphore(intake)
@@ -233,12 +266,14 @@ class JobManager:
         """
         jdir = str(self.store.job_dir(job_id)) if job_id is not None else None
         folders = self._folders
+        names = self.upload_names(job_id) if every_path and job_id is not None else []
 
         def one(v: Any) -> Any:
             if isinstance(v, str):
                 if jdir is not None:
                     v = v.replace(jdir + "/", "").replace(jdir, ".")
-                return scrub_text(v, folders, every_path=every_path)
+                v = scrub_text(v, folders, every_path=every_path)
+                return name_uploads(v, names) if every_path and job_id is not None else v
             if isinstance(v, dict):
                 return {k: one(x) for k, x in v.items()}
             if isinstance(v, list):
@@ -246,6 +281,16 @@ class JobManager:
             return v
 
         return one(value)
+
+    def upload_names(self, job_id: str) -> list[str]:
+        """The file names the job's photos had when they were uploaded (kept with its request), in order."""
+        if job_id not in self._names:
+            job = self.store.get(job_id) if valid_job_id(job_id) else None
+            names = (job.request or {}).get("names") if job is not None else None
+            if job is None:
+                return []
+            self._names[job_id] = [str(n) for n in names] if isinstance(names, list) else []
+        return self._names[job_id]
 
     def scrub_message(self, message: str, job_id: str | None = None) -> str:
         """An error or a failure reason for a web user: no server path at all."""

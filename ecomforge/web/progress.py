@@ -35,6 +35,9 @@ class JobObserver:
                                       "fraction": 0.0, "eta_s": None, "elapsed_s": 0.0, "candidates": 0}
         self._weight_done = 0.0
         self._weight_total = 1.0
+        self._open = False  # a step has started and not ended: its share counts by its done/total
+        self._step_t0 = self.t0  # when the running (or last) step started
+        self._made: set[str] = set()  # ids of the run folder's candidates: on disk at a resume, and written since
 
     def _mine(self, run) -> bool:
         d = Path(run.dir).resolve()
@@ -46,13 +49,37 @@ class JobObserver:
 
     def _emit(self, persist: bool = False) -> None:
         s = self.state
-        step_w = WEIGHTS.get(s["stage"], 0.0) * (s["done"] / s["total"] if s["total"] else 0.0)
+        # An ended step's weight is in _weight_done already: counting it again here made a job claim 100 %
+        # (and ETA 0) at the end of generation, while scoring still had half the job to do.
+        step_w = WEIGHTS.get(s["stage"], 0.0) * (s["done"] / s["total"] if s["total"] else 0.0) if self._open else 0.0
         frac = min(1.0, (self._weight_done + step_w) / self._weight_total)
-        elapsed = time.time() - self.t0
+        now = time.time()
+        elapsed = now - self.t0
         s["fraction"] = round(frac, 4)
         s["elapsed_s"] = round(elapsed, 2)
-        s["eta_s"] = round(elapsed * (1 - frac) / frac, 1) if frac > 0.02 else None
+        s["eta_s"] = self._eta(frac, now)
         self.on_change(dict(s), persist)
+
+    def _eta(self, frac: float, now: float) -> float | None:
+        """Seconds left: the running step at its own pace once it has done some, the steps after it at the pace of
+        those before (seconds per unit of weight); never 0 while work remains.
+
+        By weights alone a step slower than its weight says (scoring a composite job: half its time) was
+        promised done in a second for as long as it ran.
+        """
+        if frac >= 1:
+            return 0.0
+        s = self.state
+        if self._weight_done <= 0:  # nothing ended yet: the overall pace is all there is
+            return max(0.1, round((now - self.t0) * (1 - frac) / frac, 1)) if frac > 0.02 else None
+        rate = max(0.0, self._step_t0 - self.t0) / self._weight_done
+        weight = WEIGHTS.get(s["stage"], 0.0) if self._open else 0.0
+        step_left = 0.0
+        if self._open:
+            ran = now - self._step_t0
+            step_left = ran * (s["total"] - s["done"]) / s["done"] if s["done"] and s["total"] else max(0.0, weight * rate - ran)
+        later = max(0.0, self._weight_total - self._weight_done - weight)
+        return max(0.1, round(step_left + later * rate, 1))
 
     @hookimpl
     def on_run_start(self, run) -> None:
@@ -60,7 +87,10 @@ class JobObserver:
         if not self._mine(run):
             return
         self.run_dir = Path(run.dir)
-        self.t0 = time.time()
+        self.t0 = self._step_t0 = time.time()
+        if run.resumed:  # the counts cover the whole run folder, not only what this session makes
+            self._made = {p.stem for p in (self.run_dir / "candidates").glob("*.png") if not p.name.endswith(".mask.png")}
+            self.state["candidates"] = len(self._made)
         self._weight_total = sum(WEIGHTS.values()) * max(1, len(run.products))
         self.state["products"] = len(run.products)
         self._emit(persist=True)
@@ -72,6 +102,7 @@ class JobObserver:
         if not self._mine(run):
             return
         self.state.update(stage=step, product=product, done=0, total=total)
+        self._open, self._step_t0 = True, time.time()
         self._emit()
         self._check()
 
@@ -84,12 +115,19 @@ class JobObserver:
         self._emit()
         self._check()
 
-    @hookimpl
+    @hookimpl(trylast=True)
     def on_candidate(self, run, record: dict[str, Any], image: Any) -> None:
-        """A candidate was generated; stop here if cancelled."""
+        """A candidate was written; stop here if cancelled.
+
+        Called after the run store's hook (``trylast``): a cancel raised here stops the hook chain, so a count
+        made before the store had written the file would name one candidate more than the folder holds.
+        A candidate made again on a resume (its batch was cut short) counts once.
+        """
         if not self._mine(run):
             return
-        self.state["candidates"] += 1
+        self._made.add(str(record["id"]))
+        self.state["candidates"] = len(self._made)
+        self._emit()
         self._check()
 
     @hookimpl
@@ -98,6 +136,7 @@ class JobObserver:
         if not self._mine(run):
             return
         self._weight_done += WEIGHTS.get(step, 0.0)
+        self._open = False
         self.state.update(done=self.state["total"])
         self._emit(persist=step in ("generate", "filter"))
 
@@ -106,6 +145,8 @@ class JobObserver:
         """All done."""
         if not self._mine(run):
             return
-        self.state.update(stage="finished", fraction=1.0, eta_s=0.0)
+        self.state.update(stage="finished", fraction=1.0, eta_s=0.0,
+                          candidates=int(summary.get("total_candidates", self.state["candidates"])))
         self._weight_done = self._weight_total
+        self._open = False
         self._emit(persist=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 import secrets
 import tempfile
 import time
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .jobs import Job
+from .jobs import TERMINAL, Job
 from .manager import JobManager
 
 THUMB_SIDE = 320  # long side of gallery thumbnails: small files, so they show at once
@@ -25,37 +26,51 @@ class Results:
     failures: list[dict[str, Any]] = field(default_factory=list)  # products that failed: product, step, reason
 
 
+def plural(n: int, word: str) -> str:
+    """'1 candidate', '2 candidates'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# States that Resume finishes: the run stopped, not because of what it was asked to do. A failed job's cause
+# (a mask not found, missing weights) comes back on a resume, so it is not offered there.
+RESUME_HELPS = ("cancelled", "interrupted")
+
+
 def status_html(job: dict[str, Any], results: Results | None = None) -> str:
     """The progress block: state, stage with done/total, a bar, the ETA and candidates so far.
 
-    With ``results``, a finished job's counts are those of its whole run folder (a resumed job's summary
-    counts only what its last session made).
+    With ``results``, the counts are those of its whole run folder (a resumed job's summary counts
+    only what its last session made; a stopped job's candidates are on disk, not yet scored).
     """
     p = job.get("progress") or {}
     state = job["state"]
     frac = 1.0 if state == "done" else float(p.get("fraction") or 0.0)
-    parts = [f"<b class='state-{state}'>{html.escape(state)}</b> · job <code>{job['id']}</code>"]
+    parts = [f"<b class='state-{html.escape(state)}'>{html.escape(state)}</b> · job <code>{html.escape(job['id'])}</code>"]
     if state == "queued":
         parts.append(f"waiting for a worker ({job.get('waiting') or 1} in the queue)")
     if state == "running" and p.get("stage"):
         parts.append(f"{html.escape(str(p['stage']))} {p.get('done', 0)}/{p.get('total', 0)}")
         if p.get("candidates"):
-            parts.append(f"{p['candidates']} candidates so far")
+            parts.append(f"{plural(int(p['candidates']), 'candidate')} so far")
         if p.get("eta_s") is not None:
-            parts.append(f"ETA {p['eta_s']:.0f} s")
+            eta = float(p["eta_s"])
+            parts.append(f"ETA {eta:.0f} s" if eta >= 1 else "ETA under 1 s")
     if state == "done":
         s = job.get("summary") or {}
         made, kept = s.get("total_candidates", 0), s.get("total_kept", 0)
         if results is not None and results.records:
             made, kept = len(results.records), sum(bool(r.get("kept")) for r in results.records)
-        parts.append(f"{made} candidates, {kept} kept")
+        parts.append(f"{plural(made, 'candidate')}, {kept} kept")
+    elif state in TERMINAL and results is not None and results.records:
+        scored = sum(bool(r.get("scored", True)) for r in results.records)
+        parts.append(f"{plural(len(results.records), 'candidate')} made, {scored} scored")
     for f in (results.failures if results is not None else [])[:3]:
         parts.append(f"<span class='state-failed'>product {html.escape(str(f.get('product')))} failed at "
                      f"{html.escape(str(f.get('step')))}: {html.escape(str(f.get('reason', ''))[:300])}</span>")
     error = str(job.get("error") or "").removesuffix("(resumable)").strip()
     if error and error != state:
         parts.append(html.escape(error))
-    if job.get("resumable"):
+    if job.get("resumable") and state in RESUME_HELPS:
         parts.append("<i>Resume finishes it and keeps what was made.</i>")
     return f"<div>{' · '.join(parts)}</div><div class='bar'><div style='width:{frac * 100:.0f}%'></div></div>"
 
@@ -83,7 +98,6 @@ def job_results(manager: JobManager, job: Job, thumbs: Path) -> Results:
     out.failures = [{**f, "reason": manager.scrub_message(str(f.get("reason", "")), job.id)}
                     for f in _failures(root / MANIFEST)]  # a plugin's reason may name any server file
     records.sort(key=lambda r: (not r["kept"], -(r.get("total") or 0.0), r["id"]))
-    known = {r["id"] for r in records}
     for r in records:
         total = r.get("total")
         # Short, so it fits under a thumbnail four to a row: score, kept or dropped, seed.
@@ -91,12 +105,52 @@ def job_results(manager: JobManager, job: Job, thumbs: Path) -> Results:
         caption += f" {'kept' if r['kept'] else 'dropped'} · s{r['seed']}"
         out.items.append((thumbnail(root / r["image"], thumbs), caption))
         out.records.append(r)
-    pending = [p for p in (root / "candidates").glob("*.png") if not p.name.endswith(".mask.png")
-               and p.stem not in known]
-    for p in sorted(pending, key=lambda p: (p.stat().st_mtime, p.name)):
-        out.items.append((thumbnail(p, thumbs), "not scored yet"))
-        out.records.append({"id": p.stem, "image": f"candidates/{p.name}", "kept": False, "scored": False})
+    for r in unscored_records(root, {r["id"] for r in records}):
+        out.items.append((thumbnail(root / r["image"], thumbs), "not scored yet"))
+        out.records.append(r)
     return out
+
+
+CANDIDATE_ID = re.compile(r"[0-9a-f]{16}")
+UNSCORED = "not scored: the job stopped before its scoring step (Resume scores it)"
+MAX_SIDECAR = 1024 * 1024  # bytes of a candidate's sidecar read back (the run store writes a few hundred)
+
+
+def unscored_records(root: Path, known: set[str]) -> list[dict[str, Any]]:
+    """Candidates on disk that the manifest does not hold yet (a running, cancelled or interrupted job), in the
+    order made, as records marked ``scored: False``: what a job made stays fetchable however it stopped.
+
+    Their seed and parameters come from each one's sidecar (the run store writes it with the PNG); a web job
+    has one product, named after its references' folder.
+    """
+    folder = root / "candidates"
+    if not folder.is_dir():
+        return []
+    refs = root / "references"
+    products = [p.name for p in refs.iterdir() if p.is_dir()] if refs.is_dir() else []
+    product = products[0] if len(products) == 1 else None
+    pngs = [p for p in folder.glob("*.png") if CANDIDATE_ID.fullmatch(p.stem) and p.stem not in known]
+    out = []
+    for p in sorted(pngs, key=lambda p: (p.stat().st_mtime, p.name)):
+        meta = _sidecar(p.with_suffix(".json"))
+        out.append({"id": p.stem, "product": product, "image": f"candidates/{p.name}", "selected": None,
+                    "kept": False, "scored": False, "reason": UNSCORED, "scores": {}, "total": None,
+                    "seed": meta.get("seed"), "params": meta.get("params") or {}, "plugin": meta.get("plugin"),
+                    "models": meta.get("models") or {}, "failed": meta.get("failed")})
+    return out
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    """A candidate's sidecar JSON, or {} when it is missing, too large or unreadable (the image still counts)."""
+    import json
+
+    try:
+        if path.stat().st_size > MAX_SIDECAR:
+            return {}
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _failures(manifest: Path) -> list[dict[str, Any]]:
@@ -150,10 +204,10 @@ def thumbs_dir() -> Path:
 def job_label(job: Job) -> str:
     """One line of the job list: when, preset, state, results."""
     when = time.strftime("%m-%d %H:%M", time.localtime(job.created))
-    made = (job.summary or {}).get("total_candidates")
+    made = (job.summary or {}).get("total_candidates") if job.state == "done" else None
     if made is None:
         made = (job.progress or {}).get("candidates")
-    extra = f" · {made} candidates" if made else ""
+    extra = f" · {plural(int(made), 'candidate')}" if made else ""
     return f"{when} · {job.recipe} · {job.state}{extra} · {job.id}"
 
 

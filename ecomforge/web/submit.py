@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import InputError
 from .jobs import Job
-from .manager import JOB_RECIPE, JobConflict, JobManager, JobNotFound
+from .manager import JOB_RECIPE, JobConflict, JobManager, JobNotFound, upload_name
 from .recipes import job_recipe, preset_path
 from .trust import check_job_paths, count_candidates, pattern_roots, preset_values
 from .uploads import (
@@ -29,8 +29,12 @@ from .uploads import (
 def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, references: list[bytes],
                masks: Sequence[bytes] = (), preset: str | None = None, recipe_file: bytes | None = None,
                prompt: str | None = None, negative_prompt: str | None = None,
-               overrides: dict[str, Any] | str | None = None, trust_preset: str | None = None) -> Job:
+               overrides: dict[str, Any] | str | None = None, trust_preset: str | None = None,
+               names: Sequence[str | None] = (), label: str | None = None) -> Job:
     """Check everything before the job is queued; a refused job leaves nothing behind.
+
+    ``names`` are the references' own file names (kept so messages name the photo, not ``ref-01.png``);
+    ``label`` is the job list's name for a re-run (its first job's preset, not ``upload:<name>``).
 
     Order matters: the queue bound, counts and sizes are checked before any work, the image headers
     before any pixel is decoded, the job's size before its plan is built, and every path the recipe
@@ -53,24 +57,28 @@ def submit_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refere
     with manager.intake_slot():  # parsing, decoding and resolving: a few requests at a time
         return _checked_job(manager, recipes_dir, limits, references=references, masks=masks, preset=preset,
                             recipe_file=recipe_file, prompt=prompt, negative_prompt=negative_prompt,
-                            overrides=overrides, trust_preset=trust_preset)
+                            overrides=overrides, trust_preset=trust_preset,
+                            names=[upload_name(n) for n in list(names)[:len(references)]], label=label)
 
 
 def _checked_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, references: list[bytes],
                  masks: Sequence[bytes], preset: str | None, recipe_file: bytes | None, prompt: str | None,
-                 negative_prompt: str | None, overrides: dict[str, Any], trust_preset: str | None) -> Job:
+                 negative_prompt: str | None, overrides: dict[str, Any], trust_preset: str | None,
+                 names: list[str], label: str | None) -> Job:
     """The recipe parsed, the images' headers and the job's size checked, uploads saved, paths checked, queued."""
     from ..recipe.load import read_yaml, resolve_recipe
 
     if recipe_file is not None:
         base = parse_recipe_upload(recipe_file, limits)
-        label = f"upload:{str(base.get('name', 'recipe'))[:64]}"
+        label = label or f"upload:{str(base.get('name', 'recipe'))[:64]}"
     elif preset:
         base = read_yaml(preset_path(recipes_dir, preset))
         label = preset
     else:
         raise InputError("recipe: give a preset name (GET /api/recipes) or a recipe file")
-    sizes = check_request_pixels([*((f"reference {i + 1}", b) for i, b in enumerate(references)),
+    named = [f"reference {i + 1}" + (f" ({names[i]})" if i < len(names) and names[i] else "")
+             for i in range(len(references))]
+    sizes = check_request_pixels([*((named[i], b) for i, b in enumerate(references)),
                                   *((f"mask {i + 1}", b) for i, b in enumerate(masks))], limits)[:len(references)]
     trusted = _preset_trust(recipes_dir, preset if recipe_file is None else trust_preset)
     # The job's size and prompts from the recipe as asked, before resolve_recipe builds its sweep grid.
@@ -78,8 +86,11 @@ def _checked_job(manager: JobManager, recipes_dir: Path, limits: Limits, *, refe
                        negative_prompt=negative_prompt, overrides=overrides)
     check_texts(asked, limits)  # a prompt from the overrides or an uploaded recipe counts like the form's
     check_job_size(asked, len(references), limits)
-    job = manager.new_job(label, {"prompt": prompt, "negative_prompt": negative_prompt, "overrides": overrides,
-                                  "references": len(references), "masks": len(masks)})
+    request: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative_prompt, "overrides": overrides,
+               "references": len(references), "masks": len(masks)}
+    if any(names):
+        request["names"] = names
+    job = manager.new_job(label, request)
     jdir = manager.store.job_dir(job.id)
     try:
         uploads = jdir / "uploads"
@@ -247,7 +258,21 @@ def rerun_candidate(manager: JobManager, recipes_dir: Path, limits: Limits, job_
     masks = [(masks_dir / f"{Path(p).stem}.png").read_bytes() for p in data["inputs"]["references"]] \
         if manager.require(job_id).request.get("masks") and masks_dir.is_dir() else []
     recipe = yaml.safe_dump(data, sort_keys=False).encode()
-    label = manager.require(job_id).recipe
+    job = manager.require(job_id)
+    label = job.recipe
     return submit_job(manager, recipes_dir, limits, references=refs, masks=masks, recipe_file=recipe,
                       prompt=data["inputs"].get("prompt"), negative_prompt=data["inputs"].get("negative_prompt"),
-                      overrides=over, trust_preset=None if label.startswith("upload:") else label)
+                      overrides=over, trust_preset=None if label.startswith("upload:") else label,
+                      names=reference_names(job, data["inputs"]["references"]), label=label)
+
+
+def reference_names(job: Job, references: Sequence[str]) -> list[str]:
+    """The upload names of a job's references (``.../ref-02.png`` -> the second photo's name), for a re-run."""
+    given = job.request.get("names")
+    names: list[Any] = given if isinstance(given, list) else []
+    out = []
+    for ref in references:
+        m = re.fullmatch(r"ref-(\d{2})", Path(ref).stem)
+        n = int(m.group(1)) if m else 0
+        out.append(str(names[n - 1]) if 0 < n <= len(names) else "")
+    return out

@@ -80,7 +80,13 @@ def _photos_section(ui) -> None:
                       elem_id="refs", height=120)
     ui.ref_thumbs = gr.Gallery(label="Uploaded photos", columns=6, height=120, elem_id="ref-thumbs", fit_columns=False,
                                show_label=False, object_fit="contain", allow_preview=False, interactive=False)
-    ui.refs.change(ui.actions.upload_thumbs, ui.refs, ui.ref_thumbs, concurrency_limit=None)
+    ui.refused = gr.HTML("", elem_id="refs-refused", css_template=WARNING_CSS, visible=False)
+
+    def on_upload(files):
+        thumbs, note = ui.actions.upload_view(files)
+        return thumbs, gr.update(value=note, visible=bool(note))
+
+    ui.refs.change(on_upload, ui.refs, [ui.ref_thumbs, ui.refused], concurrency_limit=None)
 
 
 def _preset_section(ui) -> None:
@@ -102,8 +108,17 @@ def _preset_info(ui, name: str | None) -> str:
             badge = (f"<span class='badge ok'>{r.label}</span>" if r.ready else
                      f"<span class='badge need'>{r.label}</span> <small>for {html.escape(r.detail[:300])}; "
                      "see the server's log</small>")
-            return f"<div>{html.escape(p.get('description') or '')}</div><div>{badge}</div>"
+            return f"<div>{inline_markdown(p.get('description') or '')}</div><div>{badge}</div>"
     return "<div>No preset found in the server's recipes folder.</div>" if not ui.rated else ""
+
+
+def inline_markdown(text: str) -> str:
+    """A preset's description (its YAML comments, written as Markdown) as HTML: escaped, with `code` shown as
+    code rather than with its backticks; nothing else of Markdown is needed there."""
+    parts = html.escape(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: shown as it is
+        return html.escape(text)
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 def _mask_section(ui) -> None:
@@ -179,7 +194,7 @@ def _run_section(ui) -> None:
         ui.resume = gr.Button("Resume", elem_id="resume", scale=1)
         ui.rerun_job = gr.Button("Run this job again", elem_id="rerun-job", scale=1)
     ui.jobs = gr.Dropdown([], value=None, label="Jobs (newest first; pick one to see it)", elem_id="jobs",
-                          allow_custom_value=False)
+                          allow_custom_value=False, info="Loading the server's jobs…")
     ui.status = gr.HTML(IDLE, elem_id="status", css_template=STATUS_CSS)
 
 

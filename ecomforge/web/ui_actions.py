@@ -18,8 +18,8 @@ from .forms import FieldSpec, coerce
 from .jobs import TERMINAL
 from .manager import JobManager
 from .preview import masker_accepts, masker_config, preview_mask
-from .results import job_choices, job_results, status_html, thumbnail
-from .submit import rerun_candidate, submit_job
+from .results import job_choices, job_results, plural, status_html, thumbnail
+from .submit import reference_names, rerun_candidate, submit_job
 from .trust import pattern_root
 from .uploads import FORMATS, Limits, image_header
 
@@ -40,6 +40,14 @@ def paths_of(files: Any) -> list[str]:
 def _warning_html(warning: str | None, info: str) -> str:
     shown = f"<div class='summary'>{html.escape(info)}</div>" if info else ""
     return f"<div class='warning'>Warning: {html.escape(warning)}</div>{shown}" if warning else shown
+
+
+def _refused_html(lines: list[str]) -> str:
+    """The uploads that will not be used, one line each (escaped: a file name is the user's text)."""
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return f"<div class='warning'>Not used (Run would refuse them): <ul>{items}</ul></div>"
 
 
 def seed_fields(preset: dict[str, Any]) -> tuple[int, int]:
@@ -71,7 +79,8 @@ def rerun_job(manager: JobManager, recipes_dir: Path, limits: Limits, job_id: st
                       masks=[m.read_bytes() for m in masks if m.is_file()],
                       recipe_file=json.dumps(data).encode(), prompt=inputs.get("prompt"),
                       negative_prompt=inputs.get("negative_prompt"), overrides={},
-                      trust_preset=None if job.recipe.startswith("upload:") else job.recipe)
+                      trust_preset=None if job.recipe.startswith("upload:") else job.recipe,
+                      names=reference_names(job, [str(p) for p in refs]), label=job.recipe)
 
 
 @dataclass
@@ -89,32 +98,46 @@ class Actions:
     _lock: Any = field(default_factory=threading.Lock)
 
     def error(self, message: str):
-        """A message shown in the page (Gradio's toast), with no server path in it."""
+        """A message shown in the page (Gradio's toast), with no server path in it.
+
+        The toast renders HTML, so the message is escaped (``<models>`` would end it); it is the user's
+        error, not the server's, so the log gets one line, not Gradio's traceback.
+        """
         import gradio as gr
 
-        return gr.Error(self.manager.scrub_message(message))
+        text = self.manager.scrub_message(message)
+        log.warning("ui: %s", text)
+        return gr.Error(html.escape(text), print_exception=False)
 
     # --- uploads and the mask preview -----------------------------------------------------------
     def upload_thumbs(self, files: Any) -> list[tuple[str, str]]:
-        """Thumbnails of the uploaded photos (too-large ones, and types the API refuses, are named, not decoded).
+        """Thumbnails of the uploaded photos (``upload_view`` without the refusals)."""
+        return self.upload_view(files)[0]
+
+    def upload_view(self, files: Any) -> tuple[list[tuple[str, str]], str]:
+        """Thumbnails of the uploaded photos, and a note naming each one refused, with why (too large, or a type
+        the API refuses: named, not decoded), so the user learns it now rather than at Run.
 
         Decoding takes one of the intake slots, as a submission's does, so many uploads at once cannot
         add up to more memory than that.
         """
-        out = []
+        out, refused = [], []
         try:
             with self.manager.intake_slot(for_job=False):
                 for p in paths_of(files):
+                    name = Path(p).name
                     try:
                         with open(p, "rb") as f:  # the API's checks from the bytes (type, JPEG scans, size) first
-                            image_header(f.read(self.limits.max_file_bytes + 1), Path(p).name, self.limits)
-                        out.append((thumbnail(Path(p), self.thumbs, self.limits.max_pixels, formats=FORMATS),
-                                    Path(p).name))
-                    except Exception as exc:  # a bad upload is reported when the job is submitted
-                        log.info("no thumbnail for %s: %s", p, exc)
+                            image_header(f.read(self.limits.max_file_bytes + 1), name, self.limits)
+                        out.append((thumbnail(Path(p), self.thumbs, self.limits.max_pixels, formats=FORMATS), name))
+                    except EcomforgeError as exc:
+                        refused.append(exc.one_line())
+                    except Exception as exc:  # Pillow's own words hold nothing a user can act on
+                        log.info("no thumbnail for %s: %s", name, exc)
+                        refused.append(f"{name}: not an image this server can read (PNG, JPEG or WebP)")
         except EcomforgeError as exc:
             raise self.error(exc.one_line()) from exc
-        return out
+        return out, _refused_html([self.manager.scrub_message(r) for r in refused])
 
     def detect_mask(self, files, name, text, pts, mfile, preset_name):
         """Run the chosen masker on the first photo: (overlay, summary with any warning, overlay-to-photo scale)."""
@@ -212,9 +235,8 @@ class Actions:
         try:
             job = submit_job(self.manager, self.recipes_dir, self.limits,
                              references=[Path(p).read_bytes() for p in paths], masks=masks, preset=preset_name,
-                             prompt=text_p, negative_prompt=neg, overrides=over)
+                             prompt=text_p, negative_prompt=neg, overrides=over, names=[Path(p).name for p in paths])
         except EcomforgeError as exc:
-            log.warning("job refused: %s", exc.one_line())
             raise self.error(exc.one_line()) from exc
         return job.id
 
@@ -240,21 +262,20 @@ class Actions:
 
         view = self._claim(session)
         if not jid or self.manager.get(jid) is None:
-            yield (IDLE, [], gr.update(choices=[], value=[]), [], None, gr.update(choices=job_choices(self.manager)),
-                   gr.skip())
+            yield (IDLE, [], gr.update(choices=[], value=[]), [], None, self.job_list(None), gr.skip())
             return
         shown, listed = None, None
         while (job := self.manager.get(jid)) is not None:
             res = job_results(self.manager, job, self.thumbs)
             sig = [c for _, c in res.items]
             # The job list is refreshed when this job's state changes (its line shows the state).
-            jobs = gr.update(choices=job_choices(self.manager), value=jid) if job.state != listed else gr.skip()
+            jobs = self.job_list(jid) if job.state != listed else gr.skip()
             preset = job.recipe if show_preset and listed is None and job.recipe in self.presets else gr.skip()
             listed = job.state
             if sig != shown:  # a new candidate, or the scores arrived: refresh the gallery
                 shown = sig
-                picks = [(f"{c} · {r['id'][:8]}", r["id"]) for (_, c), r in zip(res.items, res.records)
-                         if r.get("scored", True)]
+                # Candidates not scored yet (a stopped job's) can be downloaded too: what a job made stays.
+                picks = [(f"{c} · {r['id'][:8]}", r["id"]) for (_, c), r in zip(res.items, res.records)]
                 yield (status_html(self.manager.view(job), res), res.items, gr.update(choices=picks, value=[]),
                        res.records, jid, jobs, preset)
             else:
@@ -264,6 +285,18 @@ class Actions:
             time.sleep(POLL_S)
             if self._replaced(session, view):
                 return
+
+    def job_list(self, jid: str | None) -> Any:
+        """The job list's new choices, and a line under it that says how many jobs there are: with none picked
+        (a fresh browser) the list would look empty although the server has jobs."""
+        import gradio as gr
+
+        choices = job_choices(self.manager)
+        if not choices:
+            info = "No jobs yet: Run starts one."
+        else:
+            info = f"{plural(len(choices), 'job')} on this server" + ("" if jid else ": open the list to pick one")
+        return gr.update(choices=choices, value=jid, info=info)
 
     def cancel(self, jid: str | None) -> None:
         """Ask the job to stop; what it made so far stays and is shown."""
@@ -323,7 +356,7 @@ class Actions:
             raise self.error("Run a job first.")
         job = self.manager.get(jid)
         if job is None or not job.run_dir or not (self.manager.store.job_dir(jid) / job.run_dir / "manifest.jsonl").is_file():
-            raise self.error("No scored results yet.")
+            raise self.error("No results yet.")
         root = self.manager.store.job_dir(jid) / job.run_dir
         if ids is not None and not ids:
             raise self.error("Pick some results first.")
@@ -334,6 +367,8 @@ class Actions:
                 records.sort(key=lambda r: order[r["id"]])
         except EcomforgeError as exc:
             raise self.error(exc.one_line()) from exc
+        if not records:
+            raise self.error("This job has made no candidates yet.")
         folder = self._zip_folder()
         out = folder / f"{jid}-{'picked' if ids else 'all'}.zip"
         try:

@@ -206,7 +206,7 @@ def test_first_use_offline_preset_runs_and_results_show_next_to_run(url, browser
         first_job = page.locator("#status code").inner_text()
         page.locator("#rerun").click()  # the selected candidate again, as a new one-candidate job
         expect(page.locator("#status code")).not_to_have_text(first_job, timeout=20_000)
-        expect(page.locator("#status")).to_contain_text("1 candidates", timeout=60_000)
+        expect(page.locator("#status")).to_contain_text("1 candidate,", timeout=60_000)
     names = zipfile.ZipFile(io.BytesIO(saved.read_bytes())).namelist()
     assert "manifest.jsonl" in names and sum(n.endswith(".png") for n in names) >= 1
 
