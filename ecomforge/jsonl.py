@@ -26,13 +26,20 @@ def read_rows(path: Path, *, limit: int | None = None, advice: str = "") -> list
         if not line.strip():
             continue
         try:
-            row = json.loads(line, object_pairs_hook=_unique_keys)
+            row = json.loads(line, object_pairs_hook=_unique_keys, parse_int=_int)
         except _DuplicateKey as exc:
             raise InputError(f"{path}: line {n}: the key {exc.key!r} is given twice{tail}") from exc
+        except _TooLong as exc:
+            where = f"{exc.key}: " if exc.key else ""
+            raise InputError(f"{path}: line {n}: {where}a number of {exc.digits} digits is over the limit of "
+                             f"{exc.limit} digits{tail}") from exc
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: line {n}: not a JSON row ({exc.msg}){tail}") from exc
         except RecursionError as exc:  # [[[[... thousands deep: Python's decoder gives up
             raise InputError(f"{path}: line {n}: not a JSON row (nested too deeply){tail}") from exc
+        if (big := _big(row)) is not None:
+            raise InputError(f"{path}: line {n}: a number of {big.digits} digits is over the limit of "
+                             f"{big.limit} digits{tail}")
         if not isinstance(row, dict):
             raise InputError(f"{path}: line {n}: a row must be a JSON object, got {type(row).__name__}{tail}")
         rows.append((n, row))
@@ -47,10 +54,47 @@ class _DuplicateKey(ValueError):
         self.key = key
 
 
+class _TooLong(ValueError):
+    """An integer longer than Python converts (``sys.get_int_max_str_digits``); ``key`` is filled by the object
+    holding it."""
+
+    def __init__(self, digits: int, limit: int) -> None:
+        super().__init__(digits)
+        self.digits, self.limit, self.key = digits, limit, ""
+
+
+def _int(text: str) -> Any:
+    import sys
+
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    digits = len(text.lstrip("-"))
+    if limit and digits > limit:
+        return _BigInt(digits, limit)  # refused, with its key, by _unique_keys
+    return int(text)
+
+
+class _BigInt:
+    def __init__(self, digits: int, limit: int) -> None:
+        self.digits, self.limit = digits, limit
+
+
+def _big(value: Any) -> _BigInt | None:
+    if isinstance(value, _BigInt):
+        return value
+    if isinstance(value, list):
+        return next((b for v in value if (b := _big(v)) is not None), None)
+    return None
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
             raise _DuplicateKey(key)
+        big = _big(value)
+        if big is not None:
+            exc = _TooLong(big.digits, big.limit)
+            exc.key = key
+            raise exc
         out[key] = value
     return out

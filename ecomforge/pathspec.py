@@ -143,3 +143,24 @@ def _declared(annotation: Any, loc: str, seen: set[type]) -> Iterator[tuple[str,
 
 def _join(loc: str, part: str) -> str:
     return f"{loc}.{part}" if loc else part
+
+
+# ``Field(..., json_schema_extra=WORK)``: the setting is an amount of work (a working resolution, a step count);
+# a catalogue row may lower it below the recipe's value, never raise it.
+WORK = {"work": True}
+
+
+def work_fields(model: type[BaseModel], loc: str = "") -> Iterator[str]:
+    """The settings of a Config class declared as amounts of work (``json_schema_extra={"work": True}``), nested models
+    followed."""
+    yield from _work(model, loc, {model})
+
+
+def _work(model: type[BaseModel], loc: str, seen: set[type]) -> Iterator[str]:
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("work") is True:
+            yield _join(loc, name)
+        for member in _members(info.annotation):
+            if isinstance(member, type) and issubclass(member, BaseModel) and member not in seen:
+                yield from _work(member, _join(loc, name), seen | {member})

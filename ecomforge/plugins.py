@@ -30,14 +30,32 @@ DISABLE_ENV = "ECOMFORGE_DISABLE"
 
 # First-party plugins and the distribution to install for them: used for "pip install ..." hints.
 KNOWN_PLUGINS: dict[str, str] = {
-    **dict.fromkeys(["local", "classic", "upload", "composite", "cv-inpaint", "color", "keypoints", "threshold"],
+    **dict.fromkeys(["local", "classic", "upload", "composite", "cv-inpaint", "color", "keypoints", "parts", "shape",
+                     "texture", "expansion", "seams", "duplicates", "scene", "framing", "threshold"],
                     "ecomforge-classic"),
     **dict.fromkeys(["sd-inpaint", "sd-img2img"], "ecomforge-diffusers"),
-    **dict.fromkeys(["sam-clip", "sam", "clipseg", "sam3"], "ecomforge-sam"),
+    **dict.fromkeys(["sam-clip", "sam", "clipseg"], "ecomforge-sam"),
     **dict.fromkeys(["clip-image", "clip-text", "dino", "lpips"], "ecomforge-scorers"),
     **dict.fromkeys(["lora", "dreambooth"], "ecomforge-train"),
     "ray": "ecomforge[ray]",
 }
+# The first-party distribution whose plugin is the default for a kind a recipe may leave out.
+DEFAULT_DISTRIBUTIONS = {"acquirer": "ecomforge-classic", "filter": "ecomforge-classic"}
+
+
+def install_hint(distribution: str) -> str | None:
+    """How to get ``distribution``'s plugins: enable it (ECOMFORGE_DISABLE names it) or install it; None when it is
+    installed and enabled (then its plugins failed, or it has no such name)."""
+    base = distribution.split("[", 1)[0]
+    if _normalise(base) in disabled_distributions():
+        return f"{base} is disabled: remove it from {DISABLE_ENV}"
+    if "[" in distribution:
+        return f"pip install '{distribution}'"
+    try:
+        md.distribution(base)
+    except md.PackageNotFoundError:
+        return f"pip install {distribution}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -95,7 +113,10 @@ class Registry:
             if err.kind in ("", kind) and (err.plugin == name or re.search(rf"\b{re.escape(kind)} '{re.escape(name)}'", err.error)):
                 return f"plugin failed to load: {err.error}"
         close = difflib.get_close_matches(name, list(self.plugins[kind]), n=1)
-        if close:
+        install = install_hint(KNOWN_PLUGINS[name]) if name in KNOWN_PLUGINS else None
+        if install:  # a first-party plugin whose distribution is missing: a close name would be a guess
+            hint = install
+        elif close:
             hint = f"did you mean '{close[0]}'?"
         elif name in KNOWN_PLUGINS:
             hint = f"pip install {KNOWN_PLUGINS[name]}"
@@ -111,7 +132,12 @@ class Registry:
         if len(names) == 1:
             return names[0]
         if not names:
-            raise PluginNotFound(f"no installed {kind} plugin is a default", hint=f"name one in the recipe ({self.hint(kind, '')})")
+            available = ", ".join(sorted(self.plugins[kind])) or "none installed"
+            dist = DEFAULT_DISTRIBUTIONS.get(kind)
+            install = install_hint(dist) if dist else None
+            raise PluginNotFound(f"no installed {kind} plugin is a default",
+                                 hint=f"name one in the recipe; available {kind}s: {available}"
+                                      + (f"; {install}" if install else ""))
         raise PluginConflict(f"several {kind} plugins declare themselves the default: {', '.join(names)}",
                              hint="name one in the recipe")
 

@@ -1,6 +1,7 @@
 """The stage ABCs: one abstract method each, a nested pydantic ``Config``, weights loaded lazily."""
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -87,7 +88,8 @@ def config_error(exc: ValidationError, path: str, model: type[BaseModel]) -> Rec
         owner = _model_at(model, _keys(err["loc"])[:-1]) or model
         known = list(owner.model_fields)
         close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+        hint = (f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}" if known
+                else "this plugin takes no settings")
         return RecipeError(full, "unknown key", hint=hint)
     keys = _keys(err["loc"])
     if err["type"] == "missing" and isinstance(err["loc"][-1], int):  # a fixed-length tuple given too few values
@@ -156,6 +158,11 @@ class Acquirer(Stage, ABC):
     def acquire(self, specs: Sequence[str], *, product: str, base_dir: Path) -> list[Reference]:
         """Load every image the specs name, in a deterministic order."""
 
+    def count(self, specs: Sequence[str], *, base_dir: Path, limit: int) -> int | None:
+        """How many references ``specs`` name, without reading or decoding them, counting no further than
+        ``limit + 1``: limits are checked when the recipe is read. None (the default): not known before acquiring."""
+        return None
+
 
 class Masker(Stage, ABC):
     """Finds the product region of a reference."""
@@ -195,6 +202,46 @@ class Generator(Stage, ABC):
         other settings should declare it, or a request could ask for more pixels than the operator allows.
         """
         return None
+
+
+def candidate_pixels(cls: type[Generator], config: Any, reference: tuple[int, int]) -> int:
+    """The pixels one candidate of ``config`` costs from a reference of (width, height): what the generator declares
+    (``Generator.work_pixels``), else what its ``size`` ([w, h]), ``canvas`` (canvas_pixels()) and ``*_side``
+    settings ask for, else the reference's own size."""
+    declared = cls.work_pixels(config, reference)
+    if declared is not None:
+        return int(declared)
+    values = config.model_dump() if isinstance(config, BaseModel) else dict(config)
+    pixels = 0
+    size = values.get("size")
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size):
+        pixels = int(size[0]) * int(size[1])
+    canvas = values.get("canvas")
+    if isinstance(canvas, str):
+        pixels = max(pixels, canvas_pixels(canvas, reference))
+    for key, value in values.items():
+        if key.endswith("_side") and isinstance(value, int) and not isinstance(value, bool):
+            pixels = max(pixels, value * value)
+    return pixels or reference[0] * reference[1]
+
+
+CANVAS_SIZE = re.compile(r"(\d+)\s*x\s*(\d+)")
+CANVAS_ASPECT = re.compile(r"(\d+)\s*:\s*(\d+)")
+
+
+def canvas_pixels(canvas: str, reference: tuple[int, int]) -> int:
+    """Pixels of a 'WxH' canvas, or of an 'a:b' one around a reference of (width, height): the smallest canvas of
+    that aspect holding it (as ``ecomforge-diffusers`` lays it out), so '99:1' around a 1000x1000 photo is
+    99000x1000. 0 for a text that is no canvas (the generator's own validation says so)."""
+    text = canvas.strip().lower()
+    if m := CANVAS_SIZE.fullmatch(text):
+        return int(m.group(1)) * int(m.group(2))
+    m = CANVAS_ASPECT.fullmatch(text)
+    if m is None or not int(m.group(1)) or not int(m.group(2)):
+        return 0
+    aspect = int(m.group(1)) / int(m.group(2))
+    width = max(reference[0], reference[1] * aspect)
+    return round(width) * round(width / aspect)
 
 
 class Scorer(Stage, ABC):

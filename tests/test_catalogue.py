@@ -119,6 +119,8 @@ def test_shopify_export_as_it_comes(tmp_path, cdn):
     export = tmp_path / "products_export_1.csv"
     export.write_text(text.replace("https://cdn.shopify.com/s/files/1/0523/8845/1234/products/", cdn))
     recipe = write_recipe(tmp_path, str(export), prompt="{title} by {vendor}, {type}, studio photo")
+    # The stand-in CDN listens on 127.0.0.1, which downloads refuse unless the recipe allows private hosts.
+    recipe.write_text(recipe.read_text() + "acquire: {plugin: local, config: {allow_private_hosts: true}}\n")
     resolved = load_recipe(recipe)
     vase = resolved.products["ceramic-vase"]
     assert len(vase.references) == 2 and vase.references[0].startswith(cdn)  # both Image Src rows

@@ -21,9 +21,10 @@ from ..jsonl import read_rows
 PRODUCT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 MAX_ROWS = 1_000_000
 MAX_VALUE_CHARS = 10_000
-# Recipe keys a catalogue column may set for its product: prompts and settings of the per-product stages.
+# Recipe keys a catalogue column may set for its product: prompts and settings of the per-product stages. Never
+# ``acquire.*``: what may be downloaded and decoded (sizes, time, hosts) is the operator's, not a catalogue's.
 OVERRIDE_KEY = re.compile(r"(prompt|negative_prompt)|(inputs\.(prompt|negative_prompt))|"
-                          r"((acquire|mask|generate|filter)\.config\.[A-Za-z_][\w.]*)|((score|filter)\.\d+\.config\.[A-Za-z_][\w.]*)")
+                          r"((mask|generate|filter)\.config\.[A-Za-z_][\w.]*)|((score|filter)\.\d+\.config\.[A-Za-z_][\w.]*)")
 # Control characters and every line break str.splitlines() knows: a cell must stay on one line of PNG text.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # a URL, or an acquirer's own spec kind
@@ -61,6 +62,8 @@ def read_catalog(path: Path) -> list[CatalogProduct]:
     path = Path(path)
     if path.is_dir():
         return _read_folder(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: not a regular file (a device, a pipe or a socket), not a catalogue")
     if not path.is_file():
         raise InputError(f"{path}: catalogue not found")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
@@ -335,7 +338,14 @@ def _woo_row(row: dict[str, Any], where: str) -> tuple[str, list[str], dict[str,
     sku = str(row.get("SKU") or "").strip()
     name = sku if PRODUCT_NAME.fullmatch(sku) else re.sub(r"[^A-Za-z0-9_.-]+", "-", sku).strip("-_.")[:200]
     if not name:
-        name = re.sub(r"[^a-z0-9]+", "-", str(row.get("Name", "")).lower()).strip("-")[:200]
+        name = re.sub(r"[^a-z0-9]+", "-", str(row.get("Name") or "").lower()).strip("-")[:200]
+    ident = str(row.get("ID") or "").strip()
+    if not name and PRODUCT_NAME.fullmatch(ident):
+        name = ident  # a Name in another script ('Ваза') and no SKU: the export's own ID
+    if not name:
+        raise InputError(f"{where}: the product's Name {str(row.get('Name') or '')!r} has no characters a file name "
+                         "can use (ASCII letters, digits, '.', '_', '-'), and the row has no SKU or ID to name it "
+                         "by", hint="give the product a SKU")
     refs = [u.strip() for u in str(row.get("Images") or "").split(",") if u.strip()]
     values = {k: v for k, v in row.items() if k != "Images"}
     return name, refs, values
@@ -348,10 +358,14 @@ def _merge(prod: CatalogProduct, values: dict[str, Any], where: str, typed: bool
         if value is None or (isinstance(value, str) and not value.strip()):
             continue  # an empty cell sets nothing
         if "." in key or key in ("prompt", "negative_prompt"):
+            if key.split(".")[0] == "acquire":
+                raise InputError(f"{where}: column {key!r}: a catalogue may not set acquire settings (what is "
+                                 "downloaded and decoded, and how much, is the recipe's and the operator's)",
+                                 hint="set it in the recipe, or remove the column")
             if not OVERRIDE_KEY.fullmatch(key):
                 raise InputError(f"{where}: column {key!r} is not a recipe key a catalogue may set",
                                  hint="it may set prompt, negative_prompt and <step>.config.<key> for "
-                                      "acquire, mask, generate, filter (filter.<n> in a list) and score.<n>")
+                                      "mask, generate, filter (filter.<n> in a list) and score.<n>")
             key = key.removeprefix("inputs.")
             value = _override_value(value, where, key, typed)
             if key in prod.overrides and prod.overrides[key] != value:

@@ -13,17 +13,24 @@ from pydantic import ValidationError
 
 from ..errors import EcomforgeError, InputError, PluginConflict, PluginContractError, RecipeError, UsageError
 from ..plugins import Registry, get_registry
-from ..stages import Filter, StageConfig, config_error, reads_problem
-from .products import ProductPlan, anchor_reference, has_template, plan_products, plugin_fills
+from ..stages import Filter, StageConfig, candidate_pixels, config_error, reads_problem
+from .products import ProductPlan, anchor_reference, has_template, own_config, plan_products, plugin_fills
 from .safeyaml import DuplicateKeyError, YAMLBudgetError, core_scalar, safe_load
 from .schema import Recipe
 
 _MAX_GRID = 100_000
+# Candidates one product may make (sweep points x seeds): each factor is capped, and so is their product.
+MAX_CANDIDATES = 100_000
+# Reference sizes (width, height) a catalogue row's generator settings are weighed at against the recipe's own:
+# the references are not read yet when the catalogue is checked, so a square photo and a long one either way up.
+_WEIGH_AT = ((1024, 1024), (4096, 1024), (1024, 4096))
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Parse a recipe file into a dict; errors name the file (and line)."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError(f"{path}: not a regular file (a device, a pipe or a socket), not a recipe file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -39,6 +46,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise InputError(f"{path}:{where} {problem}") from exc
+    if data is None:
+        raise InputError(f"{path}: the recipe file is empty", hint="a recipe is a YAML mapping: name, inputs, mask, "
+                                                                  "generate, ...; see docs/recipes.md")
     if not isinstance(data, dict):
         raise InputError(f"{path}: a recipe must be a YAML mapping, got {type(data).__name__}")
     return data
@@ -67,7 +77,10 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> list[tuple[list[str],
             if not isinstance(value, (dict, list) if text[0] in "[{" else str):
                 value = text
         elif text:
-            value = core_scalar(text)
+            try:
+                value = core_scalar(text)
+            except ValueError as exc:  # an int longer than Python converts
+                raise RecipeError("--set", f"{key}: {exc}") from exc
         out.append((key.split("."), value))
     return out
 
@@ -111,6 +124,7 @@ class ResolvedRecipe:
     versions: dict[str, str] = field(default_factory=dict)  # "kind:plugin" -> distribution==version
     products: dict[str, ProductPlan] = field(default_factory=dict)  # product -> its references, prompts, configs
     templated: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> raw config holding {variables}
+    warnings: list[str] = field(default_factory=list)  # e.g. a pinned plugin version that differs from the installed
 
     def select(self, names: list[str] | None = None, limit: int | None = None) -> None:
         """Keep only the named products (in catalogue order), then the first ``limit`` of them."""
@@ -126,6 +140,20 @@ class ResolvedRecipe:
             self.products = {k: v for k, v in self.products.items() if k in wanted}
         if limit is not None:
             self.products = dict(list(self.products.items())[:limit])
+
+    def summary(self) -> str:
+        """'3 product(s), 7 reference(s), 42 candidate(s)': what validate reports (references counted where the
+        acquirer can say without reading them)."""
+        gen = self.recipe.generate
+        seeds = len(gen.seeds) if isinstance(gen.seeds, list) else gen.seeds.count
+        counts = [p.reference_count for p in self.products.values()]
+        known = [c for c in counts if c is not None]
+        refs = sum(known)
+        per = sum((c if gen.sources == "all" else min(c, 1)) for c in known)
+        text = f"{len(self.products)} product(s)"
+        if len(known) == len(counts):
+            text += f", {refs} reference(s), {per * len(self.grid) * seeds} candidate(s)"
+        return text + f" ({len(self.grid)} sweep point(s) x {seeds} seed(s) per reference)"
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe: every default filled in, plugin versions pinned."""
@@ -159,13 +187,16 @@ DEFAULT_STEPS = {"acquire": "acquirer", "filter": "filter", "execute": "executor
 
 def _with_default_steps(data: dict[str, Any], registry: Registry) -> dict[str, Any]:
     """``data`` with every omitted default step filled in from the registry's declared defaults."""
-    if not isinstance(data, dict) or all(key in data for key in DEFAULT_STEPS):
+    def bare(step: Any) -> bool:  # left out, or given settings but no plugin (--set acquire.config.timeout=5)
+        return step is None or (isinstance(step, dict) and "plugin" not in step)
+
+    if not isinstance(data, dict) or not any(bare(data.get(key)) for key in DEFAULT_STEPS):
         return data
     filled = dict(data)
     for key, kind in DEFAULT_STEPS.items():
-        if key not in filled:
+        if bare(filled.get(key)):
             try:
-                filled[key] = {"plugin": registry.default(kind)}
+                filled[key] = {**(filled.get(key) or {}), "plugin": registry.default(kind)}
             except EcomforgeError as exc:
                 raise RecipeError(key, exc.message, hint=exc.hint) from exc
     return filled
@@ -200,6 +231,7 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
         else:
             resolved.configs[where] = info.cls.parse_config(step.config, path=f"{where}.config")
         resolved.versions[f"{kind}:{step.plugin}"] = f"{info.distribution}=={info.version}"
+    _check_pins(resolved)
     gen_cls = registry.get("generator", recipe.generate.plugin).cls
     resolved.grid = _sweep_grid(recipe.generate.sweep)
     fields = gen_cls.Config.model_fields
@@ -222,9 +254,56 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
         if same is not point:  # [0.6, 0.6], [1, 1.0]: one image twice under one id
             raise RecipeError("generate.sweep", f"sweep points {same} and {point} are the same setting; "
                                                 "list each value once")
+    _check_candidates(resolved)
     _plan(resolved, registry)
+    _count_references(resolved, registry)
     _check_scores_read(resolved, registry)
     return resolved
+
+
+def _check_pins(resolved: ResolvedRecipe) -> None:
+    """A stored recipe's ``plugins:`` pins against what is installed: each difference is one warning line (the run
+    goes on; resuming a run refuses it)."""
+    import logging
+
+    for key, pinned in sorted(resolved.recipe.plugins.items()):
+        installed = resolved.versions.get(key)
+        if installed is not None and installed != pinned:
+            kind, _, name = key.partition(":")
+            line = f"{kind} '{name}': the recipe was made with {pinned}, installed is {installed}"
+            resolved.warnings.append(line)
+            logging.getLogger("ecomforge").warning("warning: %s", line)
+
+
+def _check_candidates(resolved: ResolvedRecipe) -> None:
+    gen = resolved.recipe.generate
+    seeds = len(gen.seeds) if isinstance(gen.seeds, list) else gen.seeds.count
+    total = len(resolved.grid) * seeds
+    if total > MAX_CANDIDATES:
+        raise RecipeError("generate", f"generate.sweep ({len(resolved.grid)} point(s)) x generate.seeds ({seeds}) "
+                                      f"is {total} candidates per product, over the limit of {MAX_CANDIDATES}",
+                          hint="sweep fewer values or use fewer seeds")
+
+
+def _count_references(resolved: ResolvedRecipe, registry: Registry) -> None:
+    """Each product's references counted (no file read), against ``inputs.max_references``."""
+    from ..run import cancel
+
+    r = resolved.recipe
+    limit = r.inputs.max_references
+    acquirer = registry.create("acquirer", r.acquire.plugin, resolved.configs["acquire"])
+    for name, plan in resolved.products.items():
+        cancel.check()
+        where = f"{plan.where}: " if plan.where else ""
+        try:
+            n = acquirer.count(plan.references, base_dir=resolved.base_dir, limit=limit)
+        except InputError as exc:
+            raise RecipeError("", f"{where}product {name!r}: {exc.message}", hint=exc.hint) from exc
+        plan.reference_count = n
+        if n is not None and n > limit:
+            raise RecipeError("", f"{where}product {name!r} names more than {limit} references (the limit, "
+                                  "inputs.max_references)", hint="name fewer photos, or raise inputs.max_references "
+                                                                 "in the recipe")
 
 
 def _check_scores_read(resolved: ResolvedRecipe, registry: Registry) -> None:
@@ -292,12 +371,31 @@ def _plan(resolved: ResolvedRecipe, registry: Registry) -> None:
                                           f"set generate.sweep.{name} in the recipe, or remove {name} from its sweep")
         if "generate" not in plan.configs:
             continue
+        columns = [k for k in plan.origins if k.startswith("generate.config.")]
         for point in resolved.grid:
             try:
-                gen_cfg.model_validate({**plan.raw["generate"], **point})
+                made = gen_cfg.model_validate({**plan.raw["generate"], **point})
             except ValidationError as exc:
                 err = config_error(exc, "generate.sweep", gen_cfg)
                 raise RecipeError(plan.where, f"{err.message} (sweep point {point})") from exc
+            if columns:
+                _check_pixels(classes["generate"], made, plan, point, columns)
+
+
+def _check_pixels(cls: Any, made: Any, plan: ProductPlan, point: dict[str, Any], columns: list[str]) -> None:
+    """A row's generator settings may not make a candidate cost more pixels than the recipe's own do at that point."""
+    own = own_config(plan, "generate", cls)
+    if point:
+        own = cls.Config.model_validate({**plan.own["generate"], **point})
+    for size in _WEIGH_AT:
+        mine, bound = candidate_pixels(cls, made, size), candidate_pixels(cls, own, size)
+        if mine > bound:
+            at = f" at sweep point {point}" if point else ""
+            shown = ", ".join(repr(c) for c in columns)
+            raise RecipeError(plan.origins[columns[0]],
+                              f"column(s) {shown} make a candidate {mine} pixels from a {size[0]}x{size[1]} photo, "
+                              f"more than the recipe's own {bound}{at}: a catalogue may not ask for more work "
+                              "than the recipe", hint="raise it in the recipe, or remove the column")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, registry: Registry | None = None) -> ResolvedRecipe:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RecipeError, UsageError
-from ..pathspec import PathField, path_fields
+from ..pathspec import PathField, path_fields, work_fields
 from ..run import cancel
 from .catalog import CatalogProduct, anchor, read_catalog
 
@@ -35,6 +35,8 @@ class ProductPlan:
     configs: dict[str, Any] = field(default_factory=dict)  # step -> validated config, only where it differs
     where: str = ""  # the catalogue row, or the recipe
     origins: dict[str, str] = field(default_factory=dict)  # catalogue override key -> the row that set it
+    own: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> the recipe's raw config for it (no columns)
+    reference_count: int | None = None  # the files and URLs its references name, where the acquirer can count them
 
 
 def fill(template: str, variables: dict[str, str], where: str) -> str:
@@ -167,6 +169,7 @@ def _plan(recipe: Any, prod: CatalogProduct, steps: dict[str, Any], skips: dict[
         origins=dict(prod._origin))
     for step, spec in steps.items():
         raw = _fill_config(copy.deepcopy(spec.config), vars_, _at(where, f"{step}.config"), skips[step])
+        plan.own[step] = copy.deepcopy(raw)
         paths = _anchored_fields(classes[step]) if prod.base_dir is not None else {}
         for key, value in prod.overrides.items():
             if key.startswith(f"{step}.config."):
@@ -180,7 +183,55 @@ def _plan(recipe: Any, prod: CatalogProduct, steps: dict[str, Any], skips: dict[
                 plan.configs[step] = classes[step].parse_config(raw, path=f"{step}.config")
             except UsageError as exc:
                 raise RecipeError(where, exc.message, hint=exc.hint) from exc
+            if raw != plan.own[step]:
+                _check_work(plan, step, classes[step])
     for key in prod.overrides:
         if key not in ("prompt", "negative_prompt") and key.split(".config.")[0] not in steps:
             raise RecipeError(where, f"column {key!r} names a step this recipe does not have")
     return plan
+
+
+def _value_at(config: Any, loc: str) -> Any:
+    for part in loc.split("."):
+        config = getattr(config, part, None)
+    return config
+
+
+def _no_more(value: Any, bound: Any) -> bool:
+    """True when ``value`` asks for no more work than ``bound``: a number no larger, a list no larger item by item."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if number(value) and number(bound):
+        return bool(value <= bound)
+    if isinstance(value, (list, tuple)) and isinstance(bound, (list, tuple)) and len(value) == len(bound):
+        return all(_no_more(v, b) for v, b in zip(value, bound))
+    return bool(value == bound)
+
+
+def own_config(plan: ProductPlan, step: str, cls: Any) -> Any:
+    """The step's config for this product as the recipe alone gives it (templates filled, no catalogue column)."""
+    try:
+        return cls.parse_config(plan.own[step], path=f"{step}.config")
+    except UsageError as exc:
+        raise RecipeError(plan.where, exc.message, hint=exc.hint) from exc
+
+
+def _check_work(plan: ProductPlan, step: str, cls: Any) -> None:
+    """A catalogue column may lower a setting declared as an amount of work (``json_schema_extra={"work": True}``),
+    never raise it above the recipe's: how much work a run does is the recipe's and the operator's choice."""
+    prefix = f"{step}.config."
+    columns = [k for k in plan.origins if k.startswith(prefix)]
+    locs = list(work_fields(cls.Config))
+    if not columns or not locs:
+        return
+    own, mine = own_config(plan, step, cls), plan.configs[step]
+    for loc in locs:
+        column = next((k for k in columns if k[len(prefix):] == loc or k[len(prefix):].startswith(f"{loc}.")), None)
+        if column is None:
+            continue
+        value, bound = _value_at(mine, loc), _value_at(own, loc)
+        if not _no_more(value, bound):
+            raise RecipeError(plan.origins[column], f"column {column!r} is {value!r}, more work than the recipe's "
+                                                    f"{bound!r}: a catalogue may lower {prefix}{loc}, never raise it",
+                              hint="raise it in the recipe, or remove the column")

@@ -104,6 +104,8 @@ def core_scalar(text: str) -> Any:
     for tag, regexp, _ in _CORE:
         if regexp.match(text):
             kind = tag.rsplit(":", 1)[1]
+            if kind == "int" and (problem := too_many_digits(text)):
+                raise ValueError(problem)
             return text.lower() == "true" if kind == "bool" else int(text) if kind == "int" else float(text)
     return None if _NULL.match(text) else text
 
@@ -135,6 +137,47 @@ def expanded_size(node: Node, limit: int, max_depth: int = MAX_DEPTH) -> int:
     return size(node, 0)
 
 
+def int_digits_limit() -> int:
+    """The most digits Python turns into an int (``sys.get_int_max_str_digits``; 0 there means no limit)."""
+    import sys
+
+    get = getattr(sys, "get_int_max_str_digits", None)
+    return (get() if get else 0) or 0
+
+
+def too_many_digits(text: str) -> str | None:
+    """Why decimal ``text`` cannot be an int (more digits than Python converts), or None."""
+    limit = int_digits_limit()
+    digits = sum(ch.isdigit() for ch in text)
+    if limit and digits > limit and not text.strip().lstrip("+-").lower().startswith(("0x", "0o", "0b")):
+        return f"a number of {digits} digits is over the limit of {limit} digits"
+    return None
+
+
+def _check_numbers(node: Node) -> None:
+    """Refuse an int scalar too long for Python to convert, naming its key and line (not a bare ValueError)."""
+    seen: set[int] = set()
+
+    def visit(n: Node, key: str) -> None:
+        if id(n) in seen:
+            return
+        seen.add(id(n))
+        if isinstance(n, ScalarNode):
+            problem = too_many_digits(n.value) if n.tag == "tag:yaml.org,2002:int" else None
+            if problem:
+                raise YAMLBudgetError(f"{key}: {problem}" if key else problem, n.start_mark)
+        elif isinstance(n, SequenceNode):
+            for i, child in enumerate(n.value):
+                visit(child, f"{key}.{i}" if key else str(i))
+        elif isinstance(n, MappingNode):
+            for k, v in n.value:
+                visit(k, key)
+                name = str(k.value) if isinstance(k, ScalarNode) else "?"
+                visit(v, f"{key}.{name}" if key else name)
+
+    visit(node, "")
+
+
 def safe_load(text: str, *, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX_NODES,
               max_depth: int = MAX_DEPTH) -> Any:
     """``yaml.safe_load`` with a budget: aliases, nesting and expanded size are checked on the node graph, before
@@ -147,6 +190,7 @@ def safe_load(text: str, *, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX
             return None
         if expanded_size(node, max_nodes, max_depth) > max_nodes:
             raise YAMLBudgetError(f"expands to over {max_nodes} values (aliases repeat too much)", node.start_mark)
+        _check_numbers(node)
         return loader.construct_document(node)
     except RecursionError as exc:  # the depth check comes first; this is the backstop for any other recursion
         raise NestingError(f"nested too deeply (over {max_depth} levels)") from exc

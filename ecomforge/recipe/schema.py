@@ -15,7 +15,11 @@ class Step(_Strict):
     """A stage: which plugin, and its config (validated against the plugin's own Config)."""
 
     plugin: str = Field(description="Name of the plugin that runs this step.")
-    config: dict[str, Any] = Field(default_factory=dict, description="The plugin's settings; see `ecomforge plugins`.")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="The plugin's settings; see `ecomforge plugins`. A setting that is an amount "
+                                          "of work (declared by its plugin with `Field(..., json_schema_extra="
+                                          "{\"work\": True})`, from `ecomforge.pathspec.WORK`; e.g. the classic "
+                                          "masker's `working_size`) may be lowered by a catalogue column, never raised.")
 
 
 class SeedRange(_Strict):
@@ -23,6 +27,11 @@ class SeedRange(_Strict):
 
     count: int = Field(ge=1, le=100_000, description="How many seeds.")
     base: int = Field(default=0, ge=0, description="The first seed.")
+
+
+# What looks like a placeholder but is none: '{title on a table' (never closed) or '{product!r}', '{product:>9}',
+# '{product.name}' (str.format syntax, which templates do not take). '{a b}' and '{}' stay text as written.
+_BROKEN_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(?:[!:.\[][^{}]*\}?|[^{}]*$|[^{}]*(?=\{))")
 
 
 class Inputs(_Strict):
@@ -36,9 +45,24 @@ class Inputs(_Strict):
         default=None, description="A catalogue instead of `references`/`products`: a CSV or JSONL file (`product` "
                                   "and `references` columns), a Shopify or WooCommerce product export, or a folder "
                                   "whose sub-folders are products. Its columns are template variables "
-                                  "(`{title}`) and may override recipe keys per product; see docs/catalogues.md.")
+                                  "(`{title}`) and may override recipe keys per product, but never `acquire.*`, a setting above "
+                                  "the recipe's when it is an amount of work, or a generator setting that makes a "
+                                  "candidate more pixels than the recipe's; see docs/catalogues.md.")
+    max_references: int = Field(
+        default=64, ge=1, le=10_000, description="Most references one product may have (files a folder or glob "
+                                                 "names count one each), checked before any is read.")
     prompt: str = Field(default="", description="What the new images should show (may use `{variables}`).")
     negative_prompt: str = Field(default="", description="What they should not show.")
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _template(cls, text: str) -> str:
+        bad = _BROKEN_PLACEHOLDER.search(text.replace("{{", "  ").replace("}}", "  "))
+        if bad:
+            shown = bad.group(0)[:40]
+            raise ValueError(f"{shown!r} is not a template variable: write {{name}} (a letter or '_', then letters, "
+                             "digits or '_', then '}'), or {{ and }} for literal braces")
+        return text
 
     @model_validator(mode="after")
     def _one_source(self) -> "Inputs":
@@ -151,6 +175,10 @@ class Recipe(_Strict):
     execute: Step = Field(default_factory=lambda: _default_step("executor"),
                           description="Where generation jobs run (default: the installed default executor).")
     output: Output = Field(default_factory=Output, description="Where the run folder goes.")
+    plugins: dict[str, str] = Field(
+        default_factory=dict, description="Plugin versions the recipe was run with (`kind:plugin` -> "
+                                          "`distribution==version`), as a run folder's recipe.yaml records them; "
+                                          "an installed version that differs is named in a warning.")
 
     @field_validator("filter")
     @classmethod

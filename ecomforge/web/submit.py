@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import stages
 from ..errors import InputError
 from .jobs import Job
 from .manager import JOB_RECIPE, JobConflict, JobManager, JobNotFound, upload_name
@@ -127,56 +128,19 @@ def check_job_size(data: dict[str, Any], references: int, limits: Limits) -> Non
                        f"{references} references) is over the limit of {limits.max_candidates} per job")
 
 
-CANVAS_SIZE = re.compile(r"(\d+)\s*x\s*(\d+)")
-CANVAS_ASPECT = re.compile(r"(\d+)\s*:\s*(\d+)")
-
-
-def output_pixels(values: dict[str, Any], references: Sequence[tuple[int, int]] = ()) -> int:
-    """Pixels of one candidate as a generator's settings ask: a ``[width, height]`` size, a ``*_side`` length,
-    or a ``canvas`` ('WxH', or an aspect 'a:b' grown around each reference: its size is the reference's)."""
-    size = values.get("size")
-    pixels = 0
-    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size):
-        pixels = size[0] * size[1]
-    for key, value in values.items():
-        if key.endswith("_side") and isinstance(value, int) and not isinstance(value, bool):
-            pixels = max(pixels, value * value)
-    canvas = values.get("canvas")
-    if isinstance(canvas, str):
-        return max(pixels, canvas_pixels(canvas, references))
-    return pixels
-
-
 def canvas_pixels(canvas: str, references: Sequence[tuple[int, int]]) -> int:
-    """Pixels of a 'WxH' canvas, or of an 'a:b' one around the largest reference (either way up: EXIF may turn it).
-
-    An aspect canvas is the smallest one holding the reference (as ``ecomforge-diffusers`` lays it out), so
-    '99:1' around a 1000x1000 photo is 99000x1000: bounded by the same pixel limit as a sized canvas.
-    """
-    text = canvas.strip().lower()
-    if m := CANVAS_SIZE.fullmatch(text):
-        return int(m.group(1)) * int(m.group(2))
-    m = CANVAS_ASPECT.fullmatch(text)
-    if m is None or not int(m.group(1)) or not int(m.group(2)):
-        return 0  # not a canvas the generator accepts: its own validation said so already
-    aspect = int(m.group(1)) / int(m.group(2))
-    most = 0
-    for w, h in references:
-        for rw, rh in ((w, h), (h, w)):
-            width = max(rw, rh * aspect)
-            most = max(most, round(width) * round(width / aspect))
-    return most
+    """Pixels of a 'WxH' canvas, or of an 'a:b' one around the largest reference (either way up: EXIF may turn it);
+    bounded by the same pixel limit as a sized canvas (``stages.canvas_pixels``)."""
+    return max((stages.canvas_pixels(canvas, turned) for w, h in references for turned in ((w, h), (h, w))),
+               default=stages.canvas_pixels(canvas, (1, 1)))
 
 
 def _point_pixels(cls: Any, values: dict[str, Any], references: Sequence[tuple[int, int]]) -> int:
-    """What the generator declares (``Generator.work_pixels``) for each reference either way up (EXIF may turn
-    it), else what its ``size``, ``canvas`` and ``*_side`` settings ask for."""
+    """The most pixels one candidate costs from any reference either way up (EXIF may turn it): what the generator
+    declares, else what its ``size``, ``canvas`` and ``*_side`` settings ask for (``stages.candidate_pixels``)."""
     config = cls.Config.model_validate(values)
     sizes = [s for w, h in references for s in ((w, h), (h, w))] or [(1, 1)]
-    declared = [cls.work_pixels(config, size) for size in sizes]
-    if any(d is None for d in declared):
-        return output_pixels(values, references)
-    return max(int(d) for d in declared if d is not None)
+    return max(stages.candidate_pixels(cls, config, size) for size in sizes)
 
 
 def check_output_pixels(resolved: Any, limits: Limits, references: Sequence[tuple[int, int]] = ()) -> None:

@@ -10,7 +10,7 @@ from ecomforge.errors import NothingFound
 from ecomforge.imaging.maskfile import find_mask_file, read_mask_file
 from ecomforge.imaging.masks import binarize, check_usable
 from ecomforge.imaging.refine import RefineConfig
-from ecomforge.pathspec import ImagePattern, LocalPath
+from ecomforge.pathspec import WORK, ImagePattern, LocalPath
 from ecomforge.stages import Masker
 from ecomforge.types import Mask, Reference
 
@@ -28,7 +28,7 @@ class ClassicMasker(Masker):
         largest: int = Field(0, ge=0, description="Keep only the N largest connected parts (0 = no limit).")
         min_area_fraction: float = Field(0.1, ge=0.0, le=1.0,
                                          description="Drop parts smaller than this fraction of the largest part.")
-        working_size: int = Field(512, ge=64, le=4096,
+        working_size: int = Field(512, ge=64, le=4096, json_schema_extra=WORK,
                                   description="Long side (px) of the downscaled copy that is segmented.")
         min_contrast: float = Field(30.0, gt=0.0,
                                     description="Lab distance from the background that marks product for sure.")

@@ -41,7 +41,8 @@ def write(path: Path, data: bytes) -> Path:
 
 
 def acquire(specs, base_dir: Path, **config):
-    return LocalAcquirer(config).acquire(specs, product="mug", base_dir=base_dir)
+    # The tests' own servers listen on 127.0.0.1, which downloads refuse unless private hosts are allowed.
+    return LocalAcquirer({"allow_private_hosts": True, **config}).acquire(specs, product="mug", base_dir=base_dir)
 
 
 # --- decoding: image modes -------------------------------------------------------------------
