@@ -5,6 +5,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from ecomforge.pathspec import WORK
+
 from .regions import product_region
 from .relative import RelativeConfig, RelativeScorer
 
@@ -77,7 +79,7 @@ class ColorScorer(RelativeScorer):
         support_level: float = Field(default=0.03, gt=0, lt=1, description="Density (share of the peak) below which a reference shows no such colour.")
         grid: int = Field(default=3, ge=1, le=8, description="Cells per side whose worst colour support counts half: "
                                                             "a local foreign patch or missing part shows there.")
-        max_side: int = Field(default=128, ge=16, le=1024, description="Product crops are resized to this long side.")
+        max_side: int = Field(default=128, ge=16, le=1024, json_schema_extra=WORK, description="Product crops are resized to this long side.")
         floor: float = Field(default=0.35, ge=0, lt=1, description="Raw similarity an unrelated product gets (scores 0).")
         default_baseline: float = Field(default=0.85, gt=0, le=1, description="Raw similarity of a re-shoot, used with one reference.")
 

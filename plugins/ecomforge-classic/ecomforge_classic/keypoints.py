@@ -5,6 +5,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from ecomforge.pathspec import WORK
+
 from .regions import product_region
 from .relative import RelativeConfig, RelativeScorer
 
@@ -24,7 +26,7 @@ class KeypointsScorer(RelativeScorer):
     what = "print and detail"
 
     class Config(RelativeConfig):
-        max_side: int = Field(default=256, ge=64, le=2048, description="Product crops are resized to this long side.")
+        max_side: int = Field(default=256, ge=64, le=2048, json_schema_extra=WORK, description="Product crops are resized to this long side.")
         features: int = Field(default=800, ge=50, le=10000, description="Most SIFT features per image.")
         ratio: float = Field(default=0.8, gt=0, lt=1, description="Lowe's ratio test threshold.")
         reproj: float = Field(default=8.0, gt=0, le=50, description="RANSAC reprojection threshold, px.")

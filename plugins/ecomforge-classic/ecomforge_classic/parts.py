@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.imaging.masks import bbox, dilate, erode
+from ecomforge.pathspec import WORK
 from ecomforge.run import cancel
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
@@ -46,7 +47,7 @@ _SMOOTH = np.array([0.8, 1.0, 1.0])  # histogram blur per axis, in bins
 class PartsConfig(StageConfig):
     """How a foreign or missing region is told from a re-shoot's new view."""
 
-    side: int = Field(default=128, ge=32, le=512, description="Long side (px) of the product's box at which it is judged.")
+    side: int = Field(default=128, ge=32, le=512, json_schema_extra=WORK, description="Long side (px) of the product's box at which it is judged.")
     support_level: float = Field(default=0.02, gt=0, lt=1, description="Reference colour density (share of its peak) "
                                  "below which the references do not show a colour.")
     background_ratio: float = Field(default=3.0, gt=0, description="A product pixel whose colour the surrounding scene "

@@ -6,6 +6,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.imaging.masks import bbox, dilate
+from ecomforge.pathspec import WORK
 from ecomforge.types import Score
 
 from .regions import product_region
@@ -128,7 +129,7 @@ class ShapeScorer(RelativeScorer):
     what = "product outline"
 
     class Config(RelativeConfig):
-        max_side: int = Field(default=128, ge=32, le=1024, description="Masks are resized to this long side.")
+        max_side: int = Field(default=128, ge=32, le=1024, json_schema_extra=WORK, description="Masks are resized to this long side.")
         weights: tuple[float, float, float, float, float, float] = Field(
             default=(2.0, 4.0, 1.0, 0.5, 3.0, 0.5),
             description="Weights of elongation, solidity, Hu 1, Hu 2, roughness and concave-turning differences.")

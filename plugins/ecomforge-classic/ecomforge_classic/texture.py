@@ -6,6 +6,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.imaging.masks import erode
+from ecomforge.pathspec import WORK
 
 from .color import bhattacharyya
 from .regions import product_region
@@ -54,7 +55,7 @@ class TextureScorer(RelativeScorer):
     what = "surface detail"
 
     class Config(RelativeConfig):
-        size: int = Field(default=96, ge=32, le=512, description="Long side (px) both crops are brought to.")
+        size: int = Field(default=96, ge=32, le=512, json_schema_extra=WORK, description="Long side (px) both crops are brought to.")
         grid: int = Field(default=6, ge=2, le=16, description="Cells per side matched against the references' cells.")
         cell_scale: float = Field(default=4.0, gt=0, le=100, description="Cell distance at which the local term falls to 1/e.")
         floor: float = Field(default=0.1, ge=0, lt=1, description="Raw similarity an unrelated surface gets (scores 0).")

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from ecomforge.pathspec import WORK
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
 
@@ -18,7 +19,7 @@ from .common import ReferenceCache, make_view, product_size, ramp, score_each, s
 class DuplicatesConfig(StageConfig):
     """Search and calibration of the copy detector (see docs/scorers.md)."""
 
-    side: int = Field(160, ge=64, le=1024, description="Long side (px) of the working copy searched for copies.")
+    side: int = Field(160, ge=64, le=1024, json_schema_extra=WORK, description="Long side (px) of the working copy searched for copies.")
     scales: tuple[float, ...] = Field((0.25, 0.3, 0.36, 0.43, 0.52, 0.62, 0.75, 0.9), min_length=1, max_length=16,
                                       description="Sizes of the copies looked for, relative to the product.")
     clear: float = Field(0.38, ge=0, le=1, description="Evidence (silhouette correlation × colour match) at or below "

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
+from ecomforge.pathspec import WORK
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
 
@@ -16,7 +17,7 @@ from .common import ReferenceCache, make_view, paste_band, product_size, ramp, s
 class ExpansionConfig(StageConfig):
     """Calibration of the expansion measure (see docs/scorers.md)."""
 
-    side: int = Field(320, ge=64, le=2048, description="Long side (px) of the working copy.")
+    side: int = Field(320, ge=64, le=2048, json_schema_extra=WORK, description="Long side (px) of the working copy.")
     likeness: float = Field(0.75, gt=0.5, lt=1, description="Product-likeness (P/(P+S) of the colour) from which a "
                             "pixel outside the mask counts as product matter.")
     reach: float = Field(0.35, gt=0, le=2, description="How far out (in product sizes, √area) regrowth is looked for.")

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from ecomforge.pathspec import WORK
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
 
@@ -20,7 +21,7 @@ SIDES = ("top", "bottom", "left", "right")
 class FramingConfig(StageConfig):
     """Calibration of the framing checks (see docs/scorers.md)."""
 
-    side: int = Field(192, ge=32, le=2048, description="Long side (px) of the working copy of the mask.")
+    side: int = Field(192, ge=32, le=2048, json_schema_extra=WORK, description="Long side (px) of the working copy of the mask.")
     max_cut: float = Field(0.25, gt=0, le=1, description="Share of the product's width (or height) lying on one "
                            "frame edge, beyond the references', that scores 0.")
     min_extent: float = Field(0.25, gt=0, le=1, description="Product bounding box (long side, as a fraction of the "

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from ecomforge.pathspec import WORK
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
 
@@ -16,7 +17,7 @@ from .common import make_view, paste_band, product_size, ramp, score_each, signe
 class SceneConfig(StageConfig):
     """How degenerate backgrounds are recognised (every threshold is in docs/scorers.md)."""
 
-    side: int = Field(384, ge=64, le=2048, description="Long side (px) of the working copy for the region measures.")
+    side: int = Field(384, ge=64, le=2048, json_schema_extra=WORK, description="Long side (px) of the working copy for the region measures.")
     plain_min_lightness: float = Field(75.0, ge=0, le=101, description="A flat background at least this light (L*) "
                                        "is a studio backdrop, not a failure; 0 accepts any flat colour, 101 none.")
     max_noise: float = Field(14.0, gt=0, le=255, description="Pixel-noise sigma (grey levels, native resolution) "

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from ecomforge.pathspec import WORK
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
 
@@ -30,7 +31,7 @@ OUTER = 5  # background bands outside the rim: a seam may sit up to about 5 band
 class SeamsConfig(StageConfig):
     """How the edge profile is read and calibrated (see docs/scorers.md)."""
 
-    side: int = Field(384, ge=64, le=2048, description="Long side (px) of the working copy; halos are thin, so "
+    side: int = Field(384, ge=64, le=2048, json_schema_extra=WORK, description="Long side (px) of the working copy; halos are thin, so "
                       "this is larger than the other scorers'.")
     halo_tolerance: float = Field(8.0, gt=0, le=100, description="ΔE by which the rim may stand out from both "
                                   "sides before a contour pixel counts as haloed.")
