@@ -280,32 +280,19 @@ def test_bench_fidelity_reports_what_the_recipes_filter_keeps_and_few_cases(tmp_
     assert "an anecdote" in res.output
 
 
-def test_bench_fidelity_alternate_failures(tmp_path):
-    """`--failures alternate` scores the second implementation of every identity failure kind instead."""
+@pytest.mark.parametrize("failures, variants", [("alternate", ALTERNATE), ("third", THIRD)])
+def test_bench_fidelity_other_failure_sets(tmp_path, failures, variants):
+    """`--failures alternate` (or `third`) scores another implementation of every identity failure kind instead."""
     from ecomforge.cli import cli
 
     recipe = _recipe(tmp_path, "score:\n  - {plugin: color, weight: 1}\n")
     res = CliRunner().invoke(cli, ["bench", "fidelity", "--out", str(tmp_path / "o"), "--quick", "--scorers", "color",
                                    "--products", "vase", "--recipe", str(recipe), "--size", "96",
-                                   "--failures", "alternate"], catch_exceptions=False)
+                                   "--failures", failures], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     result = json.loads((tmp_path / "o" / "fidelity.json").read_text())
-    assert result["failures"] == "alternate"
-    assert {r["kind"] for r in result["scores"] if r["group"] == "identity"} == {v.name for v in ALTERNATE}
-
-
-def test_bench_fidelity_third_failures(tmp_path):
-    """`--failures third` scores the third set's failures."""
-    from ecomforge.cli import cli
-
-    recipe = _recipe(tmp_path, "score:\n  - {plugin: color, weight: 1}\n")
-    res = CliRunner().invoke(cli, ["bench", "fidelity", "--out", str(tmp_path / "o"), "--quick", "--scorers", "color",
-                                   "--products", "vase", "--recipe", str(recipe), "--size", "96",
-                                   "--failures", "third"], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    result = json.loads((tmp_path / "o" / "fidelity.json").read_text())
-    assert result["failures"] == "third"
-    assert {r["kind"] for r in result["scores"] if r["group"] == "identity"} == {v.name for v in THIRD}
+    assert result["failures"] == failures
+    assert {r["kind"] for r in result["scores"] if r["group"] == "identity"} == {v.name for v in variants}
 
 
 @pytest.mark.parametrize("args, expected", [
