@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelNotFound
-from .models import MODEL_CACHE, models_dir, offline, resolve_device
+from .models import MODEL_CACHE, hub_off, models_dir, offline, resolve_device
 from .run import cancel
 
 CONFIG_NAME = "open_clip_config.json"
@@ -52,15 +52,9 @@ def resolve_clip(model: str) -> ClipSource:
         if text.startswith("local-dir:"):
             return _from_folder(Path(text[len("local-dir:"):]).expanduser(), model)
         return ClipSource(text, text)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return _from_folder(path, model)
-    if path.is_file():
-        config = path.parent / CONFIG_NAME
-        if not config.is_file():
-            raise ModelNotFound(f"CLIP weights file {path} has no {CONFIG_NAME} beside it",
-                                hint="use 'ARCH//path/to/file' (e.g. 'ViT-B-32//weights.safetensors') to name its architecture")
-        return ClipSource(str(path.resolve()), f"local-dir:{path.parent.resolve()}", checkpoint=str(path.resolve()))
+    local = _local_source(Path(text).expanduser(), text, model)
+    if local is not None:
+        return local
     arch, _, tag = text.partition("/")
     if arch not in open_clip.list_models():
         raise ModelNotFound(f"CLIP model '{model}' is neither a local path nor an open_clip architecture",
@@ -71,6 +65,8 @@ def resolve_clip(model: str) -> ClipSource:
     if Path(tag).expanduser().is_file():
         weights = Path(tag).expanduser().resolve()
         return ClipSource(f"{arch}/{weights}", arch, checkpoint=str(weights))
+    if tag.startswith(("/", "~", ".")):
+        raise ModelNotFound(f"CLIP model '{model}': no such file: {Path(tag).expanduser()}")
     local = models_dir() / "open_clip" / f"{arch}-{tag}"
     if (local / CONFIG_NAME).is_file():
         return _from_folder(local, model)
@@ -79,6 +75,51 @@ def resolve_clip(model: str) -> ClipSource:
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
         raise ModelNotFound(f"CLIP model '{model}': '{tag}' is not a pretrained tag or file of {arch}", hint=f"known tags: {tags}")
     return ClipSource(f"{arch}/{tag}", arch, pretrained=tag, hub_repo=cfg.get("hf_hub", "").rstrip("/"))
+
+
+def _local_source(path: Path, text: str, model: str) -> ClipSource | None:
+    """The ClipSource of a local folder or weights file; None when ``text`` is not a local path."""
+    if path.is_dir():
+        return _from_folder(path, model)
+    if path.is_file():
+        config = path.parent / CONFIG_NAME
+        if not config.is_file():
+            raise ModelNotFound(f"CLIP weights file {path} has no {CONFIG_NAME} beside it",
+                                hint="use 'ARCH//path/to/file' (e.g. 'ViT-B-32//weights.safetensors') to name its architecture")
+        return ClipSource(str(path.resolve()), f"local-dir:{path.parent.resolve()}", checkpoint=str(path.resolve()))
+    if looks_like_path(text):  # a typo in a local path, not a hub name to download
+        raise ModelNotFound(f"no such folder or file: {path}",
+                            hint="a CLIP model is a folder with open_clip_config.json, a weights file beside "
+                                 "one, or an open_clip 'ARCH/TAG'")
+    return None
+
+
+def looks_like_path(model: str) -> bool:
+    """True for what can only be meant as a local path (never a hub id or an open_clip name)."""
+    return model.startswith(("/", "~", ".")) or "\\" in model or (model.count("/") > 1 and "//" not in model)
+
+
+# the weight files an open_clip hub repo holds, newest layout first
+_HUB_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def check_clip(model: str, key: str = "model") -> ClipSource:
+    """Fail before any work when ``model``'s weights are missing (cheap: nothing is loaded).
+
+    A local folder or file must hold what a load needs; an ``ARCH/TAG`` must be in ``models_dir()``, in
+    the Hugging Face cache, or downloadable now. The error names ``key``, the recipe key that chose it.
+    """
+    try:
+        source = resolve_clip(model)
+        if source.pretrained and source.hub_repo:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = any(isinstance(try_to_load_from_cache(source.hub_repo, f), str) for f in _HUB_WEIGHTS)
+            if not cached and hub_off():
+                raise _not_found(source, FileNotFoundError(source.hub_repo))
+    except ModelNotFound as exc:
+        raise ModelNotFound(f"{key}: {exc.message}", hint=exc.hint) from exc
+    return source
 
 
 def _from_folder(folder: Path, model: str) -> ClipSource:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+
+from .errors import InputError
 
 T = TypeVar("T")
 
@@ -59,20 +61,59 @@ def models_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "ecomforge" / "models"
 
 
-def resolve_device(device: str = "auto") -> str:
-    """'auto' becomes cuda, mps or cpu, whichever is available; imports torch lazily."""
-    if device != "auto":
+def resolve_device(device: str = "auto", key: str = "--device") -> str:
+    """'auto' becomes cuda, mps or cpu, whichever is available; imports torch lazily.
+
+    An explicit device this machine lacks (``cuda`` without a CUDA driver, ``mps`` off a Mac) is an
+    InputError naming ``--device``, so a caller that resolves the device before any work (a stage's
+    ``check()``, a command before it loads weights) stops with one line and exit code 2 instead of a
+    driver's RuntimeError after the model has loaded. ``key`` names where the device was chosen.
+    """
+    if device == "cpu":
         return device
     import importlib
 
     torch = importlib.import_module("torch")  # only here, on first use: the core never imports torch itself
-
-    if torch.cuda.is_available():
-        return "cuda"
     mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    if (device == "cuda" or device.startswith("cuda:")) and not torch.cuda.is_available():
+        raise InputError(f"{key} {device}: CUDA is not available on this machine "
+                         "(torch.cuda.is_available() is false)", hint="use --device cpu, or leave --device auto")
+    if device.startswith("cuda:") and device[5:].isdigit() and int(device[5:]) >= torch.cuda.device_count():
+        raise InputError(f"{key} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device == "mps" and not (mps is not None and mps.is_available()):
+        raise InputError(f"{key} mps: MPS is not available on this machine (torch.backends.mps.is_available() "
+                         "is false)", hint="use --device cpu, or leave --device auto")
+    return device
+
+
+def check_device(device: str, key: str = "--device") -> None:
+    """Fail (InputError, exit 2) when an explicitly chosen device is not on this machine; cheap for auto and cpu."""
+    if device not in ("auto", "cpu"):
+        resolve_device(device, key)
+
+
+def fingerprint_changes(recorded: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """One line per weight fingerprint that a record and the files now disagree on ("lora:x.safetensors:
+    recorded a1111-hash:..., now a1111-hash:..."); a recorded one no file gives now is "now absent".
+
+    ``recorded`` is a candidate's ``models``; ``now`` what its generator's ``fingerprints(config)`` returns.
+    Names (``model``) are not fingerprints and are skipped; an empty list means the same files.
+    """
+    out = []
+    for key, value in recorded.items():
+        if key == "model" or not isinstance(value, str):
+            continue
+        if key not in now:
+            out.append(f"{key}: recorded {value}, now absent")
+        elif now[key] != value:
+            out.append(f"{key}: recorded {value}, now {now[key]}")
+    return out
 
 
 def offline() -> bool:

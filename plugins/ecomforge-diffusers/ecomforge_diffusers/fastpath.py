@@ -33,6 +33,17 @@ def is_cuda(device: str) -> bool:
     return device == "cuda" or device.startswith("cuda:")
 
 
+def check_dtype(name: str, device: str) -> None:
+    """A run's pre-flight check refuses float16 on CPU: diffusers would warn three times that it cannot run there,
+    then run it anyway, slowly. Falling back to float32 instead would give other pixels than the recipe asks for.
+    (The Python API still loads float16 on CPU when asked directly, e.g. to test the half-precision path.)"""
+    if name == "float16" and device == "cpu":
+        from ecomforge.errors import InputError
+
+        raise InputError("generate.config.dtype: float16 does not run on CPU",
+                         hint="use dtype: auto (float32 on CPU) or float32, or a GPU (--device cuda)")
+
+
 def torch_dtype(name: str, device: str) -> Any:
     """auto → bfloat16 on a CUDA GPU that has it (float16 on older ones and MPS), float32 on CPU."""
     import torch

@@ -9,8 +9,8 @@ import numpy as np
 
 from ecomforge.errors import InputError
 from ecomforge.imaging.masks import check_usable, dilate
-from ecomforge.imaging.paste import paste_back, seam_band
-from ecomforge.models import resolve_device
+from ecomforge.imaging.paste import paste_alpha, paste_back, seam_band
+from ecomforge.models import check_device, resolve_device
 from ecomforge.stages import Generator
 from ecomforge.types import Candidate, GenerationRequest
 
@@ -18,9 +18,9 @@ from . import imageops
 from .calls import run_pipeline
 from .canvas import on_canvas
 from .config import DiffusersConfig, Img2ImgConfig, InpaintConfig
-from .fastpath import FastPath
+from .fastpath import FastPath, check_dtype
 from .loading import Loaded, load_pipeline
-from .lora import applied_ip_adapter, applied_loras
+from .lora import applied_ip_adapter, applied_loras, check_loras
 from .metadata import a1111_fields, public_name, reproduce_info
 from .prompts import encode_for
 from .refine import refine_pass
@@ -53,14 +53,41 @@ class _DiffusersGenerator(Generator):
         from .families import check_task
         from .loading import model_family, resolve_model
 
+        check_device(self.device)  # before the model loads, not a driver's RuntimeError after it
+        if self.config.dtype == "float16":  # the device decides whether it runs (resolving auto imports torch)
+            check_dtype(self.config.dtype, resolve_device(self.device))
         kind, path = resolve_model(self.config.model)
         # the family (model_index.json or the file's header, no weights) decides the task fits
         family, _ = model_family(kind, path, self.config.model, self.config.base_config)
         check_task(family, self.task, self.config.model)
+        # LoRA files too: there, readable, safetensors, and for this UNet's input channels where the header says
+        channels = None if family.inpainting is None else (9 if family.inpainting else 4)
+        check_loras(self.config.loras, channels, self.name)
 
     def identity(self) -> dict[str, str]:
         """The model's name (a hub id, or a local file's or folder's name: never its path)."""
         return {"model": public_name(self.config.model)}
+
+    def fingerprints(self, config: Any = None) -> dict[str, str]:
+        """What a candidate of ``config`` records in ``models`` (model, weights, ``lora:<file>``,
+        ``ip_adapter:<file>``), computed now from the files on disk without loading any weights: where it
+        differs from a record, a file changed since the run (``recreate`` compares the two)."""
+        from pathlib import Path
+
+        from .loading import file_hash, resolve_model, weights_id
+        from .lora import lora_file
+
+        cfg = self.config if config is None else \
+            config if isinstance(config, self.Config) else self.parse_config(config)
+        kind, path = resolve_model(cfg.model)
+        out = {"model": public_name(cfg.model), "weights": weights_id(kind, path)}
+        for i, spec in enumerate(cfg.loras):
+            lora = lora_file(spec.path, f"generate.config.loras[{i}].path")
+            out[f"lora:{lora.path.name}"] = f"a1111-hash:{file_hash(lora.path)}"
+        adapter = Path(cfg.ip_adapter).expanduser() if cfg.ip_adapter else None
+        if adapter is not None and adapter.is_file():
+            out[f"ip_adapter:{adapter.name}"] = f"a1111-hash:{file_hash(adapter)}"
+        return out
 
     def _pipeline(self, cfg: DiffusersConfig) -> Loaded:
         device = resolve_device(self.device)
@@ -71,7 +98,7 @@ class _DiffusersGenerator(Generator):
         cfg = request.config if isinstance(request.config, self.Config) else self.parse_config(request.config)
         keep = self._keep_region(request, cfg)
         loaded = self._pipeline(cfg)
-        with loaded.lock, applied_loras(loaded.pipe, cfg.loras) as lora_ids, \
+        with loaded.lock, applied_loras(loaded.pipe, cfg.loras, self.name) as lora_ids, \
                 applied_ip_adapter(loaded.pipe, cfg.ip_adapter, cfg.ip_adapter_scale) as ip_ids:
             return self._generate(loaded, cfg, request, keep, {**lora_ids, **ip_ids})
 
@@ -124,6 +151,10 @@ class _DiffusersGenerator(Generator):
             outs.append(full)
 
         info: dict[str, Any] = {**result.info, **prompt_info}
+        failed = list(result.failed)
+        covered = _nothing_regenerated(keep)
+        if covered is not None:  # every seed would come back as the reference itself and score as a perfect copy
+            failed = [f or covered for f in failed]
         if getattr(cfg, "refine_side", None) and region is not None:
             outs, info["refine"] = refine_pass(pipe, cfg, embeds, negative, outs, region, box, seeds, image_prompt)
         if keep is not None:
@@ -151,7 +182,7 @@ class _DiffusersGenerator(Generator):
         product = request.mask.data if request.mask is not None else None
         return [Candidate(image=o, seed=s, params=dict(params), plugin=self.name, models=dict(models),
                           mask=None if product is None else (product > 127).astype(np.uint8) * 255,
-                          failed=result.failed[i],
+                          failed=failed[i],
                           info={**info, "a1111": a1111_fields(cfg, loaded, request, s, (gw, gh))})
                 for i, (o, s) in enumerate(zip(outs, seeds))]
 
@@ -182,6 +213,23 @@ class _DiffusersGenerator(Generator):
             o[y0:y1, x0:x1] = np.where(inside, seam, o[y0:y1, x0:x1])
             outs.append(o)
         return outs, {"seam_pass": {"width": cfg.seam_width, "strength": cfg.seam_strength, **result.info}}
+
+
+NOTHING_SHOWN = 0.01
+"""A candidate whose paste-back leaves less than this fraction of the generated image visible regenerated nothing."""
+
+
+def _nothing_regenerated(keep: tuple[np.ndarray, int, int] | None) -> str | None:
+    """Why every candidate is its reference again when the paste-back alpha covers (nearly) the whole image."""
+    if keep is None:
+        return None
+    keep_mask, kd, kf = keep
+    alpha = paste_alpha(keep_mask, dilate_px=kd, feather_px=kf)
+    shown = float((255 - alpha.astype(np.float64)).mean() / 255)
+    if shown >= NOTHING_SHOWN:
+        return None
+    return (f"paste-back covers {100 * (1 - shown):.0f} % of the image: nothing was regenerated; the mask is "
+            f"fragmented or dilate/feather too large (dilate {kd}, feather {kf})")
 
 
 def _max_side(cfg: Any, pipe: Any) -> int:

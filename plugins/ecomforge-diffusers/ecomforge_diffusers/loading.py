@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,16 @@ from typing import Any
 from ecomforge.errors import InputError, ModelNotFound
 from ecomforge.models import MODEL_CACHE, hub_off, models_dir, offline
 
-from .families import MOVED, Family, check_task, default_base, family_of_file, family_of_folder, family_of_hub
+from .families import (
+    MOVED,
+    Family,
+    check_task,
+    default_base,
+    family_of_file,
+    family_of_folder,
+    family_of_hub,
+    safetensors_header,
+)
 from .fastpath import FastPath, apply, torch_dtype
 
 
@@ -98,7 +108,29 @@ def model_family(kind: str, path: Path | None, model: str, base: str | None) -> 
     family, sd2 = family_of_file(path)
     base = base or default_base(family, sd2, path)
     bkind, bpath = resolve_model(base, "generate.config.base_config")
+    if bkind == "folder" and bpath is not None:  # its UNet config must fit the file's UNet (a hub base: at load)
+        unet = bpath / "unet" / "config.json"
+        wanted = int(json.loads(unet.read_text()).get("in_channels", 4)) if unet.is_file() else None
+        got = int(safetensors_header(path)["model.diffusion_model.input_blocks.0.0.weight"]["shape"][1])
+        if wanted is not None and wanted != got:
+            raise InputError(f"generate.config.base_config: {base} is a config for another model (conv_in has "
+                             f"{wanted} input channels, the checkpoint {got})",
+                             hint=f"use the diffusers folder of {'an inpainting' if got == 9 else 'a text-to-image'} "
+                                  "model of its family")
     return family, (str(bpath) if bpath is not None else base)
+
+
+def _mismatch(exc: ValueError, base: str | None, path: Path | None) -> InputError | None:
+    """diffusers' "Cannot load because X expected shape A, but got B" for a single file whose base_config does
+    not fit it, as the recipe key and the two shapes (its advice about loader flags does not apply here)."""
+    import re
+
+    found = re.search(r"Cannot load\s.*?because (\S+) expected shape (.+?), but got (.+?)\.(?:\s|$)", str(exc))
+    if found is None or path is None:
+        return None
+    name, wanted, got = found.group(1), found.group(2), found.group(3)
+    return InputError(f"generate.config.base_config: {base} is a config for another model ({name} has shape "
+                      f"{wanted.removeprefix('torch.Size')} there, {got.removeprefix('torch.Size')} in {path.name})")
 
 
 def _dtype_kwarg() -> str:
@@ -131,6 +163,11 @@ def load_pipeline(task: str, model: str, base_config: str | None, device: str, d
             else:
                 source = str(path) if path is not None else model
                 pipe = cls.from_pretrained(source, use_safetensors=True, local_files_only=bool(hub_off()), **common)
+        except ValueError as exc:
+            mismatch = _mismatch(exc, base, path) if kind == "file" else None
+            if mismatch is None:
+                raise
+            raise mismatch from exc
         except (OSError, EnvironmentError) as exc:
             raise ModelNotFound(f"generate.config.model: could not load '{model}': {str(exc).splitlines()[0]}",
                                 hint=f"run `ecomforge models pull {model}`" if kind == "hub" else None) from exc

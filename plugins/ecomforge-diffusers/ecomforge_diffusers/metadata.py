@@ -18,7 +18,22 @@ from ecomforge.types import GenerationRequest
 
 from .schedulers import a1111_sampler
 
-__all__ = ["a1111_fields", "model_hash", "lora_hash", "public_name", "reproduce_info"]
+__all__ = ["a1111_fields", "lora_name", "model_hash", "lora_hash", "public_name", "reproduce_info"]
+
+DEFAULT_LORA_NAMES = {"pytorch_lora_weights", "lora", "adapter_model"}
+"""File names trainers give every LoRA (diffusers, ecomforge train, peft): they say nothing of which LoRA it is."""
+
+
+def lora_name(path: str) -> str:
+    """A LoRA's name for the infotext: its file's name, or its folder's where the file has a trainer's default
+    name (every LoRA ``ecomforge train`` makes is ``<output>/pytorch_lora_weights.safetensors``)."""
+    name = public_name(path)
+    local = Path(path).expanduser()
+    if name in DEFAULT_LORA_NAMES and local.is_file() and local.parent.name:
+        return public_name(str(local.parent.resolve()))
+    if local.is_dir() and (local / "pytorch_lora_weights.safetensors").is_file():
+        return public_name(str(local.resolve()))
+    return name
 
 
 @functools.lru_cache(maxsize=64)
@@ -62,13 +77,21 @@ def lora_hash(path: Path) -> str:
     return _file_sha256(path, skip=8 + size)[:12]
 
 
+def _lora_file(path: str) -> Path:
+    """The weights file of a LoRA path (a folder: its pytorch_lora_weights.safetensors, as the loader picks)."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        found = [local / "pytorch_lora_weights.safetensors"] + sorted(local.glob("*.safetensors"))
+        return next((f for f in found if f.is_file()), local)
+    return local
+
+
 def a1111_fields(cfg: Any, loaded: Any, request: GenerationRequest, seed: int,
                  size: tuple[int, int]) -> dict[str, Any]:
     """{"fields": the infotext fields in A1111's order, "loras": [[name, weight], ...]} for one candidate."""
     sampler, schedule = a1111_sampler(cfg.scheduler)
-    loras = [[public_name(spec.path), spec.scale] for spec in cfg.loras]
-    lora_hashes = ", ".join(f"{public_name(spec.path)}: {lora_hash(Path(spec.path).expanduser())}"
-                            for spec in cfg.loras)
+    loras = [[lora_name(spec.path), spec.scale] for spec in cfg.loras]
+    lora_hashes = ", ".join(f"{lora_name(spec.path)}: {lora_hash(_lora_file(spec.path))}" for spec in cfg.loras)
     fields: dict[str, Any] = {
         "Steps": cfg.steps, "Sampler": sampler, "Schedule type": schedule, "CFG scale": cfg.guidance_scale,
         "Seed": seed, "Size": f"{size[0]}x{size[1]}", "Model hash": model_hash(cfg.model),

@@ -82,7 +82,8 @@ def _tokens(tokenizer: Any, prompt: str, weighting: bool, key: str) -> tuple[lis
     ids: list[int] = []
     weights: list[float] = []
     for text, w in runs:
-        piece = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
+        # verbose=False: no "sequence length is longer than the maximum" warning; chunking is why it is longer
+        piece = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False).input_ids
         ids += piece
         weights += [w] * len(piece)
     return ids, weights

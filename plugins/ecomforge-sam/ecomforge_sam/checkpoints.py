@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field
 
 from ecomforge.errors import InputError, ModelNotFound, NothingFound
 from ecomforge.imaging.refine import RefineConfig
-from ecomforge.models import MODEL_CACHE, models_dir, resolve_device
+from ecomforge.models import MODEL_CACHE, check_device, models_dir, resolve_device
 from ecomforge.pathspec import ModelRef
 from ecomforge.types import Mask
 
@@ -206,7 +206,8 @@ class SamMaskerBase:
     device: str
 
     def check(self) -> None:
-        """The SAM checkpoint must exist: fail before any work, saying what to download."""
+        """The SAM checkpoint must exist (and the device be there): fail before any work, saying what to download."""
+        check_device(self.device)
         resolve_checkpoint(self.config.model)
 
     def load_session(self) -> Any:

@@ -119,6 +119,13 @@ class SamClipMasker(SamMaskerBase, Masker):
                 raise ValueError(f"window scales must be between 0.05 and 1, got {bad[0]:g}")
             return scales
 
+    def check(self) -> None:
+        """The SAM checkpoint and the CLIP weights must be there: fail before any work, naming the key."""
+        from ecomforge.clip import check_clip
+
+        super().check()
+        check_clip(self.config.clip_model, "mask.config.clip_model")
+
     def setup(self) -> None:
         """Load SAM and CLIP once per process (shared through the model cache)."""
         self.session = self.load_session()

@@ -90,3 +90,12 @@ def test_bad_prompts_are_exit_2_with_one_line(project, capsys, tiny_sam_checkpoi
 def test_empty_text_is_rejected_before_models_load(project, capsys, tmp_path):
     code, err = run(project, capsys, {"plugin": "sam-clip", "config": {"text": " ", "model": str(tmp_path / "x")}})
     assert code == 2 and "mask.config.text" in error_line(err) and "text is empty" in err
+
+
+def test_missing_clip_model_stops_the_run_before_any_work(project, capsys, sam_clip_base):
+    """sam-clip's CLIP weights are checked with SAM's, before a run folder is made: exit 2 naming the key."""
+    code, err = run(project, capsys, {"plugin": "sam-clip", "config": {**sam_clip_base,
+                                                                       "clip_model": str(project / "clipp")}})
+    line = error_line(err)
+    assert code == 2 and f"mask.config.clip_model: no such folder or file: {project / 'clipp'}" in line
+    assert not (project / "out").exists() or not list((project / "out").iterdir())

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
-from ecomforge.clip import ClipEmbedder, load_clip
+from ecomforge.clip import ClipEmbedder, check_clip, load_clip
 from ecomforge.errors import InputError
+from ecomforge.models import check_device
 from ecomforge.pathspec import ModelRef
 from ecomforge.types import Candidate, Score, ScoringContext
 
@@ -33,6 +34,11 @@ class ClipImageScorer(EmbeddingScorer):
         model: ModelRef = Field(DEFAULT_CLIP, description="open_clip 'ARCH/TAG', a folder with open_clip_config.json, "
                                                      "or a weights file (see docs/scorers.md).")
 
+    def check(self) -> None:
+        """The CLIP weights must be on disk or downloadable: fail before any work, naming the key."""
+        check_device(self.device)
+        check_clip(self.config.model, f"{self.key_path}.model")
+
     def load_embedder(self) -> ClipEmbedder:
         """The open_clip model, shared through MODEL_CACHE."""
         return load_clip(self.config.model, self.device)
@@ -55,6 +61,11 @@ class ClipTextScorer(EmbeddingScorer):
         prompt: str | None = Field(None, description="Text to compare with instead of the recipe's prompt.")
         low: float = Field(0.15, ge=-1.0, le=1.0, description="Cosine that maps to score 0 (unrelated caption).")
         high: float = Field(0.35, ge=-1.0, le=1.0, description="Cosine that maps to score 1 (a fitting caption).")
+
+    def check(self) -> None:
+        """The CLIP weights must be on disk or downloadable: fail before any work, naming the key."""
+        check_device(self.device)
+        check_clip(self.config.model, f"{self.key_path}.model")
 
     def load_embedder(self) -> ClipEmbedder:
         """The open_clip model, shared through MODEL_CACHE."""

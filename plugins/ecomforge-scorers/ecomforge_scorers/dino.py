@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.errors import ModelNotFound
-from ecomforge.models import MODEL_CACHE, hub_off, models_dir, resolve_device
+from ecomforge.models import MODEL_CACHE, check_device, hub_off, models_dir, resolve_device
 from ecomforge.pathspec import ModelRef
 from ecomforge.run import cancel
 
@@ -54,14 +54,40 @@ class DinoEmbedder:
 
 def resolve_dino(model: str) -> str:
     """A local folder for ``model`` if one exists (the path itself, or under models_dir()/dino), else the hub id."""
+    from ecomforge.clip import looks_like_path
+
     path = Path(model).expanduser()
     if path.exists():
         if not (path.is_dir() and (path / "config.json").is_file()):
             raise ModelNotFound(f"DINOv2 model {path} is not a transformers folder (no config.json)",
                                 hint="save one with model.save_pretrained(folder) and processor.save_pretrained(folder)")
         return str(path.resolve())
+    if looks_like_path(model):  # a mistyped local folder: no hub repo is named like this
+        raise ModelNotFound(f"no such folder: {path}",
+                            hint="a DINOv2 model is a transformers folder (config.json, model.safetensors, "
+                                 "preprocessor_config.json) or a hub id such as facebook/dinov2-small")
     local = models_dir() / "dino" / model.replace("/", "--")
     return str(local) if (local / "config.json").is_file() else model
+
+
+def check_dino(model: str, key: str = "model") -> str:
+    """Fail before any work when ``model``'s weights are neither on disk nor downloadable (nothing is loaded)."""
+    try:
+        source = resolve_dino(model)
+        if not Path(source).is_dir() and hub_off():
+            from huggingface_hub import try_to_load_from_cache
+
+            if not isinstance(try_to_load_from_cache(source, "config.json"), str):
+                raise _missing(source)
+    except ModelNotFound as exc:
+        raise ModelNotFound(f"{key}: {exc.message}", hint=exc.hint) from exc
+    return source
+
+
+def _missing(source: str) -> ModelNotFound:
+    where = models_dir() / "dino" / source.replace("/", "--")
+    return ModelNotFound(f"{'offline: ' if hub_off() else ''}DINOv2 weights for '{source}' are not on disk",
+                         hint=f"huggingface-cli download {source} (HF cache), or save it to {where}")
 
 
 def load_dino(model: str, device: str = "auto") -> DinoEmbedder:
@@ -86,9 +112,7 @@ def _load(source: str, device: str) -> DinoEmbedder:
         if is_local:
             raise ModelNotFound(f"cannot load DINOv2 folder {source} ({cause})",
                                 hint="it needs config.json, model.safetensors and preprocessor_config.json") from exc
-        where = models_dir() / "dino" / source.replace("/", "--")
-        raise ModelNotFound(f"{'offline: ' if hub_off() else ''}DINOv2 weights for '{source}' are not on disk",
-                            hint=f"huggingface-cli download {source} (HF cache), or save it to {where}") from exc
+        raise _missing(source) from exc
     return DinoEmbedder(source, model.eval().to(device), processor, device)
 
 
@@ -109,6 +133,11 @@ class DinoScorer(EmbeddingScorer):
                                                      "(config.json, model.safetensors, preprocessor_config.json).")
         low: float = Field(0.2, ge=-1.0, le=1.0, description="Cosine that maps to score 0 (unrelated images).")
         high: float = Field(1.0, ge=-1.0, le=1.0, description="Cosine that maps to score 1 (the same product).")
+
+    def check(self) -> None:
+        """The DINOv2 weights must be on disk or downloadable: fail before any work, naming the key."""
+        check_device(self.device)
+        check_dino(self.config.model, f"{self.key_path}.model")
 
     def load_embedder(self) -> DinoEmbedder:
         """The DINOv2 model, shared through MODEL_CACHE."""

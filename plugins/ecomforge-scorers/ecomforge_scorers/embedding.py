@@ -111,6 +111,10 @@ class EmbeddingScorer(Scorer):
     Config = EmbeddingConfig
     embedder: Any = None
 
+    def __init__(self, config: Any = None, *, device: str = "auto", path: str = "config") -> None:
+        super().__init__(config, device=device, path=path)
+        self.key_path = path  # the recipe key of this config ("score.0.config" when the runner passes it)
+
     @abstractmethod
     def load_embedder(self) -> Embedder:
         """Load (through MODEL_CACHE) the model that embeds product crops."""

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from ecomforge.errors import ModelNotFound
-from ecomforge.models import MODEL_CACHE, offline, resolve_device
+from ecomforge.models import MODEL_CACHE, check_device, offline, resolve_device
 from ecomforge.run import cancel
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
@@ -29,13 +29,19 @@ def alexnet_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
 
 
+def check_lpips(backbone: str, key: str = "backbone") -> None:
+    """backbone: pretrained needs the AlexNet trunk on disk when offline: fail before any work, naming ``key``."""
+    path = alexnet_weights_path()
+    if backbone == "pretrained" and offline() and not path.is_file():
+        raise ModelNotFound(f"{key}: pretrained: offline, and the LPIPS AlexNet trunk weights are not at {path}",
+                            hint=f"download https://download.pytorch.org/models/{ALEXNET_FILE} there, "
+                                 "or set backbone: random")
+
+
 def load_lpips(backbone: str, device: str) -> tuple[Any, str]:
     """The LPIPS model and its id; 'auto' uses the ImageNet trunk when on disk (or downloadable), else random."""
     path = alexnet_weights_path()
-    if backbone == "pretrained" and offline() and not path.is_file():
-        raise ModelNotFound(f"offline: LPIPS AlexNet trunk weights are not at {path}",
-                            hint=f"download https://download.pytorch.org/models/{ALEXNET_FILE} there, "
-                                 "or set backbone: random")
+    check_lpips(backbone)
     use_pretrained = backbone == "pretrained" or (backbone == "auto" and (path.is_file() or not offline()))
     key = ("lpips", "alex", "imagenet" if use_pretrained else "random", device)
     return MODEL_CACHE.get(key, lambda: _build(use_pretrained, backbone, device))
@@ -93,6 +99,15 @@ class LpipsScorer(Scorer):
 
     model: Any = None
     model_id: str = ""
+
+    def __init__(self, config: Any = None, *, device: str = "auto", path: str = "config") -> None:
+        super().__init__(config, device=device, path=path)
+        self.key_path = path
+
+    def check(self) -> None:
+        """backbone: pretrained offline needs the AlexNet trunk on disk: fail before any work."""
+        check_device(self.device)
+        check_lpips(self.config.backbone, f"{self.key_path}.backbone")
 
     def setup(self) -> None:
         """Load LPIPS once (through MODEL_CACHE)."""

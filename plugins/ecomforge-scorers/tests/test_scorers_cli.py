@@ -5,6 +5,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from ecomforge import hookimpl
@@ -97,3 +98,68 @@ filter: {{plugin: test-keep-all}}
     # Outside the mask is greyed out, so a new background leaves the product crop identical.
     assert faithful["clip-image"] == faithful["dino"] == faithful["lpips"] == 1.0
     assert damaged["lpips"] < 1.0 and damaged["clip-image"] < 1.0 and damaged["dino"] < 1.0
+
+
+class CountingGenerator(Generator):
+    """Counts its calls: a pre-flight failure must come before any of them."""
+
+    name = "test-counting"
+    Config = StageConfig
+    calls = 0
+
+    def generate(self, request):
+        """One grey candidate per seed."""
+        CountingGenerator.calls += 1
+        return [Candidate(np.full_like(request.reference.image, 128), s, {}, plugin=self.name) for s in request.seeds]
+
+
+class CountingPlugin:
+    """Registers the counting generator and the keep-all filter."""
+
+    __name__ = "scorers-preflight-test"
+
+    @hookimpl
+    def register_generators(self, register):
+        """The counting generator."""
+        register(CountingGenerator)
+
+    @hookimpl
+    def register_filters(self, register):
+        """The keep-all filter."""
+        register(KeepAll)
+
+
+@pytest.mark.parametrize("scorer, model, message", [
+    ("dino", "{tmp}/dinoo", "config.model: no such folder: {tmp}/dinoo"),
+    ("clip-image", "{tmp}/clipp", "config.model: no such folder or file: {tmp}/clipp"),
+    ("clip-text", "ViT-B-32/laion2b_s34b_b79k", "config.model: offline: CLIP weights for 'ViT-B-32/laion2b_s34b_b79k'"),
+    ("dino", "facebook/dinov2-small", "config.model: offline: DINOv2 weights for 'facebook/dinov2-small'"),
+])
+def test_missing_scorer_weights_stop_the_run_before_any_work(scorer, model, message, tmp_path, monkeypatch, capsys):
+    """A scorer's missing weights are found by its check(): exit 2, one line naming the key, no run folder,
+    no generation; a local path that does not exist says so instead of suggesting a hub download."""
+    from ecomforge.cli import main
+    from ecomforge.testing import sample_image, temporary_plugins
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
+    monkeypatch.setenv("ECOMFORGE_MODELS", str(tmp_path / "models"))
+    img, _ = sample_image(48, 32, seed=1)
+    cv2.imwrite(str(tmp_path / "product.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"""
+name: preflight
+inputs: {{references: [product.png], prompt: "a product"}}
+mask: {{plugin: classic}}
+generate: {{plugin: test-counting, seeds: [1]}}
+score: [{{plugin: {scorer}, config: {{model: "{model.format(tmp=tmp_path)}"}}}}]
+filter: {{plugin: test-keep-all}}
+""")
+    CountingGenerator.calls = 0
+    with temporary_plugins(CountingPlugin()), pytest.raises(SystemExit) as exit_info:
+        main(["run", str(recipe), "--out", str(tmp_path / "runs"), "--device", "cpu", "--progress", "none"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert message.format(tmp=tmp_path) in err and f"score plugin '{scorer}' is not ready" in err
+    assert model.startswith("{") == ("huggingface-cli" not in err)
+    assert CountingGenerator.calls == 0 and not list((tmp_path / "runs").glob("*"))

@@ -179,3 +179,26 @@ def test_importing_the_plugin_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_lpips_check_refuses_a_missing_pretrained_trunk_before_work(make_scorer, monkeypatch, tmp_path):
+    """check() (called before any work) finds what setup() would: the key, the file and where it goes."""
+    import torch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(ModelNotFound) as info:
+        make_scorer("lpips", backbone="pretrained").check()
+    assert info.value.one_line().startswith("config.backbone: pretrained: offline")
+    make_scorer("lpips", backbone="auto").check()  # auto falls back to the seeded random trunk
+
+
+def test_clip_check_finds_a_cached_tag_and_a_typo_in_a_path(tiny_open_clip, monkeypatch, tmp_path):
+    """check_clip: an existing folder passes; a mistyped local path says no such folder (no download advice)."""
+    from ecomforge.clip import check_clip
+
+    assert check_clip(str(tiny_open_clip)).model_id == str(tiny_open_clip.resolve())
+    with pytest.raises(ModelNotFound) as info:
+        check_clip(str(tmp_path / "clipp"), "mask.config.clip_model")
+    assert info.value.one_line().startswith(f"mask.config.clip_model: no such folder or file: {tmp_path / 'clipp'}")
+    assert "download" not in info.value.one_line()

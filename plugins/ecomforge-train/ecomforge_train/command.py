@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,7 @@ def train_command(recipe: Path, overrides: tuple[str, ...], resume: bool, device
     import sys
 
     from ecomforge.errors import RecipeError
+    from ecomforge.models import check_device
     from ecomforge.plugins import get_registry
 
     from .config import load_train_recipe
@@ -119,6 +122,8 @@ def train_command(recipe: Path, overrides: tuple[str, ...], resume: bool, device
 
     _quiet_libraries()
     # every cheap check before any output or weight loading
+    check_device(device or head.device, "--device" if device else f"{recipe}: device:")
+    check_output(Path(head.output), resume)
     if config.use_8bit_adam:
         from .engine import require_bitsandbytes
 
@@ -130,10 +135,55 @@ def train_command(recipe: Path, overrides: tuple[str, ...], resume: bool, device
     trainer.base_dir = base_dir
     show = sys.stderr.isatty() if progress is None else progress
     echo(f"training {head.trainer} on {len(references)} images for {config.steps} steps -> {head.output}")
-    path = trainer.train(references, Path(head.output), masks=masks, captions=captions, resume=resume,
-                         progress=show, registry=registry, echo=echo)
+    started = time.time()
+    try:
+        path = trainer.train(references, Path(head.output), masks=masks, captions=captions, resume=resume,
+                             progress=show, registry=registry, echo=echo)
+    except KeyboardInterrupt:
+        sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)
+        again = f"ecomforge train {shlex.quote(str(recipe))}{sets}" + (f" --device {device}" if device else "")
+        echo(interrupted_line(Path(head.output), config.checkpoint_every, started, again))
+        raise click.exceptions.Exit(130) from None
     click.echo(f"LoRA: {path}")
     click.echo(f"log: {Path(head.output) / 'train_log.jsonl'}  loss curve: {Path(head.output) / 'loss.png'}")
+
+
+def check_output(output: Path, resume: bool) -> None:
+    """--resume needs a checkpoint, and a fresh run an output folder without one: say so before any loading."""
+    from ecomforge.errors import UsageError
+
+    from .checkpoint import CHECKPOINTS, checkpoint_dirs
+
+    found = checkpoint_dirs(output)
+    if resume and not found:
+        raise UsageError(f"--resume: no checkpoint in {output / CHECKPOINTS}",
+                         hint="leave out --resume to start training there")
+    if not resume and found:
+        raise UsageError(f"output: {output} already holds checkpoints",
+                         hint="add --resume to continue them, or choose a new output folder")
+
+
+def interrupted_line(output: Path, every: int, started: float, command: str) -> str:
+    """What Ctrl-C cost: the steps done since the last checkpoint (lost), and how to resume from it."""
+    import json
+
+    from .checkpoint import checkpoint_dirs
+
+    step = 0
+    log = output / "train_log.jsonl"
+    if log.is_file() and log.stat().st_mtime >= started:  # this run's log, not one left from an earlier run
+        for line in log.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if "loss" in record:
+                step = int(record["step"])
+    found = checkpoint_dirs(output)
+    saved = int(found[-1].name.split("-")[1]) if found else 0
+    if not found:
+        lost = f"{step} step(s) lost" if step else "no step was finished"
+        return f"interrupted at step {step}: {lost}, and no checkpoint exists yet (checkpoint_every: {every})"
+    lost = max(0, step - saved)
+    return (f"interrupted at step {max(step, saved)}: {lost} step(s) since the checkpoint at step {saved} lost "
+            f"(resume with: {command} --resume)")
 
 
 def _quiet_libraries() -> None:

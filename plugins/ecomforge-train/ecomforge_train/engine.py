@@ -211,10 +211,11 @@ def run_training(engine: LoraEngine, examples: list[Example], output_dir: Path, 
             raise UsageError(f"--resume: no checkpoint in {output_dir / ckpt.CHECKPOINTS}")
         engine.load_checkpoint(folder)
     log_path = output_dir / "train_log.jsonl"
-    _truncate_log(log_path, engine.step_count)  # a resumed run rewrites what came after its checkpoint
+    # a resumed run rewrites what came after its checkpoint, and its clock goes on from there
+    elapsed = _truncate_log(log_path, engine.step_count)
     kw = {"flip": cfg.flip, "crop_scale": cfg.crop_scale, "inpaint": engine.parts.inpaint,
           "product_mask_prob": cfg.product_mask_prob}
-    started = time.perf_counter()
+    started = time.perf_counter() - elapsed
     with open(log_path, "a", encoding="utf-8") as log:
         while engine.step_count < cfg.steps:
             batch = sample_batch(items, cfg.batch_size, cfg.resolution, engine.gen, **kw)
@@ -252,10 +253,13 @@ def _concat(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep only log records up to ``step`` (all of them are dropped on a fresh start)."""
+def _truncate_log(path: Path, step: int) -> float:
+    """Keep only log records up to ``step`` (all of them are dropped on a fresh start); returns the training
+    time the kept records reached (``elapsed_s`` of the last), which a resumed run's clock continues from."""
     if not path.exists():
-        return
+        return 0.0
     keep = [line for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip() and json.loads(line).get("step", 0) <= step]
     path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    times = [json.loads(line).get("elapsed_s") for line in keep]
+    return float(next((t for t in reversed(times) if t is not None), 0.0))

@@ -71,6 +71,10 @@ class LoraTrainer(Trainer):
         def on_checkpoint(step: int) -> dict[str, Any] | None:
             return validate(engine.parts, cfg, step, output_dir, scorers, references, ref_masks)
 
+        if resume:
+            found = [resume] if isinstance(resume, Path) else checkpoint_dirs(output_dir)
+            if found:
+                echo(f"resuming from step {int(found[-1].name.split('-')[1])} ({found[-1]})")
         with _ProgressBar(cfg.steps, enabled=progress) as bar:
             path = run_training(engine, examples, output_dir, class_examples=class_examples, resume=resume,
                                 on_checkpoint=on_checkpoint, progress=bar.update)

@@ -130,3 +130,67 @@ def test_example_recipe_validates_offline_through_the_installed_command():
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "trainer lora, 800 steps" in proc.stdout
+
+
+def test_resume_without_a_checkpoint_is_found_before_the_model_loads(capsys, recipe, tmp_path):
+    """The missing checkpoint is reported even where loading the model would fail: it is checked first."""
+    code, out, err = run_cli(capsys, recipe, "--resume", "--no-progress",
+                             "--set", f"base_model={_not_a_diffusion_model(tmp_path)}")
+    assert code == 2 and err.strip().splitlines()[-1].startswith(f"error: --resume: no checkpoint in {tmp_path}")
+
+
+def test_cuda_without_cuda_is_refused_before_loading(capsys, recipe, monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, out, err = run_cli(capsys, recipe, "--device", "cuda", "--no-progress",
+                             "--set", f"base_model={_not_a_diffusion_model(tmp_path)}")
+    assert code == 2 and "--device cuda: CUDA is not available on this machine" in err.strip().splitlines()[-1]
+
+
+def test_interrupt_says_what_was_lost_and_resume_goes_on(capsys, recipe, tmp_path, monkeypatch):
+    """Ctrl-C at step 3 (checkpoint at 2): one step lost and the resume command; the resume says where it starts
+    and its log's clock goes on from the checkpoint's instead of restarting at 0."""
+    from ecomforge_train.engine import LoraEngine
+
+    real = LoraEngine.step
+
+    def step(self, batch, n_prior=0):
+        if self.step_count == 3:  # Ctrl-C during the fourth step, three of them done
+            raise KeyboardInterrupt
+        return real(self, batch, n_prior)
+
+    monkeypatch.setattr(LoraEngine, "step", step)
+    code, out, err = run_cli(capsys, recipe, "--no-progress", "--set", "validation.num_images=0")
+    line = err.strip().splitlines()[-1]
+    assert code == 130
+    assert line.startswith("interrupted at step 3: 1 step(s) since the checkpoint at step 2 lost (resume with: "
+                           f"ecomforge train {recipe} --set validation.num_images=0 --resume)"), err
+    monkeypatch.setattr(LoraEngine, "step", real)
+    log = tmp_path / "out" / "train_log.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    records[1]["elapsed_s"] = 1000.0  # as if the first two steps had taken that long: the clock goes on from it
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    code, out, err = run_cli(capsys, recipe, "--no-progress", "--set", "validation.num_images=0", "--resume")
+    assert code == 0, err
+    assert f"resuming from step 2 ({tmp_path / 'out' / 'checkpoints' / 'step-000002'})" in err
+    after = {r["step"]: r["elapsed_s"] for r in map(json.loads, log.read_text().splitlines()) if "loss" in r}
+    assert list(after) == [1, 2, 3, 4] and after[1] == records[0]["elapsed_s"] and after[2] == 1000.0
+    assert 1000.0 <= after[3] <= after[4]
+
+
+def test_interrupt_before_any_checkpoint_says_none_exists(capsys, recipe, monkeypatch):
+    from ecomforge_train.engine import LoraEngine
+
+    real = LoraEngine.step
+
+    def step(self, batch, n_prior=0):
+        if self.step_count == 1:  # Ctrl-C during the second step
+            raise KeyboardInterrupt
+        return real(self, batch, n_prior)
+
+    monkeypatch.setattr(LoraEngine, "step", step)
+    code, out, err = run_cli(capsys, recipe, "--no-progress", "--set", "validation.num_images=0")
+    assert code == 130 and err.strip().splitlines()[-1] == (
+        "interrupted at step 1: 1 step(s) lost, and no checkpoint exists yet (checkpoint_every: 2)")
