@@ -46,15 +46,19 @@ class Runner:
         self._per_product: OrderedDict[tuple[str, str], Any] = OrderedDict()
         r, cfg = resolved.recipe, resolved.configs
         create = self.registry.create
-        self.acquirer: Acquirer = create("acquirer", r.acquire.plugin, cfg["acquire"], device=device)
-        self.masker: Masker = create("masker", r.mask.plugin, cfg["mask"], device=device)
-        self.generator: Generator = create("generator", r.generate.plugin, cfg["generate"], device=device)
+        # Each stage knows its recipe key path, so its errors (a missing model in check()) name the key to fix.
+        self.acquirer: Acquirer = create("acquirer", r.acquire.plugin, cfg["acquire"], device=device,
+                                         path="acquire.config")
+        self.masker: Masker = create("masker", r.mask.plugin, cfg["mask"], device=device, path="mask.config")
+        self.generator: Generator = create("generator", r.generate.plugin, cfg["generate"], device=device,
+                                           path="generate.config")
         self.scorers: list[tuple[str, float, Scorer]] = [
-            (s.key, s.weight, create("scorer", s.plugin, cfg[f"score.{i}"], device=device))
+            (s.key, s.weight, create("scorer", s.plugin, cfg[f"score.{i}"], device=device, path=f"score.{i}.config"))
             for i, s in enumerate(r.score)]
         # (key path, plugin, stage) per filter, applied in order; one entry for a single ``filter:``
         self.filters: list[tuple[str, str, Filter]] = [
-            (key, f.plugin, create("filter", f.plugin, cfg[key], device=device)) for key, f in r.filter_steps()]
+            (key, f.plugin, create("filter", f.plugin, cfg[key], device=device, path=f"{key}.config"))
+            for key, f in r.filter_steps()]
         exec_name = executor or r.execute.plugin
         exec_cfg: StageConfig | dict[str, Any] = cfg["execute"] if exec_name == r.execute.plugin else {}
         self.executor: Executor = create("executor", exec_name, exec_cfg, device=device, path="execute.config")
