@@ -1,6 +1,7 @@
 """Compare pairs candidates by what defines their image, on run folders written by hand with known answers."""
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -20,7 +21,8 @@ SHAS = ["a" * 64, "b" * 64]
 
 def record(product: str, ref: int, seed: int, total: float, **params) -> dict:
     """A manifest line as the runner writes it (only the fields compare reads)."""
-    ident = f"{product}-{ref}-{seed}-{json.dumps(params, sort_keys=True)}"
+    # An id in the runner's format (16 hex digits), which every reader of a run folder checks.
+    ident = hashlib.sha256(f"{product}-{ref}-{seed}-{json.dumps(params, sort_keys=True)}".encode()).hexdigest()[:16]
     return {"id": ident, "product": product, "reference": f"0{ref}", "reference_sha256": SHAS[ref],
             "references_sha256": SHAS, "seed": seed, "params": {"steps": 20, **params}, "scores": {"s": total},
             "total": total, "kept": total > 0.5, "failed": None, "image": f"candidates/{ident}.png"}

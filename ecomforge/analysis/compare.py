@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..imaging.io import atomic_write_bytes
-from ..run.store import read_failures, read_manifest
+from ..run.store import check_output_file, read_failures, read_manifest
 from .pairing import (
     Pair,
     check_records,
@@ -194,14 +195,19 @@ def _agreement_table(agreement: dict[str, dict[str, float | None]]) -> str:
 
 def write_compare(result: dict[str, Any], out_dir: Path) -> Path:
     """Write compare.json and report.html (statistics overall and per sweep point, images side by side)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(out_dir) and (out_dir.is_symlink() or not out_dir.is_dir()):
+        raise UsageError(f"{out_dir}: exists and is not a folder; give a folder for compare.json and report.html")
+    for name in ("compare.json", "report.html"):
+        check_output_file(out_dir / name)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out_dir}: cannot create the folder ({exc.strerror or exc})") from exc
     atomic_write_bytes(out_dir / "compare.json", json.dumps(result, indent=2).encode())
     rel_a = Path(result["a"]).resolve()
     rel_b = Path(result["b"]).resolve()
 
     def src(root: Path, image: str) -> str:
-        import os
-
         return html.escape(os.path.relpath(root / image, out_dir.resolve()))
 
     points = "".join(f"<h3>{html.escape(_point(p['params']))} ({p['pairs']} pairs)</h3>{_stats_table(p)}"

@@ -1,6 +1,7 @@
 """The ``ecomforge`` command line: one-line errors, exit codes 0/1/2, plugin commands via a hook."""
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -33,7 +34,20 @@ _NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and turn errors into one line and an exit code."""
+    """Entry point: run the CLI and turn errors into one line and an exit code (128 + N after signal N)."""
+    from . import signals
+
+    with signals.handled():
+        try:
+            _main(argv)
+        except SystemExit as exc:
+            code = signals.exit_code()
+            if code is not None and exc.code not in (0, None):  # stopped by SIGTERM: 143, not Ctrl-C's 130
+                raise SystemExit(code) from None
+            raise
+
+
+def _main(argv: list[str] | None) -> None:
     args = _verbose_first(list(sys.argv[1:] if argv is None else argv))
     verbose = bool(args) and args[0] == "--verbose"
     try:
@@ -64,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        from .signals import received
+
+        click.echo("terminated" if received() == signal.SIGTERM else "interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # an unexpected failure: one line unless --verbose
         if verbose:

@@ -8,13 +8,14 @@ generator derived (and its Config does not take) are set aside, not rejected.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 
-from ..errors import InputError, PluginContractError
+from ..errors import InputError, PluginContractError, UsageError
 from .group import cli
 
 if TYPE_CHECKING:
@@ -37,13 +38,15 @@ def find_record(run_dir: Path, cid: str) -> dict[str, Any]:
 def _inputs(run_dir: Path, rec: dict[str, Any]) -> tuple[Any, Any]:
     """The reference and mask the record was generated from, as saved in the run folder."""
     from ..imaging.io import read_png
-    from ..run.store import RunStore
+    from ..run.store import RunStore, inside_run_folder
     from ..types import Mask, Reference
 
     store = RunStore(run_dir)
     stub = Reference(image=np.zeros((1, 1, 3), np.uint8), source="", sha256="", product=rec["product"],
                      name=rec["reference"])
-    ref_path, mask_path = store.reference_path(stub), run_dir / rec["mask"]
+    where = f"{run_dir}: candidate {rec['id']}"
+    ref_path = inside_run_folder(run_dir, store.rel(store.reference_path(stub)), f"{where}: its reference")
+    mask_path = inside_run_folder(run_dir, rec["mask"], f"{where}: 'mask'")
     for path in (ref_path, mask_path):
         if not path.is_file():
             raise InputError(f"{run_dir}: {path.relative_to(run_dir)} is missing; it is needed to re-create '{rec['id']}'")
@@ -140,11 +143,17 @@ def recreate(run_dir: Path, candidate_id: str, out: Path | None, device: str | N
     """
     from ..imaging.infotext import candidate_text
     from ..imaging.io import read_png, save_png
+    from ..run.store import check_output_file, inside_run_folder
 
+    if out is not None:
+        check_output_file(out)  # before the (slow) generation
     rec, cand = recreate_candidate(run_dir, candidate_id, device=device)
     target = out or run_dir / "recreated" / f"{rec['id']}.png"
+    check_output_file(target)
+    if out is None and os.path.lexists(target.parent) and (target.parent.is_symlink() or not target.parent.is_dir()):
+        raise UsageError(f"{target.parent}: is not a folder of the run; give --out")
     save_png(target, cand.image, candidate_text(rec, cand, "full"))
-    stored_path = run_dir / rec["image"]
+    stored_path = inside_run_folder(run_dir, rec["image"], f"{run_dir}: candidate {rec['id']}: 'image'")
     try:
         stored, _ = read_png(stored_path)
     except OSError as exc:  # deleted (a pruned run folder) or not a PNG any more: nothing to compare with

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,8 +40,9 @@ def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, resume: Path
     Exit code 0 when every product succeeded, 1 when some failed (listed in the run folder's failed.csv;
     --resume retries them; with --fail-fast the first one stops the run), 2 for bad usage or a bad recipe
     or catalogue (found before any work). A single-product run stops at its error, with that error's exit
-    code. Ctrl-C stops the run with exit code 130; it, and an error after work was kept, name the folder to
-    finish with --resume (which keeps the run in that folder: no --out).
+    code. Ctrl-C stops the run with exit code 130 (SIGTERM: 143; a second one stops at once); it, and an error
+    after work was kept, name the folder to finish with --resume (which keeps the run in that folder: no --out).
+    A run folder is used by one run at a time: a second one is refused (exit 2).
     """
     from ..recipe import load_recipe
 
@@ -88,10 +90,13 @@ def _run_watched(recipe: Path, resolved: Any, overrides: tuple[str, ...], *, obs
     try:
         return run_recipe(resolved, observers=[*observers, folder], **kwargs)
     except KeyboardInterrupt:
+        from .signals import exit_code, received
+
         if folder.dir is None or not folder.dir.is_dir():
             raise  # stopped before the run folder was made: nothing to resume
-        click.echo(f"interrupted ({resume_with()})", err=True)
-        raise click.exceptions.Exit(130) from None
+        word = "terminated" if received() == signal.SIGTERM else "interrupted"
+        click.echo(f"{word} ({resume_with()})", err=True)
+        raise click.exceptions.Exit(exit_code() or 130) from None
     except Exception as exc:
         named = any(isinstance(o, PlainProgress) for o in observers)  # its first line named the run folder
         if named and folder.dir is not None and not folder.dir.exists():  # bad input, nothing written: removed

@@ -50,7 +50,8 @@ class ProductFailedRecord(TypedDict):
 
 
 FIELD_DOCS: dict[str, str] = {
-    "id": "The candidate id: 16 hex digits of sha256 over product, reference, mask, plugin, params, seed, prompts.",
+    "id": "The candidate id: 16 hex digits of sha256 over product, reference and mask sha256s, plugin, the "
+          "generator's `describe(config)` for this sweep point, seed and prompts (not over `params`).",
     "product": "The product's name (the recipe's, the catalogue's `product`/`Handle`, or the folder's).",
     "reference": "Name of the reference this candidate was generated from (`references/<product>/<name>.png`).",
     "reference_sha256": "sha256 of that reference's file bytes.",
@@ -58,7 +59,8 @@ FIELD_DOCS: dict[str, str] = {
     "mask": "The reference's mask in the run folder.",
     "plugin": "The generator plugin.",
     "models": "Model ids (and weight hashes where known) the generator reported for this candidate.",
-    "params": "The generator's full validated config for this sweep point: enough, with the model files, to re-create it.",
+    "params": "What the generator put in `Candidate.params` (its config as it used it, derived values included): "
+              "what `ecomforge recreate` rebuilds the config from.",
     "seed": "The seed.",
     "prompt": "The product's prompt after templates (`{title}`) and catalogue overrides.",
     "negative_prompt": "The product's negative prompt, likewise.",
@@ -73,5 +75,6 @@ FIELD_DOCS: dict[str, str] = {
     "selected": "Its copy in `selected/` when kept, else null.",
     "product_candidates": "How many candidates the product has: a resumed run checks its block is complete.",
     "stage_models": "Step -> `Stage.identity()` of the masker, generator and scorers that made and judged it.",
-    "timings": "Seconds per step for this candidate (acquire, mask, score, filter shared across the product).",
+    "timings": "Seconds per step for this candidate: generate; io (writing its own files); acquire, mask, score and "
+               "filter, its product's time shared across the product's candidates.",
 }

@@ -1,33 +1,98 @@
 """``--resume``: the run folder's own recipe, checked against the one given on the command line."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..plugins import Registry
 from ..recipe.load import ResolvedRecipe, resolve_recipe
-from .store import RunStore
+from .store import RECIPE, RunStore, product_fingerprints
 
 
 def stored_recipe_for(resolved: ResolvedRecipe, resume: Path, registry: Registry | None) -> ResolvedRecipe:
     """The run folder's stored recipe, re-resolved; refused when it differs from ``resolved`` in more than
-    where and how jobs run. The selection of products (``--products``/``--limit``) is the caller's."""
-    stored = RunStore.open(resume).stored_recipe()
-    stored.pop("plugins", None)
+    where and how jobs run, when an installed plugin is not the version the run was made with, or when the
+    catalogue's products changed since. The selection of products (``--products``/``--limit``) is the caller's.
+
+    Read only: the runner opens (and locks) the folder itself."""
+    if not (Path(resume) / RECIPE).is_file():
+        raise InputError(f"{resume}: not a run folder (no {RECIPE})")
+    store = RunStore(resume)
+    stored = store.stored_recipe()
+    if not isinstance(stored, dict):
+        raise InputError(f"{resume / RECIPE}: not a recipe (a YAML mapping)")
+    pins = stored.pop("plugins", None)
     again = resolve_recipe(stored, path=resolved.path, registry=registry)
+    _same_plugins(resume, pins, again.versions)
     mine, theirs = resolved.to_dict(), again.to_dict()
     for d in (mine, theirs):  # where and how jobs run does not change the result
         for key in ("output", "plugins", "execute"):
             d.pop(key, None)
     _same_files(mine.get("inputs", {}), theirs.get("inputs", {}))
     if mine != theirs:
-        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-        raise UsageError(f"{resume}: this run folder was made by a different recipe (differs in: {', '.join(diff)})")
+        diff = _differences(theirs, mine)
+        shown = "; ".join(f"{k}: run folder {_short(a)}, given {_short(b)}" for k, a, b in diff[:3])
+        more = f"; and {len(diff) - 3} more" if len(diff) > 3 else ""
+        raise UsageError(f"{resume}: this run folder was made by a different recipe (differs in {shown}{more})")
+    _same_products(resume, store.stored_products(), product_fingerprints(again), set(resolved.products))
     again.recipe = again.recipe.model_copy(update={"execute": resolved.recipe.execute})
     again.configs["execute"] = resolved.configs["execute"]
     again.products = {k: v for k, v in again.products.items() if k in resolved.products}  # --products/--limit
     return again
+
+
+_MISSING = object()
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) of every leaf where two recipes differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += _differences(a.get(key, _MISSING), b.get(key, _MISSING), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [(prefix.rstrip(".") or "(recipe)", a, b)]
+
+
+def _short(value: Any) -> str:
+    if value is _MISSING:
+        return "(not set)"
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _same_plugins(resume: Path, pins: Any, installed: dict[str, str]) -> None:
+    """The plugins installed now are the versions the run was made with: another version makes other images."""
+    if not isinstance(pins, dict):
+        return  # a folder made before versions were pinned
+    changed = [f"{key} was {was}, installed is {installed[key]}" for key, was in sorted(pins.items())
+               if key in installed and installed[key] != was]
+    if changed:
+        raise UsageError(f"{resume}: the run was made with other plugin versions ({'; '.join(changed)})",
+                         hint="install the versions the run was made with, or start a new run")
+
+
+def _same_products(resume: Path, stored: dict[str, str] | None, now: dict[str, str], selected: set[str]) -> None:
+    """The products to run have the inputs they had when the run started: else the folder mixes two catalogues."""
+    if stored is None:
+        return  # a folder made before products were noted
+    names = [p for p in now if p in selected]
+    added = [p for p in names if p not in stored]
+    changed = [p for p in names if p in stored and stored[p] != now[p]]
+    parts = []
+    if changed:
+        parts.append(f"products changed since the run started (photos, prompt or config): {_names(changed)}")
+    if added:
+        parts.append(f"products not in the run when it started: {_names(added)}")
+    if parts:
+        raise UsageError(f"{resume}: the catalogue is not the one this run was made from; {'; '.join(parts)}",
+                         hint="undo the edit, or start a new run for the new catalogue")
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
 def _same_files(mine: dict[str, Any], stored: dict[str, Any]) -> None:

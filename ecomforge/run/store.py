@@ -1,6 +1,7 @@
 """The run folder: resolved recipe, append-only manifest, images, report; resumable after a crash."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -8,8 +9,8 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 import numpy as np
 import yaml
@@ -17,7 +18,8 @@ import yaml
 from ..errors import InputError, UsageError
 from ..hookspecs import hookimpl
 from ..imaging.infotext import candidate_text, scrub_paths
-from ..imaging.io import IMAGE_FORMATS, atomic_write_bytes, encode_image, read_png, save_png
+from ..imaging.io import IMAGE_FORMATS, atomic_write_bytes, encode_image, png_bytes, read_png, save_png
+from ..recipe.catalog import PRODUCT_NAME
 from ..types import Candidate, Mask, Reference
 from .context import RunContext
 from .ids import canonical_json
@@ -26,6 +28,9 @@ MANIFEST = "manifest.jsonl"
 RECIPE = "recipe.yaml"
 FAILED = "failed.csv"
 PRODUCT_FAILED = "product_failed"  # the "record" kind of a manifest line saying a whole product failed
+LOCK = ".lock"  # held (flock) by the one process running or resuming the folder; holds its pid
+PRODUCTS = "products.json"  # each product's inputs when the run started: --resume refuses a changed catalogue
+CANDIDATE_ID = re.compile(r"[0-9a-f]{16}")  # what ids.candidate_id makes
 
 
 def new_run_id(name: str) -> str:
@@ -47,6 +52,7 @@ class RunStore:
         self.records: list[dict[str, Any]] = []
         self.failures: dict[str, dict[str, Any]] = {}  # product -> {"product", "step", "plugin", "reason"}
         self._done_products: set[str] = set()
+        self._lock: IO[bytes] | None = None
 
     # --- creating and opening -------------------------------------------------------------
     @classmethod
@@ -57,14 +63,19 @@ class RunStore:
             parent.mkdir(parents=True, exist_ok=True)
             root = parent / run_id
             root.mkdir(exist_ok=False)
+        except OSError as exc:
+            raise UsageError(f"{parent}: cannot write the run folder ({exc.strerror or exc})") from exc
+        store = cls(root)
+        store._lock = lock_run_folder(root)
+        try:
             for sub in ("references", "masks", "candidates", "selected"):
                 (root / sub).mkdir()
             probe = root / ".write-test"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
+            store.release()
             raise UsageError(f"{parent}: cannot write the run folder ({exc.strerror or exc})") from exc
-        store = cls(root)
         atomic_write_bytes(root / RECIPE, yaml.safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True).encode())
         (root / MANIFEST).touch()
         return store
@@ -78,11 +89,22 @@ class RunStore:
         if not os.access(root, os.W_OK):
             raise UsageError(f"{root}: run folder is not writable")
         store = cls(root)
-        for leftover in root.rglob(".*.tmp"):  # a write killed before its rename
-            leftover.unlink(missing_ok=True)
-        store._load_manifest()
-        store.settle()
+        store._lock = lock_run_folder(root)  # before anything in the folder is read or repaired
+        try:
+            store._load_manifest()
+            for leftover in root.rglob(".*.tmp"):  # a write killed before its rename
+                leftover.unlink(missing_ok=True)
+            store.settle()
+        except BaseException:
+            store.release()
+            raise
         return store
+
+    def release(self) -> None:
+        """Give up the run folder's lock (the end of the run; the OS drops it too if the process dies)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def discard_if_empty(self) -> bool:
         """Delete this run folder if no candidate was written to it yet; True when it was deleted."""
@@ -97,19 +119,31 @@ class RunStore:
         """The resolved recipe this run was started with."""
         return yaml.safe_load((self.root / RECIPE).read_text(encoding="utf-8"))
 
+    def stored_products(self) -> dict[str, str] | None:
+        """Product -> fingerprint of its inputs when the run started; None for a folder made before they were kept."""
+        path = self.root / PRODUCTS
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: cannot read it ({exc})") from exc
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise InputError(f"{path}: not a product -> fingerprint object")
+        return data
+
     def _load_manifest(self) -> None:
         path = self.root / MANIFEST
         raw = path.read_bytes() if path.exists() else b""
-        keep = raw[: raw.rfind(b"\n") + 1]  # a line without its newline was cut off mid-write
-        records = []
-        for line in keep.splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        if len(keep) != len(raw):
+        lines, whole = _parse_manifest(path, raw)
+        n_whole = raw[:whole].count(b"\n")
+        records = [rec for n, rec in lines if n <= n_whole]
+        for n, rec in lines:
+            if rec.get("record") != PRODUCT_FAILED:
+                check_record(self.root, n, rec)  # the resumed run's report links its images
+        if whole != len(raw):  # a line cut off mid-write: its product is redone
             with open(path, "r+b") as fh:
-                fh.truncate(len(keep))
+                fh.truncate(whole)
         self.records = [r for r in records if r.get("record") != PRODUCT_FAILED]
         if len(self.records) != len(records):  # a resumed run retries its failed products
             data = b"".join((canonical_json(r) + "\n").encode() for r in self.records)
@@ -153,22 +187,26 @@ class RunStore:
 
     # --- candidates written before scoring, so a crash loses none ---------------------------
     def load_candidate(self, cid: str) -> Candidate | None:
-        """A candidate generated before an interruption, or None."""
+        """A candidate generated before an interruption, or None: regenerated unless its files are the ones written.
+
+        A PNG (or mask) whose sha256 is not the one its sidecar recorded was changed after it was written
+        (or the sidecar is from before sha256s were kept): trusting it would make the resumed run differ
+        from an uninterrupted one.
+        """
         path = self.candidate_path(cid)
-        if not path.is_file():
-            return None
+        sidecar = path.with_suffix(".json")
+        mpath = path.with_suffix(".mask.png")
         try:
-            pixels, text = read_png(path)
-            sidecar = path.with_suffix(".json")  # the exact record; the PNG's own chunk is path-scrubbed
-            meta = json.loads(sidecar.read_text(encoding="utf-8") if sidecar.is_file() else text["ecomforge"])
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            if not (isinstance(meta, dict) and meta.get("id") == cid and _is_file(self.root, path)
+                    and _sha256(path) == meta.get("png_sha256")):
+                return None
+            if meta.get("has_mask") and not (_is_file(self.root, mpath) and _sha256(mpath) == meta.get("mask_sha256")):
+                return None
+            pixels, _ = read_png(path)
+            mask = read_png(mpath)[0] if meta.get("has_mask") else None
         except Exception:
             return None  # unreadable leftovers are regenerated
-        mask = None
-        mpath = path.with_suffix(".mask.png")
-        if meta.get("has_mask"):
-            if not mpath.is_file():
-                return None
-            mask, _ = read_png(mpath)
         return Candidate(image=pixels[..., :3], seed=meta["seed"], params=meta["params"], plugin=meta["plugin"],
                          models=meta.get("models", {}), mask=mask, failed=meta.get("failed"), info=meta.get("info", {}))
 
@@ -210,13 +248,18 @@ class RunStore:
     def _save_candidate(self, record: dict[str, Any], image: Candidate, metadata: str = "full") -> None:
         cand: Candidate = image
         path = self.candidate_path(record["id"])
-        if cand.mask is not None:
-            save_png(path.with_suffix(".mask.png"), cand.mask)
+        png = png_bytes(cand.image, candidate_text(record, cand, metadata))
+        mask = png_bytes(cand.mask) if cand.mask is not None else None
+        if mask is not None:
+            atomic_write_bytes(path.with_suffix(".mask.png"), mask)
+        # the sha256s let --resume tell its own files from ones changed (or half-replaced) since
         meta = {"id": record["id"], "seed": cand.seed, "params": cand.params, "plugin": cand.plugin,
-                "models": cand.models, "failed": cand.failed, "info": cand.info, "has_mask": cand.mask is not None}
+                "models": cand.models, "failed": cand.failed, "info": cand.info, "has_mask": mask is not None,
+                "png_sha256": hashlib.sha256(png).hexdigest(),
+                "mask_sha256": hashlib.sha256(mask).hexdigest() if mask is not None else None}
         # the exact record stays in the run folder; the image itself carries names and hashes, never paths
         atomic_write_bytes(path.with_suffix(".json"), canonical_json(meta).encode())
-        save_png(path, cand.image, candidate_text(record, cand, metadata))
+        atomic_write_bytes(path, png)
 
     @hookimpl
     def on_product_done(self, run: RunContext, product: str, records: list[dict[str, Any]]) -> None:
@@ -275,14 +318,28 @@ class RunStore:
         atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
     @hookimpl
-    def on_run_end(self, run: RunContext, summary: dict[str, Any]) -> None:
-        """Write failed.csv (or remove a stale one) and report.html."""
-        self.write_failed_csv()
-        if run.recipe.output.report:
-            from .report import write_report
+    def on_run_start(self, run: RunContext) -> None:
+        """A new run notes each product's inputs, so that --resume can refuse a catalogue edited since."""
+        if not run.resumed:
+            atomic_write_bytes(self.root / PRODUCTS, canonical_json(product_fingerprints(run.resolved)).encode())
 
-            with _io_timer(run):
-                write_report(self.root, self.records, run, summary)
+    @hookimpl
+    def on_run_end(self, run: RunContext, summary: dict[str, Any]) -> None:
+        """Write failed.csv (or remove a stale one) and report.html, then give up the folder's lock."""
+        try:
+            self.write_failed_csv()
+            if run.recipe.output.report:
+                from .report import write_report
+
+                with _io_timer(run):
+                    write_report(self.root, self.records, run, summary)
+        finally:
+            self.release()
+
+    @hookimpl
+    def on_run_error(self, run: RunContext, error: BaseException) -> None:
+        """The run stopped: the folder is free for a --resume."""
+        self.release()
 
 
 @contextmanager
@@ -300,20 +357,21 @@ def _io_timer(run: RunContext, cid: str | None = None) -> Iterator[None]:
 _CANDIDATE_KEYS = ("id", "product", "kept")
 
 
-def _manifest_lines(run_dir: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, record) of every complete manifest line; a cut-off last line is skipped.
+def _parse_manifest(path: Path, raw: bytes) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """((line number, record) of each line, how many bytes hold whole lines): only a cut-off last line is dropped.
 
-    A run interrupted mid-write leaves its last line incomplete, so only the last line may be
-    unreadable; anything else (a hand edit, a line that is not an object) is named, not guessed at.
+    A run interrupted mid-write leaves its last line incomplete: the start of a JSON object that does
+    not decode, or one without its newline. Anything else that is not a record (a hand edit, ``not json``,
+    a broken line before good ones) is named, never guessed at or skipped with every line after it.
     """
-    path = Path(run_dir) / MANIFEST
-    if not path.is_file():
-        raise InputError(f"{run_dir}: not a run folder (no {MANIFEST})")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the manifest ({exc})") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}: line {bad}: not UTF-8 text") from exc
+    lines = text.split("\n")
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    whole = raw.rfind(b"\n") + 1
     out = []
     for i, line in enumerate(lines):
         if not line.strip():
@@ -321,25 +379,175 @@ def _manifest_lines(run_dir: Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            if i == last:
-                break  # cut off mid-write: the run (or --resume) rewrites it
+            if i == last and line.lstrip().startswith("{"):  # redone by the run (or --resume)
+                whole = min(whole, len("\n".join(lines[:i]).encode()) + (1 if i else 0))
+                break
             raise InputError(f"{path}: line {i + 1}: not a JSON record ({exc.msg})") from exc
         if not isinstance(rec, dict):
             raise InputError(f"{path}: line {i + 1}: a record must be a JSON object, not {type(rec).__name__}")
         out.append((i + 1, rec))
-    return out
+    return out, whole
+
+
+def _manifest_lines(run_dir: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) of every complete manifest line; a cut-off last line is skipped."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{run_dir}: not a run folder (no {MANIFEST})")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from exc
+    return _parse_manifest(path, raw)[0]  # a last record without its newline is still whole: read it
+
+
+# Fields of a candidate record that name a file of the run folder.
+_PATH_KEYS = ("image", "mask", "selected")
+
+
+def check_record(run_dir: Path, n: int, rec: dict[str, Any]) -> None:
+    """A candidate record names only its own run folder's files: a manifest is input, and may be tampered with.
+
+    Its id has the runner's format and its product the product-name rule (both name files), and every
+    path is relative and, where the file exists, a regular file inside the folder once symlinks resolve.
+    """
+    where = f"{Path(run_dir) / MANIFEST}: line {n}"
+    missing = [k for k in _CANDIDATE_KEYS if k not in rec]
+    if missing:
+        raise InputError(f"{where}: candidate record without {', '.join(missing)}")
+    if not isinstance(rec["id"], str) or not CANDIDATE_ID.fullmatch(rec["id"]):
+        raise InputError(f"{where}: 'id' must be 16 hex digits, as the runner makes them, not {rec['id']!r:.60}")
+    if not isinstance(rec["product"], str) or not PRODUCT_NAME.fullmatch(rec["product"]) or ".." in rec["product"]:
+        raise InputError(f"{where}: 'product' {rec['product']!r:.60} is not a product name "
+                         "(1-200 ASCII letters, digits, '.', '_' or '-')")
+    ref = rec.get("reference")
+    if ref is not None and (not isinstance(ref, str) or not ref.strip() or ref in (".", "..")
+                            or any(c in ref for c in "/\\\0:")):
+        raise InputError(f"{where}: 'reference' {ref!r:.60} is not a reference name (it names files in the folder)")
+    for key in _PATH_KEYS:
+        value = rec.get(key)
+        if value is None and key != "image":
+            continue
+        if key == "image" and "image" not in rec:
+            continue  # readers that need it say so (compare, export)
+        inside_run_folder(run_dir, value, f"{where}: '{key}'")
+
+
+def inside_run_folder(run_dir: Path, rel: Any, where: str) -> Path:
+    """``run_dir / rel`` when ``rel`` is a relative path inside the folder whose file, if any, is a regular one."""
+    parts = PurePosixPath(rel).parts if isinstance(rel, str) else ()
+    if (not isinstance(rel, str) or not rel.strip() or "\\" in rel or "\0" in rel or rel.startswith("/")
+            or ".." in parts or re.match(r"[A-Za-z]:", rel)):
+        raise InputError(f"{where} must be a relative path inside the run folder, not {rel!r:.80}")
+    path = Path(run_dir) / rel
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise InputError(f"{where}: {rel} cannot be resolved ({exc})") from exc
+    if not real.is_relative_to(Path(run_dir).resolve()):
+        raise InputError(f"{where}: {rel} leads outside the run folder (a symlink)")
+    if os.path.lexists(path) and not real.is_file():
+        raise InputError(f"{where}: {rel} is not a regular file")
+    return path
+
+
+def _is_file(root: Path, path: Path) -> bool:
+    """``path`` is a regular file, and inside ``root`` once symlinks are resolved."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, or a symlink loop
+        return False
+    return real.is_relative_to(root.resolve()) and real.is_file()
+
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+
+
+def candidate_image(run_dir: Path, rec: dict[str, Any], n: int | None = None) -> Path:
+    """A record's image, checked for copying out of the run folder: a PNG, JPEG or WebP file inside it."""
+    where = f"{Path(run_dir) / MANIFEST}" + (f": line {n}" if n is not None else f": candidate {rec.get('id')}")
+    path = inside_run_folder(run_dir, rec.get("image"), f"{where}: 'image'")
+    if not _is_file(Path(run_dir), path):
+        raise InputError(f"{where}: its image {rec['image']} is missing")
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if not (head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+        raise InputError(f"{where}: its image {rec['image']} is not a PNG, JPEG or WebP file")
+    return path
+
+
+def check_output_file(path: Path) -> None:
+    """Refuse to write over something that is not a regular file (a device, a FIFO, a folder) or is a symlink.
+
+    Files are written by renaming a temporary file into place: that would replace ``/dev/full`` or a
+    symlink with a regular file, and a FIFO would block a plain write.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise UsageError(f"{path}: is a symlink; give the path of a regular file (it is not replaced)")
+    if os.path.lexists(path) and not path.is_file():
+        raise UsageError(f"{path}: exists and is not a regular file (a folder, device or FIFO); give a file path")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def product_fingerprints(resolved: Any) -> dict[str, str]:
+    """Product -> sha256 of what defines its candidates: references, prompts and its own (catalogue) configs."""
+    def configs(plan: Any) -> dict[str, Any]:
+        return {step: c.model_dump(mode="json") if hasattr(c, "model_dump") else c for step, c in plan.configs.items()}
+
+    return {name: hashlib.sha256(canonical_json({
+        "references": plan.references, "prompt": plan.prompt, "negative_prompt": plan.negative_prompt,
+        "configs": configs(plan)}).encode()).hexdigest() for name, plan in resolved.products.items()}
+
+
+def lock_run_folder(root: Path) -> IO[bytes] | None:
+    """Hold the run folder exclusively (``flock`` on its ``.lock``): two runs in one folder would mix their manifests.
+
+    The lock goes with the open file: closed by ``RunStore.release`` or, on a crash, by the OS.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): unlocked, as before
+        return None
+    path = Path(root) / LOCK
+    try:
+        fh = open(path, "a+b")
+    except OSError as exc:
+        raise UsageError(f"{root}: cannot lock the run folder ({exc.strerror or exc})") from exc
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        pid = fh.read(20).decode("ascii", "replace").strip() or "?"
+        fh.close()
+        raise UsageError(f"{root} is in use by another ecomforge run (pid {pid})",
+                         hint="wait for it to finish, or stop it first") from None
+    fh.truncate(0)
+    fh.write(f"{os.getpid()}\n".encode())
+    fh.flush()
+    return fh
 
 
 def read_manifest(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete candidate record of a run folder's manifest."""
+    """Every complete candidate record of a run folder's manifest, each checked by ``check_record``."""
+    return [rec for _, rec in manifest_records(run_dir)]
+
+
+def manifest_records(run_dir: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) of every candidate record, checked: what ``read_manifest`` reads, with its lines."""
     out = []
     for n, rec in _manifest_lines(run_dir):
         if rec.get("record") == PRODUCT_FAILED:  # candidates only; see read_failures
             continue
-        missing = [k for k in _CANDIDATE_KEYS if k not in rec]
-        if missing:
-            raise InputError(f"{Path(run_dir) / MANIFEST}: line {n}: candidate record without {', '.join(missing)}")
-        out.append(rec)
+        check_record(run_dir, n, rec)
+        out.append((n, rec))
     return out
 
 
