@@ -67,9 +67,9 @@ def resolve_clip(model: str) -> ClipSource:
         return ClipSource(f"{arch}/{weights}", arch, checkpoint=str(weights))
     if tag.startswith(("/", "~", ".")):
         raise ModelNotFound(f"CLIP model '{model}': no such file: {Path(tag).expanduser()}")
-    local = models_dir() / "open_clip" / f"{arch}-{tag}"
-    if (local / CONFIG_NAME).is_file():
-        return _from_folder(local, model)
+    cached = models_dir() / "open_clip" / f"{arch}-{tag}"
+    if (cached / CONFIG_NAME).is_file():
+        return _from_folder(cached, model)
     cfg = open_clip.get_pretrained_cfg(arch, tag)
     if not cfg:
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"

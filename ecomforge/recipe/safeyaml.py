@@ -38,6 +38,10 @@ class NestingError(YAMLBudgetError):
     """The document nests lists and mappings deeper than allowed (a malformed file, not an over-budget one)."""
 
 
+class NumberTooLong(YAMLBudgetError):
+    """An integer has more digits than Python converts (a malformed value, not an over-budget file)."""
+
+
 class DuplicateKeyError(ComposerError):
     """A mapping names the same key twice (PyYAML would keep the last value, silently)."""
 
@@ -150,7 +154,7 @@ def too_many_digits(text: str) -> str | None:
     limit = int_digits_limit()
     digits = sum(ch.isdigit() for ch in text)
     if limit and digits > limit and not text.strip().lstrip("+-").lower().startswith(("0x", "0o", "0b")):
-        return f"a number of {digits} digits is over the limit of {limit} digits"
+        return f"a number of {digits} digits: more than {limit} digits, which is as long as a number may be"
     return None
 
 
@@ -165,7 +169,7 @@ def _check_numbers(node: Node) -> None:
         if isinstance(n, ScalarNode):
             problem = too_many_digits(n.value) if n.tag == "tag:yaml.org,2002:int" else None
             if problem:
-                raise YAMLBudgetError(f"{key}: {problem}" if key else problem, n.start_mark)
+                raise NumberTooLong(f"{key}: {problem}" if key else problem, n.start_mark)
         elif isinstance(n, SequenceNode):
             for i, child in enumerate(n.value):
                 visit(child, f"{key}.{i}" if key else str(i))

@@ -157,7 +157,7 @@ def save_mask(data: bytes, folder: Path, index: int, limits: Limits) -> Path:
 def parse_recipe_upload(data: bytes, limits: Limits) -> dict[str, Any]:
     """An uploaded recipe file: YAML mapping, size-limited."""
     check_size(data, "recipe file", limits.max_recipe_bytes)
-    from ..recipe.safeyaml import NestingError, YAMLBudgetError, safe_load
+    from ..recipe.safeyaml import NestingError, NumberTooLong, YAMLBudgetError, safe_load
 
     try:
         parsed = safe_load(data.decode("utf-8"), max_aliases=limits.max_yaml_aliases, max_nodes=limits.max_yaml_nodes,
@@ -166,6 +166,9 @@ def parse_recipe_upload(data: bytes, limits: Limits) -> dict[str, Any]:
         mark = exc.problem_mark
         raise InputError(f"recipe file:{f' line {mark.line + 1}' if mark else ''} nested too deeply "
                          f"(limit {limits.max_depth} levels)") from exc
+    except NumberTooLong as exc:  # a malformed value (400) too
+        mark = exc.problem_mark
+        raise InputError(f"recipe file:{f' line {mark.line + 1}' if mark else ''} {exc.problem}") from exc
     except YAMLBudgetError as exc:
         mark = exc.problem_mark
         raise TooLarge(f"recipe file:{f' line {mark.line + 1}' if mark else ''} {exc.problem}") from exc
