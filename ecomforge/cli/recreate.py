@@ -94,8 +94,14 @@ def _config_for(run_dir: Path, rec: dict[str, Any], cls: type[Generator], mask: 
                      "was the run made by another version, or with per-product overrides?)")
 
 
-def recreate_candidate(run_dir: Path, cid: str, *, device: str | None = None) -> tuple[dict[str, Any], Any]:
-    """(record, the regenerated Candidate) for candidate ``cid`` of a run folder."""
+def recreate_candidate(run_dir: Path, cid: str, *, device: str | None = None
+                       ) -> tuple[dict[str, Any], Any, list[str]]:
+    """(record, the regenerated Candidate, what its weight files changed in since the run) for candidate ``cid``.
+
+    The last is empty unless the generator can fingerprint its files now (``fingerprints(config)``, as the
+    diffusers generators do) and one differs from what the record's ``models`` holds.
+    """
+    from ..models import fingerprint_changes
     from ..plugins import get_registry
     from ..stages import Generator
     from ..types import GenerationRequest
@@ -117,7 +123,9 @@ def recreate_candidate(run_dir: Path, cid: str, *, device: str | None = None) ->
     request = GenerationRequest(reference, mask, rec["prompt"], rec["negative_prompt"],
                                 generator.parse_config(config, path="generate.config"), seeds)
     out = generator.generate(request)
-    return rec, out[seeds.index(rec["seed"])]
+    now = getattr(generator, "fingerprints", None)
+    changes = fingerprint_changes(rec.get("models") or {}, now(request.config)) if callable(now) else []
+    return rec, out[seeds.index(rec["seed"])], changes
 
 
 def compare_pixels(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
@@ -147,7 +155,7 @@ def recreate(run_dir: Path, candidate_id: str, out: Path | None, device: str | N
 
     if out is not None:
         check_output_file(out)  # before the (slow) generation
-    rec, cand = recreate_candidate(run_dir, candidate_id, device=device)
+    rec, cand, changes = recreate_candidate(run_dir, candidate_id, device=device)
     target = out or run_dir / "recreated" / f"{rec['id']}.png"
     check_output_file(target)
     if out is None and os.path.lexists(target.parent) and (target.parent.is_symlink() or not target.parent.is_dir()):
@@ -166,4 +174,7 @@ def recreate(run_dir: Path, candidate_id: str, out: Path | None, device: str | N
         click.echo(f"{rec['id']}: bit-exact -> {target}")
         return
     click.echo(f"{rec['id']}: {changed} pixels differ (max {worst} levels) -> {target}", err=True)
+    for line in changes:  # a retrained LoRA, a replaced checkpoint: not batching or the device
+        click.echo(f"  weights changed since the run: {line}", err=True)
     raise click.exceptions.Exit(1)
+

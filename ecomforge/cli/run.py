@@ -151,10 +151,8 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
             line = exc.one_line()  # every line names its recipe first, whatever the error
             click.echo(f"error: {line}" if line.startswith(f"{path}:") else f"error: {path}: {line}", err=True)
             continue
-        r = resolved.recipe
         names = ", ".join(sorted({k.split(":", 1)[1] for k in resolved.versions}))
-        click.echo(f"{path}: ok ({len(resolved.products)} product(s), {len(resolved.grid)} sweep point(s) x "
-                   f"{len(r.generate.seed_list())} seed(s), plugins: {names})")
+        click.echo(f"{path}: ok ({resolved.summary()}, plugins: {names})")
     if failed:
         raise click.exceptions.Exit(2)
 

@@ -153,7 +153,7 @@ class ResolvedRecipe:
         text = f"{len(self.products)} product(s)"
         if len(known) == len(counts):
             text += f", {refs} reference(s), {per * len(self.grid) * seeds} candidate(s)"
-        return text + f" ({len(self.grid)} sweep point(s) x {seeds} seed(s) per reference)"
+        return text + f"; {len(self.grid)} sweep point(s) x {seeds} seed(s) per reference"
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe: every default filled in, plugin versions pinned."""

@@ -94,3 +94,30 @@ def test_recreate_is_bit_exact_from_the_record(tmp_path, tiny_sd_inpaint, ecomfo
     assert "bit-exact" in capsys.readouterr().out
     again, _ = read_png(run / "recreated" / f"{rec['id']}.png")
     assert np.array_equal(again, read_png(run / rec["image"])[0])
+
+
+def test_recreate_names_weights_that_changed_since_the_run(tmp_path, tiny_sd_inpaint, ecomforge_plugins, capsys):
+    """Pixels that differ because a weight file was replaced are put down to that file, not to batching."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    ecomforge_plugins(KeepAllFilterPlugin)
+    model = tmp_path / "model"
+    shutil.copytree(tiny_sd_inpaint, model)
+    save_png(tmp_path / "ref.png", sample_image(96, 64)[0])
+    (tmp_path / "r.yaml").write_text(RECIPE)
+    assert _main(["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "runs"), "--progress", "none",
+                  "--device", "cpu", "--set", f"generate.config.model={model}"]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    rec = json.loads((run / "manifest.jsonl").read_text().splitlines()[0])
+    unet = model / "unet" / "diffusion_pytorch_model.safetensors"
+    weights = load_file(str(unet))
+    save_file({k: (v * 1.5 if v.dtype.kind == "f" else v) for k, v in weights.items()}, str(unet))
+    from ecomforge.models import MODEL_CACHE
+
+    MODEL_CACHE.clear()  # as a new process would: the run's pipeline is not reused
+    capsys.readouterr()
+    assert _main(["recreate", str(run), rec["id"]]) == 1
+    err = capsys.readouterr().err
+    assert "pixels differ" in err and "weights changed since the run: weights: recorded" in err
