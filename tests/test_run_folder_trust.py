@@ -193,16 +193,31 @@ def _catalogue_run(tmp_path: Path, rows: list[str]) -> tuple[Path, Path]:
 
 
 def test_resume_refuses_a_catalogue_edited_since_the_run_started(tmp_path, capsys):
+    """A finished product's row may not change under a resume; a new row is new work, and is made."""
     recipe, run = _catalogue_run(tmp_path, ["vase,vase.jpg,V", "can,can.jpg,C"])
     manifest = (run / "manifest.jsonl").read_bytes()
     (tmp_path / "cat.csv").write_text("product,references,title\nvase,vase.jpg,V2\ncan,can2.jpg,C\nnew,can.jpg,N\n")
     code, err = _main(capsys, "run", str(recipe), "--resume", str(run), "--progress", "none")
     line = _one_error(err)
-    assert code == 2 and "products changed since the run started (photos, prompt or config): vase, can" in line
-    assert "products not in the run when it started: new" in line
+    assert code == 2 and "products it finished changed since (photos, prompt or config): vase, can" in line
     assert (run / "manifest.jsonl").read_bytes() == manifest
+    (tmp_path / "cat.csv").write_text("product,references,title\nvase,vase.jpg,V\ncan,can.jpg,C\nnew,can.jpg,N\n")
+    assert _main(capsys, "run", str(recipe), "--resume", str(run), "--progress", "none")[0] == 0  # undone, one added
+    assert {r["product"] for r in _lines(run)} == {"vase", "can", "new"}
+
+
+def test_a_failed_products_row_may_be_fixed_and_resumed(tmp_path, capsys):
+    """The documented fix for a failed product: take the bad photo out of its row, then --resume."""
+    (tmp_path / "bad.jpg").write_bytes(b"not a photo")
+    recipe, run = _catalogue_run(tmp_path, ["vase,vase.jpg,V", "can,bad.jpg,C"])
+    assert (run / "failed.csv").is_file() and {r["product"] for r in _lines(run) if "kept" in r} == {"vase"}
     (tmp_path / "cat.csv").write_text("product,references,title\nvase,vase.jpg,V\ncan,can.jpg,C\n")
-    assert _main(capsys, "run", str(recipe), "--resume", str(run), "--progress", "none")[0] == 0  # undone
+    code, err = _main(capsys, "run", str(recipe), "--resume", str(run), "--progress", "none")
+    assert code == 0, err
+    assert {r["product"] for r in _lines(run) if "kept" in r} == {"vase", "can"} and not (run / "failed.csv").exists()
+    (tmp_path / "cat.csv").write_text("product,references,title\nvase,vase.jpg,V\ncan,can2.jpg,C\n")
+    code, err = _main(capsys, "run", str(recipe), "--resume", str(run), "--progress", "none")
+    assert code == 2 and "products it finished changed since" in _one_error(err) and "can" in err  # finished now
 
 
 def test_resume_refuses_other_plugin_versions_naming_both(done, toy_recipe, capsys):

@@ -36,7 +36,8 @@ def stored_recipe_for(resolved: ResolvedRecipe, resume: Path, registry: Registry
         shown = "; ".join(f"{k}: run folder {_short(a)}, given {_short(b)}" for k, a, b in diff[:3])
         more = f"; and {len(diff) - 3} more" if len(diff) > 3 else ""
         raise UsageError(f"{resume}: this run folder was made by a different recipe (differs in {shown}{more})")
-    _same_products(resume, store.stored_products(), product_fingerprints(again), set(resolved.products))
+    _same_products(resume, store.stored_products(), product_fingerprints(again), set(resolved.products),
+                   finished_products(resume))
     again.recipe = again.recipe.model_copy(update={"execute": resolved.recipe.execute})
     again.configs["execute"] = resolved.configs["execute"]
     again.products = {k: v for k, v in again.products.items() if k in resolved.products}  # --products/--limit
@@ -74,21 +75,34 @@ def _same_plugins(resume: Path, pins: Any, installed: dict[str, str]) -> None:
                          hint="install the versions the run was made with, or start a new run")
 
 
-def _same_products(resume: Path, stored: dict[str, str] | None, now: dict[str, str], selected: set[str]) -> None:
-    """The products to run have the inputs they had when the run started: else the folder mixes two catalogues."""
+def _same_products(resume: Path, stored: dict[str, str] | None, now: dict[str, str], selected: set[str],
+                   finished: set[str]) -> None:
+    """The products the run finished have the inputs they had then: else the folder mixes two catalogues.
+
+    A product that failed or never ran may change (take a bad photo out of its row, then --resume: the
+    documented fix), and a product added to the catalogue is new work; neither mixes with records made
+    from other inputs.
+    """
     if stored is None:
         return  # a folder made before products were noted
-    names = [p for p in now if p in selected]
-    added = [p for p in names if p not in stored]
-    changed = [p for p in names if p in stored and stored[p] != now[p]]
-    parts = []
+    changed = [p for p in now if p in selected and p in finished and p in stored and stored[p] != now[p]]
     if changed:
-        parts.append(f"products changed since the run started (photos, prompt or config): {_names(changed)}")
-    if added:
-        parts.append(f"products not in the run when it started: {_names(added)}")
-    if parts:
-        raise UsageError(f"{resume}: the catalogue is not the one this run was made from; {'; '.join(parts)}",
+        raise UsageError(f"{resume}: the catalogue is not the one this run was made from; products it finished "
+                         f"changed since (photos, prompt or config): {_names(changed)}",
                          hint="undo the edit, or start a new run for the new catalogue")
+
+
+def finished_products(run_dir: Path) -> set[str]:
+    """The products whose every record is in the run folder's manifest (what --resume skips)."""
+    from .store import _manifest_lines
+
+    counts: dict[str, int] = {}
+    expected: dict[str, int] = {}
+    for _, rec in _manifest_lines(run_dir):
+        if "product" in rec and rec.get("record") is None:
+            counts[rec["product"]] = counts.get(rec["product"], 0) + 1
+            expected[rec["product"]] = rec.get("product_candidates", -1)
+    return {p for p, n in counts.items() if n == expected[p]}
 
 
 def _names(names: list[str]) -> str:

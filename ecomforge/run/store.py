@@ -319,9 +319,12 @@ class RunStore:
 
     @hookimpl
     def on_run_start(self, run: RunContext) -> None:
-        """A new run notes each product's inputs, so that --resume can refuse a catalogue edited since."""
-        if not run.resumed:
-            atomic_write_bytes(self.root / PRODUCTS, canonical_json(product_fingerprints(run.resolved)).encode())
+        """Note each product's inputs, so that --resume can refuse a catalogue whose finished products were edited
+        since; a resume notes the products it is about to make (retried with a fixed row, or added)."""
+        now = product_fingerprints(run.resolved)
+        if run.resumed:
+            now = {**(self.stored_products() or {}), **{p: f for p, f in now.items() if not self.product_done(p)}}
+        atomic_write_bytes(self.root / PRODUCTS, canonical_json(now).encode())
 
     @hookimpl
     def on_run_end(self, run: RunContext, summary: dict[str, Any]) -> None:
