@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .exif import ifd_load_bytes
+
 # A JPEG marker that starts a segment (or ends the image): 0xFF then a byte that is not 0x00 (a stuffed 0xFF
 # in entropy-coded data), 0xFF (fill), RST0-7 / SOI (0xD0-0xD8) or TEM (0x01), which carry no length.
 _JPEG_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd8\xff]")
@@ -88,8 +90,6 @@ def jpeg_problem(data: bytes, max_scans: int = MAX_JPEG_SCANS) -> tuple[bool, st
     - an EXIF or MPF block whose directory's values overlap: Pillow copies every value when it opens the
       file, so 64 KiB of overlapping values are hundreds of MB.
     """
-    from .decode import ifd_load_bytes
-
     walk = walk_jpeg(data, max_segments=64 * max_scans)
     if walk.broken is not None:
         return False, f"not a valid JPEG (the marker segment at byte {walk.broken} has a broken length)"

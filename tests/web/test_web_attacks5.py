@@ -101,7 +101,8 @@ def test_orientation_from_a_png_text_profile_or_xmp_as_pillow(how, orientation):
 
 def test_real_photo_orientation_with_a_big_exif_and_a_thumbnail():
     """A camera-like EXIF: IFD0, an Exif sub-IFD, a JPEG thumbnail; both byte orders."""
-    from ecomforge.imaging.decode import decode_image, exif_orientation
+    from ecomforge.imaging.decode import decode_image
+    from ecomforge.imaging.exif import exif_orientation
 
     im = _photo(3, (64, 40))
     exif = Image.Exif()
@@ -122,7 +123,7 @@ def test_real_photo_orientation_with_a_big_exif_and_a_thumbnail():
 
 
 def test_the_orientation_is_dropped_once_applied():
-    from ecomforge.imaging.decode import exif_transpose, image_orientation
+    from ecomforge.imaging.exif import exif_transpose, image_orientation
 
     with Image.open(io.BytesIO(_saved(_photo(), "JPEG", 6))) as im:
         im.load()
@@ -140,7 +141,7 @@ def test_the_orientation_is_dropped_once_applied():
                                st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), max_size=8)).map(
                      lambda t: t[0] + _ifd(t[0][:1] == b"I", t[1]))))
 def test_the_orientation_reader_never_raises_or_allocates(blob):
-    from ecomforge.imaging.decode import exif_orientation, ifd_load_bytes
+    from ecomforge.imaging.exif import exif_orientation, ifd_load_bytes
 
     tracemalloc.start()
     try:
