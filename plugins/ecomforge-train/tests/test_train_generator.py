@@ -112,4 +112,7 @@ def test_ecomforge_run_with_an_inpainting_lora_in_sd_img2img_exits_2(tmp_path, t
         main(["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "runs"), "--progress", "none", "--device", "cpu"])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert info.value.code == 2, lines
-    assert lines[-1].startswith("error:") and "is not a LoRA for this model" in lines[-1], lines
+    # found by the generator's check() from the file's header, before the pipeline loads or any folder is made
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    assert "is a LoRA for an inpainting model (9 input channels); sd-img2img runs a 4-channel model" in lines[0]
+    assert not (tmp_path / "runs").exists()
