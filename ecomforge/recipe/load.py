@@ -304,6 +304,24 @@ def _count_references(resolved: ResolvedRecipe, registry: Registry) -> None:
             raise RecipeError("", f"{where}product {name!r} names more than {limit} references (the limit, "
                                   "inputs.max_references)", hint="name fewer photos, or raise inputs.max_references "
                                                                  "in the recipe")
+        _check_product_candidates(resolved, name, where, n)
+
+
+def _check_product_candidates(resolved: ResolvedRecipe, name: str, where: str, references: int | None) -> None:
+    """A product's candidates (references x sweep points x seeds; one reference with ``generate.sources: first``)
+    against ``MAX_CANDIDATES``: the per-reference check alone lets 64 references x 25,000 seeds through."""
+    if references is None:
+        return
+    gen = resolved.recipe.generate
+    seeds = len(gen.seeds) if isinstance(gen.seeds, list) else gen.seeds.count
+    used = references if gen.sources == "all" else min(references, 1)
+    total = used * len(resolved.grid) * seeds
+    if total > MAX_CANDIDATES:
+        raise RecipeError("", f"{where}product {name!r}: its references ({used}) x generate.sweep "
+                              f"({len(resolved.grid)} point(s)) x generate.seeds ({seeds}) is {total} candidates, "
+                              f"over the limit of {MAX_CANDIDATES} per product",
+                          hint="name fewer references, sweep fewer values, use fewer seeds, or set "
+                               "generate.sources: first")
 
 
 def _check_scores_read(resolved: ResolvedRecipe, registry: Registry) -> None:

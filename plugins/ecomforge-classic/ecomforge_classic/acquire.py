@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import urllib.request
@@ -212,35 +213,145 @@ def _is_url(spec: str) -> bool:
 
 def fetch_url(url: str, *, timeout: float, max_bytes: int, allow_private: bool = False) -> bytes:
     """Download a URL within ``timeout`` seconds in all, refusing more than ``max_bytes`` and (unless
-    ``allow_private``) a URL or redirect whose host resolves to a non-public address; failures raise InputError."""
-    import time
-    import urllib.error
+    ``allow_private``) a URL or redirect whose host resolves to a non-public address; failures raise InputError.
 
-    deadline = time.monotonic() + timeout
+    The deadline covers every redirect hop, the headers and the body: each connection gets only the time left,
+    a redirect is not followed once it has passed, and a watchdog shuts the sockets down when it comes (a server
+    that drips its headers a byte a second is cut off there too)."""
+    import http.client
+
     check_host(url, allow_private)
-    opener = urllib.request.build_opener(_CheckedRedirects(allow_private))
-    request = urllib.request.Request(url, headers={"User-Agent": "ecomforge"})
-    try:
-        with opener.open(request, timeout=timeout) as response:  # scheme checked; each redirect's host too
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise InputError(f"{url}: {length} bytes is over the limit of {max_bytes} (max_bytes)")
-            data = _read_body(response, url, deadline, timeout, max_bytes)
-    except InputError:
-        raise
-    except urllib.error.HTTPError as exc:
-        raise InputError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, InputError):
-            raise exc.reason from exc
-        raise InputError(f"{url}: cannot download ({exc.reason})") from exc
-    except TimeoutError as exc:
-        raise InputError(f"{url}: the download took longer than {timeout:g} s (timeout)") from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{url}: cannot download ({type(exc).__name__}: {exc})") from exc
+    with _Deadline(timeout) as clock:
+        late = f"{url}: the download took longer than {timeout:g} s (timeout)"
+        opener = urllib.request.build_opener(_CheckedRedirects(allow_private, clock, late),
+                                             _DeadlineHTTPHandler(clock), _DeadlineHTTPSHandler(clock))
+        request = urllib.request.Request(url, headers={"User-Agent": "ecomforge"})
+        try:
+            with opener.open(request, timeout=clock.left()) as response:  # scheme checked; each redirect's too
+                if clock.left() <= 0:
+                    raise InputError(late)
+                length = response.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > max_bytes:
+                    raise InputError(f"{url}: {length} bytes is over the limit of {max_bytes} (max_bytes)")
+                data = _read_body(response, url, clock.deadline, timeout, max_bytes)
+                if clock.expired:  # the watchdog's shutdown reads as the end of the body: it is cut short
+                    raise InputError(late)
+        except InputError:
+            raise
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            if clock.expired or clock.left() <= 0:  # the watchdog shut the socket: whatever broke, it was late
+                raise InputError(late) from exc
+            raise _download_error(url, exc, late) from exc
     if len(data) > max_bytes:
         raise InputError(f"{url}: the download is over the limit of {max_bytes} bytes (max_bytes)")
     return data
+
+
+def _download_error(url: str, exc: BaseException, late: str) -> InputError:
+    """The one-line InputError for a failed download."""
+    import urllib.error
+
+    if isinstance(exc, urllib.error.HTTPError):
+        return InputError(f"{url}: HTTP {exc.code} {exc.reason}")
+    if isinstance(exc, urllib.error.URLError):
+        if isinstance(exc.reason, InputError):
+            return exc.reason
+        if isinstance(exc.reason, TimeoutError):
+            return InputError(late)
+        return InputError(f"{url}: cannot download ({exc.reason})")
+    if isinstance(exc, TimeoutError):
+        return InputError(late)
+    return InputError(f"{url}: cannot download ({type(exc).__name__}: {exc})")
+
+
+class _Deadline:
+    """One download's deadline: the time left for each connection, and a watchdog that shuts every socket the
+    download opened down when the deadline comes (a read in progress then ends at once)."""
+
+    def __init__(self, timeout: float) -> None:
+        import threading
+        import time
+
+        self._now = time.monotonic
+        self.deadline = self._now() + timeout
+        self.expired = False
+        self._lock = threading.Lock()
+        self._socks: list[Any] = []
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+
+    def left(self) -> float:
+        return self.deadline - self._now()
+
+    def watch(self, sock: Any) -> Any:
+        """``sock``, watched: a duplicate of it is shut down at the deadline (the same connection, whatever
+        wraps the original later, TLS included)."""
+        dup = sock.dup()
+        with self._lock:
+            self._socks.append(dup)
+            if self.expired:
+                _shutdown(dup)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                _shutdown(sock)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._socks:
+                sock.close()
+            self._socks.clear()
+
+
+def _shutdown(sock: Any) -> None:
+    import socket
+
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _watched(base: Any, clock: _Deadline) -> Any:
+    """``base`` (an http.client connection class) whose sockets ``clock`` watches."""
+
+    class Watched(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            make = self._create_connection
+            self._create_connection = lambda *a, **k: clock.watch(make(*a, **k))
+
+    return Watched
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, clock: _Deadline) -> None:
+        import http.client
+
+        super().__init__()
+        self._connection = _watched(http.client.HTTPConnection, clock)
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(self._connection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, clock: _Deadline) -> None:
+        import http.client
+
+        super().__init__()
+        self._connection = _watched(http.client.HTTPSConnection, clock)
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(self._connection, req, context=self._context)  # type: ignore[attr-defined]
 
 
 def _read_body(response: Any, url: str, deadline: float, timeout: float, max_bytes: int) -> bytes:
@@ -268,7 +379,6 @@ def _read_body(response: Any, url: str, deadline: float, timeout: float, max_byt
 def check_host(url: str, allow_private: bool) -> None:
     """Refuse a URL whose host resolves to a loopback, private, link-local or otherwise non-global address: a
     catalogue (often someone else's export) must not make ecomforge reach into the operator's own network."""
-    import ipaddress
     import socket
     import urllib.parse
 
@@ -285,22 +395,66 @@ def check_host(url: str, allow_private: bool) -> None:
         raise InputError(f"{url}: cannot download (cannot resolve host {host!r})") from exc
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        mapped = getattr(address, "ipv4_mapped", None)
-        if not (mapped or address).is_global:
+        if not is_public_address(address):
             raise InputError(f"{url}: the host {host!r} is a non-public address ({address}): refused",
                              hint="set acquire.config.allow_private_hosts: true in the recipe to download from "
                                   "your own network")
 
 
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only to an http(s) URL whose host passes ``check_host``."""
+def is_public_address(address: Any) -> bool:
+    """Whether ``address`` (an ``ipaddress`` IPv4Address or IPv6Address) is global, and so is every IPv4 address
+    an IPv6 form carries (IPv4-mapped and -translated, IPv4-compatible, 6to4, Teredo, NAT64): ``64:ff9b::7f00:1``
+    reaches 127.0.0.1 through a NAT64 gateway though ``is_global`` calls it public. 192.0.0.0/24 (IETF protocol
+    assignments) counts as non-global."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if not address.is_global:
+            return False
+        if address in _NAT64_LOCAL:  # RFC 8215 local-use NAT64: the IPv4 may sit anywhere in it
+            return False
+        return all(is_public_address(v4) for v4 in _embedded_ipv4(address))
+    return address.is_global and address not in _IETF_PROTOCOL
 
-    def __init__(self, allow_private: bool) -> None:
+
+def _embedded_ipv4(address: Any) -> list[Any]:
+    """The IPv4 addresses an IPv6 address carries, by the forms that route or translate to them."""
+    found = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if any(address in net for net in _LOW32_FORMS):
+        found.append(low)
+    return found
+
+
+# Forms whose last 32 bits are an IPv4 address: NAT64 well-known (RFC 6052), IPv4-compatible (::/96) and
+# IPv4-translated (::ffff:0:0:0/96, RFC 2765).
+_LOW32_FORMS = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IETF_PROTOCOL = ipaddress.IPv4Network("192.0.0.0/24")
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to an http(s) URL whose host passes ``check_host``, and only before the deadline:
+    the next hop gets the time left, not a fresh timeout."""
+
+    def __init__(self, allow_private: bool, clock: _Deadline, late: str) -> None:
         self.allow_private = allow_private
+        self.clock = clock
+        self.late = late
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
+        left = self.clock.left()
+        if left <= 0:
+            raise InputError(self.late)
         check_host(newurl, self.allow_private)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        req.timeout = left  # urllib opens the next hop with the old request's timeout
+        fp.close()  # the redirect's own body is not read (a slow one would not count against the deadline)
+        return new
 
 
 def _unique_name(index: int, taken: set[str]) -> str:
