@@ -7,13 +7,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..imaging.infotext import scrub_paths
 from ..imaging.io import atomic_write_bytes
 from ..jsonl import read_rows
 from ..run.store import candidate_image, manifest_records
 
 MARKER = ".ecomforge-export.json"  # which run and selection an export folder holds
+# What each metadata row is made of; their types are checked by check_record.
+_EXPORT_KEYS = ("prompt", "negative_prompt", "seed", "params", "models", "scores", "reference_sha256")
 
 
 def _existing_metadata(meta_path: Path) -> list[dict[str, Any]]:
@@ -33,8 +35,8 @@ def check_destination(out_dir: Path, run_name: str, include: str) -> None:
     Exporting again into a run's own export adds what is new (a resumed run's products); anything else in
     the folder (another run, another ``--include``, files of the user's) would mix into the dataset.
     """
-    if out_dir.is_symlink() and not out_dir.is_dir():
-        raise UsageError(f"{out_dir}: is a symlink, not a folder; give a folder for the export")
+    if out_dir.is_symlink():  # written through, it would put the dataset beside whatever it points to
+        raise UsageError(f"{out_dir}: is a symlink; give the path of a folder (not a link to one) for the export")
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a folder; give a new or empty folder for the export")
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
@@ -61,7 +63,11 @@ def export_imagefolder(run_dir: Path, out_dir: Path, *, include: str = "kept") -
     chosen = [(n, r) for n, r in records if (r["kept"] if include == "kept" else not r.get("failed"))]
     run_name = Path(run_dir).resolve().name
     check_destination(out_dir, run_name, include)
-    for n, r in chosen:  # every image checked before anything is written
+    for n, r in chosen:  # every record and image checked before anything is written
+        missing = [k for k in _EXPORT_KEYS if k not in r]
+        if missing:
+            raise InputError(f"{Path(run_dir) / 'manifest.jsonl'}: line {n}: candidate record without "
+                             f"{', '.join(missing)} (an export needs it)")
         candidate_image(run_dir, r, n)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import InputError, UsageError
 from ..plugins import Registry
 from ..recipe.load import ResolvedRecipe, resolve_recipe
-from .store import RECIPE, RunStore, product_fingerprints
+from .store import RECIPE, RunStore, check_run_folder, product_fingerprints
 
 
 def stored_recipe_for(resolved: ResolvedRecipe, resume: Path, registry: Registry | None) -> ResolvedRecipe:
@@ -19,6 +19,7 @@ def stored_recipe_for(resolved: ResolvedRecipe, resume: Path, registry: Registry
     Read only: the runner opens (and locks) the folder itself."""
     if not (Path(resume) / RECIPE).is_file():
         raise InputError(f"{resume}: not a run folder (no {RECIPE})")
+    check_run_folder(Path(resume))  # its recipe, manifest and products.json are read here: none through a symlink
     store = RunStore(resume)
     stored = store.stored_recipe()
     if not isinstance(stored, dict):

@@ -1,11 +1,13 @@
 """The run folder: resolved recipe, append-only manifest, images, report; resumable after a crash."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,12 @@ PRODUCT_FAILED = "product_failed"  # the "record" kind of a manifest line saying
 LOCK = ".lock"  # held (flock) by the one process running or resuming the folder; holds its pid
 PRODUCTS = "products.json"  # each product's inputs when the run started: --resume refuses a changed catalogue
 CANDIDATE_ID = re.compile(r"[0-9a-f]{16}")  # what ids.candidate_id makes
+REPORT = "report.html"
+# What the store reads or writes in a run folder: each must be what it seems (never a symlink out of it).
+_RUN_FILES = (RECIPE, MANIFEST, PRODUCTS, FAILED, REPORT)
+_RUN_DIRS = ("references", "masks", "candidates", "selected", "recreated")
+_PRODUCT_DIRS = ("references", "masks")  # hold one real folder per product
+_TAMPERED = "the run folder has been tampered with"
 
 
 def new_run_id(name: str) -> str:
@@ -88,9 +96,11 @@ class RunStore:
             raise InputError(f"{root}: not a run folder (no {RECIPE})")
         if not os.access(root, os.W_OK):
             raise UsageError(f"{root}: run folder is not writable")
+        check_run_folder(root)  # before anything is written (the lock too)
         store = cls(root)
         store._lock = lock_run_folder(root)  # before anything in the folder is read or repaired
         try:
+            check_run_folder(root)  # again, now that no other ecomforge process is writing it
             store._load_manifest()
             for leftover in root.rglob(".*.tmp"):  # a write killed before its rename
                 leftover.unlink(missing_ok=True)
@@ -142,8 +152,11 @@ class RunStore:
             if rec.get("record") != PRODUCT_FAILED:
                 check_record(self.root, n, rec)  # the resumed run's report links its images
         if whole != len(raw):  # a line cut off mid-write: its product is redone
-            with open(path, "r+b") as fh:
-                fh.truncate(whole)
+            fd = _open_regular(path, os.O_RDWR)
+            try:
+                os.ftruncate(fd, whole)
+            finally:
+                os.close(fd)
         self.records = [r for r in records if r.get("record") != PRODUCT_FAILED]
         if len(self.records) != len(records):  # a resumed run retries its failed products
             data = b"".join((canonical_json(r) + "\n").encode() for r in self.records)
@@ -197,6 +210,8 @@ class RunStore:
         sidecar = path.with_suffix(".json")
         mpath = path.with_suffix(".mask.png")
         try:
+            if not _is_regular(sidecar):  # a FIFO would block the read forever; a symlink leads anywhere
+                return None
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             if not (isinstance(meta, dict) and meta.get("id") == cid and _is_file(self.root, path)
                     and _sha256(path) == meta.get("png_sha256")):
@@ -220,10 +235,13 @@ class RunStore:
     def _save_references(self, references: list[Reference]) -> None:
         for ref in references:
             path = self.reference_path(ref)
-            if path.exists():
-                continue
             pixels = ref.image if ref.alpha is None else np.dstack([ref.image, ref.alpha])
-            save_png(path, pixels, {"source": scrub_paths(ref.source), "sha256": ref.sha256})
+            data = png_bytes(pixels, {"source": scrub_paths(ref.source), "sha256": ref.sha256})
+            # a resumed product may have another photo under the same name (a fixed catalogue row): the file
+            # the manifest's sha256 names must be the one stored, else recreate and the report differ
+            if _is_regular(path) and _sha256(path) == hashlib.sha256(data).hexdigest():
+                continue
+            atomic_write_bytes(path, data)
 
     @hookimpl
     def on_mask(self, run: RunContext, product: str, reference: Reference, mask: Mask) -> None:
@@ -281,10 +299,7 @@ class RunStore:
                         atomic_write_bytes(dst, encode_image(pixels, fmt, quality=quality, text=text))
                 rec["selected"] = self.rel(dst)
         block = "".join(canonical_json(r) + "\n" for r in records).encode()
-        with open(self.root / MANIFEST, "ab") as fh:
-            fh.write(block)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _append(self.root / MANIFEST, block)
         self.records.extend(records)
         self._done_products.add(product)
 
@@ -293,10 +308,7 @@ class RunStore:
         """Append a product's failure to the manifest and rewrite failed.csv; returns the failure record."""
         rec = {"record": PRODUCT_FAILED, "product": product, "step": step, "plugin": plugin,
                "reason": " ".join(reason.split())}
-        with open(self.root / MANIFEST, "ab") as fh:
-            fh.write((canonical_json(rec) + "\n").encode())
-            fh.flush()
-            os.fsync(fh.fileno())
+        _append(self.root / MANIFEST, (canonical_json(rec) + "\n").encode())
         self.failures[product] = rec
         self.write_failed_csv()
         return rec
@@ -381,6 +393,8 @@ def _parse_manifest(path: Path, raw: bytes) -> tuple[list[tuple[int, dict[str, A
             continue
         try:
             rec = json.loads(line)
+        except RecursionError as exc:
+            raise InputError(f"{path}: line {i + 1}: not a record (JSON nested too deeply)") from exc
         except json.JSONDecodeError as exc:
             if i == last and line.lstrip().startswith("{"):  # redone by the run (or --resume)
                 whole = min(whole, len("\n".join(lines[:i]).encode()) + (1 if i else 0))
@@ -397,6 +411,8 @@ def _manifest_lines(run_dir: Path) -> list[tuple[int, dict[str, Any]]]:
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
         raise InputError(f"{run_dir}: not a run folder (no {MANIFEST})")
+    if not _is_regular(path):  # a symlink: read from outside the folder
+        raise InputError(f"{path}: not a regular file (a symlink?): {_TAMPERED}")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -423,6 +439,7 @@ def check_record(run_dir: Path, n: int, rec: dict[str, Any]) -> None:
     if not isinstance(rec["product"], str) or not PRODUCT_NAME.fullmatch(rec["product"]) or ".." in rec["product"]:
         raise InputError(f"{where}: 'product' {rec['product']!r:.60} is not a product name "
                          "(1-200 ASCII letters, digits, '.', '_' or '-')")
+    _check_types(where, rec)
     ref = rec.get("reference")
     if ref is not None and (not isinstance(ref, str) or not ref.strip() or ref in (".", "..")
                             or any(c in ref for c in "/\\\0:")):
@@ -434,6 +451,21 @@ def check_record(run_dir: Path, n: int, rec: dict[str, Any]) -> None:
         if key == "image" and "image" not in rec:
             continue  # readers that need it say so (compare, export)
         inside_run_folder(run_dir, value, f"{where}: '{key}'")
+
+
+def _check_types(where: str, rec: dict[str, Any]) -> None:
+    """The fields readers act on have their types: a string "false" as ``kept`` would export a dropped image."""
+    if not isinstance(rec["kept"], bool):
+        raise InputError(f"{where}: 'kept' must be true or false, not {rec['kept']!r:.60}")
+    total = rec.get("total")
+    if total is not None and (isinstance(total, bool) or not isinstance(total, (int, float))):
+        raise InputError(f"{where}: 'total' must be a number or null, not {total!r:.60}")
+    for key in ("prompt", "negative_prompt", "reference_sha256"):
+        if key in rec and not isinstance(rec[key], str):
+            raise InputError(f"{where}: '{key}' must be a string, not {rec[key]!r:.60}")
+    for key in ("params", "models", "scores"):
+        if key in rec and not isinstance(rec[key], dict):
+            raise InputError(f"{where}: '{key}' must be an object, not {rec[key]!r:.60}")
 
 
 def inside_run_folder(run_dir: Path, rel: Any, where: str) -> Path:
@@ -520,10 +552,18 @@ def lock_run_folder(root: Path) -> IO[bytes] | None:
     except ImportError:  # no flock (Windows): unlocked, as before
         return None
     path = Path(root) / LOCK
-    try:
-        fh = open(path, "a+b")
+    tampered = UsageError(f"{path}: not a regular file (a symlink?): {_TAMPERED}")
+    try:  # no O_TRUNC: the file is checked (and locked) before anything is written to it
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink, dangling or not
+            raise tampered from None
         raise UsageError(f"{root}: cannot lock the run folder ({exc.strerror or exc})") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:  # a FIFO, device, or a hard link to a file elsewhere
+        os.close(fd)
+        raise tampered
+    fh = os.fdopen(fd, "r+b")
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -563,3 +603,69 @@ def read_failures(run_dir: Path) -> list[dict[str, Any]]:
                 raise InputError(f"{Path(run_dir) / MANIFEST}: line {n}: product_failed record without a product")
             out[rec["product"]] = rec
     return list(out.values())
+
+
+def _is_regular(path: Path) -> bool:
+    """``path`` is itself a regular file: not a symlink, FIFO, device or folder (``lstat``, never followed)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """A descriptor of ``path`` opened without following a symlink; refused unless it is a regular file."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO without a reader
+            raise InputError(f"{path}: not a regular file (a symlink?): {_TAMPERED}") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{path}: not a regular file (a symlink?): {_TAMPERED}")
+    return fd
+
+
+def _append(path: Path, data: bytes) -> None:
+    """Append to a file of the run folder (the manifest), durably; a symlink in its place is refused."""
+    fd = _open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def check_run_folder(root: Path) -> None:
+    """Every entry the store reads or writes is what it seems: its files regular files, its folders real folders.
+
+    A symlink among them would make a resume read or write outside the run folder (appending to a file
+    elsewhere, writing candidates into another folder); a FIFO would block it. Refused, naming the entry.
+    """
+    root = Path(root)
+    for name in _RUN_FILES:
+        try:
+            mode = os.lstat(root / name).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{root / name}: not a regular file (a symlink?): {_TAMPERED}")
+    for name in _RUN_DIRS:
+        folder = root / name
+        try:
+            mode = os.lstat(folder).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(mode):
+            raise InputError(f"{folder}: not a folder (a symlink?): {_TAMPERED}")
+        if name in _PRODUCT_DIRS:
+            for entry in os.scandir(folder):
+                if not entry.is_dir(follow_symlinks=False):
+                    raise InputError(f"{folder / entry.name}: not a folder (a symlink?): {_TAMPERED}")
