@@ -27,3 +27,12 @@ def toy_recipe(tmp_path):
     path = tmp_path / "toy.yaml"
     path.write_text(toyplugins.TOY_RECIPE)
     return path
+
+
+@pytest.fixture
+def done(toy_registry, toy_recipe, tmp_path):
+    """A finished toy run: its run folder."""
+    from ecomforge.recipe import load_recipe
+    from ecomforge.run.runner import run_recipe
+
+    return run_recipe(load_recipe(toy_recipe), out=tmp_path / "runs").run_dir

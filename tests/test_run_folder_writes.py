@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runfolders import cli, manifest, one_error
 
-from ecomforge.cli import main
 from ecomforge.imaging.io import read_png
 from ecomforge.recipe import load_recipe
 from ecomforge.run.runner import run_recipe
@@ -19,36 +19,12 @@ from ecomforge.types import Reference
 TAMPERED = "the run folder has been tampered with"
 
 
-def _main(capsys, *args: str) -> tuple[int, str]:
-    """(exit code, stderr) of the CLI."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    return exit_.value.code, capsys.readouterr().err
-
-
-def _one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
-
-
-@pytest.fixture
-def done(toy_registry, toy_recipe, tmp_path):
-    """A finished toy run."""
-    return run_recipe(load_recipe(toy_recipe), out=tmp_path / "runs").run_dir
-
-
-def _lines(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "manifest.jsonl").read_text().splitlines()]
-
-
 def _write(run: Path, recs: list[dict]) -> None:
     (run / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
 
 
 def _resume(capsys, recipe: Path, run: Path) -> tuple[int, str]:
-    return _main(capsys, "run", str(recipe), "--resume", str(run), "--progress", "none")
+    return cli(capsys, "run", str(recipe), "--resume", str(run), "--progress", "none")
 
 
 # --- 1: the .lock file is never followed out of the folder -------------------------------------------------
@@ -59,12 +35,12 @@ def test_resume_refuses_a_lock_that_is_a_symlink(done, toy_recipe, tmp_path, cap
         victim.write_text("precious data")
     (done / ".lock").unlink(missing_ok=True)
     (done / ".lock").symlink_to(victim)
-    manifest = (done / "manifest.jsonl").read_bytes()
+    stored = (done / "manifest.jsonl").read_bytes()
     code, err = _resume(capsys, toy_recipe, done)
-    line = _one_error(err)
+    line = one_error(err)
     assert code == 2 and line == f"error: {done / '.lock'}: not a regular file (a symlink?): {TAMPERED}"
     assert (victim.read_text() == "precious data") if not dangling else not os.path.lexists(victim)
-    assert (done / "manifest.jsonl").read_bytes() == manifest
+    assert (done / "manifest.jsonl").read_bytes() == stored
 
 
 def test_resume_refuses_a_lock_hard_linked_to_a_file_elsewhere(done, toy_recipe, tmp_path, capsys):
@@ -73,7 +49,7 @@ def test_resume_refuses_a_lock_hard_linked_to_a_file_elsewhere(done, toy_recipe,
     (done / ".lock").unlink(missing_ok=True)
     os.link(victim, done / ".lock")
     code, err = _resume(capsys, toy_recipe, done)
-    assert code == 2 and "not a regular file" in _one_error(err) and victim.read_text() == "precious data"
+    assert code == 2 and "not a regular file" in one_error(err) and victim.read_text() == "precious data"
 
 
 # --- 2: nothing of the folder is a symlink out of it when it is resumed --------------------------------------
@@ -83,7 +59,7 @@ def test_resume_refuses_a_manifest_that_is_a_symlink(done, toy_recipe, tmp_path,
     (done / "manifest.jsonl").unlink()
     (done / "manifest.jsonl").symlink_to(outside)
     code, err = _resume(capsys, toy_recipe, done)
-    assert code == 2 and f"{done / 'manifest.jsonl'}: not a regular file" in _one_error(err)
+    assert code == 2 and f"{done / 'manifest.jsonl'}: not a regular file" in one_error(err)
     assert outside.read_text() == ""
 
 
@@ -95,7 +71,7 @@ def test_resume_refuses_a_file_of_the_folder_that_is_a_symlink(done, toy_recipe,
     (done / entry).unlink(missing_ok=True)
     (done / entry).symlink_to(outside)
     code, err = _resume(capsys, toy_recipe, done)
-    assert code == 2 and f"{done / entry}: not a regular file" in _one_error(err) and TAMPERED in err
+    assert code == 2 and f"{done / entry}: not a regular file" in one_error(err) and TAMPERED in err
     assert outside.read_bytes() == before
 
 
@@ -111,7 +87,7 @@ def test_resume_refuses_a_folder_that_is_a_symlink_and_writes_nothing_there(done
     (done / entry).symlink_to(outside, target_is_directory=True)
     (done / "manifest.jsonl").write_text("")  # every product is redone: it would write into the folder
     code, err = _resume(capsys, toy_recipe, done)
-    assert code == 2 and f"{done / entry}: not a folder (a symlink?): {TAMPERED}" in _one_error(err)
+    assert code == 2 and f"{done / entry}: not a folder (a symlink?): {TAMPERED}" in one_error(err)
     assert not list(outside.rglob("*"))
 
 
@@ -126,7 +102,7 @@ def test_resume_refuses_a_product_folder_that_is_a_symlink(done, toy_recipe, tmp
     product.symlink_to(outside, target_is_directory=True)
     (done / "manifest.jsonl").write_text("")
     code, err = _resume(capsys, toy_recipe, done)
-    assert code == 2 and f"{product}: not a folder (a symlink?)" in _one_error(err)
+    assert code == 2 and f"{product}: not a folder (a symlink?)" in one_error(err)
     assert not list(outside.iterdir())
 
 
@@ -149,8 +125,8 @@ def test_export_refuses_a_manifest_that_is_a_symlink_out_of_the_folder(done, tmp
     outside.write_bytes((done / "manifest.jsonl").read_bytes())
     (done / "manifest.jsonl").unlink()
     (done / "manifest.jsonl").symlink_to(outside)
-    code, err = _main(capsys, "export", str(done), str(tmp_path / "ds"))
-    assert code == 2 and "not a regular file" in _one_error(err) and not (tmp_path / "ds").exists()
+    code, err = cli(capsys, "export", str(done), str(tmp_path / "ds"))
+    assert code == 2 and "not a regular file" in one_error(err) and not (tmp_path / "ds").exists()
 
 
 # --- 3: a reference stored under a name is rewritten when its photo changed -----------------------------------
@@ -174,7 +150,7 @@ def test_a_stored_reference_is_rewritten_when_its_photo_changed(tmp_path):
 
 # --- 4: a FIFO as a candidate's sidecar is regenerated, never read -----------------------------------------
 def test_resume_regenerates_a_candidate_whose_sidecar_is_a_fifo(done, toy_recipe):
-    first = {r["id"]: (r["kept"], r["total"]) for r in _lines(done)}
+    first = {r["id"]: (r["kept"], r["total"]) for r in manifest(done)}
     cid = next(iter(first))
     sidecar = done / "candidates" / f"{cid}.json"
     assert RunStore(done).load_candidate(cid) is not None
@@ -194,22 +170,22 @@ def test_resume_regenerates_a_candidate_whose_sidecar_is_a_fifo(done, toy_recipe
     ({"negative_prompt": 3}, "'negative_prompt' must be a string"),
 ])
 def test_export_refuses_a_field_of_the_wrong_type_naming_its_line(done, tmp_path, capsys, change, words):
-    recs = _lines(done)
+    recs = manifest(done)
     i = next(i for i, r in enumerate(recs) if not r["kept"])
     recs[i].update(change)
     _write(done, recs)
-    code, err = _main(capsys, "export", str(done), str(tmp_path / "ds"), "--include", "all")
-    assert code == 2 and f"manifest.jsonl: line {i + 1}: {words}" in _one_error(err)
+    code, err = cli(capsys, "export", str(done), str(tmp_path / "ds"), "--include", "all")
+    assert code == 2 and f"manifest.jsonl: line {i + 1}: {words}" in one_error(err)
     assert not (tmp_path / "ds").exists()
 
 
 def test_export_refuses_a_record_without_its_prompt(done, tmp_path, capsys):
-    recs = _lines(done)
+    recs = manifest(done)
     i = next(i for i, r in enumerate(recs) if r["kept"])
     del recs[i]["prompt"]
     _write(done, recs)
-    code, err = _main(capsys, "export", str(done), str(tmp_path / "ds"))
-    assert code == 2 and f"manifest.jsonl: line {i + 1}: candidate record without prompt" in _one_error(err)
+    code, err = cli(capsys, "export", str(done), str(tmp_path / "ds"))
+    assert code == 2 and f"manifest.jsonl: line {i + 1}: candidate record without prompt" in one_error(err)
     assert not (tmp_path / "ds").exists()
 
 
@@ -217,8 +193,8 @@ def test_a_manifest_line_nested_too_deeply_is_named(done, tmp_path, capsys):
     recs = (done / "manifest.jsonl").read_text()
     (done / "manifest.jsonl").write_text(recs + "[" * 100_000 + "]" * 100_000 + "\n")
     n = len(recs.splitlines()) + 1
-    code, err = _main(capsys, "export", str(done), str(tmp_path / "ds"))
-    assert code == 2 and f"manifest.jsonl: line {n}: " in _one_error(err) and "nested too deeply" in err
+    code, err = cli(capsys, "export", str(done), str(tmp_path / "ds"))
+    assert code == 2 and f"manifest.jsonl: line {n}: " in one_error(err) and "nested too deeply" in err
 
 
 # --- 6: export does not write through a symlinked destination ------------------------------------------------
@@ -226,6 +202,6 @@ def test_export_refuses_a_destination_that_is_a_symlink_to_a_folder(done, tmp_pa
     mine = tmp_path / "mine"
     mine.mkdir()
     (tmp_path / "ds").symlink_to(mine, target_is_directory=True)
-    code, err = _main(capsys, "export", str(done), str(tmp_path / "ds"))
-    assert code == 2 and f"{tmp_path / 'ds'}: is a symlink" in _one_error(err)
+    code, err = cli(capsys, "export", str(done), str(tmp_path / "ds"))
+    assert code == 2 and f"{tmp_path / 'ds'}: is a symlink" in one_error(err)
     assert not list(mine.iterdir())
