@@ -551,18 +551,12 @@ def lock_run_folder(root: Path) -> IO[bytes] | None:
         import fcntl
     except ImportError:  # no flock (Windows): unlocked, as before
         return None
-    path = Path(root) / LOCK
-    tampered = UsageError(f"{path}: not a regular file (a symlink?): {_TAMPERED}")
     try:  # no O_TRUNC: the file is checked (and locked) before anything is written to it
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        fd = _open_regular(Path(root) / LOCK, os.O_RDWR | os.O_CREAT, one_link=True)
+    except InputError as exc:
+        raise UsageError(exc.message) from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a symlink, dangling or not
-            raise tampered from None
         raise UsageError(f"{root}: cannot lock the run folder ({exc.strerror or exc})") from exc
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:  # a FIFO, device, or a hard link to a file elsewhere
-        os.close(fd)
-        raise tampered
     fh = os.fdopen(fd, "r+b")
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -613,15 +607,17 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
-def _open_regular(path: Path, flags: int) -> int:
-    """A descriptor of ``path`` opened without following a symlink; refused unless it is a regular file."""
+def _open_regular(path: Path, flags: int, *, one_link: bool = False) -> int:
+    """A descriptor of ``path`` opened without following a symlink; refused unless it is a regular file (and, with
+    ``one_link``, not a hard link to a file elsewhere: the lock file, written before anything is checked)."""
     try:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO without a reader
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink, dangling or not; a FIFO without a reader
             raise InputError(f"{path}: not a regular file (a symlink?): {_TAMPERED}") from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (one_link and st.st_nlink != 1):
         os.close(fd)
         raise InputError(f"{path}: not a regular file (a symlink?): {_TAMPERED}")
     return fd
