@@ -81,6 +81,23 @@ def test_validate_ok_and_bad(toy_recipe, tmp_path):
     assert "did you mean 'toy-top'?" in res.stderr
 
 
+def test_validate_names_every_stage_not_ready_here_and_fails_on_it_with_ready(toy_recipe):
+    """A valid recipe whose model is not on disk is still valid (exit 0), but validate says it cannot run here and
+    why, naming the key; with --ready it is an error (exit 2). A ready recipe prints no such line."""
+    ok = cli("validate", str(toy_recipe), "--ready")
+    assert ok.returncode == 0 and "not ready" not in ok.stderr, ok.stderr
+    args = ("validate", str(toy_recipe), "--set", "generate.config.model=missing:big-model")
+    warned = cli(*args)
+    assert warned.returncode == 0, warned.stderr
+    assert f"{toy_recipe}: ok" in warned.stdout
+    line = [ln for ln in warned.stderr.splitlines() if "not ready" in ln]
+    assert len(line) == 1 and line[0].startswith(f"warning: {toy_recipe}: not ready to run here: "), warned.stderr
+    assert "generate.config.model: model 'missing:big-model' is not downloaded" in line[0]
+    strict = cli(*args, "--ready")
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert _one_error_line(strict).startswith(f"error: {toy_recipe}: not ready to run here: generate plugin 'toy'")
+
+
 def test_plugins_json_lists_configs_and_broken_plugins(tmp_path):
     script = tmp_path / "broken.py"
     script.write_text(

@@ -68,6 +68,13 @@ class ToyGenerator(Generator):
         delay: float = Field(default=0.0, ge=0, description="Seconds to sleep per image (crash tests).")
         model: str = Field(default="toy-model", description="A model id.")
 
+    def check(self):
+        """A model named ``missing:...`` is not on disk (as a real generator's missing weights)."""
+        if self.config.model.startswith("missing:"):
+            from ecomforge.errors import ModelNotFound
+
+            raise ModelNotFound(f"generate.config.model: model {self.config.model!r} is not downloaded")
+
     def generate(self, request):
         """One image per seed."""
         out = []

@@ -135,9 +135,18 @@ def _progress(mode: str) -> list:
 @cli.command()
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key (repeatable).")
-def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
-    """Check recipes and their plugin configs without loading any weights."""
+@click.option("--ready", is_flag=True, help="Also fail (exit 2) where a recipe could not run on this machine: "
+              "model weights or files missing, no such device.")
+@click.option("--device", default="auto", show_default=True, help="Device the run would use (auto, cpu, cuda, mps).")
+def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...], ready: bool, device: str) -> None:
+    """Check recipes and their plugin configs without loading any weights.
+
+    Each valid recipe's stages are also asked whether they could run here (their model files on disk or
+    downloadable, the device there): a recipe that could not is named with the reason, as a warning, or
+    as an error with --ready.
+    """
     from ..recipe import load_recipe
+    from ..run.runner import Runner
 
     failed = 0
     for path in recipes:
@@ -153,6 +162,13 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
             continue
         names = ", ".join(sorted({k.split(":", 1)[1] for k in resolved.versions}))
         click.echo(f"{path}: ok ({resolved.summary()}, plugins: {names})")
+        try:  # the checks a run makes before any work, every stage's: cheap, no weights load
+            missing = Runner(resolved, device=device).readiness()
+        except EcomforgeError as exc:  # a stage refused its config when made (e.g. a device)
+            missing = [exc]
+        failed += ready and bool(missing)
+        for exc in missing:
+            click.echo(f"{'error' if ready else 'warning'}: {path}: not ready to run here: {exc.one_line()}", err=True)
     if failed:
         raise click.exceptions.Exit(2)
 

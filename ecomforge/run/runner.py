@@ -72,7 +72,7 @@ class Runner:
     def run(self, *, out: Path | None = None, resume: Path | None = None) -> RunResult:
         """Run into a new folder under ``out``, or finish the run folder ``resume``."""
         recipe = self.resolved.recipe
-        self._check_stages()
+        self.check()
         RunHooks(self.registry.pm, self.observers)  # a misspelt observer hook fails before a run folder is made
         if resume is not None:
             store = RunStore.open(resume)
@@ -120,17 +120,30 @@ class Runner:
         finally:
             self.executor.close()
 
-    def _check_stages(self) -> None:
-        """Every stage confirms its model files are there before a run folder or any work is made."""
+    def check(self) -> None:
+        """Every stage confirms its model files are there before a run folder or any work is made (cheap: no
+        weights load); the first that is not ready raises its StageError."""
+        for error in self.readiness(first=True):
+            raise error
+
+    def readiness(self, *, first: bool = False) -> list[StageError]:
+        """What each stage says stops it running here (missing weights, no such device), in recipe order;
+        ``first``: stop at the first. `ecomforge validate` lists them all."""
         r = self.resolved.recipe
         steps = [("acquire", r.acquire.plugin, self.acquirer), ("mask", r.mask.plugin, self.masker),
                  ("generate", r.generate.plugin, self.generator), *(("filter", p, f) for _, p, f in self.filters),
                  *(("score", s.plugin, stage) for s, (_, _, stage) in zip(r.score, self.scorers))]
+        errors = []
         for step, plugin, stage in steps:
             try:
                 stage.check()
             except Exception as exc:
-                raise StageError(step, plugin, "*", exc) from exc
+                error = StageError(step, plugin, "*", exc)
+                error.__cause__ = exc
+                errors.append(error)
+                if first:
+                    break
+        return errors
 
     def _advance_overall(self, ctx: RunContext, product: str) -> None:
         for step in STEPS:
