@@ -162,13 +162,15 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...], ready: bool,
             continue
         names = ", ".join(sorted({k.split(":", 1)[1] for k in resolved.versions}))
         click.echo(f"{path}: ok ({resolved.summary()}, plugins: {names})")
+        missing: list[EcomforgeError]
         try:  # the checks a run makes before any work, every stage's: cheap, no weights load
-            missing = Runner(resolved, device=device).readiness()
-        except EcomforgeError as exc:  # a stage refused its config when made (e.g. a device)
-            missing = [exc]
+            missing = [*Runner(resolved, device=device).readiness()]
+        except EcomforgeError as refused:  # a stage refused its config when made (e.g. a device)
+            missing = [refused]
         failed += ready and bool(missing)
-        for exc in missing:
-            click.echo(f"{'error' if ready else 'warning'}: {path}: not ready to run here: {exc.one_line()}", err=True)
+        for error in missing:
+            click.echo(f"{'error' if ready else 'warning'}: {path}: not ready to run here: {error.one_line()}",
+                       err=True)
     if failed:
         raise click.exceptions.Exit(2)
 
