@@ -11,6 +11,14 @@ from .regions import product_region
 from .relative import RelativeConfig, RelativeScorer
 
 
+class Views(list):
+    """A product's feature sets (the image, its mirror), with the product crop they were found in."""
+
+    def __init__(self, views: list, region: tuple[np.ndarray, np.ndarray]) -> None:
+        super().__init__(views)
+        self.region = region
+
+
 class KeypointsScorer(RelativeScorer):
     """Print and detail identity: geometrically verified SIFT matches, against the references' own matching.
 
@@ -39,23 +47,25 @@ class KeypointsScorer(RelativeScorer):
         super().__init__(*args, **kwargs)
         self._sift = None
         self._matcher = cv2.BFMatcher(cv2.NORM_L2)
+        # (reference, side, backdrop) -> (the reference, kept alive so its id stays its own; its inliers against itself there)
+        self._own: dict[tuple[int, ...], tuple[Views, float]] = {}
 
     def setup(self) -> None:
         """Create the SIFT detector (once)."""
         self._sift = cv2.SIFT_create(nfeatures=self.config.features)
 
-    def _detect(self, image: np.ndarray, mask: np.ndarray | None):
-        img, m = product_region(image, mask, max_side=self.config.max_side)
+    def _detect_region(self, img: np.ndarray, m: np.ndarray):
         grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         grey = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(grey)  # lighting-robust
         kps, desc = self._sift.detectAndCompute(grey, m)
         return np.float32([k.pt for k in kps]).reshape(-1, 2), desc
 
     def features(self, image: np.ndarray, mask: np.ndarray | None):
-        """[(points, descriptors)] of the product."""
+        """[(points, descriptors)] of the product, with the product crop (``.region``) it was found in."""
         if self._sift is None:
             self.setup()
-        return [self._detect(image, mask)]
+        img, m = product_region(image, mask, max_side=self.config.max_side)
+        return Views([self._detect_region(img, m)], (img, m))
 
     def reference_features(self, image: np.ndarray, mask: np.ndarray | None):
         """The product's features, plus its mirror image's when ``mirror`` is on (a flipped product is the same)."""
@@ -64,6 +74,26 @@ class KeypointsScorer(RelativeScorer):
             flip = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
             views += self.features(np.ascontiguousarray(image[:, ::-1]), flip)
         return views
+
+    def single_baseline(self, candidate, reference) -> float:
+        """With one reference: the inliers the reference keeps against itself brought to the candidate's product
+        size, at most ``default_baseline``. A plain product (a rubber duck) has few features, and fewer still when
+        it is shown small: a faithful candidate of it can reach no more than that, so that is what it must reach."""
+        img, m = reference.region
+        cand_img, cand_mask = candidate.region
+        side = max(cand_img.shape[:2])
+        around = cand_img[cand_mask == 0]
+        fill = np.median(around, axis=0) if len(around) else np.full(3, 128.0)
+        key = (id(reference), side, *(int(v) // 16 for v in fill))
+        if key not in self._own:
+            s = min(1.0, side / max(img.shape[:2]))
+            size = (max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s)))
+            small = cv2.resize(img, size, interpolation=cv2.INTER_AREA) if s < 1 else img
+            small_mask = cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) if s < 1 else m
+            # on the candidate's kind of backdrop: a plain product's features are mostly on its outline
+            small = np.where(small_mask[..., None] > 0, small, fill.astype(np.uint8)).astype(np.uint8)
+            self._own[key] = (reference, self.similarity([self._detect_region(small, small_mask)], reference))
+        return float(min(self.config.default_baseline, self._own[key][1]))
 
     def _inliers(self, a, b) -> int:
         (pa, da), (pb, db) = a, b

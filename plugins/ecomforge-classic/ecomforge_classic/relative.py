@@ -13,7 +13,8 @@ and maps it through two anchors:
 score = clip((raw - floor) / (baseline - floor), 0, 1), where the floor is lowered to half the
 baseline when the references barely agree (an untextured product's photos share few keypoints),
 and a baseline of 0 gives no evidence against anything (1). With a single reference there is
-nothing to compare it to, and the scorer's ``default_baseline`` stands in. A reference scored against
+nothing to compare it to, and the scorer's ``default_baseline`` stands in (``single_baseline``: a scorer may
+tell better from the reference itself, as ``keypoints`` does). A reference scored against
 itself reaches its self-similarity (the maximum) and so scores 1.
 """
 from __future__ import annotations
@@ -74,6 +75,11 @@ class RelativeScorer(Scorer):
             out.append(self._cache[key])
         return out
 
+    def single_baseline(self, candidate: Any, reference: Any) -> float:
+        """The baseline a candidate is judged by when there is only one reference (nothing to compare it with):
+        ``default_baseline`` unless the scorer can tell what this product's re-shoot would reach."""
+        return self.config.default_baseline
+
     def baseline(self, refs: list) -> float:
         """Median over the references of each one's best raw similarity to the others."""
         if len(refs) < 2:
@@ -90,8 +96,10 @@ class RelativeScorer(Scorer):
         floor = baseline - span
         return float(np.clip((raw - floor) / span, 0.0, 1.0))
 
-    def reason(self, raw: float, baseline: float) -> str:
-        """Why a score is low, in a few words."""
+    def reason(self, raw: float, baseline: float, references: int = 2) -> str:
+        """Why a score is low, in a few words (with one reference, the baseline is what a re-shoot would reach)."""
+        if references < 2:
+            return f"{self.what} differs from the reference ({raw:.2f} vs {baseline:.2f} expected of a re-shoot)"
         return f"{self.what} differs from the references ({raw:.2f} vs {baseline:.2f} between the references)"
 
     def score(self, candidates: Sequence[Candidate], context: ScoringContext) -> list[Score]:
@@ -104,8 +112,10 @@ class RelativeScorer(Scorer):
             cancel.check()  # a scoring pass over many candidates stops between them
             feats = self.features(cand.image, cand.mask)
             raw = max((self.similarity(feats, r) for r in refs), default=0.0)
-            value = self.calibrate(raw, base) if np.isfinite(raw) else 0.0
-            out.append(self.adjust(Score(value, self.reason(raw, base) if value < 0.5 else ""), feats, refs))
+            mine = self.single_baseline(feats, refs[0]) if len(refs) == 1 else base
+            value = self.calibrate(raw, mine) if np.isfinite(raw) else 0.0
+            why = self.reason(raw, mine, len(refs)) if value < 0.5 else ""
+            out.append(self.adjust(Score(value, why), feats, refs))
         return out
 
     def adjust(self, score: Score, candidate: Any, refs: list) -> Score:

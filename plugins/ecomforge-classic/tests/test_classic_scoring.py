@@ -397,3 +397,29 @@ def test_reference_features_are_cached(clock):
     s.features = lambda *a, **k: calls.append(1) or orig(*a, **k)
     s.score([Candidate(ref.image, 0, {}, mask=m.data)], ctx)
     assert len(calls) == 1
+
+
+def test_keypoints_with_one_reference_expects_what_this_product_can_keep():
+    """With a single reference, a plain product (a rubber duck: few features, most on its outline) pasted small onto a
+    new backdrop keeps few matches; that is all a faithful candidate of it can keep, so it scores 1, not 0 against a
+    fixed re-shoot count. A printed product (a can) keeps many, so its blurred candidate and another product still
+    score low, and the reason speaks of one reference."""
+    from ecomforge.types import GenerationRequest
+    from ecomforge_classic.composite import CompositeGenerator
+
+    gen, s = CompositeGenerator(), KeypointsScorer()
+    cfg = gen.parse_config({"size": [256, 256], "scale": 0.74, "background": "#e9eef2"})
+
+    def composites(name, seeds=(1, 2)):
+        ref, mask = _photo(name)
+        return ref, mask, gen.generate(GenerationRequest(ref, mask, "p", "", cfg, seeds))
+
+    ref, mask, ducks = composites("duck_toy/02.jpg")
+    assert min(v.value for v in s.score(ducks, ScoringContext((ref,), (mask,)))) > 0.9
+    ref, mask, cans = composites("can/00.jpg")
+    ctx = ScoringContext((ref,), (mask,))
+    assert min(v.value for v in s.score(cans, ctx)) > 0.9
+    blurred = [Candidate(cv2.GaussianBlur(c.image, (0, 0), 4), c.seed, c.params, mask=c.mask) for c in cans]
+    bad = s.score(blurred + composites("vase/02.jpg", (1,))[2], ctx)
+    assert max(v.value for v in bad) < 0.5, bad
+    assert all("differs from the reference (" in v.reason and "expected of a re-shoot" in v.reason for v in bad)
