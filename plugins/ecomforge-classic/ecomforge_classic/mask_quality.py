@@ -12,6 +12,12 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .outline import edgeless_run
+
+# The colour step (8-bit CIELAB) across the outline below which it has nothing behind it. A product shot on a
+# backdrop steps by far more all round; cloth or ground cut through by the mask does not.
+GAP_CONTRAST = 10.0
+
 
 @dataclass(frozen=True)
 class MaskCues:
@@ -26,6 +32,7 @@ class MaskCues:
     parts: int  # connected components of the mask
     edge: float  # share of the outline that lies on a visible edge of the photo
     roughness: float  # outline length / its convex hull's outline length (1 = convex)
+    gap: float = 0.0  # longest stretch of the outline with the same colour on both sides (share of the outline)
 
     def as_dict(self) -> dict[str, float]:
         """The cues rounded, for logs and the label file."""
@@ -50,7 +57,8 @@ def measure(rgb: np.ndarray, mask: np.ndarray, distance: np.ndarray, noise: floa
     outline = sum(cv2.arcLength(c, True) for c in contours)
     return MaskCues(border=float(frame.mean()), noise=float(noise), separation=float(inner / max(outer, 1e-6)),
                     clutter=clutter, solidity=min(1.0, solidity), area=area, parts=max(0, count - 1),
-                    edge=_edge_support(rgb, mask), roughness=outline / hull_len if hull_len > 0 else 0.0)
+                    edge=_edge_support(rgb, mask), roughness=outline / hull_len if hull_len > 0 else 0.0,
+                    gap=edgeless_run(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB), mask, GAP_CONTRAST))
 
 
 def _edge_support(rgb: np.ndarray, mask: np.ndarray) -> float:
@@ -90,6 +98,10 @@ def confidence(c: MaskCues) -> tuple[float, str]:
         (_ramp(c.edge, 0.80, 0.95), f"only {c.edge:.0%} of the outline follows an edge in the photo"),
         (_ramp(c.solidity, 0.30, 0.70), f"the mask fills only {c.solidity:.0%} of its convex hull (fragments)"),
         (_ramp(c.roughness, 3.0, 1.5), f"ragged outline ({c.roughness:.1f}x its convex hull's length)"),
+        # Cloth, ground or an object touching the product, taken with it: the mask ends inside one surface, and a
+        # stretch of its outline has the same colour on both sides (right masks: at most 6 % of the outline).
+        (_ramp(c.gap, 0.13, 0.07), f"{c.gap:.0%} of the outline runs through one unbroken surface (cloth, "
+                                   "ground or an object touching the product taken with it)"),
         (1.0 / max(1, c.parts), f"{c.parts} separate parts"),
     ]
     score = float(np.prod([f for f, _ in factors]))

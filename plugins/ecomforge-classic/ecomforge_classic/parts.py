@@ -38,7 +38,10 @@ from ecomforge.run import cancel
 from ecomforge.stages import Scorer, StageConfig
 from ecomforge.types import Candidate, Score, ScoringContext
 
+from .outline import edgeless_run
 from .regions import region_key
+
+__all__ = ["PartsScorer", "colour_density", "edgeless_run"]
 
 BINS = (6, 32, 32)  # L, a*, b*: lightness coarse (light changes it), chroma fine (a new colour is a defect)
 _SMOOTH = np.array([0.8, 1.0, 1.0])  # histogram blur per axis, in bins
@@ -125,51 +128,6 @@ def colour_density(lab_pixels: np.ndarray) -> np.ndarray:
         for axis, sigma in enumerate(_SMOOTH):  # separable blur, edges clamped: tolerance to small shifts
             hist = _blur_axis(hist, axis, float(sigma))
     return hist / max(float(hist.sum()), 1e-12)
-
-
-def edgeless_run(lab: np.ndarray, mask: np.ndarray, contrast: float, depth: int = 4, window: int = 4) -> float:
-    """Longest run of the mask's outline, as a share of it, along which the image shows no boundary.
-
-    Where a part went missing and the scene was painted over it, the mask still runs where the
-    product's boundary was, but nothing in the image ends there. At each outline point the mean
-    colour of a band ``depth`` px deep just inside the mask is compared with the band just outside
-    it, both over a (2 ``window`` + 1) px box: a boundary is a CIELAB step of at least ``contrast``.
-    Averaging over the bands makes a textured scene (grain, carpet, foliage) no boundary, which a
-    pixel gradient would take for one. The frame's border is skipped (a product cut by the frame has
-    no boundary there, and framing judges that).
-    """
-    m = mask > 127
-    inner = (m & ~(erode(mask, depth) > 127)).astype(np.float32)
-    outer = ((dilate(mask, depth) > 127) & ~m).astype(np.float32)
-    values = lab.astype(np.float32)
-    box = (2 * window + 1,) * 2
-
-    def band_mean(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        count = cv2.boxFilter(band, -1, box, normalize=False)
-        total = cv2.boxFilter(values * band[..., None], -1, box, normalize=False)
-        return total / np.maximum(count, 1e-6)[..., None], count
-
-    (mean_in, n_in), (mean_out, n_out) = band_mean(inner), band_mean(outer)
-    contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    if not contours:
-        return 0.0
-    pts = max(contours, key=len).reshape(-1, 2)
-    x, y = pts[:, 0], pts[:, 1]
-    h, w = mask.shape
-    judged = (x > 1) & (y > 1) & (x < w - 2) & (y < h - 2) & (n_in[y, x] > 0) & (n_out[y, x] > 0)
-    step = np.sqrt(((mean_in[y, x] - mean_out[y, x]) ** 2).sum(axis=1))
-    boundary = (step >= contrast) | ~judged
-    # A boundary shorter than 2 % of the outline is noise of the scene's texture, not the product's edge.
-    k = max(3, int(0.02 * len(boundary)))
-    wrapped = np.concatenate([boundary[-k:], boundary, boundary[:k]]).astype(np.uint8)[None, :]
-    opened = cv2.morphologyEx(wrapped, cv2.MORPH_OPEN, np.ones((1, k), np.uint8))[0, k:-k] > 0
-    boundary = opened | ~judged  # the frame's border stays what it is: not judged, so no missing part
-    if not boundary.any():
-        return 1.0
-    flat = np.roll(~boundary, -int(np.argmax(boundary)))  # start on a boundary, so a run never wraps around
-    edges = np.flatnonzero(~flat)
-    gaps = np.diff(np.append(edges, len(flat))) - 1  # flat points between consecutive boundary points
-    return float(gaps.max()) / len(flat)
 
 
 class PartsScorer(Scorer):

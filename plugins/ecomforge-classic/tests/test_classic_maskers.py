@@ -116,10 +116,11 @@ def test_config_rejects_unknown_and_out_of_range():
 # White bowls on white cloth need the convex hull (their rims match the background); the vase,
 # a concave shape, must not get it (the hull would add the background beside its neck). The hull
 # still cuts the bowls' white rims off, so the masker refuses them by default (an outline that
-# follows no edge of the photo, see test_classic_mask_confidence.py); min_score 0 takes the guess.
+# follows no edge of the photo, see test_classic_mask_confidence.py); min_score 0 takes the guess. The clock
+# stands on a fold of cloth the mask takes with it, so it is refused by default too (an outline through the cloth).
 REAL = {
     "vase/02.jpg": ((0.44, 0.50, 0.52, 0.80), 0.15, {}),
-    "clock/05.jpg": ((0.40, 0.50, 0.64, 0.82), 0.25, {}),
+    "clock/05.jpg": ((0.40, 0.50, 0.64, 0.82), 0.25, {"min_score": 0.0}),
     "berry_bowl/03.jpg": ((0.05, 0.45, 0.40, 0.85), 0.30, {"convex_hull": True, "min_score": 0.0}),
     "berry_bowl/00.jpg": ((0.50, 0.25, 0.92, 0.75), 0.40, {"convex_hull": True, "min_score": 0.0}),
     "berry_bowl/02.jpg": ((0.32, 0.38, 0.68, 0.75), 0.40, {"convex_hull": True, "min_score": 0.0}),

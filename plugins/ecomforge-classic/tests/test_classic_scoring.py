@@ -52,10 +52,12 @@ class TestTextureContract(ScorerContract):
 
 
 def _photo(name):
+    """A real photo at a third of its size (fast), with the classic mask taken even where its confidence is low: the
+    clock photos' masks take the fold of cloth it stands on, the same in every photo, which these tests accept."""
     (ref,) = LocalAcquirer().acquire([str(SAMPLES / name)], product=name.split("/")[0], base_dir=SAMPLES)
     small = cv2.resize(ref.image, (ref.image.shape[1] // 3, ref.image.shape[0] // 3), interpolation=cv2.INTER_AREA)
     ref = dataclasses.replace(ref, image=small, sha256=ref.sha256 + "-third")  # a third of the size keeps tests fast
-    return ref, ClassicMasker().mask(ref)
+    return ref, ClassicMasker({"min_score": 0.0}).mask(ref)
 
 
 @pytest.fixture(scope="module")
