@@ -22,6 +22,11 @@ class EcomforgeError(Exception):
             text += f" ({' '.join(self.hint.split())})"
         return text
 
+    def lines(self) -> list[str]:
+        """The lines the CLI prints, each after ``error:``: this error's one line, or one per error it gathers
+        (a catalogue's bad rows)."""
+        return [self.one_line()]
+
 
 class UsageError(EcomforgeError):
     """Bad usage or bad input from the user: exit code 2."""

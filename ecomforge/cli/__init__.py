@@ -71,12 +71,7 @@ def _main(argv: list[str] | None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except EcomforgeError as exc:
-        if verbose:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(f"error: {exc.one_line()}", err=True)
-        sys.exit(exc.exit_code)
+        _report(exc, verbose)
     except KeyboardInterrupt:
         from .signals import received
 
@@ -90,6 +85,17 @@ def _main(argv: list[str] | None) -> None:
         click.echo(f"error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)", err=True)
         sys.exit(1)
     sys.exit(0)
+
+
+def _report(exc: EcomforgeError, verbose: bool) -> None:
+    """An ecomforge error: its lines after ``error:`` (the traceback first with --verbose), then its exit code."""
+    if verbose:
+        import traceback
+
+        traceback.print_exc()
+    for line in exc.lines():
+        click.echo(f"error: {line}", err=True)
+    sys.exit(exc.exit_code)
 
 
 def usage_line(exc: click.UsageError) -> str:

@@ -157,11 +157,19 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...], ready: bool,
             resolved = load_recipe(path, overrides)
         except EcomforgeError as exc:
             failed += 1
-            line = exc.one_line()  # every line names its recipe first, whatever the error
-            click.echo(f"error: {line}" if line.startswith(f"{path}:") else f"error: {path}: {line}", err=True)
+            for line in exc.lines():  # every line names its recipe first, whatever the error
+                click.echo(f"error: {line}" if line.startswith(f"{path}:") else f"error: {path}: {line}", err=True)
             continue
         names = ", ".join(sorted({k.split(":", 1)[1] for k in resolved.versions}))
         click.echo(f"{path}: ok ({resolved.summary()}, plugins: {names})")
+        # A photo that is not there fails its product when it runs, and the run goes on: a warning, also with
+        # --ready (which is about whether this machine can run the recipe at all: models, device).
+        photos, bad = resolved.photo_problems(_MAX_PHOTO_WARNINGS)
+        for line in photos:
+            click.echo(f"warning: {path}: {line}", err=True)
+        if bad > len(photos):
+            click.echo(f"warning: {path}: ... and {bad - len(photos)} more product(s) whose photos are missing",
+                       err=True)
         missing: list[EcomforgeError]
         try:  # the checks a run makes before any work, every stage's: cheap, no weights load
             missing = [*Runner(resolved, device=device).readiness()]
@@ -173,6 +181,9 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...], ready: bool,
                        err=True)
     if failed:
         raise click.exceptions.Exit(2)
+
+
+_MAX_PHOTO_WARNINGS = 20  # lines of missing-photo warnings per recipe, then "... and N more"
 
 
 def _is_training_recipe(path: Path) -> bool:

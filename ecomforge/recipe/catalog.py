@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, RecipeError, UsageError
 from ..jsonl import read_rows
 
 # A product names folders of the run: up to 200 characters (Shopify handles run to 255; a file name to 255 bytes).
@@ -28,6 +28,73 @@ OVERRIDE_KEY = re.compile(r"(prompt|negative_prompt)|(inputs\.(prompt|negative_p
 # Control characters and every line break str.splitlines() knows: a cell must stay on one line of PNG text.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # a URL, or an acquirer's own spec kind
+# Errors of independent rows shown at once (each its own line): fixing a file should not take one run per cell.
+MAX_REPORTED = 10
+SUPPORTED = ("a CSV or JSONL (.jsonl, .ndjson) file with 'product' and 'references' columns, a Shopify or "
+             "WooCommerce product CSV export, or a folder of product folders")
+
+
+class RowErrors(RecipeError, InputError):
+    """The errors of several catalogue rows (or products): the CLI prints each as a line of its own (``lines``);
+    ``one_line`` (the web, a log) is the first, saying how many more there are."""
+
+    def __init__(self, errors: list[UsageError], total: int) -> None:
+        self.errors, self.total = errors, total
+        super().__init__("", errors[0].message, hint=errors[0].hint)
+
+    def lines(self) -> list[str]:
+        """Each error's own line, then '... and N more' where more were found than are shown."""
+        more = [f"... and {self.total - len(self.errors)} more"] if self.total > len(self.errors) else []
+        return [e.one_line() for e in self.errors] + more
+
+    def one_line(self) -> str:
+        """The first error's line and how many more were found."""
+        return f"{self.errors[0].one_line()} (and {self.total - 1} more error(s))"
+
+    def prefixed(self, prefix: str) -> RowErrors:
+        """The same errors with ``prefix`` (the recipe file) before each recipe error's line, as ``load_recipe``
+        names a single one; a catalogue's own errors already name their file."""
+        return RowErrors([RecipeError("", f"{prefix}{e.message}", hint=e.hint) if isinstance(e, RecipeError) else e
+                          for e in self.errors], self.total)
+
+
+class Problems:
+    """Errors of rows (or products) that are checked independently, gathered so one run reports up to
+    ``MAX_REPORTED`` of them, then raised together by ``check``."""
+
+    def __init__(self) -> None:
+        self.errors: list[UsageError] = []
+        self.total = 0
+
+    def each(self) -> Problems:
+        """``with problems.each():`` around one row's checks: a usage error is noted and the next row goes on."""
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, RowErrors):
+            for err in exc.errors:
+                self.add(err)
+            self.total += exc.total - len(exc.errors)
+            return True
+        if isinstance(exc, UsageError):
+            self.add(exc)
+            return True
+        return False  # no error, or one that is not the row's (a plugin's, a cancel): it goes on up
+
+    def add(self, exc: UsageError) -> None:
+        self.total += 1
+        if len(self.errors) < MAX_REPORTED:
+            self.errors.append(exc)
+
+    def check(self) -> None:
+        """Raise what was found: one error as itself, several as one ``RowErrors``."""
+        if self.total == 1:
+            raise self.errors[0]
+        if self.total:
+            raise RowErrors(self.errors, self.total)
 
 
 @dataclass
@@ -66,9 +133,10 @@ def read_catalog(path: Path) -> list[CatalogProduct]:
         raise InputError(f"{path}: not a regular file (a device, a pipe or a socket), not a catalogue")
     if not path.is_file():
         raise InputError(f"{path}: catalogue not found")
+    problems = Problems()
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return _products(path, _jsonl_rows(path), typed=True)
-    return _products(path, _csv_rows(path), typed=False)
+        return _products(path, _jsonl_rows(path), typed=True, problems=problems)
+    return _products(path, _csv_rows(path, problems), typed=False, problems=problems)
 
 
 # Folders a product folder is never: what macOS puts in every zip it makes (``__MACOSX``) besides dot-folders.
@@ -102,9 +170,61 @@ def _csv_text(path: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if path.suffix.lower() in _WORKBOOK or data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+            raise _unsupported(path, "a spreadsheet workbook", _SAVE_UTF8) from exc
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
                          hint=_SAVE_UTF8) from exc
+
+
+# Files that are not catalogues (their content or their name says so), and what to do instead.
+_WORKBOOK = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+_YAML_SUFFIXES = (".yaml", ".yml")
+_YAML_LINE = re.compile(r"""(---|%YAML|- |([A-Za-z_][\w .-]*|"[^"]*"|'[^']*')\s*:(\s|$))""")
+
+
+def _foreign_kind(path: Path, text: str) -> str | None:
+    """'JSON' or 'YAML' for a file whose content says it is one (or, for YAML, its name), not a CSV; else None.
+
+    Asked only of a file whose header is no catalogue's, so a CSV named ``.json`` with the right columns is read,
+    and one with the wrong columns is told which are missing (JSON always starts with '[' or '{')."""
+    head = text.lstrip()
+    if head[:1] in ("[", "{"):
+        return "JSON"
+    first = next((ln for ln in head.splitlines() if ln.strip() and not ln.startswith("#")), "")
+    if _YAML_LINE.match(first) and not any(d in first for d in ",;\t"):  # 'Title: EN,...' may be a CSV header
+        return "YAML"
+    return "YAML" if path.suffix.lower() in _YAML_SUFFIXES else None
+
+
+def _unsupported(path: Path, kind: str, advice: str) -> InputError:
+    return InputError(f"{path}: {kind} is not a kind of catalogue ecomforge reads; it reads {SUPPORTED}",
+                      hint=advice)
+
+
+def _foreign_error(path: Path, text: str) -> InputError | None:
+    """The error for a JSON or YAML file given as a catalogue (with what to do instead), or None for a CSV."""
+    kind = _foreign_kind(path, text)
+    if kind is None:
+        return None
+    advice = "save it as CSV, or as JSON Lines (one JSON object a line) named .jsonl"
+    if kind == "JSON":
+        first = text.lstrip().splitlines()[0]
+        try:
+            one_row = isinstance(json.loads(first), dict)
+        except ValueError:
+            one_row = False
+        if one_row:
+            advice = "it looks like JSON Lines (one JSON object a line): name it .jsonl"
+    return _unsupported(path, f"a {kind} file", advice)
+
+
+def _known_header(header: list[str]) -> bool:
+    """A header that some catalogue kind reads: 'product' and 'references', or a store's export."""
+    columns = set(header)
+    lower = {h.lower() for h in header}
+    return ({"product", "references"} <= lower or {"Handle", "Image Src"} <= columns
+            or ({"Name", "Images", "Type"} <= columns and bool({"SKU", "ID"} & columns)))
 
 
 def _record_start(lines: list[str], consumed: int) -> int:
@@ -115,7 +235,8 @@ def _record_start(lines: list[str], consumed: int) -> int:
     return n + 1
 
 
-def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+def _csv_rows(path: Path, problems: Problems) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+    """The export kind and (line, row) of every record; a row with too many cells is noted in ``problems``."""
     text = _csv_text(path)
     delimiter = _delimiter(text)
     lines = io.StringIO(text, newline="").readlines()
@@ -125,16 +246,7 @@ def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
     try:
         fieldnames = next(reader, None) or []
         consumed = reader.line_num
-        header = [h.strip() for h in fieldnames]
-        _check_header(path, header)
-        if {"Handle", "Image Src"} <= set(header):
-            kind = "shopify"
-        elif {"Name", "Images", "Type"} <= set(header) and ({"SKU", "ID"} & set(header)):
-            kind = "woocommerce"
-        else:
-            kind = "table"
-            if header:  # the header is line 1: a missing column is its fault, not the first row's
-                _require_columns(header, f"{path}: line 1", _split_note(delimiter, fieldnames))
+        kind = _header_kind(path, text, fieldnames, delimiter)
         rows: list[tuple[int, dict[str, Any]]] = []
         for cells in reader:
             start, consumed = _record_start(lines, consumed), reader.line_num
@@ -143,23 +255,47 @@ def _csv_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
             if len(rows) >= MAX_ROWS:
                 raise InputError(f"{path}: more than {MAX_ROWS} rows")
             if len(cells) > len(fieldnames):
-                raise InputError(f"{path}: line {start}: more cells than the header has columns")
+                problems.add(InputError(f"{path}: line {start}: more cells than the header has columns"))
+                continue
             row: dict[str, Any] = dict.fromkeys(fieldnames)  # a short row's missing cells are None
             row.update(zip(fieldnames, cells))
             rows.append((start, row))
     except csv.Error as exc:
-        start = _record_start(lines, consumed)
-        if "end of data" in str(exc):  # the file ended inside a quoted cell
-            raise InputError(f"{path}: line {start}: unterminated quoted field",
-                             hint='a cell that starts with " must end with "; a " inside it is written ""') from exc
-        if "field limit" in str(exc):
-            raise InputError(f"{path}: line {start}: a cell is longer than {csv.field_size_limit()} characters "
-                             "(an unterminated quoted field?)") from exc
-        if "expected after" in str(exc):  # text after a quoted cell's closing quote: '"Vase" 12'
-            raise InputError(f"{path}: line {start}: a quoted cell goes on after its closing quote ({exc})",
-                             hint='a " inside a quoted cell is written ""') from exc
-        raise InputError(f"{path}: line {start}: {exc}") from exc
+        if consumed == 0 and (foreign := _foreign_error(path, text)) is not None:
+            raise foreign from exc  # its very first record is no CSV
+        # the rows before it that were refused, then the record that stops the reading
+        problems.add(_csv_error(path, exc, _record_start(lines, consumed)))
+        problems.check()  # raises: it holds this one at least
     return kind, rows
+
+
+def _header_kind(path: Path, text: str, fieldnames: list[str], delimiter: str) -> str:
+    """'shopify', 'woocommerce' or 'table' (which needs 'product' and 'references'), from the header line."""
+    header = [h.strip() for h in fieldnames]
+    if header and not _known_header(header) and (foreign := _foreign_error(path, text)) is not None:
+        raise foreign  # a JSON or YAML file: its header split at ',' would only confuse
+    _check_header(path, header)
+    if {"Handle", "Image Src"} <= set(header):
+        return "shopify"
+    if {"Name", "Images", "Type"} <= set(header) and ({"SKU", "ID"} & set(header)):
+        return "woocommerce"
+    if header:  # the header is line 1: a missing column is its fault, not the first row's
+        _require_columns(header, f"{path}: line 1", _split_note(delimiter, fieldnames))
+    return "table"
+
+
+def _csv_error(path: Path, exc: csv.Error, start: int) -> InputError:
+    """What the CSV reader's complaint about the record at line ``start`` means, and what to do."""
+    if "end of data" in str(exc):  # the file ended inside a quoted cell
+        return InputError(f"{path}: line {start}: unterminated quoted field",
+                          hint='a cell that starts with " must end with "; a " inside it is written ""')
+    if "field limit" in str(exc):
+        return InputError(f"{path}: line {start}: a cell is longer than {csv.field_size_limit()} characters "
+                          "(an unterminated quoted field?)")
+    if "expected after" in str(exc):  # text after a quoted cell's closing quote: '"Vase" 12'
+        return InputError(f"{path}: line {start}: a quoted cell goes on after its closing quote ({exc})",
+                          hint='a " inside a quoted cell is written ""')
+    return InputError(f"{path}: line {start}: {exc}")
 
 
 def _delimiter(text: str) -> str:
@@ -206,40 +342,25 @@ def _jsonl_rows(path: Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
     return "table", read_rows(path, limit=MAX_ROWS)
 
 
-def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]], *, typed: bool) -> list[CatalogProduct]:
-    """``typed``: the values are JSON's (kept as they are); else CSV text (see ``_cell_value``)."""
+def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]], *, typed: bool,
+              problems: Problems) -> list[CatalogProduct]:
+    """``typed``: the values are JSON's (kept as they are); else CSV text (see ``_cell_value``).
+
+    Each row is checked on its own: a bad row is noted in ``problems`` and the next goes on; they are raised
+    together (up to ``MAX_REPORTED`` lines) before the checks across products."""
     kind, rows = parsed
     if not rows:
+        problems.check()
         raise InputError(f"{path}: the catalogue has no rows")
     base = path.resolve().parent
     by_name: dict[str, CatalogProduct] = {}
     identity: dict[str, str | None] = {}  # product name -> the store's id of the row that made it (WooCommerce)
     for line, row in rows:
-        where = f"{path}: line {line}"
-        if kind == "shopify":
-            name, refs, values = _shopify_row(row, where)
-        elif kind == "woocommerce":
-            if "variation" in str(row.get("Type", "")).lower():
-                continue  # a variant's row: its product has the photos
-            name, refs, values = _woo_row(row, where)
-        else:
-            name, refs, values = _table_row(row, where)
-        _check_name(name, where)
-        prod = by_name.get(name)
-        if prod is None:
-            prod = by_name[name] = CatalogProduct(name, where, variables={"product": name}, base_dir=base)
-            identity[name] = _woo_identity(row) if kind == "woocommerce" else None
-        elif kind == "woocommerce":
-            # One row is one product: two rows share a name only when they are the same product (same ID or SKU).
-            ident = _woo_identity(row)
-            if ident is None or ident != identity[name]:
-                raise InputError(f"{where}: this product and the one at line {prod.lines[0]} both get the name "
-                                 f"{name!r}: two products would be merged into one",
-                                 hint="give them different SKUs; a product without a file-safe SKU is named "
-                                      "after its Name")
-        prod.lines.append(line)
-        prod.references += [anchor(r, base) for r in refs]
-        _merge(prod, values, where, typed)
+        if kind == "woocommerce" and "variation" in str(row.get("Type", "")).lower():
+            continue  # a variant's row: its product has the photos
+        with problems.each():
+            _add_row(path, kind, line, row, by_name, identity, base, typed)
+    problems.check()
     products = list(by_name.values())
     _check_case(products)
     _check_references(path, kind, products)
@@ -249,6 +370,34 @@ def _products(path: Path, parsed: tuple[str, list[tuple[int, dict[str, Any]]]], 
         for var in columns:
             prod.variables.setdefault(var, "")
     return products
+
+
+def _add_row(path: Path, kind: str, line: int, row: dict[str, Any], by_name: dict[str, CatalogProduct],
+             identity: dict[str, str | None], base: Path, typed: bool) -> None:
+    """One row into its product (made on its first row): name, references and columns checked."""
+    where = f"{path}: line {line}"
+    if kind == "shopify":
+        name, refs, values = _shopify_row(row, where)
+    elif kind == "woocommerce":
+        name, refs, values = _woo_row(row, where)
+    else:
+        name, refs, values = _table_row(row, where)
+    _check_name(name, where)
+    prod = by_name.get(name)
+    if prod is None:
+        prod = by_name[name] = CatalogProduct(name, where, variables={"product": name}, base_dir=base)
+        identity[name] = _woo_identity(row) if kind == "woocommerce" else None
+    elif kind == "woocommerce":
+        # One row is one product: two rows share a name only when they are the same product (same ID or SKU).
+        ident = _woo_identity(row)
+        if ident is None or ident != identity[name]:
+            raise InputError(f"{where}: this product and the one at line {prod.lines[0]} both get the name "
+                             f"{name!r}: two products would be merged into one",
+                             hint="give them different SKUs; a product without a file-safe SKU is named "
+                                  "after its Name")
+    prod.lines.append(line)
+    prod.references += [anchor(r, base) for r in refs]
+    _merge(prod, values, where, typed)
 
 
 def _woo_identity(row: dict[str, Any]) -> str | None:

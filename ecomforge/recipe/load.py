@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from ..errors import EcomforgeError, InputError, PluginConflict, PluginContractError, RecipeError, UsageError
 from ..plugins import Registry, get_registry
 from ..stages import Filter, StageConfig, candidate_pixels, config_error, reads_problem
+from .catalog import Problems, RowErrors
 from .products import ProductPlan, anchor_reference, has_template, own_config, plan_products, plugin_fills
 from .safeyaml import DuplicateKeyError, YAMLBudgetError, core_scalar, safe_load
 from .schema import Recipe
@@ -155,6 +156,18 @@ class ResolvedRecipe:
             text += f", {refs} reference(s), {per * len(self.grid) * seeds} candidate(s)"
         return text + f"; {len(self.grid)} sweep point(s) x {seeds} seed(s) per reference"
 
+    def photo_problems(self, limit: int = 20) -> tuple[list[str], int]:
+        """One line for each product (up to ``limit``) whose references name no file, folder match or URL, and how
+        many such products there are: known from counting them, no photo read. Such a product fails when it runs
+        (the run records it and goes on), so these are warnings, not errors."""
+        bad = [p for p in self.products.values() if p.unmatched]
+        lines = []
+        for plan in bad[:limit]:
+            at = f" ({plan.where})" if plan.where else ""
+            lines.append(f"product {plan.name!r}{at}: " + "; ".join(_names_nothing(s) for s in plan.unmatched[:5])
+                         + (f"; and {len(plan.unmatched) - 5} more" if len(plan.unmatched) > 5 else ""))
+        return lines, len(bad)
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe: every default filled in, plugin versions pinned."""
         data = self.recipe.model_dump(mode="json")
@@ -168,6 +181,20 @@ class ResolvedRecipe:
                 target["config"].update({k: v for k, v in raw.items() if has_template(v)})
         data["plugins"] = dict(sorted(self.versions.items()))
         return data
+
+
+def _names_nothing(spec: str) -> str:
+    """What a reference that counted 0 is: a pattern, an empty folder or a missing file (one stat, no walk)."""
+    import os
+    import re
+
+    if re.match(r"^[a-z][a-z0-9+.-]*://", spec, re.IGNORECASE):
+        return f"{spec} names no photo"
+    if os.path.isdir(spec):
+        return f"the folder {spec} holds no photos"
+    if re.search(r"[*?\[]", spec):
+        return f"the pattern {spec} matches no photos"
+    return f"no such file {spec}"
 
 
 def _sweep_grid(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -255,8 +282,10 @@ def resolve_recipe(data: dict[str, Any], *, path: Path | None = None, registry: 
             raise RecipeError("generate.sweep", f"sweep points {same} and {point} are the same setting; "
                                                 "list each value once")
     _check_candidates(resolved)
-    _plan(resolved, registry)
-    _count_references(resolved, registry)
+    problems = Problems()  # each product's errors, from planning and counting together: up to MAX_REPORTED lines
+    _plan(resolved, registry, problems)
+    _count_references(resolved, registry, problems)
+    problems.check()
     _check_scores_read(resolved, registry)
     return resolved
 
@@ -285,8 +314,9 @@ def _check_candidates(resolved: ResolvedRecipe) -> None:
                           hint="sweep fewer values or use fewer seeds")
 
 
-def _count_references(resolved: ResolvedRecipe, registry: Registry) -> None:
-    """Each product's references counted (no file read), against ``inputs.max_references``."""
+def _count_references(resolved: ResolvedRecipe, registry: Registry, problems: Problems) -> None:
+    """Each product's references counted (no file read), against ``inputs.max_references``; the references that
+    count 0 are kept in ``plan.unmatched`` (the product will fail when it runs: validate warns of it)."""
     from ..run import cancel
 
     r = resolved.recipe
@@ -295,16 +325,34 @@ def _count_references(resolved: ResolvedRecipe, registry: Registry) -> None:
     for name, plan in resolved.products.items():
         cancel.check()
         where = f"{plan.where}: " if plan.where else ""
-        try:
-            n = acquirer.count(plan.references, base_dir=resolved.base_dir, limit=limit)
-        except InputError as exc:
-            raise RecipeError("", f"{where}product {name!r}: {exc.message}", hint=exc.hint) from exc
-        plan.reference_count = n
-        if n is not None and n > limit:
-            raise RecipeError("", f"{where}product {name!r} names more than {limit} references (the limit, "
-                                  "inputs.max_references)", hint="name fewer photos, or raise inputs.max_references "
-                                                                 "in the recipe")
-        _check_product_candidates(resolved, name, where, n)
+        with problems.each():
+            try:
+                n = _count_each(acquirer, plan, resolved.base_dir, limit)
+            except InputError as exc:
+                raise RecipeError("", f"{where}product {name!r}: {exc.message}", hint=exc.hint) from exc
+            plan.reference_count = n
+            if n is not None and n > limit:
+                raise RecipeError("", f"{where}product {name!r} names more than {limit} references (the limit, "
+                                      "inputs.max_references)", hint="name fewer photos, or raise "
+                                                                     "inputs.max_references in the recipe")
+            _check_product_candidates(resolved, name, where, n)
+
+
+def _count_each(acquirer: Any, plan: ProductPlan, base_dir: Path, limit: int) -> int | None:
+    """The count of ``Acquirer.count``, asked one reference at a time (the same look-ups as all at once), so the
+    references that name nothing are known; None where the acquirer cannot count."""
+    total = 0
+    for spec in plan.references:
+        n = acquirer.count([spec], base_dir=base_dir, limit=limit - total)
+        if n is None:
+            plan.unmatched = []
+            return None
+        if n == 0:
+            plan.unmatched.append(spec)
+        total += n
+        if total > limit:
+            break
+    return total
 
 
 def _check_product_candidates(resolved: ResolvedRecipe, name: str, where: str, references: int | None) -> None:
@@ -369,35 +417,52 @@ def _anchor_inputs(recipe: Recipe, base_dir: Path) -> Recipe:
     return recipe.model_copy(update={"inputs": inputs.model_copy(update=update)})
 
 
-def _plan(resolved: ResolvedRecipe, registry: Registry) -> None:
-    """Each product's prompts and configs (catalogue columns, templates); its own sweep points checked too."""
+def _plan(resolved: ResolvedRecipe, registry: Registry, problems: Problems) -> None:
+    """Each product's prompts and configs (catalogue columns, templates); its own sweep points checked too.
+
+    A product's errors are noted in ``problems`` and the next product goes on; one that fails is left out."""
     r = resolved.recipe
     kinds = {"acquire": "acquirer", "mask": "masker", "generate": "generator"}
     classes = {step: registry.get(kind, getattr(r, step).plugin).cls for step, kind in kinds.items()}
     classes.update({key: registry.get("filter", f.plugin).cls for key, f in r.filter_steps()})
     classes.update({f"score.{i}": registry.get("scorer", s.plugin).cls for i, s in enumerate(r.score)})
-    resolved.products = plan_products(r, resolved.base_dir, classes, set(resolved.templated))
+    resolved.products = plan_products(r, resolved.base_dir, classes, set(resolved.templated), problems)
+    if not resolved.products:  # every product failed: nothing more to check
+        problems.check()
     first = next(iter(resolved.products.values()))
     for step in resolved.templated:  # the run's own stage for the step: the first product's (checks, model)
         resolved.configs[step] = first.configs[step]
+    failed: list[str] = []
+    for name, plan in resolved.products.items():
+        before = problems.total
+        with problems.each():
+            _check_sweep(resolved, classes, plan)
+        if problems.total > before:
+            failed.append(name)
+    for name in failed:
+        del resolved.products[name]
+
+
+def _check_sweep(resolved: ResolvedRecipe, classes: dict[str, Any], plan: ProductPlan) -> None:
+    """A product's columns against the recipe's sweep: no swept setting, every sweep point valid, no bigger."""
+    r = resolved.recipe
     gen_cfg = classes["generate"].Config
-    for plan in resolved.products.values():
-        for key, origin in plan.origins.items():  # each sweep point would replace the column's value, silently
-            name = key.split(".")[2] if key.startswith("generate.config.") else None
-            if name in r.generate.sweep:
-                raise RecipeError(origin, f"column {key!r} sets generate.config.{name}, which the recipe sweeps; "
-                                          f"set generate.sweep.{name} in the recipe, or remove {name} from its sweep")
-        if "generate" not in plan.configs:
-            continue
-        columns = [k for k in plan.origins if k.startswith("generate.config.")]
-        for point in resolved.grid:
-            try:
-                made = gen_cfg.model_validate({**plan.raw["generate"], **point})
-            except ValidationError as exc:
-                err = config_error(exc, "generate.sweep", gen_cfg)
-                raise RecipeError(plan.where, f"{err.message} (sweep point {point})") from exc
-            if columns:
-                _check_pixels(classes["generate"], made, plan, point, columns)
+    for key, origin in plan.origins.items():  # each sweep point would replace the column's value, silently
+        name = key.split(".")[2] if key.startswith("generate.config.") else None
+        if name in r.generate.sweep:
+            raise RecipeError(origin, f"column {key!r} sets generate.config.{name}, which the recipe sweeps; "
+                                      f"set generate.sweep.{name} in the recipe, or remove {name} from its sweep")
+    if "generate" not in plan.configs:
+        return
+    columns = [k for k in plan.origins if k.startswith("generate.config.")]
+    for point in resolved.grid:
+        try:
+            made = gen_cfg.model_validate({**plan.raw["generate"], **point})
+        except ValidationError as exc:
+            err = config_error(exc, "generate.sweep", gen_cfg)
+            raise RecipeError(plan.where, f"{err.message} (sweep point {point})") from exc
+        if columns:
+            _check_pixels(classes["generate"], made, plan, point, columns)
 
 
 def _check_pixels(cls: Any, made: Any, plan: ProductPlan, point: dict[str, Any], columns: list[str]) -> None:
@@ -423,5 +488,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *
     try:  # an override that does not fit this recipe names it too (compare loads two)
         data = apply_overrides(data, parse_overrides(list(overrides)))
         return resolve_recipe(data, path=path, registry=registry)
+    except RowErrors as exc:
+        raise exc.prefixed(f"{path}: ") from exc
     except RecipeError as exc:
         raise RecipeError("", f"{path}: {exc.message}", hint=exc.hint) from exc

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import RecipeError, UsageError
 from ..pathspec import PathField, path_fields, work_fields
 from ..run import cancel
-from .catalog import CatalogProduct, anchor, read_catalog
+from .catalog import CatalogProduct, Problems, anchor, read_catalog
 
 # Only ``{name}`` is a placeholder; other braces (``{}``, ``{a b}``, JSON-ish text) stay as written.
 _TEMPLATE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -37,6 +37,7 @@ class ProductPlan:
     origins: dict[str, str] = field(default_factory=dict)  # catalogue override key -> the row that set it
     own: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> the recipe's raw config for it (no columns)
     reference_count: int | None = None  # the files and URLs its references name, where the acquirer can count them
+    unmatched: list[str] = field(default_factory=list)  # its references that name no file (counted 0): it will fail
 
 
 def fill(template: str, variables: dict[str, str], where: str) -> str:
@@ -137,11 +138,15 @@ def _set(raw: dict[str, Any], parts: list[str], value: Any) -> None:
 
 
 def plan_products(recipe: Any, base_dir: Path, classes: dict[str, Any],
-                  templated: AbstractSet[str] = frozenset()) -> dict[str, ProductPlan]:
+                  templated: AbstractSet[str] = frozenset(), problems: Problems | None = None) -> dict[str, ProductPlan]:
     """Every product's plan; templates and overrides are checked here, before any work.
 
-    Steps in ``templated`` hold ``{variables}``: their config is validated per product only.
+    Steps in ``templated`` hold ``{variables}``: their config is validated per product only. Each product is
+    checked on its own: its error is noted in ``problems`` (raised by the caller, with its own checks' errors)
+    and it is left out; without ``problems`` they are raised here, up to ``MAX_REPORTED`` lines.
     """
+    own = problems is None
+    found = Problems() if problems is None else problems
     if recipe.inputs.catalog is not None:
         source = read_catalog(Path(recipe.inputs.catalog))
     else:
@@ -152,7 +157,10 @@ def plan_products(recipe: Any, base_dir: Path, classes: dict[str, Any],
     plans: dict[str, ProductPlan] = {}
     for prod in source:
         cancel.check()  # a large catalogue takes seconds to plan (the web worker plans inside its job's cancel scope)
-        plans[prod.name] = _plan(recipe, prod, steps, skips, classes, templated)
+        with found.each():
+            plans[prod.name] = _plan(recipe, prod, steps, skips, classes, templated)
+    if own:
+        found.check()
     return plans
 
 
