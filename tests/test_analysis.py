@@ -68,7 +68,7 @@ def test_compare_pairs_only_where_the_sweeps_overlap(toy_registry, toy_recipe, t
     assert s["mean_diff"] == pytest.approx(np.mean([1 - 2 * t for t in a_at_180]), abs=1e-5)
     out = write_compare(result, tmp_path / "cmp")
     page = (out / "report.html").read_text()
-    assert page.count("<img") == 18 and "95 % CI" in page and "level=180" in page
+    assert page.count("<img") == 27 and "95 % CI" in page and "level=180" in page
 
 
 def test_compare_scorer_setups_on_same_candidates(toy_registry, toy_recipe, tmp_path):
@@ -100,9 +100,9 @@ def test_compare_cli_refuses_runs_with_nothing_in_common(toy_recipe, tmp_path):
     res = subprocess.run([*TOYCLI, "compare", str(toy_recipe), str(b), "--out", str(tmp_path / "c")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.stderr
-    assert "nothing to compare: no sweep point in common (A: level=180; level=60 | B: level=200; level=90)" in lines[0]
+    lines = res.stderr.strip().splitlines()  # the two runs' progress, then the one error line
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:] and "Traceback" not in res.stderr
+    assert "nothing to compare: no sweep point in common (A: level=180; level=60 | B: level=200; level=90)" in lines[-1]
     c = tmp_path / "c.yaml"
     c.write_text(toy_recipe.read_text().replace("seeds: [1, 2, 3]", "seeds: [7]"))
     res = subprocess.run([*TOYCLI, "compare", str(toy_recipe), str(c)], capture_output=True, text=True, timeout=120)

@@ -18,6 +18,14 @@ MARKER = ".ecomforge-export.json"  # which run and selection an export folder ho
 _EXPORT_KEYS = ("prompt", "negative_prompt", "seed", "params", "models", "scores", "reference_sha256")
 
 
+def _score_reasons(rec: dict[str, Any]) -> dict[str, str]:
+    """Score name -> why it is low, where a scorer said (strings only: a hand-edited manifest is input)."""
+    reasons = rec.get("score_reasons")
+    if not isinstance(reasons, dict):
+        return {}
+    return {str(k): scrub_paths(v) for k, v in reasons.items() if isinstance(v, str)}
+
+
 def _existing_metadata(meta_path: Path) -> list[dict[str, Any]]:
     """The rows an earlier export wrote (an export adds to them); a row that is not one is named."""
     if not meta_path.exists():
@@ -58,7 +66,8 @@ def check_destination(out_dir: Path, run_name: str, include: str) -> None:
 
 
 def export_imagefolder(run_dir: Path, out_dir: Path, *, include: str = "kept") -> int:
-    """Copy images and write ``metadata.jsonl`` (file_name, text = prompt, scores, parameters); returns the count."""
+    """Copy images and write ``metadata.jsonl`` (file_name, text = prompt, scores, parameters, kept and the filter's
+    reason); returns the count."""
     records = manifest_records(run_dir)
     chosen = [(n, r) for n, r in records if (r["kept"] if include == "kept" else not r.get("failed"))]
     run_name = Path(run_dir).resolve().name
@@ -88,6 +97,8 @@ def export_imagefolder(run_dir: Path, out_dir: Path, *, include: str = "kept") -
                       "id": r["id"], "product": r["product"], "seed": r["seed"], "params": scrub_paths(r["params"]),
                       "models": scrub_paths(r["models"]), "scores": r["scores"], "total": r.get("total"),
                       "reference_sha256": r["reference_sha256"], "references_sha256": r.get("references_sha256", []),
+                      # with --include all, what tells kept and dropped images apart, and why
+                      "kept": r["kept"], "reason": r.get("reason"), "score_reasons": _score_reasons(r),
                       "run": run_name})
     atomic_write_bytes(meta_path, "".join(json.dumps(m, sort_keys=True) + "\n" for m in lines).encode())
     return len(lines) - len(existing)

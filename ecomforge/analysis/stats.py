@@ -68,8 +68,8 @@ def win_rate(a: np.ndarray, b: np.ndarray) -> float:
 
 def paired_summary(a: np.ndarray, b: np.ndarray,
                    groups: Sequence[str] | None = None) -> dict[str, float | list[float] | int | str]:
-    """Means, medians, the mean paired difference (B − A) with its 95 % interval, B's win rate and the share of
-    ties. With ``groups`` of at least two labels the interval resamples groups (``ci_unit``: "group"), else pairs."""
+    """Means, medians, the mean paired difference (B − A) with its 95 % interval, B's win rate (ties half), and
+    the shares of pairs B wins, loses and ties. With ``groups`` of at least two labels the interval resamples groups (``ci_unit``: "group"), else pairs."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     diff = b - a
     clustered = groups is not None and len(set(groups)) >= 2
@@ -77,7 +77,10 @@ def paired_summary(a: np.ndarray, b: np.ndarray,
     return {"n": int(len(a)), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
             "median_a": float(np.median(a)), "median_b": float(np.median(b)),
             "mean_diff": float(diff.mean()), "ci95": [lo, hi], "ci_unit": "group" if clustered else "pair",
-            "win_rate_b": win_rate(a, b), "tie_rate": float((a == b).mean()) if len(a) else float("nan")}
+            "win_rate_b": win_rate(a, b), "tie_rate": float((a == b).mean()) if len(a) else float("nan"),
+            # the three shares that add up to 1: "B wins 50%" from all ties (win_rate_b) is no win
+            "wins_b": float((b > a).mean()) if len(a) else float("nan"),
+            "losses_b": float((b < a).mean()) if len(a) else float("nan")}
 
 
 def auroc(positives, negatives) -> float:

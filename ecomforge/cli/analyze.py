@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,19 +20,19 @@ from .group import cli
 @click.option("--device", default="auto", show_default=True, help="Device for recipe runs.")
 def compare(a: Path, b: Path, out: Path | None, overrides: tuple[str, ...], device: str) -> None:
     """A/B: two run folders, or two recipes run on the same inputs and seeds."""
-    from ..analysis.compare import compare_runs, write_compare
+    from ..analysis.compare import check_compare_out, compare_runs, write_compare
 
     if a.is_dir() != b.is_dir():
         raise UsageError("compare takes two run folders or two recipe files, not one of each")
+    if a.is_dir() or out is not None:  # before any work; two recipes' default folder is made by the runs
+        check_compare_out(out / "compare" if a.is_file() and out is not None else (out or b / "compare"))
     if a.is_file():
         from ..recipe import load_recipe
-        from ..run.runner import run_recipe
 
         ra, rb = load_recipe(a, overrides), load_recipe(b, overrides)
         _check_overlap(a, b, ra.recipe, rb.recipe)
         base = out or Path("runs") / f"compare-{ra.recipe.name}-vs-{rb.recipe.name}"
-        run_a = run_recipe(ra, out=base / "a", device=device).run_dir
-        run_b = run_recipe(rb, out=base / "b", device=device).run_dir
+        run_a, run_b = _run_both([(a, ra, base / "a"), (b, rb, base / "b")], overrides, device, base / "compare")
         target = base / "compare"
     else:
         run_a, run_b = a, b
@@ -52,11 +53,59 @@ def compare(a: Path, b: Path, out: Path | None, overrides: tuple[str, ...], devi
 
 
 def _echo_stats(summary: dict, indent: str = "") -> None:
-    """One line per scorer (and the total): means, B − A with its interval, B's win rate."""
-    for name, s in {**summary["scorers"], **({"total": summary["total"]} if "total" in summary else {})}.items():
-        click.echo(f"{indent}{name:>12}: A {s['mean_a']:.3f}  B {s['mean_b']:.3f}  B−A {s['mean_diff']:+.3f} "
-                   f"[{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}]  B wins {s['win_rate_b']:.0%} "
-                   f"(ties {s['tie_rate']:.0%})")
+    """One line per scorer (and the total): means, B − A with its interval, B's wins, losses and ties."""
+    from ..analysis.compare import shares, signed, stat_lines
+
+    lines = stat_lines(summary)
+    width = max(12, *(len(name) for name in lines))
+    for name, s in lines.items():
+        click.echo(f"{indent}{name:>{width}}: A {s['mean_a']:.3f}  B {s['mean_b']:.3f}  B−A {signed(s['mean_diff'])} "
+                   f"[{signed(s['ci95'][0])}, {signed(s['ci95'][1])}]  {shares(s)}")
+
+
+def _run_both(runs: list[tuple[Path, Any, Path]], overrides: tuple[str, ...], device: str,
+              target: Path) -> tuple[Path, Path]:
+    """Run both recipes, each one's progress shown as `ecomforge run` shows it; Ctrl-C names both run folders,
+    the --resume command of each one not finished, and the compare to run once they are."""
+    import shlex
+    import signal
+
+    from ..cli.run import _progress
+    from ..hookspecs import hookimpl
+    from ..run.runner import run_recipe
+
+    class Folder:
+        """Notes the run folder once the runner has made it."""
+
+        dir: Path | None = None
+
+        @hookimpl
+        def on_run_start(self, run: Any) -> None:
+            """Note the folder."""
+            self.dir = Path(run.dir)
+
+    sets = "".join(f" --set {shlex.quote(o)}" for o in overrides)
+    folders: list[Path] = []
+    for label, (path, resolved, parent) in zip("AB", runs):
+        click.echo(f"compare: running {label} ({path}) into {parent}/", err=True)
+        folder = Folder()
+        try:
+            folders.append(run_recipe(resolved, out=parent, device=device,
+                                      observers=[*_progress("auto"), folder]).run_dir)
+        except KeyboardInterrupt:
+            from .signals import exit_code, received
+
+            word = "terminated" if received() == signal.SIGTERM else "interrupted"
+            done = [f"{lab} finished in {f}" for lab, f in zip("AB", folders)]
+            left = ([f"{label} in {folder.dir}: resume with: ecomforge run {shlex.quote(str(path))}{sets} "
+                     f"--resume {shlex.quote(str(folder.dir))}"] if folder.dir is not None and folder.dir.is_dir()
+                    else [f"{label} not started"])
+            left += [f"B not started: ecomforge run {shlex.quote(str(runs[1][0]))}{sets} --out "
+                     f"{shlex.quote(str(runs[1][2]))}"] if label == "A" else []
+            then = "; then: ecomforge compare RUN_A RUN_B --out " + shlex.quote(str(target))
+            click.echo(f"{word} ({'; '.join(done + left)}{then})", err=True)
+            raise click.exceptions.Exit(exit_code() or 130) from None
+    return folders[0], folders[1]
 
 
 def _check_overlap(a: Path, b: Path, ra, rb) -> None:
@@ -78,7 +127,11 @@ def _check_overlap(a: Path, b: Path, ra, rb) -> None:
               help="Kept candidates only, or every one that did not fail.")
 def export(run_dir: Path, out_dir: Path, fmt: str, include: str) -> None:
     """Export a run's images with metadata.jsonl (a datasets imagefolder) for fine-tuning."""
+    from ..analysis.compare import incomplete_note
     from ..analysis.export import export_imagefolder
 
     n = export_imagefolder(run_dir, out_dir, include=include)
     click.echo(f"{n} image(s) -> {out_dir} (metadata.jsonl)")
+    note = incomplete_note(run_dir)
+    if note:  # what there is was exported; an export into the same folder later adds the rest
+        click.echo(f"note: {note}; then export again into {out_dir} (it adds only what is new)", err=True)
