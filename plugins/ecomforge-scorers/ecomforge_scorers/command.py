@@ -41,8 +41,8 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random failure parameters.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or mps.")
 @click.option("--failures", type=click.Choice(["benchmark", "alternate", "third"]), default="benchmark",
-              show_default=True, help="Identity failures: the benchmark's own, or the same kinds made another way "
-              "(alternate, third: never used for tuning, so how far the figures carry over).")
+              show_default=True, help="Identity and integration failures: the benchmark's own, or the same kinds made "
+              "another way (alternate, third: never used for tuning, so how far the figures carry over).")
 def fidelity(out_dir: Path, recipe: Path | None, scorers: str | None, products: str | None, quick: bool, views: int,
              masks: str, models: tuple[str, ...], tiny: bool, size: int, seed: int, device: str, failures: str) -> None:
     """Score real re-shoots, clean composites, damaged products, bad scenes and other products; report AUROCs."""

@@ -176,6 +176,39 @@ def test_integration_failures_show_their_fault(name, vase_photos):
         assert np.array_equal(mask, clean_mask)
 
 
+@pytest.mark.parametrize("failures", ["alternate", "third"])
+def test_other_integration_failure_sets_make_every_kind_their_own_way(failures, vase_photos):
+    """`--failures alternate` and `third` make every integration kind too, other ways: the same kinds, pixels that
+    differ from the benchmark's fault, the same for the same draw, the inputs untouched, a product mask that stays
+    the composite's where the generator would still report it, and the framing faults visible in the mask."""
+    from ecomforge_scorers.fidelity.harness import failure_set
+
+    made, benchmark = failure_set(failures), failure_set("benchmark")
+    assert list(made.integration) == list(INTEGRATION) and made.needs_photo <= set(INTEGRATION)
+    photo = vase_photos[2]
+    for kind, fault in made.integration.items():
+        scene_name = "coffee" if kind in made.needs_photo else "studio-grey"
+        clean, clean_mask, parts = compose(photo.reference.image, photo.mask.data, scene_name,
+                                           np.random.default_rng(0), 128)
+        before = [p.copy() if isinstance(p, np.ndarray) else p for p in parts]
+        out, mask = fault(parts, np.random.default_rng(3))
+        again, again_mask = fault(parts, np.random.default_rng(3))
+        assert out.dtype == np.uint8 and out.shape == clean.shape and mask.shape == clean_mask.shape, kind
+        assert set(np.unique(mask)) <= {0, 255} and mask.any(), kind  # a cut product is still partly there
+        assert np.array_equal(out, again) and np.array_equal(mask, again_mask), kind
+        assert all(np.array_equal(a, b) for a, b in zip(parts, before) if isinstance(a, np.ndarray)), kind
+        assert not np.array_equal(out, clean), kind
+        theirs, _ = benchmark.integration[kind](parts, np.random.default_rng(3))
+        assert not np.array_equal(out, theirs), kind
+        area, clean_area = np.count_nonzero(mask), np.count_nonzero(clean_mask)
+        if kind == "tiny":
+            assert area < 0.3 * clean_area, kind
+        if kind == "huge":
+            assert area > 1.5 * clean_area, kind
+        if kind == "cut":
+            assert mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any(), kind
+
+
 def test_cases_cover_every_group(vase_photos):
     """One photo yields a re-shoot, composites, each failure and two other products, all with masks."""
     photos = {"vase": vase_photos, "teapot": load_photos("teapot", 96), "can": load_photos("can", 96)}
@@ -282,7 +315,8 @@ def test_bench_fidelity_reports_what_the_recipes_filter_keeps_and_few_cases(tmp_
 
 @pytest.mark.parametrize("failures, variants", [("alternate", ALTERNATE), ("third", THIRD)])
 def test_bench_fidelity_other_failure_sets(tmp_path, failures, variants):
-    """`--failures alternate` (or `third`) scores another implementation of every identity failure kind instead."""
+    """`--failures alternate` (or `third`) scores another implementation of every identity failure kind instead (and of
+    every integration kind: test_other_integration_failure_sets_make_every_kind_their_own_way)."""
     from ecomforge.cli import cli
 
     recipe = _recipe(tmp_path, "score:\n  - {plugin: color, weight: 1}\n")
@@ -293,6 +327,9 @@ def test_bench_fidelity_other_failure_sets(tmp_path, failures, variants):
     result = json.loads((tmp_path / "o" / "fidelity.json").read_text())
     assert result["failures"] == failures
     assert {r["kind"] for r in result["scores"] if r["group"] == "identity"} == {v.name for v in variants}
+    from ecomforge_scorers.fidelity.scenes import INTEGRATION as OWN
+
+    assert {r["kind"] for r in result["scores"] if r["group"] == "integration"} <= set(OWN)  # the same kinds
 
 
 @pytest.mark.parametrize("args, expected", [

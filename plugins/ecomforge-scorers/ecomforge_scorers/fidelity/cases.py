@@ -39,9 +39,9 @@ def _candidate(image: np.ndarray, mask: np.ndarray, kind: str) -> Candidate:
     return Candidate(np.ascontiguousarray(image), 0, {"case": kind}, plugin="fidelity", mask=np.ascontiguousarray(mask))
 
 
-def _scene_for(failure: str, index: int) -> str:
+def _scene_for(failure: str, index: int, needs_photo: frozenset[str] = NEEDS_PHOTO_SCENE) -> str:
     """The scene a failure is made in: the ``index``-th, or the next photo scene where the failure needs one."""
-    names = [n for n in SCENES if not n.startswith("studio-")] if failure in NEEDS_PHOTO_SCENE else list(SCENES)
+    names = [n for n in SCENES if not n.startswith("studio-")] if failure in needs_photo else list(SCENES)
     return names[index % len(names)]
 
 
@@ -54,8 +54,14 @@ def context_for(photos: list[Photo], view: str | None, product: str) -> ScoringC
 
 def cases_for(photo: Photo, all_photos: dict[str, list[Photo]], seed: int, *, composites: int = 2,
               integration: tuple[str, ...] | None = None, identity: bool = True, size: int = 256,
-              failures: tuple[Variant, ...] = IDENTITY) -> list[Case]:
-    """Every case of one photo, seeded by (seed, product, view) so each runs the same on any machine."""
+              failures: tuple[Variant, ...] = IDENTITY, faults: dict | None = None,
+              needs_photo: frozenset[str] = NEEDS_PHOTO_SCENE) -> list[Case]:
+    """Every case of one photo, seeded by (seed, product, view) so each runs the same on any machine.
+
+    ``failures`` are the identity failures, ``faults`` the integration ones by kind (default: scenes.py's), made
+    on a photo scene where ``needs_photo`` names them; ``integration`` chooses kinds among ``faults``.
+    """
+    faults = INTEGRATION if faults is None else faults
     rng = np.random.default_rng([seed, zlib.crc32(f"{photo.product}/{photo.view}".encode())])
     image, mask = photo.reference.image, photo.mask.data
     cases = [Case(photo.product, photo.view, "reshoot", "reshoot", _candidate(image, mask, "reshoot"))]
@@ -68,9 +74,9 @@ def cases_for(photo: Photo, all_photos: dict[str, list[Photo]], seed: int, *, co
         for variant in failures:
             out, m = variant.apply(image, mask, rng)
             cases.append(Case(photo.product, photo.view, "identity", variant.name, _candidate(out, m, variant.name)))
-    for j, name in enumerate(integration if integration is not None else tuple(INTEGRATION)):
-        _, _, parts = compose(image, mask, _scene_for(name, offset + j), rng, size)
-        out, m = INTEGRATION[name](parts, rng)
+    for j, name in enumerate(integration if integration is not None else tuple(faults)):
+        _, _, parts = compose(image, mask, _scene_for(name, offset + j, needs_photo), rng, size)
+        out, m = faults[name](parts, rng)
         cases.append(Case(photo.product, photo.view, "integration", name, _candidate(out, m, name)))
     index = int(rng.integers(1 << 16))
     similar = SIMILAR.get(photo.product)

@@ -14,11 +14,38 @@ from ecomforge.errors import EcomforgeError, UsageError
 from .cases import PASTED, cases_for, context_for
 from .data import DREAMBENCH, load_photos
 from .report import contact_sheet, summarise
+from .scenes import INTEGRATION, NEEDS_PHOTO_SCENE
 from .third import THIRD
 from .transforms import ALTERNATE, IDENTITY, Variant
 
 FAILURE_SETS = {"benchmark": IDENTITY, "alternate": ALTERNATE, "third": THIRD}
 """The identity failures `--failures` chooses from."""
+
+
+@dataclass(frozen=True)
+class FailureSet:
+    """One `--failures` choice: its identity failures and its integration faults (by kind, and the kinds made on a
+    photo scene)."""
+
+    identity: tuple[Variant, ...]
+    integration: dict[str, Any]
+    needs_photo: frozenset[str]
+
+
+def failure_set(name: str) -> FailureSet:
+    """The identity and integration failures of ``benchmark``, ``alternate`` or ``third``: each set makes every kind
+    its own way (the alternate and third integration faults live in integration_alt.py and integration_third.py)."""
+    if name not in FAILURE_SETS:
+        raise UsageError(f"--failures {name!r}: expected one of {', '.join(FAILURE_SETS)}")
+    if name == "alternate":
+        from .integration_alt import INTEGRATION_ALT, NEEDS_PHOTO_SCENE_ALT
+
+        return FailureSet(ALTERNATE, INTEGRATION_ALT, NEEDS_PHOTO_SCENE_ALT)
+    if name == "third":
+        from .integration_third import INTEGRATION_THIRD, NEEDS_PHOTO_SCENE_THIRD
+
+        return FailureSet(THIRD, INTEGRATION_THIRD, NEEDS_PHOTO_SCENE_THIRD)
+    return FailureSet(IDENTITY, INTEGRATION, NEEDS_PHOTO_SCENE)
 
 IDENTITY_SCORERS = ("color", "keypoints", "parts", "shape", "texture")
 INTEGRATION_SCORERS = ("expansion", "seams", "duplicates", "scene", "framing")
@@ -125,11 +152,13 @@ def make_scorers(specs: Sequence[Weighted], models: dict[str, str], device: str)
 
 
 def score_photo(photo, photos: dict, stages: dict, seconds: dict, *, seed: int, quick: bool, size: int,
-                failures: tuple[Variant, ...] = IDENTITY) -> tuple[list, list[dict]]:
+                failures: FailureSet | None = None) -> tuple[list, list[dict]]:
     """Every case of one photo scored by every stage in two batches (own references; pasted ones): (cases, rows)."""
     shots = photos[photo.product]
+    made = failures or failure_set("benchmark")
     cases = cases_for(photo, photos, seed, composites=QUICK["composites"] if quick else 2,
-                      integration=QUICK["integration"] if quick else None, size=size, failures=failures)
+                      integration=QUICK["integration"] if quick else None, size=size, failures=made.identity,
+                      faults=made.integration, needs_photo=made.needs_photo)
     contexts = {False: context_for(shots, photo.view, photo.product), True: context_for(shots, None, photo.product)}
     scored = {key: [0.0] * len(cases) for key in stages}
     for pasted, context in contexts.items():
@@ -167,8 +196,7 @@ def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, prod
     if unknown:
         raise UsageError(f"--model given for {', '.join(unknown)}, which take no model path",
                          hint=f"model scorers: {', '.join(MODEL_SCORERS)}")
-    if failures not in FAILURE_SETS:
-        raise UsageError(f"--failures {failures!r}: expected one of {', '.join(FAILURE_SETS)}")
+    made = failure_set(failures)
     recipe_path, weighted, extra = scorer_specs(recipe, scorers)
     names = list(products or (QUICK["products"] if quick else DREAMBENCH))
     photos = {name: load_photos(name, size, masks) for name in names}  # bad input fails before any model loads
@@ -182,7 +210,7 @@ def run_fidelity(out_dir: str | Path, scorers: Sequence[str] | None = None, prod
     for name, shots in photos.items():
         for photo in shots[:1 if quick else views]:
             cases, photo_rows = score_photo(photo, photos, stages, seconds, seed=seed, quick=quick, size=size,
-                                            failures=FAILURE_SETS[failures])
+                                            failures=made)
             rows += photo_rows
             if not sheet:
                 sheet = [(c, r["scores"]) for c, r in zip(cases, photo_rows)]
