@@ -24,6 +24,7 @@ from .common import (
     signed_distance,
     verdict,
 )
+from .regions_seam import region_evidence
 
 OUTER = 5  # background bands outside the rim: a seam may sit up to about 5 band widths out (a wide dilate)
 
@@ -41,6 +42,12 @@ class SeamsConfig(StageConfig):
                                "background carried around the outline that scores 0; a quarter of it is tolerated.")
     max_step: float = Field(10.0, gt=0, le=100, description="Contour-aligned colour step (ΔE) in the background, "
                             "beyond the reference's own, that scores 0.")
+    region_side: int = Field(256, ge=64, le=1024, json_schema_extra=WORK, description="Long side (px) of the working "
+                             "copy for the inpainted-region check (its filters are calibrated at this size).")
+    region_tolerance: float = Field(0.3, ge=0, le=10, description="Inpainted-region evidence (flatter grain × colour "
+                                    "shift of the ring around the product vs the far scene) still scoring 1.")
+    max_region: float = Field(0.8, gt=0, le=20, description="Inpainted-region evidence that scores 0; 0 < "
+                              "region_tolerance < max_region.")
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,9 @@ class SeamsScorer(Scorer):
     edge blends the two sides (the rim lies between them in Lab); a halo stands out from both; a
     seam is a step in the background that follows the product's outline. The same profile of each
     reference photo with its own mask is the allowance: an edge that looks like the reference's
-    own edge is fine.
+    own edge is fine. A third check (``regions_seam``) looks further out, for an inpainted box or
+    ellipse around the product: the ring hugging the product with another grain and colour than the
+    scene beyond any inpainting pad.
     """
 
     name = "seams"
@@ -87,18 +96,26 @@ class SeamsScorer(Scorer):
         allow_carried = max((p.carried for p in allow), default=0.0)
 
         def judge(cand: Candidate, mask: np.ndarray | None) -> Score:
+            checks = []
             prof = edge_profile(cand.image, mask, cfg.side, band, cfg.halo_tolerance, palette)
-            if prof is None:
+            if prof is not None:
+                tone = "bright" if prof.brightness > 0 else "dark"
+                checks += [
+                    (ramp(prof.halo - allow_halo, 0.05, cfg.max_halo),
+                     f"{tone} halo around the product ({prof.halo:.0%} of its outline)"),
+                    (ramp(prof.carried - allow_carried, cfg.max_carried / 4, cfg.max_carried),
+                     f"a {prof.carried:.1f} px rim of the reference photo's background around the product"),
+                    (ramp(prof.step - allow_step, 0.2 * cfg.max_step, cfg.max_step),
+                     f"colour step along the paste-back edge ({prof.step:.1f} ΔE)"),
+                ]
+            # An inpainted box/ellipse around the product: grain, softness and colour differ from the far scene.
+            region = region_evidence(cand.image, mask, cfg.region_side)
+            if region is not None:
+                checks.append((ramp(region.evidence, cfg.region_tolerance, max(cfg.max_region, cfg.region_tolerance + 1e-3)),
+                               f"an inpainted region around the product: grainier/softer and {region.colour:.0f} ΔE "
+                               "off the rest of the scene"))
+            if not checks:
                 return Score(1.0)
-            tone = "bright" if prof.brightness > 0 else "dark"
-            checks = [
-                (ramp(prof.halo - allow_halo, 0.05, cfg.max_halo),
-                 f"{tone} halo around the product ({prof.halo:.0%} of its outline)"),
-                (ramp(prof.carried - allow_carried, cfg.max_carried / 4, cfg.max_carried),
-                 f"a {prof.carried:.1f} px rim of the reference photo's background around the product"),
-                (ramp(prof.step - allow_step, 0.2 * cfg.max_step, cfg.max_step),
-                 f"colour step along the paste-back edge ({prof.step:.1f} ΔE)"),
-            ]
             return verdict(*min(checks, key=lambda c: c[0]))
 
         return score_each(candidates, context, judge)
