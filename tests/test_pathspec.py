@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import Field
 
 from ecomforge.pathspec import ImagePattern, ImageSource, LocalPath, ModelRef, PathField, path_fields, walk, walk_config
-from ecomforge.recipe.safeyaml import YAMLBudgetError, safe_load
+from ecomforge.recipe.safeyaml import YAMLBudgetError, safe_dump, safe_load
 from ecomforge.stages import StageConfig
 
 
@@ -95,8 +95,10 @@ def test_the_path_check_never_leaves_its_roots(roots, parts, absolute, pattern):
                     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=5), kids, max_size=4),
                     max_leaves=30))
 def test_safe_load_reads_what_yaml_reads(value):
-    text = yaml.safe_dump({"v": value})
-    assert safe_load(text) == yaml.safe_load(text)
+    """What ecomforge writes (safe_dump: a run's recipe.yaml) reads back as it was, by safe_load and PyYAML alike:
+    text such as '0E0' (a float to the core schema, text to PyYAML's resolver) is quoted."""
+    text = safe_dump({"v": value})
+    assert safe_load(text) == {"v": value} == yaml.safe_load(text)
 
 
 @given(st.integers(min_value=2, max_value=12), st.integers(min_value=2, max_value=9))

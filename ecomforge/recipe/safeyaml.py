@@ -103,6 +103,20 @@ CoreLoader.add_implicit_resolver("tag:yaml.org,2002:null", _NULL, ["~", "n", "N"
 CoreLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
 
 
+class CoreDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper that also quotes text ``CoreLoader`` would type (``1e5``, ``0E0``: text to PyYAML's
+    1.1 resolver, a float to the core schema), so what ecomforge writes (a run's recipe.yaml) reads back the same."""
+
+
+for _tag, _regexp, _first in _CORE:
+    CoreDumper.add_implicit_resolver(_tag, _regexp, list(_first))
+
+
+def safe_dump(data: Any, **options: Any) -> str:
+    """YAML text of plain data (``yaml.safe_dump``'s options) that ``safe_load`` reads back as it was."""
+    return yaml.dump(data, Dumper=CoreDumper, **options)
+
+
 def core_scalar(text: str) -> Any:
     """``text`` typed as a YAML 1.2 core-schema plain scalar: a bool, an int, a float, None, else the text itself."""
     for tag, regexp, _ in _CORE:

@@ -22,6 +22,7 @@ from ..hookspecs import hookimpl
 from ..imaging.infotext import candidate_text, scrub_paths
 from ..imaging.io import IMAGE_FORMATS, atomic_write_bytes, encode_image, png_bytes, read_png, save_png
 from ..recipe.catalog import PRODUCT_NAME
+from ..recipe.safeyaml import safe_dump
 from ..types import Candidate, Mask, Reference
 from .context import RunContext
 from .ids import canonical_json
@@ -84,7 +85,7 @@ class RunStore:
         except OSError as exc:
             store.release()
             raise UsageError(f"{parent}: cannot write the run folder ({exc.strerror or exc})") from exc
-        atomic_write_bytes(root / RECIPE, yaml.safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True).encode())
+        atomic_write_bytes(root / RECIPE, safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True).encode())
         (root / MANIFEST).touch()
         return store
 

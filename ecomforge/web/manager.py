@@ -13,9 +13,8 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import Cancelled, EcomforgeError, UsageError
+from ..recipe.safeyaml import safe_dump
 from ..run.cancel import CancelToken, scope
 from .jobs import (
     CANCELLED,
@@ -195,7 +194,7 @@ class JobManager:
                 raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again later")
             if mask_roots:
                 (path.parent / MASK_ROOTS).write_text(json.dumps(mask_roots), encoding="utf-8")
-            path.write_text(yaml.safe_dump(recipe_data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            path.write_text(safe_dump(recipe_data, sort_keys=False, allow_unicode=True), encoding="utf-8")
             self.store.add(job)
             self._waiting.add(job.id)
             self._bump(job.id)

@@ -212,7 +212,7 @@ def rerun_overrides(manager: JobManager, job_id: str, candidate_id: str) -> tupl
 
 def rerun_candidate(manager: JobManager, recipes_dir: Path, limits: Limits, job_id: str, candidate_id: str) -> Job:
     """A new job that regenerates one candidate (same reference, seed and sweep point)."""
-    import yaml
+    from ..recipe.safeyaml import safe_dump
 
     data, over = rerun_overrides(manager, job_id, candidate_id)
     refs = [Path(p).read_bytes() for p in data["inputs"]["references"]]
@@ -221,7 +221,7 @@ def rerun_candidate(manager: JobManager, recipes_dir: Path, limits: Limits, job_
     # The job had uploaded masks: the same ones again (job_recipe picks the masker that takes them).
     masks = [(masks_dir / f"{Path(p).stem}.png").read_bytes() for p in data["inputs"]["references"]] \
         if manager.require(job_id).request.get("masks") and masks_dir.is_dir() else []
-    recipe = yaml.safe_dump(data, sort_keys=False).encode()
+    recipe = safe_dump(data, sort_keys=False).encode()
     job = manager.require(job_id)
     label = job.recipe
     return submit_job(manager, recipes_dir, limits, references=refs, masks=masks, recipe_file=recipe,
