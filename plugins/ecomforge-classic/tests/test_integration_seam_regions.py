@@ -6,9 +6,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from composites import photo
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from skimage import data
 
 from ecomforge.imaging.masks import bbox
 from ecomforge.imaging.paste import composite, paste_alpha
@@ -36,11 +36,7 @@ def scene(name: str, side: int = 256) -> np.ndarray:
         t = np.linspace(0, 1, side, dtype=np.float32)[:, None, None]
         img = np.array([244, 240, 234], np.float32) * (1 - t) + np.array([214, 216, 222], np.float32) * t
         return np.broadcast_to(np.round(img), (side, side, 3)).astype(np.uint8).copy()
-    img = getattr(data, name)()
-    img = np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]
-    s = side / min(img.shape[:2])
-    img = cv2.resize(img, (round(img.shape[1] * s) + 1, round(img.shape[0] * s) + 1), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(img[:side, :side])
+    return photo(name, side)
 
 
 def place(ref, mask, background, scale=0.45, centre=(0.5, 0.55)):
