@@ -149,3 +149,26 @@ def test_an_interrupted_compare_of_recipes_names_both_folders(toy_recipe, tmp_pa
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"interrupted (A finished in {run_a}; B in {run_b}: resume with: ecomforge run {b} "
                            f"--resume {run_b}; then: ecomforge compare RUN_A RUN_B --out {out / 'compare'})"), last
+
+
+def test_a_run_folders_recipe_is_read_with_the_recipes_budget(toy_registry, toy_recipe, tmp_path, capsys):
+    """A run folder from elsewhere whose recipe.yaml is an alias bomb (a few hundred bytes standing for 10^9 values):
+    resume refuses it naming the file, and compare still compares the images, without the recipe diff (flattening it
+    would never end)."""
+    from ecomforge.errors import InputError
+    from ecomforge.run.store import RunStore
+
+    a = run_recipe(load_recipe(toy_recipe), out=tmp_path / "a").run_dir
+    b = run_recipe(load_recipe(toy_recipe), out=tmp_path / "b").run_dir
+    bomb = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (b / "recipe.yaml").write_text((b / "recipe.yaml").read_text() + "bomb:\n" + "".join(f"  {ln}\n" for ln in bomb))
+    try:
+        RunStore(b).stored_recipe()
+        raise AssertionError("the alias bomb was read")
+    except InputError as exc:
+        assert f"{b / 'recipe.yaml'}: not a readable recipe (too many aliases" in exc.one_line()
+    result = compare_runs(a, b)
+    assert result["recipe_differences"] == [] and len(result["rows"]) == 18
+    code, err = cli(capsys, "run", str(toy_recipe), "--resume", str(b))
+    assert code == 2 and "not a readable recipe" in one_error(err)

@@ -67,7 +67,7 @@ def _stored_recipe(run_dir: Path) -> dict[str, Any] | None:
 
     try:
         recipe = RunStore(Path(run_dir)).stored_recipe()
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, InputError):
         return None
     return recipe if isinstance(recipe, dict) else None
 

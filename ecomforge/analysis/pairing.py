@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..errors import InputError
+from ..recipe.safeyaml import safe_load
 
 Record = dict[str, Any]
 Pair = tuple[Record, Record]
@@ -61,7 +62,7 @@ def _canon(value: Any) -> str:
 def swept_keys(run_dir: Path, records: list[Record]) -> set[str]:
     """The generator keys a run swept: from its recipe.yaml, else those that vary within one image slot."""
     try:
-        recipe = yaml.safe_load((Path(run_dir) / "recipe.yaml").read_text(encoding="utf-8")) or {}
+        recipe = safe_load((Path(run_dir) / "recipe.yaml").read_text(encoding="utf-8"), yaml11=True) or {}
         sweep = (recipe.get("generate") or {}).get("sweep")
         if isinstance(sweep, dict):
             return {str(k) for k in sweep}

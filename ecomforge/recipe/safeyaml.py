@@ -197,11 +197,13 @@ def _check_numbers(node: Node) -> None:
 
 
 def safe_load(text: str, *, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX_NODES,
-              max_depth: int = MAX_DEPTH) -> Any:
+              max_depth: int = MAX_DEPTH, yaml11: bool = False) -> Any:
     """``yaml.safe_load`` with a budget: aliases, nesting and expanded size are checked on the node graph, before
     building; a repeated key is refused. Plain scalars are typed by the YAML 1.2 core schema (``CoreLoader``),
-    so a recipe's ``canvas: 16:9`` is the text 16:9, not the sexagesimal 969, and ``name: 2024-01-01`` a name."""
-    loader = CoreLoader(text, max_aliases, max_depth)
+    so a recipe's ``canvas: 16:9`` is the text 16:9, not the sexagesimal 969, and ``name: 2024-01-01`` a name.
+    ``yaml11``: PyYAML's own typing instead, for a file PyYAML wrote (a run folder's recipe.yaml), with the same
+    budget: a run folder from elsewhere is no more trusted than a recipe."""
+    loader = (_BudgetLoader if yaml11 else CoreLoader)(text, max_aliases, max_depth)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -22,7 +22,7 @@ from ..hookspecs import hookimpl
 from ..imaging.infotext import candidate_text, scrub_paths
 from ..imaging.io import IMAGE_FORMATS, atomic_write_bytes, encode_image, png_bytes, read_png, save_png
 from ..recipe.catalog import PRODUCT_NAME
-from ..recipe.safeyaml import safe_dump
+from ..recipe.safeyaml import safe_dump, safe_load
 from ..types import Candidate, Mask, Reference
 from .context import RunContext
 from .ids import canonical_json
@@ -127,8 +127,15 @@ class RunStore:
         return True
 
     def stored_recipe(self) -> dict[str, Any]:
-        """The resolved recipe this run was started with."""
-        return yaml.safe_load((self.root / RECIPE).read_text(encoding="utf-8"))
+        """The resolved recipe this run was started with (read with the recipes' budget: aliases, nesting, size).
+
+        Raises InputError naming the file when it is not YAML or over the budget."""
+        path = self.root / RECIPE
+        try:
+            return safe_load(path.read_text(encoding="utf-8"), yaml11=True)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise InputError(f"{path}: not a readable recipe ({problem})") from exc
 
     def stored_products(self) -> dict[str, str] | None:
         """Product -> fingerprint of its inputs when the run started; None for a folder made before they were kept."""
