@@ -86,3 +86,28 @@ def test_minimal_metadata_and_storefront_format(run_dir):
     # no absolute local path anywhere in the images' text (the reference's source included)
     ref_png = next((run_dir / "references").rglob("*.png"))
     assert str(VASE.parent) not in read_png(ref_png)[1]["source"]
+
+
+def test_a_deleted_image_is_restored_with_the_command_export_names(run_dir, tmp_path, capsys):
+    """Export refuses a run whose kept image was deleted and names the recreate command that restores it. That
+    command says the stored image is missing (it cannot claim bit-exact against the file it is writing), and
+    export goes on; run again, it compares with the restored file before writing."""
+    import shlex
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    rec = json.loads((run / "manifest.jsonl").read_text().splitlines()[0])
+    original, _ = read_png(run / rec["image"])
+    (run / rec["image"]).unlink()
+    capsys.readouterr()
+    assert _main(["export", str(run), str(tmp_path / "ds"), "--include", "all"]) == 2
+    err = capsys.readouterr().err
+    hinted = shlex.split(err.split("(regenerate it from its record: ", 1)[1].rstrip().rstrip(")"))
+    assert hinted[:3] == ["ecomforge", "recreate", str(run)] and hinted[3] == rec["id"]
+    assert _main(hinted[1:]) == 0
+    out = capsys.readouterr()
+    assert "is missing" in out.err and "not compared" in out.err and "bit-exact" not in out.out
+    assert np.array_equal(read_png(run / rec["image"])[0], original)
+    assert _main(hinted[1:]) == 0 and "bit-exact" in capsys.readouterr().out
+    assert _main(["export", str(run), str(tmp_path / "ds"), "--include", "all"]) == 0

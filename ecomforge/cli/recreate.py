@@ -160,15 +160,16 @@ def recreate(run_dir: Path, candidate_id: str, out: Path | None, device: str | N
     check_output_file(target)
     if out is None and os.path.lexists(target.parent) and (target.parent.is_symlink() or not target.parent.is_dir()):
         raise UsageError(f"{target.parent}: is not a folder of the run; give --out")
-    save_png(target, cand.image, candidate_text(rec, cand, "full"))
     stored_path = inside_run_folder(run_dir, rec["image"], f"{run_dir}: candidate {rec['id']}: 'image'")
-    try:
+    try:  # read before writing: --out may be the stored image itself (restoring a deleted one)
         stored, _ = read_png(stored_path)
     except OSError as exc:  # deleted (a pruned run folder) or not a PNG any more: nothing to compare with
         problem = "is missing" if not stored_path.is_file() else f"cannot be read ({exc})"
+        save_png(target, cand.image, candidate_text(rec, cand, "full"))
         click.echo(f"warning: {rec['id']}: stored image {rec['image']} {problem}; regenerated image written to "
                    f"{target} (not compared)", err=True)
         return
+    save_png(target, cand.image, candidate_text(rec, cand, "full"))
     changed, worst = compare_pixels(stored[..., :3], cand.image)
     if changed == 0:
         click.echo(f"{rec['id']}: bit-exact -> {target}")

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import stat
 import time
 from collections.abc import Iterator
@@ -511,7 +512,9 @@ def candidate_image(run_dir: Path, rec: dict[str, Any], n: int | None = None) ->
     where = f"{Path(run_dir) / MANIFEST}" + (f": line {n}" if n is not None else f": candidate {rec.get('id')}")
     path = inside_run_folder(run_dir, rec.get("image"), f"{where}: 'image'")
     if not _is_file(Path(run_dir), path):
-        raise InputError(f"{where}: its image {rec['image']} is missing")
+        raise InputError(f"{where}: its image {rec['image']} is missing",
+                         hint=f"regenerate it from its record: ecomforge recreate {shlex.quote(str(run_dir))} "
+                              f"{rec.get('id')} --out {shlex.quote(str(path))}")
     with open(path, "rb") as fh:
         head = fh.read(12)
     if not (head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
