@@ -270,11 +270,11 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
     a, b = [r for r in all_a if not r.get("failed")], [r for r in all_b if not r.get("failed")]
     check_records(run_a, a)
     check_records(run_b, b)
-    keys = shared_keys(a, b, swept_keys(run_a, a) | swept_keys(run_b, b))
+    recipe_a, recipe_b = _stored_recipe(run_a), _stored_recipe(run_b)  # each read once, here
+    keys = shared_keys(a, b, swept_keys(run_a, a, recipe_a) | swept_keys(run_b, b, recipe_b))
     pairs = pair_records(a, b, keys)
     if not pairs:
         raise UsageError(f"{run_a} and {run_b}: nothing to compare: {why_unpaired(a, b, keys)}")
-    recipe_a, recipe_b = _stored_recipe(run_a), _stored_recipe(run_b)
     steps_a = score_steps(recipe_a)
     step_diff = score_step_differences(steps_a, score_steps(recipe_b))
     weights = ({k: s["weight"] for k, s in (steps_a or {}).items() if s["weight"] is not None}

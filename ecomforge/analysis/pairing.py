@@ -59,10 +59,12 @@ def _canon(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def swept_keys(run_dir: Path, records: list[Record]) -> set[str]:
-    """The generator keys a run swept: from its recipe.yaml, else those that vary within one image slot."""
+def swept_keys(run_dir: Path, records: list[Record], recipe: dict[str, Any] | None = None) -> set[str]:
+    """The generator keys a run swept: from its recipe.yaml (``recipe``, where the caller has read it), else those
+    that vary within one image slot."""
     try:
-        recipe = safe_load((Path(run_dir) / "recipe.yaml").read_text(encoding="utf-8"), yaml11=True) or {}
+        if recipe is None:
+            recipe = safe_load((Path(run_dir) / "recipe.yaml").read_text(encoding="utf-8"), yaml11=True) or {}
         sweep = (recipe.get("generate") or {}).get("sweep")
         if isinstance(sweep, dict):
             return {str(k) for k in sweep}

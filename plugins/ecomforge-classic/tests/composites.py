@@ -24,8 +24,11 @@ def photo(name: str, side: int = SIDE) -> np.ndarray:
     return np.ascontiguousarray(img[:side, :side])
 
 
-def place(ref, mask, background: np.ndarray, *, scale: float = 0.6, centre=(0.5, 0.55), flip: bool = False):
-    """The product cut out (feathered alpha) and composited at ``scale`` of the frame: (image, product mask)."""
+def place(ref, mask, background: np.ndarray, *, scale: float = 0.6, centre=(0.5, 0.55), flip: bool = False,
+          shadow: float = 0.0):
+    """The product cut out (feathered alpha) and composited at ``scale`` of the frame: (image, product mask).
+
+    ``shadow``: the darkening of a soft contact shadow (a blurred ellipse) under the product, 0 for none."""
     alpha = paste_alpha(mask.data, dilate_px=mask.dilate, feather_px=mask.feather)
     x0, y0, x1, y1 = bbox(alpha)
     prod, a = ref.image[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
@@ -41,4 +44,9 @@ def place(ref, mask, background: np.ndarray, *, scale: float = 0.6, centre=(0.5,
     X0, Y0, X1, Y1 = max(left, 0), max(top, 0), min(left + size[0], W), min(top + size[1], H)
     full_a[Y0:Y1, X0:X1] = a[Y0 - top:Y1 - top, X0 - left:X1 - left]
     full_p[Y0:Y1, X0:X1] = prod[Y0 - top:Y1 - top, X0 - left:X1 - left]
+    if shadow > 0:
+        dark = np.zeros((H, W), np.float32)
+        cv2.ellipse(dark, (int(centre[0] * W), top + size[1]), (size[0] // 2, 6), 0, 0, 360, shadow, -1)
+        dark = cv2.GaussianBlur(dark, (0, 0), 5)
+        background = (background.astype(np.float32) * (1 - dark[..., None])).astype(np.uint8)
     return composite(full_p, background, full_a), np.where(full_a >= 128, 255, 0).astype(np.uint8)

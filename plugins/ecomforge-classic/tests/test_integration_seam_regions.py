@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import composites
 import cv2
 import numpy as np
 import pytest
@@ -10,8 +11,6 @@ from composites import photo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecomforge.imaging.masks import bbox
-from ecomforge.imaging.paste import composite, paste_alpha
 from ecomforge.types import Candidate, Score, ScoringContext
 from ecomforge_classic.acquire import LocalAcquirer
 from ecomforge_classic.integration import SeamsScorer
@@ -41,24 +40,7 @@ def scene(name: str, side: int = 256) -> np.ndarray:
 
 def place(ref, mask, background, scale=0.45, centre=(0.5, 0.55)):
     """The product with a soft contact shadow composited into ``background``: (image, product mask)."""
-    alpha = paste_alpha(mask.data, dilate_px=mask.dilate, feather_px=mask.feather)
-    x0, y0, x1, y1 = bbox(alpha)
-    prod, a = ref.image[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
-    H, W = background.shape[:2]
-    f = scale * min(W / prod.shape[1], H / prod.shape[0])
-    size = (max(1, round(prod.shape[1] * f)), max(1, round(prod.shape[0] * f)))
-    prod = cv2.resize(np.ascontiguousarray(prod), size, interpolation=cv2.INTER_AREA)
-    a = cv2.resize(np.ascontiguousarray(a), size, interpolation=cv2.INTER_LINEAR)
-    left, top = int(centre[0] * W - size[0] / 2), int(centre[1] * H - size[1] / 2)
-    full_a, full_p = np.zeros((H, W), np.uint8), np.zeros((H, W, 3), np.uint8)
-    full_a[top:top + size[1], left:left + size[0]] = a
-    full_p[top:top + size[1], left:left + size[0]] = prod
-    shadow = np.zeros((H, W), np.float32)  # an ellipse under the product, blurred
-    cv2.ellipse(shadow, (W // 2 if centre[0] == 0.5 else int(centre[0] * W), top + size[1]), (size[0] // 2, 6), 0, 0,
-                360, 0.35, -1)
-    shadow = cv2.GaussianBlur(shadow, (0, 0), 5)
-    bg = (background.astype(np.float32) * (1 - shadow[..., None])).astype(np.uint8)
-    return composite(full_p, bg, full_a), np.where(full_a >= 128, 255, 0).astype(np.uint8)
+    return composites.place(ref, mask, background, scale=scale, centre=centre, shadow=0.35)
 
 
 def inpaint(image, mask, shape: str, change: str, rng, strength: float = 0.2) -> np.ndarray:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .common import make_view
+from .common import make_view, signed_distance
 
 NEAR = (0.04, 0.12)  # the ring hugging the product, in units of the product's long extent (inside any inpaint pad)
 FAR = 0.45  # beyond this distance (same units) the scene is taken as untouched
@@ -50,7 +50,7 @@ def region_evidence(image: np.ndarray, mask: np.ndarray | None, side: int, flat_
     lab = view.lab
     smooth = cv2.GaussianBlur(lab, (0, 0), 2.0)
     busy_map = np.linalg.norm(cv2.GaussianBlur(lab, (0, 0), 1.0) - cv2.GaussianBlur(lab, (0, 0), 4.0), axis=2)
-    dist = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3)
+    dist = signed_distance(m)  # outside the product: > 0
     ys, xs = np.nonzero(m)
     ext = float(max(np.ptp(ys), np.ptp(xs)) + 1)
     t = dist / ext
