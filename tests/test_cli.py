@@ -36,6 +36,8 @@ def test_run_ok(toy_recipe, tmp_path):
     (["run", "{recipe}", "--set", "inputs.products.b=[]"], "no references"),
     (["run", "{recipe}", "--resume", "{tmp}/not-a-run"], "not a run folder"),
     (["validate", "{recipe}", "--set", "score.0.weight=-1"], "score.0.weight"),
+    (["validate", "{recipe}", "--device", "../../etc/passwd"], "'--device': '../../etc/passwd' is not one of"),
+    (["compare", "{recipe}", "{recipe}", "--device", "cuda:0"], "'--device': 'cuda:0' is not one of"),
     (["run"], "Missing argument"),
 ])
 def test_bad_input_one_line_exit_2(toy_recipe, tmp_path, args, needle):

@@ -8,6 +8,7 @@ import click
 
 from ..errors import UsageError
 from .group import cli
+from .run import DEVICES
 
 
 @cli.command()
@@ -17,7 +18,7 @@ from .group import cli
               help="Two run folders: where compare.json and report.html go (default: B/compare). Two recipes: the "
                    "folder of both runs and their compare/ (default: runs/compare-A-vs-B).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override both recipes' keys.")
-@click.option("--device", default="auto", show_default=True, help="Device for recipe runs.")
+@click.option("--device", type=DEVICES, default="auto", show_default=True, help="Device for recipe runs.")
 def compare(a: Path, b: Path, out: Path | None, overrides: tuple[str, ...], device: str) -> None:
     """A/B: two run folders, or two recipes run on the same inputs and seeds."""
     from ..analysis.compare import check_compare_out, compare_runs, write_compare

@@ -137,7 +137,7 @@ def _progress(mode: str) -> list:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key (repeatable).")
 @click.option("--ready", is_flag=True, help="Also fail (exit 2) where a recipe could not run on this machine: "
               "model weights or files missing, no such device.")
-@click.option("--device", default="auto", show_default=True, help="Device the run would use (auto, cpu, cuda, mps).")
+@click.option("--device", type=DEVICES, default="auto", show_default=True, help="Device the run would use.")
 def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...], ready: bool, device: str) -> None:
     """Check recipes and their plugin configs without loading any weights.
 
