@@ -108,11 +108,16 @@ class LocalAcquirer(Acquirer):
         empty: Path | None = None
         for root in roots:
             target = root / expanded
-            if target.exists() and not target.is_dir() and not target.is_file():
+            try:
+                exists, is_dir, is_file = target.exists(), target.is_dir(), target.is_file()
+            except OSError as exc:  # a name too long for the file system, and the like: no such photo
+                short = spec if len(spec) <= 80 else f"{spec[:60]}... ({len(spec)} characters)"
+                raise InputError(f"{short}: not a usable path ({exc.strerror or exc})") from exc
+            if exists and not is_dir and not is_file:
                 raise InputError(f"{target}: not a regular file (a device, a pipe or a socket)")
-            if target.is_file():  # a file that exists as named ('can[1].jpg') is that file, not a pattern
+            if is_file:  # a file that exists as named ('can[1].jpg') is that file, not a pattern
                 return [target]
-            if target.is_dir():
+            if is_dir:
                 files = sorted(p for p in _capped(target.iterdir(), spec) if p.is_file() and self._wanted(p))
                 if files:
                     return files

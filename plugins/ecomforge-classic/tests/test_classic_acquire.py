@@ -322,3 +322,15 @@ def test_a_download_is_held_to_what_its_pixels_cost(server, photos):
     progressive = photos / "p.jpg"
     write(progressive, base)
     assert len(acquire([f"{server}/p.jpg"], photos)) == 1  # a normal progressive JPEG downloads fine
+
+
+@pytest.mark.parametrize("spec", ["/a" * 3000 + ".jpg", "x" * 300 + ".png", "d" * 300 + "/*.jpg"])
+def test_a_path_the_file_system_cannot_hold_is_an_input_error(tmp_path, spec):
+    """A catalogue cell or recipe path too long for the file system is no such photo, said in one line that shortens
+    it (an OSError from stat before: a traceback-like 'error: OSError' and exit 1)."""
+    acq = LocalAcquirer()
+    for call in (lambda: acq.count([spec], base_dir=tmp_path, limit=64),
+                 lambda: acq.acquire([spec], product="p", base_dir=tmp_path)):
+        with pytest.raises(InputError, match=r"not a usable path \(File name too long\)") as info:
+            call()
+        assert len(info.value.one_line()) < 200
